@@ -1,0 +1,236 @@
+"""Songs -> fixed-shape training batches of windows (pure numpy, no JAX).
+
+A song of T steps is zero-padded to ``K = ceil(T / W)`` windows of ``W`` steps (the paper's
+200-step truncated BPTT). Windows are grouped into batches of ONE style and of a FIXED shape,
+so a jitted step compiles once; missing rows are empty windows (``lengths == 0``).
+
+Two layouts (``LAYOUTS``):
+
+* ``"independent"`` (default, the paper): every window is its own sequence (``reset`` all
+  True). The windows of ``songs_per_batch`` songs of one style are emitted, song by song, in
+  batches of ``windows_per_batch`` rows; the group's last batch is padded with empty windows.
+* ``"carry"``: rows are the ``songs_per_batch`` songs of a group; the group's k-th batch holds
+  window k of each song (``reset`` True on k == 0), rows whose song is over are empty. The
+  trainer carries the recurrent state from one batch of a style to the next batch of the same
+  style (keep one carry per style: batches of different styles alternate).
+
+Epoch order: each style's songs are shuffled and cut into groups of ``songs_per_batch``; each
+style's groups give a stream of batches, and the streams are interleaved round-robin, one batch
+per style in turn, while any style has batches left (the paper's alternating mini-batches).
+The order of epoch ``e`` depends only on ``(seed, e)`` (see ``epoch_rng``), so a run resumed at
+an epoch boundary replays exactly the batches an uninterrupted run would have seen. Checkpoints
+are taken at epoch ends only; no position within an epoch is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from stylenet_jax.dataset import Song
+
+WINDOW = 200
+SONGS_PER_BATCH = 4
+WINDOWS_PER_BATCH = 32
+LAYOUTS = ("independent", "carry")
+INPUT_SIZE = 176
+OUTPUT_SIZE = 88
+
+
+class Batch(NamedTuple):
+    """One fixed-shape training batch; all rows of a training batch share one style.
+
+    inputs: uint8 (N, W, 176); targets: float32 (N, W, 88) in [0, 1];
+    lengths: int32 (N,) real steps per row, 0 for an empty padding row;
+    styles: int32 (N,) head index per row; reset: bool (N,) True where the row starts a new
+    sequence (always True in the independent layout).
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray
+    styles: np.ndarray
+    reset: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """bool (N, W): True on real steps."""
+        return step_mask(self.lengths, self.inputs.shape[1])
+
+
+class Windows(NamedTuple):
+    """One song cut into K windows: inputs uint8 (K, W, 176), targets float32 (K, W, 88),
+    lengths int32 (K,) (W except maybe the last), style int (head index), id str."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray
+    style: int
+    id: str
+
+
+def step_mask(lengths: np.ndarray, window: int) -> np.ndarray:
+    """bool (N, window): ``mask[n, t] = t < lengths[n]``."""
+    return np.arange(window)[None, :] < np.asarray(lengths)[:, None]
+
+
+def num_windows(length: int, window: int = WINDOW) -> int:
+    """Number of windows of a song of ``length`` steps: ceil(length / window)."""
+    return -(-int(length) // window)
+
+
+def pad_to_multiple(x: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Zero-pads axis 0 of ``x`` (T, ...) to (num_windows(T) * window, ...); same dtype."""
+    pad = num_windows(x.shape[0], window) * window - x.shape[0]
+    return np.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+
+
+def window_array(x: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """(T, F) -> (K, window, F): the zero-padded song cut into consecutive windows."""
+    padded = pad_to_multiple(x, window)
+    return padded.reshape(-1, window, *x.shape[1:])
+
+
+def window_lengths(length: int, window: int = WINDOW) -> np.ndarray:
+    """int32 (K,): real steps in each window of a song of ``length`` steps."""
+    k = num_windows(length, window)
+    return np.clip(length - window * np.arange(k), 0, window).astype(np.int32)
+
+
+def window_song(song: Song, style_index: int, window: int = WINDOW) -> Windows:
+    """Cuts one ``Song`` into ``Windows`` (targets = velocities / 127)."""
+    t = song.inputs.shape[0]
+    if song.velocities.shape[0] != t:
+        raise ValueError(f"{song.id}: inputs have {t} steps, velocities "
+                         f"{song.velocities.shape[0]}")
+    return Windows(window_array(np.asarray(song.inputs, np.uint8), window),
+                   window_array(song.target, window),
+                   window_lengths(t, window), int(style_index), song.id)
+
+
+def window_songs(songs: Sequence[Song], styles: Sequence[str],
+                 window: int = WINDOW) -> list[Windows]:
+    """Cuts every song (dropping empty ones); ``styles`` gives each style name's head index."""
+    index = {s: i for i, s in enumerate(styles)}
+    unknown = sorted({s.style for s in songs} - set(index))
+    if unknown:
+        raise ValueError(f"songs of styles {unknown} not in {list(styles)}")
+    return [window_song(s, index[s.style], window) for s in songs if s.inputs.shape[0] > 0]
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator that orders epoch ``epoch`` of a run seeded ``seed``."""
+    return np.random.default_rng([int(seed), int(epoch)])
+
+
+def song_groups(songs: Sequence[Windows], songs_per_batch: int = SONGS_PER_BATCH,
+                rng: np.random.Generator | None = None) -> dict[int, list[list[int]]]:
+    """Per style (sorted head index): its songs' indices, shuffled by ``rng`` (None: kept in
+    order), cut into groups of ``songs_per_batch`` (the last group may be smaller)."""
+    by_style: dict[int, list[int]] = {}
+    for i, s in enumerate(songs):
+        by_style.setdefault(s.style, []).append(i)
+    groups = {}
+    for style in sorted(by_style):
+        idx = np.asarray(by_style[style])
+        if rng is not None:
+            idx = rng.permutation(idx)
+        groups[style] = [idx[i:i + songs_per_batch].tolist()
+                         for i in range(0, len(idx), songs_per_batch)]
+    return groups
+
+
+def _empty(n: int, window: int, style: int) -> Batch:
+    return Batch(np.zeros((n, window, INPUT_SIZE), np.uint8),
+                 np.zeros((n, window, OUTPUT_SIZE), np.float32),
+                 np.zeros((n,), np.int32), np.full((n,), style, np.int32),
+                 np.ones((n,), bool))
+
+
+def independent_batches(songs: Sequence[Windows], group: Sequence[int],
+                        windows_per_batch: int = WINDOWS_PER_BATCH) -> Iterator[Batch]:
+    """The windows of the songs ``group`` (one style), song by song, in batches of
+    ``windows_per_batch`` rows; the last batch is padded with empty windows."""
+    parts = [songs[i] for i in group]
+    inputs = np.concatenate([p.inputs for p in parts])
+    targets = np.concatenate([p.targets for p in parts])
+    lengths = np.concatenate([p.lengths for p in parts])
+    style, n, window = parts[0].style, windows_per_batch, inputs.shape[1]
+    for start in range(0, len(lengths), n):
+        b = _empty(n, window, style)
+        m = min(n, len(lengths) - start)
+        b.inputs[:m] = inputs[start:start + m]
+        b.targets[:m] = targets[start:start + m]
+        b.lengths[:m] = lengths[start:start + m]
+        yield b
+
+
+def carry_batches(songs: Sequence[Windows], group: Sequence[int],
+                  songs_per_batch: int = SONGS_PER_BATCH) -> Iterator[Batch]:
+    """Batch k holds window k of each song of ``group`` (row r = song group[r]); rows past a
+    song's end or past the group's size are empty; ``reset`` is True on k == 0 only."""
+    parts = [songs[i] for i in group]
+    style, window = parts[0].style, parts[0].inputs.shape[1]
+    for k in range(max(len(p.lengths) for p in parts)):
+        b = _empty(songs_per_batch, window, style)
+        b.reset[:] = k == 0
+        for r, p in enumerate(parts):
+            if k < len(p.lengths):
+                b.inputs[r], b.targets[r], b.lengths[r] = p.inputs[k], p.targets[k], p.lengths[k]
+        yield b
+
+
+def group_batches(songs: Sequence[Windows], group: Sequence[int], layout: str = "independent",
+                  songs_per_batch: int = SONGS_PER_BATCH,
+                  windows_per_batch: int = WINDOWS_PER_BATCH) -> Iterator[Batch]:
+    """The batches of one group of songs in the given layout."""
+    if layout == "independent":
+        return independent_batches(songs, group, windows_per_batch)
+    if layout == "carry":
+        return carry_batches(songs, group, songs_per_batch)
+    raise ValueError(f"layout {layout!r} not in {LAYOUTS}")
+
+
+def epoch_batches(songs: Sequence[Windows], *, layout: str = "independent",
+                  songs_per_batch: int = SONGS_PER_BATCH,
+                  windows_per_batch: int = WINDOWS_PER_BATCH,
+                  rng: np.random.Generator | None = None) -> Iterator[Batch]:
+    """One epoch: per style, shuffled groups of songs -> a stream of batches; the style streams
+    interleaved round-robin, one batch each, while any has batches left. ``rng=None`` keeps
+    manifest order (evaluation). Batches are built lazily; shapes never change:
+    (windows_per_batch, W) in the independent layout, (songs_per_batch, W) in the carry one."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} not in {LAYOUTS}")
+    groups = song_groups(songs, songs_per_batch, rng)
+    streams = [(b for g in gs for b in group_batches(songs, g, layout, songs_per_batch,
+                                                     windows_per_batch))
+               for gs in groups.values()]
+    while streams:
+        alive = []
+        for stream in streams:
+            batch = next(stream, None)
+            if batch is not None:
+                alive.append(stream)
+                yield batch
+        streams = alive
+
+
+def batch_shape(layout: str, window: int = WINDOW, songs_per_batch: int = SONGS_PER_BATCH,
+                windows_per_batch: int = WINDOWS_PER_BATCH) -> tuple[int, int]:
+    """(N, W) of every batch of ``layout``."""
+    return (windows_per_batch if layout == "independent" else songs_per_batch, window)
+
+
+def count_batches(songs: Sequence[Windows], layout: str = "independent",
+                  songs_per_batch: int = SONGS_PER_BATCH,
+                  windows_per_batch: int = WINDOWS_PER_BATCH,
+                  rng: np.random.Generator | None = None) -> int:
+    """Number of batches ``epoch_batches`` yields with the same arguments (no arrays built)."""
+    total = 0
+    for gs in song_groups(songs, songs_per_batch, rng).values():
+        for g in gs:
+            ks = [len(songs[i].lengths) for i in g]
+            total += max(ks) if layout == "carry" else math.ceil(sum(ks) / windows_per_batch)
+    return total
