@@ -1,0 +1,1 @@
+"""Build training datasets from folders of MIDI files."""

@@ -1,0 +1,1 @@
+"""absl command-line apps: training, evaluation, reproduction, benchmarks."""

@@ -1,0 +1,1 @@
+"""stylenet-jax: give quantised MIDI a human performance's dynamics (StyleNet in JAX)."""

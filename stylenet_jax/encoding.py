@@ -1,0 +1,121 @@
+"""Piano notes <-> the paper's arrays, on a 1/16-note grid (pure numpy).
+
+Grid: one step is a sixteenth note, ``ticks_per_beat / 4`` ticks, in any time signature
+(a beat is the MIDI quarter note). A note's onset step is ``round(start / step)`` and its end
+step ``round(end / step)``, at least one step after the onset; it is active on steps
+``[onset, end)``. Rounding is half-up (``floor(x + 0.5)``).
+
+Arrays for the 88 keys MIDI 21..108 (key k = pitch - 21):
+- input (T, 176) uint8: per key the pair [played now, held]: onset [1, 1], sustained [0, 1],
+  off [0, 0]; column 2k is key k's "played now", 2k + 1 its "held".
+- velocities (T, 88) uint8: the MIDI velocity on every active cell, 0 elsewhere. The training
+  target is velocities / 127 (float32). T = the last active step + 1.
+
+Shared cells (the paper's arrays hold one value per (step, key)):
+- an onset cell holds the LOUDEST velocity of the notes that start there (trills, tremolos and
+  fast repeats can put two onsets of a key in one sixteenth);
+- a sustained cell holds the loudest velocity of the notes covering it;
+- an onset wins over a note of the same key still sounding from another track or channel.
+Writing back, every note takes the value of its onset cell, so a note alone in its onset cell
+gets its velocity back exactly (v is stored as v/127, restored as round(127 x)), and notes that
+share an onset cell all get the loudest of them.
+
+Pitches outside 21..108 are left out of the arrays (``in_piano_range`` selects the rest).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from stylenet_jax.midi import Notes
+
+LOWEST_KEY = 21  # A0
+NUM_KEYS = 88  # ... C8 = 108
+INPUT_SIZE = 2 * NUM_KEYS
+STEPS_PER_BEAT = 4  # sixteenth notes
+
+
+class Encoding(NamedTuple):
+    """The arrays of one performance. inputs uint8 (T, 176); velocities uint8 (T, 88)."""
+
+    inputs: np.ndarray
+    velocities: np.ndarray
+
+    @property
+    def onsets(self) -> np.ndarray:
+        """bool (T, 88): a note starts in this cell."""
+        return self.inputs[:, 0::2].astype(bool)
+
+    @property
+    def active(self) -> np.ndarray:
+        """bool (T, 88): a note sounds in this cell (onset or sustain)."""
+        return self.inputs[:, 1::2].astype(bool)
+
+    @property
+    def target(self) -> np.ndarray:
+        """float32 (T, 88): velocity / 127 on active cells, 0 elsewhere."""
+        return velocities_to_target(self.velocities)
+
+
+def velocities_to_target(velocities: np.ndarray) -> np.ndarray:
+    """uint8 MIDI velocities (..., 88) -> float32 targets in [0, 1]."""
+    return velocities.astype(np.float32) / np.float32(127.0)
+
+
+def in_piano_range(notes: Notes) -> np.ndarray:
+    """bool (n,): the note's pitch is one of the 88 keys (MIDI 21..108)."""
+    return (notes.pitch >= LOWEST_KEY) & (notes.pitch < LOWEST_KEY + NUM_KEYS)
+
+
+def quantize(notes: Notes, ticks_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset and end steps, int64 (n,) each, with end >= onset + 1 (see module rules)."""
+    step = ticks_per_beat / STEPS_PER_BEAT
+    onset = np.floor(notes.start / step + 0.5).astype(np.int64)
+    end = np.floor(notes.end / step + 0.5).astype(np.int64)
+    return onset, np.maximum(end, onset + 1)
+
+
+def encode(notes: Notes, ticks_per_beat: int) -> Encoding:
+    """Encodes in-range piano notes (others must be removed first) as the paper's arrays."""
+    if len(notes) and not in_piano_range(notes).all():
+        raise ValueError("encode() takes notes of MIDI pitch 21..108 only; select them first")
+    onset, end = quantize(notes, ticks_per_beat)
+    steps = int(end.max()) if len(notes) else 0
+    key = notes.pitch.astype(np.int64) - LOWEST_KEY
+    velocity = notes.velocity.astype(np.uint8)
+
+    # Every active cell of every note: note i covers rows onset[i] .. end[i] - 1.
+    duration = end - onset
+    first = np.repeat(np.cumsum(duration) - duration, duration)
+    rows = np.repeat(onset, duration) + np.arange(int(duration.sum())) - first
+    cols = np.repeat(key, duration)
+    sustained = np.zeros((steps, NUM_KEYS), np.uint8)
+    np.maximum.at(sustained, (rows, cols), np.repeat(velocity, duration))
+    struck = np.zeros((steps, NUM_KEYS), np.uint8)
+    np.maximum.at(struck, (onset, key), velocity)
+
+    is_onset = np.zeros((steps, NUM_KEYS), bool)
+    is_onset[onset, key] = True
+    inputs = np.zeros((steps, NUM_KEYS, 2), np.uint8)
+    inputs[..., 0] = is_onset
+    inputs[..., 1] = sustained > 0
+    velocities = np.where(is_onset, struck, sustained)
+    return Encoding(inputs.reshape(steps, INPUT_SIZE), velocities)
+
+
+def decode_velocities(target: np.ndarray, notes: Notes, ticks_per_beat: int) -> np.ndarray:
+    """Each note's velocity from a (T, 88) array in [0, 1]: ``round(127 v[onset, key])``.
+
+    Returns int64 (n,) clipped to 1..127 (a note-on of velocity 0 would be a note-off).
+    Raises ValueError if the array is shorter than the notes' last onset or not 88 wide.
+    """
+    target = np.asarray(target)
+    onset, _ = quantize(notes, ticks_per_beat)
+    if target.ndim != 2 or target.shape[1] != NUM_KEYS:
+        raise ValueError(f"velocities must be (T, {NUM_KEYS}), got {target.shape}")
+    if len(notes) and onset.max() >= target.shape[0]:
+        raise ValueError(f"velocities cover {target.shape[0]} steps; notes need {onset.max() + 1}")
+    values = target[onset, notes.pitch.astype(np.int64) - LOWEST_KEY].astype(np.float64)
+    return np.clip(np.rint(127.0 * values), 1, 127).astype(np.int64)

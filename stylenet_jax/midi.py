@@ -1,0 +1,189 @@
+"""mido at the edge: read any standard MIDI file into piano notes, write velocities back.
+
+Note rules (the paper merged all hands/tracks into one piano part):
+- Every note of every track and channel is a piano note, except channel 10 (drums; index 9).
+- A note-on with velocity 0 is a note-off. Note-offs are paired with the open note of the same
+  (track, channel, pitch); a note-off with no open note is ignored.
+- A re-struck key (note-on while the same (track, channel, pitch) is still held) ends the held
+  note at the new note-on's tick and starts a new note.
+- A note still held at the end of the file ends at the file's last tick.
+
+Each note keeps (track, index): where its note-on message is, so a velocity can be written back
+into a copy of the ORIGINAL file with every other message untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+
+import mido
+import numpy as np
+
+DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0.
+_MIDO_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError)
+
+
+class MidiError(ValueError):
+    """A MIDI file that cannot be read or written; the message is one line naming the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Notes:
+    """Piano notes as parallel arrays of length n, sorted by (start, track, index).
+
+    pitch int16; start, end int64 (absolute ticks, end >= start); velocity uint8 (1..127);
+    channel uint8 (0..15); track, index int32 (the note-on is ``midi.tracks[track][index]``).
+    """
+
+    pitch: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    velocity: np.ndarray
+    channel: np.ndarray
+    track: np.ndarray
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+    def select(self, keep: np.ndarray) -> "Notes":
+        """The notes where the boolean (n,) array ``keep`` is True, order kept."""
+        return Notes(*(getattr(self, f.name)[keep] for f in dataclasses.fields(self)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Performance:
+    """A parsed MIDI file: the mido object, its piano notes and facts used for filtering."""
+
+    path: str
+    midi: mido.MidiFile
+    notes: Notes
+    time_signatures: tuple[tuple[int, int], ...]  # distinct (numerator, denominator), file order
+    end_tick: int
+
+    @property
+    def ticks_per_beat(self) -> int:
+        return self.midi.ticks_per_beat
+
+
+def read_midi(path: str) -> mido.MidiFile:
+    """Parses a standard MIDI file of format 0 or 1; raises MidiError (one line) otherwise."""
+    if not os.path.isfile(path):
+        raise MidiError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise MidiError(f"{path}: empty file")
+    try:
+        midi = mido.MidiFile(path)
+    except _MIDO_READ_ERRORS as e:
+        reason = "truncated MIDI file" if isinstance(e, EOFError) else f"not a readable MIDI file ({e})"
+        raise MidiError(f"{path}: {reason}") from None
+    if midi.type == 2:
+        raise MidiError(f"{path}: MIDI format 2 (independent sequences) is not supported")
+    if not 0 < midi.ticks_per_beat < 0x8000:
+        raise MidiError(f"{path}: SMPTE time division is not supported (need ticks per beat)")
+    return midi
+
+
+def _track_notes(track: mido.MidiTrack, track_number: int, rows: list,
+                 signatures: list) -> tuple[int, dict]:
+    """Appends closed notes' (pitch, start, end, velocity, channel, track, index) rows.
+
+    Returns the track's last tick and its still-held notes {(channel, pitch): (start, vel, idx)}.
+    """
+    tick = 0
+    held: dict[tuple[int, int], tuple[int, int, int]] = {}  # (channel, pitch) -> (start, vel, idx)
+    for index, msg in enumerate(track):
+        tick += msg.time
+        kind = msg.type
+        if kind == "note_on" or kind == "note_off":
+            if msg.channel == DRUM_CHANNEL:
+                continue
+            key = (msg.channel, msg.note)
+            opened = held.pop(key, None)
+            if opened is not None:
+                rows.append((msg.note, opened[0], tick, opened[1], msg.channel, track_number, opened[2]))
+            if kind == "note_on" and msg.velocity > 0:
+                held[key] = (tick, msg.velocity, index)
+        elif kind == "time_signature":
+            signatures.append((msg.numerator, msg.denominator))
+    return tick, held
+
+
+def extract_notes(midi: mido.MidiFile) -> tuple[Notes, tuple[tuple[int, int], ...], int]:
+    """All piano notes of all tracks (see module rules), distinct time signatures, last tick."""
+    rows: list = []
+    signatures: list = []
+    open_notes = []
+    end_tick = 0
+    for number, track in enumerate(midi.tracks):
+        last, held = _track_notes(track, number, rows, signatures)
+        end_tick = max(end_tick, last)
+        open_notes += [(pitch, start, None, vel, ch, number, idx)
+                       for (ch, pitch), (start, vel, idx) in held.items()]
+    rows += [(p, s, end_tick, v, c, t, i) for p, s, _, v, c, t, i in open_notes]
+    rows.sort(key=lambda r: (r[1], r[5], r[6]))
+    table = np.array(rows, dtype=np.int64).reshape(-1, 7)
+    notes = Notes(pitch=table[:, 0].astype(np.int16), start=table[:, 1], end=table[:, 2],
+                  velocity=table[:, 3].astype(np.uint8), channel=table[:, 4].astype(np.uint8),
+                  track=table[:, 5].astype(np.int32), index=table[:, 6].astype(np.int32))
+    return notes, tuple(dict.fromkeys(signatures)), end_tick
+
+
+def load_performance(path: str) -> Performance:
+    """Reads ``path`` into a Performance; raises MidiError with a one-line reason."""
+    midi = read_midi(path)
+    try:
+        notes, signatures, end_tick = extract_notes(midi)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise MidiError(f"{path}: malformed MIDI events ({e})") from None
+    return Performance(path=path, midi=midi, notes=notes, time_signatures=signatures,
+                       end_tick=end_tick)
+
+
+def with_velocities(midi: mido.MidiFile, notes: Notes, velocities: np.ndarray) -> mido.MidiFile:
+    """A copy of ``midi`` in which note i's note-on has velocity ``velocities[i]`` (1..127).
+
+    Every other message (and every other note-on) is the original, in the same order and
+    track layout. velocities: integer (n,) array, one per note in ``notes``.
+    """
+    velocities = np.asarray(velocities)
+    if velocities.shape != (len(notes),):
+        raise ValueError(f"need {len(notes)} velocities, got shape {velocities.shape}")
+    if len(velocities) and (velocities.min() < 1 or velocities.max() > 127):
+        raise ValueError("note-on velocities must be in 1..127")
+    tracks = [mido.MidiTrack(track) for track in midi.tracks]
+    for track, index, velocity in zip(notes.track.tolist(), notes.index.tolist(),
+                                      velocities.tolist()):
+        tracks[track][index] = tracks[track][index].copy(velocity=int(velocity))
+    out = mido.MidiFile(type=midi.type, ticks_per_beat=midi.ticks_per_beat,
+                        charset=midi.charset)
+    out.tracks = tracks
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_atomically(midi: mido.MidiFile, path: str) -> None:
+    """Writes ``midi`` to ``path`` via a temporary file + rename: never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".stylenet-", suffix=".mid", dir=directory)
+    except OSError as e:
+        raise MidiError(f"{path}: cannot write here ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            midi.save(file=f)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise MidiError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise
