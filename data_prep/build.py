@@ -168,7 +168,8 @@ def split_by_piece(songs: list[dict], fraction: float, seed: int) -> None:
     """Sets each song's "split" to "train" or "validation", per style, grouped by piece.
 
     Per style, pieces are shuffled with a generator seeded by (seed, style) and moved to
-    validation, skipping any that would overshoot, until it holds round(fraction * songs).
+    validation, skipping any that would overshoot, until it holds round(fraction * songs)
+    (at least one song when the style has two or more and fraction > 0).
     Deterministic: the same songs and seed give the same split.
     """
     by_style = collections.defaultdict(list)
@@ -177,6 +178,8 @@ def split_by_piece(songs: list[dict], fraction: float, seed: int) -> None:
         by_style[song["style"]].append(song)
     for style, members in sorted(by_style.items()):
         target = int(round(fraction * len(members)))
+        if fraction > 0 and len(members) > 1:
+            target = max(target, 1)  # a small style still gets a validation song
         pieces = collections.defaultdict(list)
         for song in members:
             pieces[song["piece"]].append(song)
