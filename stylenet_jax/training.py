@@ -1,0 +1,565 @@
+"""Training StyleNet: loss, optimizer, jitted train/eval steps and the epoch loop.
+
+``train_and_evaluate(config, workdir)`` runs (or resumes) a whole run. Design:
+
+* Every batch holds ONE style (see ``batching``). The train and eval steps slice that style's
+  head out of the stacked head parameters (``select_head``, a dynamic index: one compiled
+  program for all styles) and run a one-head StyleNet, so the loss is the paper's MSE of each
+  example's OWN head at 1/S of the head compute. The other heads get neither a gradient nor
+  an optimizer update (``where_heads``), as TF1 skips variables without gradients; Adam's step
+  count is shared, as TF1's ``beta_power`` is.
+* One ``jax.jit`` train step with donated state and metrics; batch shapes never change, so it
+  compiles once per run (``CountingJit.traces``). Metrics accumulate on device; the host reads
+  them every ``log_every_steps`` steps and at epoch ends only.
+* Dropout keys: ``fold_in(state.key, state.step)``; data order: ``batching.epoch_rng(seed,
+  epoch)``. Checkpoints are taken at epoch ends only, so a resumed run replays the same keys and
+  batches and ends with bit-identical parameters on CPU.
+* A non-finite loss or gradient norm stops the run (``NonFiniteLossError``) before anything
+  is saved, so the newest checkpoint is the last good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from stylenet_jax import batching, checkpoints, dataset
+from stylenet_jax.model import ModelConfig, StyleNet, initial_carry, reset_carry
+
+Array = jax.Array
+LOSSES = ("full", "active")
+CLIPS = ("per_tensor", "global", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs besides its workdir (defaults: the paper's final setup)."""
+
+    # Model (see ModelConfig).
+    hidden_size: int = 176
+    num_layers: int = 3
+    bidirectional: bool = True
+    use_interpretation_layer: bool = True
+    keep_prob: float = 0.8
+    unroll: int = 1
+    precision: str | None = None
+    # Optimisation.
+    learning_rate: float = 1e-3
+    clip: str = "per_tensor"
+    clip_norm: float = 10.0
+    loss: str = "full"
+    # Data.
+    data_dir: str = ""
+    window: int = batching.WINDOW
+    songs_per_batch: int = batching.SONGS_PER_BATCH
+    windows_per_batch: int = batching.WINDOWS_PER_BATCH
+    carry_state: bool = False
+    # Schedule and bookkeeping.
+    num_epochs: int = 160
+    seed: int = 0
+    eval_every_epochs: int = 1
+    checkpoint_every_epochs: int = 1
+    keep_checkpoints: int = 3
+    snapshot_every_epochs: int = 10
+    log_every_steps: int = 50
+    progress: bool = True
+    debug_nan_step: int = -1
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.clip not in CLIPS:
+            raise ValueError(f"clip must be one of {CLIPS}, got {self.clip!r}")
+        for name in ("window", "songs_per_batch", "windows_per_batch", "log_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def layout(self) -> str:
+        return "carry" if self.carry_state else "independent"
+
+    def model_config(self, num_styles: int) -> ModelConfig:
+        return ModelConfig(num_styles=num_styles, hidden_size=self.hidden_size,
+                           num_layers=self.num_layers, bidirectional=self.bidirectional,
+                           use_interpretation_layer=self.use_interpretation_layer,
+                           keep_prob=self.keep_prob, unroll=self.unroll,
+                           precision=self.precision)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or gradient norm became NaN or infinite; the run stopped without saving."""
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
+               inputs: Array, mode: str = "full") -> tuple[Array, Array, Array]:
+    """MSE of each row's own head, on real steps only.
+
+    Args:
+      velocities: float32 (S, N, T, 88), every head's prediction.
+      targets: float32 (N, T, 88). lengths: int32 (N,) real steps per row.
+      heads: int32 (N,) index into S of each row's own head.
+      inputs: (N, T, 176) the model input; with ``mode="active"`` only cells whose "held" bit
+        (column 2k + 1) is 1 count, with ``"full"`` every cell of a real step (the paper).
+    Returns:
+      loss: float32 () summed squared error / counted cells (0 if none);
+      se: float32 (N,) summed squared error per row; cells: float32 (N,) counted cells per row.
+    """
+    n, t = targets.shape[:2]
+    pred = velocities[heads, jnp.arange(n)]  # (N, T, 88)
+    weight = (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)[..., None]
+    if mode == "active":
+        weight = weight * (inputs[..., 1::2] > 0).astype(jnp.float32)
+    elif mode == "full":
+        weight = jnp.broadcast_to(weight, pred.shape)
+    else:
+        raise ValueError(f"loss mode must be one of {LOSSES}, got {mode!r}")
+    se = (jnp.square(pred - targets) * weight).sum((1, 2))
+    cells = weight.sum((1, 2))
+    return se.sum() / jnp.maximum(cells.sum(), 1.0), se, cells
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def tensor_ndim(path: tuple, leaf: Array) -> int:
+    """Trailing axes of a StyleNet leaf that form ONE tensor of the unstacked model: 2 for a
+    matrix (``w_ih``, ``w_hh``, ``kernel``), 1 for a bias; the leading axes stack styles and
+    LSTM directions, which were separate variables in the paper's TensorFlow code."""
+    name = getattr(path[-1], "key", getattr(path[-1], "name", "")) if path else ""
+    return min(leaf.ndim, 2 if name in ("w_ih", "w_hh", "kernel") else 1)
+
+
+def clip_by_tensor_norm(max_norm: float,
+                        ndim_fn: Callable[[tuple, Array], int] = tensor_ndim
+                        ) -> optax.GradientTransformation:
+    """Clips each tensor's L2 norm to ``max_norm`` separately (TF ``clip_by_norm`` per
+    variable: ``g * max_norm / max(|g|, max_norm)``). A tensor is the trailing
+    ``ndim_fn(path, leaf)`` axes of a leaf, so stacked heads/directions clip one by one.
+    (optax has global-norm and block-RMS clipping, not this.)"""
+
+    def clip(path: tuple, g: Array) -> Array:
+        k = ndim_fn(path, g)
+        axes = tuple(range(g.ndim - k, g.ndim))
+        norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=axes, keepdims=True))
+        return g * (max_norm / jnp.maximum(norm, max_norm)).astype(g.dtype)
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map_with_path(clip, updates), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Gradient clipping (per tensor, global, or none) then Adam."""
+    clip = {"per_tensor": lambda: clip_by_tensor_norm(config.clip_norm),
+            "global": lambda: optax.clip_by_global_norm(config.clip_norm),
+            "none": optax.identity}[config.clip]()
+    return optax.chain(clip, optax.adam(config.learning_rate))
+
+
+# ----------------------------------------------------------------------------- state, heads
+
+
+class TrainState(NamedTuple):
+    """step: int32 (); params, opt_state: pytrees; key: uint32 (2,) base PRNG key."""
+
+    step: Array
+    params: Any
+    opt_state: Any
+    key: Array
+
+
+def init_state(model_config: ModelConfig, tx: optax.GradientTransformation,
+               seed: int) -> TrainState:
+    """Fresh parameters and optimizer state from ``seed``."""
+    init_key, key = jax.random.split(jax.random.PRNGKey(seed))
+    model = StyleNet(model_config)
+    dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
+    params = jax.jit(lambda k: model.init(k, dummy, jnp.ones((1,), jnp.int32),
+                                          train=False)["params"])(init_key)
+    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), key)
+
+
+def _is_head(path: tuple) -> bool:
+    return any(getattr(k, "key", None) == "heads" for k in path)
+
+
+def select_head(params: Any, style: Array) -> Any:
+    """Params of a one-head model: every ``heads`` leaf (S, ...) -> (1, ...) at ``style``."""
+    return jax.tree_util.tree_map_with_path(
+        lambda p, a: jax.lax.dynamic_slice_in_dim(a, style, 1, 0) if _is_head(p) else a, params)
+
+
+def where_heads(present: Array, new: Any, old: Any) -> Any:
+    """``new`` where ``present`` (S,) bool, else ``old``, on every ``heads`` leaf (S, ...) of
+    a params-shaped tree (also optimizer moments); other leaves come from ``new``."""
+    def pick(path, a, b):
+        if not _is_head(path):
+            return a
+        return jnp.where(present.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree_util.tree_map_with_path(pick, new, old)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def zero_metrics(num_styles: int) -> dict[str, Array]:
+    """Device accumulators: per style (S,) float32 ``se`` (squared error), ``cells``,
+    ``steps`` (real time steps), ``batches``; ``grad_norm`` () summed; ``nonfinite`` () bool."""
+    z = lambda: jnp.zeros((num_styles,), jnp.float32)  # noqa: E731 - distinct buffers (donated)
+    return {"se": z(), "cells": z(), "steps": z(), "batches": z(),
+            "grad_norm": jnp.zeros((), jnp.float32), "nonfinite": jnp.zeros((), bool)}
+
+
+def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss):
+    one = (jnp.arange(metrics["se"].shape[0]) == style).astype(jnp.float32)
+    return {"se": metrics["se"] + one * se.sum(), "cells": metrics["cells"] + one * cells.sum(),
+            "steps": metrics["steps"] + one * lengths.sum().astype(jnp.float32),
+            "batches": metrics["batches"] + one, "grad_norm": metrics["grad_norm"] + grad_norm,
+            "nonfinite": metrics["nonfinite"] | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)}
+
+
+class CountingJit:
+    """``jax.jit(fn, **kw)`` that counts how often ``fn`` is traced (= compiled)."""
+
+    def __init__(self, fn: Callable, **jit_kwargs):
+        self.traces = 0
+
+        def traced(*args):
+            self.traces += 1
+            return fn(*args)
+
+        self._jitted = jax.jit(traced, **jit_kwargs)
+
+    def __call__(self, *args):
+        return self._jitted(*args)
+
+
+def head_config(model_config: ModelConfig) -> ModelConfig:
+    """The one-head model the steps run (parameters: ``select_head`` of the full ones)."""
+    return dataclasses.replace(model_config, num_styles=1)
+
+
+def make_train_step(model_config: ModelConfig, tx: optax.GradientTransformation, *,
+                    loss: str = "full", debug_nan_step: int = -1) -> CountingJit:
+    """``step(state, metrics, batch, carry) -> (state, metrics, carry)``, jitted, state and
+    metrics donated. ``batch``: a single-style ``batching.Batch``; ``carry``: None
+    (independent windows) or the one-head carry of that style (``initial_carry(
+    head_config(c), N)``), reset on ``batch.reset`` rows; no gradient flows into it.
+    ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for tests)."""
+    model = StyleNet(head_config(model_config))
+    num_styles = model_config.num_styles
+
+    def step(state: TrainState, metrics, batch: batching.Batch, carry):
+        style = batch.styles[0]
+        if carry is not None:
+            carry = reset_carry(jax.lax.stop_gradient(carry), batch.reset)
+        key = jax.random.fold_in(state.key, state.step)
+
+        def loss_fn(params):
+            vel, new_carry = model.apply({"params": select_head(params, style)}, batch.inputs,
+                                         batch.lengths, train=True, carry=carry,
+                                         rngs={"dropout": key})
+            value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
+                                          jnp.zeros_like(batch.styles), batch.inputs, loss)
+            return value, (se, cells, new_carry)
+
+        (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params)
+        if debug_nan_step >= 0:
+            poison = jnp.where(state.step == debug_nan_step, jnp.nan, 1.0)
+            value, grads = value * poison, jax.tree.map(lambda g: g * poison, grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        present = jnp.arange(num_styles) == style
+        params = where_heads(present, params, state.params)
+        opt_state = where_heads(present, opt_state, state.opt_state)
+        metrics = _accumulate(metrics, style, se, cells, batch.lengths,
+                              optax.global_norm(grads), value)
+        new_carry = None if carry is None else new_carry
+        return TrainState(state.step + 1, params, opt_state, state.key), metrics, new_carry
+
+    return CountingJit(step, donate_argnums=(0, 1))
+
+
+def make_eval_step(model_config: ModelConfig, *, loss: str = "full") -> CountingJit:
+    """``step(params, metrics, batch, carry) -> (metrics, carry)``: deterministic forward of
+    the batch's own head, squared errors accumulated into ``metrics``."""
+    model = StyleNet(head_config(model_config))
+
+    def step(params, metrics, batch: batching.Batch, carry):
+        style = batch.styles[0]
+        if carry is not None:
+            carry = reset_carry(carry, batch.reset)
+        vel, new_carry = model.apply({"params": select_head(params, style)}, batch.inputs,
+                                     batch.lengths, train=False, carry=carry)
+        value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
+                                      jnp.zeros_like(batch.styles), batch.inputs, loss)
+        metrics = _accumulate(metrics, style, se, cells, batch.lengths, jnp.zeros(()), value)
+        return metrics, (None if carry is None else new_carry)
+
+    return CountingJit(step, donate_argnums=(1,))
+
+
+def summarize(metrics: dict[str, Any], styles: Sequence[str], prefix: str) -> dict[str, float]:
+    """Host-side floats from device accumulators: ``{prefix}loss`` (cell-weighted MSE),
+    ``{prefix}loss/<style>``, ``{prefix}steps`` (real time steps)."""
+    m = jax.device_get(metrics)
+    out = {f"{prefix}loss": float(m["se"].sum() / max(m["cells"].sum(), 1.0)),
+           f"{prefix}steps": int(m["steps"].sum())}
+    for i, s in enumerate(styles):
+        if m["batches"][i]:
+            out[f"{prefix}loss/{s}"] = float(m["se"][i] / max(m["cells"][i], 1.0))
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to ``<workdir>/metrics.jsonl``; mirrors numeric values
+    to TensorBoard event files when ``tensorboardX`` (or torch's writer) is importable."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._tb = None
+        for module in ("tensorboardX", "torch.utils.tensorboard"):
+            try:
+                writer_cls = __import__(module, fromlist=["SummaryWriter"]).SummaryWriter
+                self._tb = writer_cls(os.path.join(workdir, "tensorboard"))
+                break
+            except Exception:  # noqa: BLE001 - optional: any import/setup failure means "none"
+                continue
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"{record.get('kind', '')}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+class RunResult(NamedTuple):
+    """What ``train_and_evaluate`` ends with: the final state, completed epochs, the model
+    config and style names, how often the train step was compiled, and the metric records."""
+
+    state: TrainState
+    epoch: int
+    model_config: ModelConfig
+    styles: list[str]
+    train_compiles: int
+    records: list[dict]
+
+
+def _due(epoch: int, every: int, last: bool) -> bool:
+    return last or (every > 0 and epoch % every == 0)
+
+
+def _carries(config: TrainConfig, model_config: ModelConfig) -> dict[int, Any] | None:
+    if not config.carry_state:
+        return None
+    n = batching.batch_shape("carry", config.window, config.songs_per_batch)[0]
+    return {s: initial_carry(head_config(model_config), n)
+            for s in range(model_config.num_styles)}
+
+
+def _batches(config: TrainConfig, songs, rng) -> Iterator[batching.Batch]:
+    return batching.epoch_batches(songs, layout=config.layout,
+                                  songs_per_batch=config.songs_per_batch,
+                                  windows_per_batch=config.windows_per_batch, rng=rng)
+
+
+def train_epoch(state: TrainState, train_step: CountingJit, songs: Sequence[batching.Windows],
+                config: TrainConfig, epoch: int, model_config: ModelConfig,
+                styles: Sequence[str], log: Callable[[dict], None]) -> TrainState:
+    """Trains epoch ``epoch`` (0-based) on ``songs`` in the order of ``epoch_rng(seed, epoch)``.
+
+    Every ``log_every_steps`` batches and at the end, reads the device metrics once, calls
+    ``log(record)`` and raises NonFiniteLossError if a loss or gradient norm was not finite.
+    """
+    from tqdm.auto import tqdm
+
+    total = batching.count_batches(songs, config.layout, config.songs_per_batch,
+                                   config.windows_per_batch, batching.epoch_rng(config.seed, epoch))
+    carries = _carries(config, model_config)
+    metrics = zero_metrics(model_config.num_styles)
+    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.num_epochs}", unit="batch",
+               disable=not config.progress, leave=False, dynamic_ncols=True)
+    first, t0 = int(state.step), time.perf_counter()
+    try:
+        for i, batch in enumerate(_batches(config, songs, batching.epoch_rng(config.seed, epoch)),
+                                  1):
+            style = int(batch.styles[0])
+            carry = None if carries is None else carries[style]
+            state, metrics, carry = train_step(state, metrics, batch, carry)
+            if carries is not None:
+                carries[style] = carry
+            bar.update()
+            if i % config.log_every_steps and i != total:
+                continue
+            record = summarize(metrics, styles, "train_")
+            m = jax.device_get(metrics)
+            now, step = time.perf_counter(), int(state.step)
+            record = {"kind": "train", "step": step, "epoch": epoch + 1, **record,
+                      "grad_norm": float(m["grad_norm"] / max(m["batches"].sum(), 1.0)),
+                      "steps_per_second": record["train_steps"] / max(now - t0, 1e-9)}
+            if m["nonfinite"]:
+                raise NonFiniteLossError(
+                    f"non-finite loss or gradient between steps {first} and {step} (epoch "
+                    f"{epoch + 1}); stopped without saving")
+            log(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}",
+                            steps_s=f"{record['steps_per_second']:.0f}")
+            metrics, first, t0 = zero_metrics(model_config.num_styles), step, now
+    finally:
+        bar.close()
+    return state
+
+
+def evaluate(params: Any, eval_step: CountingJit, batches: Sequence[batching.Batch],
+             config: TrainConfig, model_config: ModelConfig,
+             styles: Sequence[str]) -> dict[str, float]:
+    """``val_loss`` (cell-weighted MSE of each song's own head) and ``val_loss/<style>``."""
+    carries = _carries(config, model_config)
+    metrics = zero_metrics(model_config.num_styles)
+    for batch in batches:
+        style = int(batch.styles[0])
+        metrics, carry = eval_step(params, metrics, batch,
+                                   None if carries is None else carries[style])
+        if carries is not None:
+            carries[style] = carry
+    return summarize(metrics, styles, "val_")
+
+
+def make_predict(model_config: ModelConfig) -> Callable:
+    """Jitted ``predict(params, inputs (N,T,176), lengths (N,)) -> (velocities (S,N,T,88),
+    interpretation (N,T,H) or None)``: every head, no dropout."""
+    model = StyleNet(model_config)
+
+    @jax.jit
+    def predict(params, inputs, lengths):
+        (vel, _), state = model.apply({"params": params}, inputs, lengths, train=False,
+                                      mutable=["intermediates"])
+        inter = state.get("intermediates", {}).get("interpretation")
+        return vel, (None if inter is None else inter[0])
+
+    return predict
+
+
+def write_snapshot(path: str, predict: Callable, params: Any, song: batching.Windows,
+                   styles: Sequence[str], title: str, max_steps: int = 400) -> str:
+    """The Fig. 17-style PNG of the first ``max_steps`` steps (whole windows, at least one)
+    of ``song``, read as ONE sequence; the same song every time, so ``predict`` compiles once."""
+    from stylenet_jax import snapshot
+
+    k = max(1, -(-max_steps // song.inputs.shape[1]))
+    inputs = song.inputs[:k].reshape(1, -1, song.inputs.shape[-1])
+    targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
+    n = int(song.lengths[:k].sum())
+    vel, inter = predict(params, inputs, np.array([n], np.int32))
+    vel = np.asarray(vel)[:, 0, :n]
+    inter = None if inter is None else np.asarray(inter)[0, :n]
+    return snapshot.save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style,
+                                  inter, title=f"{title} - {song.id}")
+
+
+def _check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str],
+                     workdir: str) -> None:
+    want = dataclasses.asdict(model_config)
+    if meta.get("model_config") != want or list(meta.get("styles", [])) != list(styles):
+        raise checkpoints.CheckpointError(
+            f"{workdir}: its checkpoint was trained with model {meta.get('model_config')} on "
+            f"styles {meta.get('styles')}, this run asks for {want} on {list(styles)}; "
+            f"use the same flags or another --workdir")
+
+
+def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
+    """Trains on ``config.data_dir`` (a built dataset) to ``config.num_epochs`` epochs,
+    resuming from ``workdir``'s newest checkpoint if there is one.
+
+    Leaves in ``workdir``: ``checkpoints/`` (last ``keep_checkpoints``), ``best/`` (best
+    validation loss), ``metrics.jsonl``, ``snapshots/epoch_XXXX.png``. Raises
+    NonFiniteLossError (nothing saved after the last good epoch), CheckpointError, DatasetError.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    styles = dataset.dataset_styles(config.data_dir)
+    train = batching.window_songs(dataset.load_songs(config.data_dir, "train"), styles,
+                                  config.window)
+    val = batching.window_songs(dataset.load_songs(config.data_dir, "validation"), styles,
+                                config.window)
+    if not train:
+        raise dataset.DatasetError(f"{config.data_dir}: no training songs")
+    model_config = config.model_config(len(styles))
+    tx = make_optimizer(config)
+    state = init_state(model_config, tx, config.seed)
+    ckpts = checkpoints.RunCheckpoints(workdir, config.keep_checkpoints)
+    writer = MetricsWriter(workdir)
+    records: list[dict] = []
+
+    def log(record: dict) -> None:
+        records.append(record)
+        writer.write(record)
+
+    epoch, best = 0, None
+    try:
+        if ckpts.latest_step() is not None:
+            restored, meta = ckpts.restore(state)
+            _check_resumable(meta, model_config, styles, workdir)
+            state, epoch = TrainState(*restored), int(meta["epoch"])
+            best = (ckpts.best_meta() or {}).get("val_loss")
+            logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
+        train_step = make_train_step(model_config, tx, loss=config.loss,
+                                     debug_nan_step=config.debug_nan_step)
+        eval_step = make_eval_step(model_config, loss=config.loss)
+        predict = make_predict(model_config)
+        val_batches = list(_batches(config, val, None))
+        while epoch < config.num_epochs:
+            state = train_epoch(state, train_step, train, config, epoch, model_config, styles,
+                                log)
+            epoch += 1
+            last = epoch == config.num_epochs
+            val_loss = None
+            if val_batches and _due(epoch, config.eval_every_epochs, last):
+                result = evaluate(state.params, eval_step, val_batches, config, model_config,
+                                  styles)
+                val_loss = result["val_loss"]
+                if not np.isfinite(val_loss):
+                    raise NonFiniteLossError(f"validation loss {val_loss} at epoch {epoch}")
+                log({"kind": "eval", "step": int(state.step), "epoch": epoch, **result})
+                logging.info("epoch %d: val_loss %.5f", epoch, val_loss)
+            if _due(epoch, config.checkpoint_every_epochs, last):
+                is_best = val_loss is not None and (best is None or val_loss < best)
+                best = val_loss if is_best else best
+                meta = {"epoch": epoch, "step": int(state.step), "val_loss": val_loss,
+                        "model_config": dataclasses.asdict(model_config), "styles": styles,
+                        "train_config": dataclasses.asdict(config)}
+                ckpts.save(int(state.step), state, meta, best=is_best)
+            if config.snapshot_every_epochs > 0 and _due(epoch, config.snapshot_every_epochs,
+                                                         last):
+                song = (val or train)[0]
+                write_snapshot(os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"),
+                               predict, state.params, song, styles, f"epoch {epoch}")
+        if train_step.traces > 1:
+            logging.warning("train step compiled %d times (expected once)", train_step.traces)
+    finally:
+        writer.close()
+        ckpts.close()
+    return RunResult(state, epoch, model_config, styles, train_step.traces, records)
