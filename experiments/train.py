@@ -10,6 +10,7 @@ Re-running with the same ``--workdir`` resumes from its newest checkpoint. At th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,8 @@ flags.DEFINE_bool("progress", True, "Show a progress bar per epoch.")
 flags.DEFINE_bool("export", True, "Write WORKDIR/inference.npz at the end.")
 flags.DEFINE_string("compilation_cache_dir", "", "Persistent XLA compilation cache directory "
                     "(speeds up re-runs); empty: none.")
+flags.DEFINE_bool("print_config", False, "Print the training config these flags resolve to "
+                  "(JSON) and exit without training.")
 flags.DEFINE_integer("debug_nan_step", -1, "Testing only: poison the loss with NaN at this "
                      "global step to exercise the non-finite stop.")
 
@@ -135,9 +138,12 @@ def main(argv: Sequence[str]) -> None:
     from stylenet_jax import checkpoints, dataset, training
 
     try:
-        config = train_config("")
+        config = train_config(FLAGS.data_dir)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
+    if FLAGS.print_config:
+        print(json.dumps(dataclasses.asdict(config), indent=1))
+        return
     try:
         config = dataclasses.replace(config, data_dir=prepare_data(FLAGS.workdir))
         result = training.train_and_evaluate(config, FLAGS.workdir)

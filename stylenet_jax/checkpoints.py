@@ -62,13 +62,17 @@ class RunCheckpoints:
         """Step of the newest kept checkpoint, None if there is none."""
         return self.latest.latest_step()
 
+    def meta(self, step: int | None = None) -> dict:
+        """The JSON meta of checkpoint ``step`` (None: the newest) without its arrays."""
+        step = self.latest.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"{self.latest.directory}: no checkpoint")
+        return _meta(self.latest, step)
+
     def best_meta(self) -> dict | None:
         """The meta of the best checkpoint, None if there is none."""
         step = self.best.latest_step()
-        if step is None:
-            return None
-        return dict(self.best.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore()))["meta"])
+        return None if step is None else _meta(self.best, step)
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restores (state shaped like ``target``, meta) of ``step`` (None: the newest).
@@ -83,6 +87,15 @@ class RunCheckpoints:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def _meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    try:
+        out = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    except Exception as e:  # noqa: BLE001 - Orbax raises many types
+        raise CheckpointError(f"{manager.directory}/{step}: unreadable meta "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    return dict(out["meta"])
 
 
 def _restore(manager: ocp.CheckpointManager, step: int, target: Any | None) -> tuple[Any, dict]:

@@ -9,7 +9,7 @@
   an optimizer update (``where_heads``), as TF1 skips variables without gradients; Adam's step
   count is shared, as TF1's ``beta_power`` is.
 * One ``jax.jit`` train step with donated state and metrics; batch shapes never change, so it
-  compiles once per run (``CountingJit.traces``). Metrics accumulate on device; the host reads
+  compiles once per run (``CountingJit.compiles``). Metrics accumulate on device; the host reads
   them every ``log_every_steps`` steps and at epoch ends only.
 * Dropout keys: ``fold_in(state.key, state.step)``; data order: ``batching.epoch_rng(seed,
   epoch)``. Checkpoints are taken at epoch ends only, so a resumed run replays the same keys and
@@ -20,7 +20,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import importlib.util
 import json
 import os
 import time
@@ -185,12 +188,51 @@ class TrainState(NamedTuple):
 def init_state(model_config: ModelConfig, tx: optax.GradientTransformation,
                seed: int) -> TrainState:
     """Fresh parameters and optimizer state from ``seed``."""
-    init_key, key = jax.random.split(jax.random.PRNGKey(seed))
+    return make_init(model_config, tx)(jax.random.PRNGKey(seed))
+
+
+@contextlib.contextmanager
+def _synchronous_cpu_dispatch() -> Iterator[None]:
+    previous = jax.config.read("jax_cpu_enable_async_dispatch")
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_cpu_enable_async_dispatch", previous)
+
+
+def init_params(model_config: ModelConfig, key: Array) -> Any:
+    """StyleNet parameters from ``key`` (uint32 (2,)).
+
+    On CPU the init runs op by op with synchronous dispatch, NOT under ``jax.jit``: the
+    orthogonal initialiser is a batched LAPACK QR (vmapped over directions and heads), and
+    XLA:CPU runs independent QR thunks of one program concurrently; each waits on the
+    intra-op pool for its batch shards, which deadlocks once every pool thread is such a
+    waiter (reproduced on 2 cores with jax 0.10.2, ~half the runs). One QR at a time cannot.
+    """
     model = StyleNet(model_config)
-    dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
-    params = jax.jit(lambda k: model.init(k, dummy, jnp.ones((1,), jnp.int32),
-                                          train=False)["params"])(init_key)
-    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), key)
+
+    def init(k):
+        dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
+        return model.init(k, dummy, jnp.ones((1,), jnp.int32), train=False)["params"]
+
+    if jax.default_backend() != "cpu":
+        return jax.jit(init)(key)
+    with _synchronous_cpu_dispatch():
+        return init(key)
+
+
+def make_init(model_config: ModelConfig, tx: optax.GradientTransformation) -> Callable:
+    """``init(key uint32 (2,)) -> TrainState``: params from ``split(key)[0]`` (see
+    ``init_params``), optimizer state, step 0 and the run's base key ``split(key)[1]``."""
+    opt_init = jax.jit(tx.init)
+
+    def init(seed_key: Array) -> TrainState:
+        init_key, key = jax.random.split(seed_key)
+        params = init_params(model_config, init_key)
+        return TrainState(jnp.zeros((), jnp.int32), params, opt_init(params), key)
+
+    return init
 
 
 def _is_head(path: tuple) -> bool:
@@ -233,7 +275,8 @@ def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss):
 
 
 class CountingJit:
-    """``jax.jit(fn, **kw)`` that counts how often ``fn`` is traced (= compiled)."""
+    """``jax.jit(fn, **kw)`` that counts its compiled variants (``compiles``): retraces, and
+    also recompiles for the same shapes but another placement (e.g. committed vs not)."""
 
     def __init__(self, fn: Callable, **jit_kwargs):
         self.traces = 0
@@ -243,6 +286,11 @@ class CountingJit:
             return fn(*args)
 
         self._jitted = jax.jit(traced, **jit_kwargs)
+
+    @property
+    def compiles(self) -> int:
+        size = getattr(self._jitted, "_cache_size", None)  # private; fall back to traces
+        return max(self.traces, size()) if size is not None else self.traces
 
     def __call__(self, *args):
         return self._jitted(*args)
@@ -288,7 +336,7 @@ def make_train_step(model_config: ModelConfig, tx: optax.GradientTransformation,
         params = where_heads(present, params, state.params)
         opt_state = where_heads(present, opt_state, state.opt_state)
         metrics = _accumulate(metrics, style, se, cells, batch.lengths,
-                              optax.global_norm(grads), value)
+                              optax.tree.norm(grads), value)
         new_carry = None if carry is None else new_carry
         return TrainState(state.step + 1, params, opt_state, state.key), metrics, new_carry
 
@@ -331,18 +379,19 @@ def summarize(metrics: dict[str, Any], styles: Sequence[str], prefix: str) -> di
 
 class MetricsWriter:
     """Appends one JSON object per line to ``<workdir>/metrics.jsonl``; mirrors numeric values
-    to TensorBoard event files when ``tensorboardX`` (or torch's writer) is importable."""
+    to TensorBoard event files in ``<workdir>/tensorboard`` when ``tensorboardX`` is installed
+    (optional; torch and TensorFlow writers are not tried: too heavy to import here)."""
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._tb = None
-        for module in ("tensorboardX", "torch.utils.tensorboard"):
+        if importlib.util.find_spec("tensorboardX") is not None:
             try:
-                writer_cls = __import__(module, fromlist=["SummaryWriter"]).SummaryWriter
-                self._tb = writer_cls(os.path.join(workdir, "tensorboard"))
-                break
-            except Exception:  # noqa: BLE001 - optional: any import/setup failure means "none"
-                continue
+                from tensorboardX import SummaryWriter
+
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            except Exception as e:  # noqa: BLE001 - optional: any failure means "none"
+                logging.warning("no TensorBoard events: %s", e)
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -359,7 +408,8 @@ class MetricsWriter:
 
 class RunResult(NamedTuple):
     """What ``train_and_evaluate`` ends with: the final state, completed epochs, the model
-    config and style names, how often the train step was compiled, and the metric records."""
+    config and style names, how often the train step was compiled (in this process, for
+    this model and optimizer: see ``programs``), and the metric records of this run."""
 
     state: TrainState
     epoch: int
@@ -491,6 +541,33 @@ def _check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str
             f"use the same flags or another --workdir")
 
 
+class Programs(NamedTuple):
+    """The jitted programs of a run (see ``make_init``, ``make_train_step``,
+    ``make_eval_step``, ``make_predict``)."""
+
+    init: Callable
+    train_step: CountingJit
+    eval_step: CountingJit
+    predict: Callable
+
+
+def programs(model_config: ModelConfig, config: TrainConfig) -> Programs:
+    """The programs for ``model_config`` and the optimisation fields of ``config``, memoised
+    per process: runs that differ only in schedule, data or workdir (a resumed run, a sweep,
+    tests) reuse the compiled steps instead of compiling them again."""
+    return _programs(model_config, config.learning_rate, config.clip, config.clip_norm,
+                     config.loss, config.debug_nan_step)
+
+
+@functools.lru_cache(maxsize=4)
+def _programs(model_config: ModelConfig, learning_rate: float, clip: str, clip_norm: float,
+              loss: str, debug_nan_step: int) -> Programs:
+    tx = make_optimizer(TrainConfig(learning_rate=learning_rate, clip=clip, clip_norm=clip_norm))
+    return Programs(make_init(model_config, tx),
+                    make_train_step(model_config, tx, loss=loss, debug_nan_step=debug_nan_step),
+                    make_eval_step(model_config, loss=loss), make_predict(model_config))
+
+
 def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
     """Trains on ``config.data_dir`` (a built dataset) to ``config.num_epochs`` epochs,
     resuming from ``workdir``'s newest checkpoint if there is one.
@@ -508,8 +585,6 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
     if not train:
         raise dataset.DatasetError(f"{config.data_dir}: no training songs")
     model_config = config.model_config(len(styles))
-    tx = make_optimizer(config)
-    state = init_state(model_config, tx, config.seed)
     ckpts = checkpoints.RunCheckpoints(workdir, config.keep_checkpoints)
     writer = MetricsWriter(workdir)
     records: list[dict] = []
@@ -520,16 +595,21 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
 
     epoch, best = 0, None
     try:
-        if ckpts.latest_step() is not None:
-            restored, meta = ckpts.restore(state)
-            _check_resumable(meta, model_config, styles, workdir)
-            state, epoch = TrainState(*restored), int(meta["epoch"])
+        resume = ckpts.latest_step() is not None
+        if resume:  # before compiling anything: a mismatch fails fast
+            _check_resumable(ckpts.meta(), model_config, styles, workdir)
+        progs = programs(model_config, config)
+        key = jax.random.PRNGKey(config.seed)
+        if resume:
+            restored, meta = ckpts.restore(jax.eval_shape(progs.init, key))
+            # Uncommitted like a fresh init's arrays: the same compiled step serves both.
+            state = TrainState(*jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), restored))
+            epoch = int(meta["epoch"])
             best = (ckpts.best_meta() or {}).get("val_loss")
             logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
-        train_step = make_train_step(model_config, tx, loss=config.loss,
-                                     debug_nan_step=config.debug_nan_step)
-        eval_step = make_eval_step(model_config, loss=config.loss)
-        predict = make_predict(model_config)
+        else:
+            state = progs.init(key)
+        train_step, eval_step, predict = progs.train_step, progs.eval_step, progs.predict
         val_batches = list(_batches(config, val, None))
         while epoch < config.num_epochs:
             state = train_epoch(state, train_step, train, config, epoch, model_config, styles,
@@ -557,9 +637,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
                 song = (val or train)[0]
                 write_snapshot(os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"),
                                predict, state.params, song, styles, f"epoch {epoch}")
-        if train_step.traces > 1:
-            logging.warning("train step compiled %d times (expected once)", train_step.traces)
+        if train_step.compiles > 1:
+            logging.warning("train step compiled %d times (expected once)", train_step.compiles)
     finally:
         writer.close()
         ckpts.close()
-    return RunResult(state, epoch, model_config, styles, train_step.traces, records)
+    return RunResult(state, epoch, model_config, styles, train_step.compiles, records)

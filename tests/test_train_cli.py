@@ -1,0 +1,103 @@
+"""End-to-end tests of ``python -m experiments.train`` (run as subprocesses: absl flags are
+process-global, and data_prep.build defines some of the same names)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER = "experiments/configs/stylenet.flags"
+TINY = "experiments/configs/tiny.flags"
+
+
+def train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def config(*args: str) -> dict:
+    done = train(*args, "--workdir=unused", "--print_config")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_paper_flagfile():
+    c = config(f"--flagfile={PAPER}")
+    assert {k: c[k] for k in ("hidden_size", "num_layers", "bidirectional",
+                              "use_interpretation_layer", "keep_prob", "learning_rate", "clip",
+                              "clip_norm", "window", "songs_per_batch", "num_epochs", "loss",
+                              "carry_state")} == {
+        "hidden_size": 176, "num_layers": 3, "bidirectional": True,
+        "use_interpretation_layer": True, "keep_prob": 0.8, "learning_rate": 1e-3,
+        "clip": "per_tensor", "clip_norm": 10.0, "window": 200, "songs_per_batch": 4,
+        "num_epochs": 160, "loss": "full", "carry_state": False}
+
+
+def test_tiny_flagfile_and_overrides():
+    c = config(f"--flagfile={TINY}", "--num_epochs=3", "--carry_state", "--clip=global")
+    assert c["hidden_size"] == 32 and c["window"] == 50  # tiny's own values
+    assert c["keep_prob"] == 0.8 and c["clip_norm"] == 10.0  # inherited from the paper's file
+    assert c["num_epochs"] == 3 and c["carry_state"] and c["clip"] == "global"  # overrides
+
+
+def test_bad_flag_value_is_a_usage_error():
+    done = train(f"--flagfile={TINY}", "--workdir=unused", "--clip=sideways")
+    assert done.returncode != 0 and "clip" in done.stderr
+    done = train(f"--flagfile={TINY}", "--workdir=unused", "--window=0", "--print_config")
+    assert done.returncode != 0 and "window must be >= 1" in done.stderr
+
+
+def test_help_lists_every_flag():
+    done = train("--help")  # absl exits 1 after printing the help
+    assert "flags:" in done.stdout, done.stderr[-2000:]
+    for flag in ("workdir", "data_dir", "hidden_size", "num_layers", "keep_prob", "clip",
+                 "clip_norm", "loss", "window", "songs_per_batch", "windows_per_batch",
+                 "carry_state", "num_epochs", "seed", "eval_every_epochs", "keep_checkpoints",
+                 "snapshot_every_epochs", "log_every_steps", "learning_rate"):
+        assert f"--{flag}" in done.stdout or f"--[no]{flag}" in done.stdout, flag
+
+
+def test_tiny_run_builds_data_and_leaves_checkpoints_metrics_snapshot(tmp_path):
+    """The acceptance run: tiny.flags on data it generates and builds itself."""
+    work = str(tmp_path / "run")
+    done = train(f"--flagfile={TINY}", f"--workdir={work}", "--noprogress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert os.path.isfile(os.path.join(work, "data", "dataset", "manifest.json"))
+    assert len(os.listdir(os.path.join(work, "checkpoints"))) == 3  # --keep_checkpoints
+    assert len(os.listdir(os.path.join(work, "best"))) == 1
+    assert os.path.isfile(os.path.join(work, "snapshots", "epoch_0008.png"))
+    records = [json.loads(x) for x in open(os.path.join(work, "metrics.jsonl"))]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["epoch"] for r in evals] == list(range(1, 9))
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert "train step compiled 1 time(s)" in done.stderr
+    with np.load(os.path.join(work, "inference.npz")) as z:
+        assert all(z[k].dtype == np.float16 for k in z.files if k != "__meta__")
+
+
+@pytest.mark.slow
+def test_cli_resumes_and_stops_on_nan(tmp_path):
+    work = str(tmp_path / "run")
+    common = [f"--flagfile={TINY}", f"--workdir={work}", "--noprogress",
+              "--snapshot_every_epochs=0"]
+    done = train(*common, "--num_epochs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Resume for 1 more epoch: continues from epoch 2 on the data already built.
+    done = train(*common, "--num_epochs=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed" in done.stderr
+    records = [json.loads(x) for x in open(os.path.join(work, "metrics.jsonl"))]
+    assert [r["epoch"] for r in records if r["kind"] == "eval"] == [1, 2, 3]
+
+    # A NaN stops the run with a one-line error and leaves no new checkpoint.
+    before = sorted(os.listdir(os.path.join(work, "checkpoints")))
+    last_step = max(r["step"] for r in records)
+    done = train(*common, "--num_epochs=5", f"--debug_nan_step={last_step + 1}")
+    assert done.returncode != 0
+    assert "error: non-finite loss" in done.stderr
+    assert sorted(os.listdir(os.path.join(work, "checkpoints"))) == before

@@ -1,0 +1,295 @@
+"""Tests of stylenet_jax.training and stylenet_jax.checkpoints (tiny models, CPU)."""
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from stylenet_jax import checkpoints, dataset, training
+from stylenet_jax.model import ModelConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_dataset(out: str, styles=("classical", "jazz"), n_train=4, n_val=1, steps=(60, 130),
+                  seed=0) -> str:
+    """A dataset in dataset.py's format whose velocities follow a per-style rule of the beat."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(out, "songs"), exist_ok=True)
+    songs = []
+    for si, style in enumerate(styles):
+        for k in range(n_train + n_val):
+            t = int(rng.integers(*steps))
+            held = rng.random((t, 88)) < 0.08
+            onset = held & (rng.random((t, 88)) < 0.5)
+            inputs = np.stack([onset, held], -1).reshape(t, 176).astype(np.uint8)
+            beat = np.arange(t)[:, None]
+            rule = (40 + 60 * (beat % 4 == 2)) if si % 2 else (40 + 40 * np.sin(beat / 5.0))
+            velocities = np.where(held, rule, 0).astype(np.uint8)
+            sid = f"{style}_{k}"
+            np.savez(os.path.join(out, "songs", f"{sid}.npz"), inputs=inputs,
+                     velocities=velocities)
+            songs.append({"id": sid, "style": style, "arrays": f"songs/{sid}.npz",
+                          "split": "validation" if k >= n_train else "train"})
+    with open(os.path.join(out, dataset.MANIFEST), "w") as f:
+        json.dump({"format": dataset.FORMAT, "version": dataset.VERSION, "styles": list(styles),
+                   "songs": songs, "rejected": []}, f)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(str(tmp_path_factory.mktemp("data")))
+
+
+def tiny(data_dir: str, **kw) -> training.TrainConfig:
+    base = dict(data_dir=data_dir, hidden_size=8, num_layers=1, window=16, songs_per_batch=2,
+                windows_per_batch=8, num_epochs=2, snapshot_every_epochs=0, log_every_steps=4,
+                progress=False, keep_checkpoints=5)
+    return training.TrainConfig(**{**base, **kw})
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def test_masked_mse_ignores_padding_and_other_heads():
+    rng = np.random.default_rng(0)
+    s, n, t = 3, 2, 5
+    vel = rng.random((s, n, t, 88)).astype(np.float32)
+    targets = rng.random((n, t, 88)).astype(np.float32)
+    lengths = np.array([5, 3], np.int32)
+    heads = np.array([2, 0], np.int32)
+    inputs = np.zeros((n, t, 176), np.uint8)
+    loss, se, cells = training.masked_mse(vel, targets, lengths, heads, inputs)
+    expected = (np.sum((vel[2, 0] - targets[0]) ** 2) + np.sum((vel[0, 1, :3] - targets[1, :3])
+                                                                ** 2)) / (8 * 88)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(cells, [5 * 88, 3 * 88])
+    garbage = vel.copy()
+    garbage[1] = 9.0  # a head no row uses
+    garbage[0, 0] = 9.0  # row 0 uses head 2
+    garbage[0, 1, 3:] = 9.0  # row 1's padded steps
+    targets2 = targets.copy()
+    targets2[1, 3:] = -4.0
+    loss2, se2, _ = training.masked_mse(garbage, targets2, lengths, heads, inputs)
+    np.testing.assert_allclose(loss2, loss, rtol=1e-6)
+    np.testing.assert_allclose(se2, se, rtol=1e-6)
+
+
+def test_masked_mse_active_cells_only():
+    vel = jnp.full((1, 1, 4, 88), 0.5)
+    targets = jnp.zeros((1, 4, 88))
+    inputs = np.zeros((1, 4, 176), np.uint8)
+    inputs[0, 0, 2 * 7 + 1] = 1  # key 7 held at step 0
+    inputs[0, 1, 2 * 9] = 1  # an onset bit alone does not count
+    inputs[0, 3, 2 * 3 + 1] = 1  # held, but past the length
+    loss, _, cells = training.masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
+                                         "active")
+    assert float(cells[0]) == 1.0
+    np.testing.assert_allclose(loss, 0.25)
+
+
+def test_masked_mse_empty_batch_is_zero():
+    loss, _, _ = training.masked_mse(jnp.ones((1, 2, 3, 88)), jnp.zeros((2, 3, 88)),
+                                     jnp.zeros((2,), jnp.int32), jnp.zeros((2,), jnp.int32),
+                                     jnp.zeros((2, 3, 176)))
+    assert float(loss) == 0.0
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def test_clip_by_tensor_norm():
+    tx = training.clip_by_tensor_norm(10.0)
+    big = jnp.array([30.0, 40.0])  # norm 50 -> scaled to 10
+    small = jnp.array([3.0, 4.0])  # norm 5 -> unchanged
+    # A stacked head matrix (S=2, F=2, 4H=2): each style's matrix is clipped on its own.
+    w = jnp.stack([jnp.full((2, 2), 50.0), jnp.full((2, 2), 1.0)])  # norms 100 and 2
+    grads = {"a": {"b": big}, "c": small, "heads": {"w_hh": w}}
+    out, _ = tx.update(grads, tx.init(grads))
+    np.testing.assert_allclose(out["a"]["b"], [6.0, 8.0], rtol=1e-6)
+    np.testing.assert_allclose(out["c"], small)
+    np.testing.assert_allclose(out["heads"]["w_hh"][0], np.full((2, 2), 5.0), rtol=1e-6)
+    np.testing.assert_allclose(out["heads"]["w_hh"][1], np.ones((2, 2)))
+    # Global clipping would have scaled everything by the same factor.
+    glob_out, _ = optax.clip_by_global_norm(10.0).update(grads, None)
+    assert not np.allclose(glob_out["c"], small)
+
+
+def test_tensor_ndim_for_model_leaves():
+    cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
+    params = jax.eval_shape(lambda: training.init_params(cfg, jax.random.PRNGKey(0)))
+    dims = jax.tree_util.tree_map_with_path(training.tensor_ndim, params)
+    flat = {jax.tree_util.keystr(p): d for p, d in jax.tree_util.tree_leaves_with_path(dims)}
+    assert all(d == (2 if any(k in p for k in ("w_ih", "w_hh", "kernel")) else 1)
+               for p, d in flat.items()), flat
+
+
+def test_select_and_where_heads():
+    params = {"interpretation": {"w": jnp.ones((3,))},
+              "heads": {"out": {"kernel": jnp.arange(3 * 2.0).reshape(3, 2)}}}
+    one = training.select_head(params, jnp.int32(1))
+    np.testing.assert_array_equal(one["heads"]["out"]["kernel"], [[2.0, 3.0]])
+    np.testing.assert_array_equal(one["interpretation"]["w"], params["interpretation"]["w"])
+    new = jax.tree.map(lambda a: a + 100, params)
+    mixed = training.where_heads(jnp.array([False, True, False]), new, params)
+    np.testing.assert_array_equal(mixed["heads"]["out"]["kernel"], [[0, 1], [102, 103], [4, 5]])
+    np.testing.assert_array_equal(mixed["interpretation"]["w"], new["interpretation"]["w"])
+
+
+def test_train_step_updates_only_own_head(data_dir):
+    from stylenet_jax import batching
+
+    config = tiny(data_dir)
+    cfg = config.model_config(2)
+    state = training.init_state(cfg, training.make_optimizer(config), 0)
+    before = jax.device_get(state.params)
+    songs = batching.window_songs(dataset.load_songs(data_dir, "train"), ["classical", "jazz"],
+                                  16)
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    assert int(batch.styles[0]) == 0
+    step = training.programs(cfg, config).train_step  # shared with the runs below
+    state, metrics, _ = step(state, training.zero_metrics(2), batch, None)
+    after = jax.device_get(state.params)
+    for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
+        a = dict(jax.tree_util.tree_leaves_with_path(after["heads"]))[path]
+        assert not np.array_equal(a[0], b[0]), path  # own head moved
+        np.testing.assert_array_equal(a[1], b[1])  # the other did not
+    shared = [k for k in before if k != "heads"]  # the interpretation layer
+    assert shared and all(not np.array_equal(after[k]["w_hh"], before[k]["w_hh"]) for k in shared)
+    m = jax.device_get(metrics)
+    assert m["batches"].tolist() == [1.0, 0.0] and m["cells"][0] == batch.lengths.sum() * 88
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_short_run_learns_compiles_once_and_leaves_files(data_dir, tmp_path):
+    config = tiny(data_dir, num_epochs=4, hidden_size=16, snapshot_every_epochs=4,
+                  learning_rate=1e-2)
+    result = training.train_and_evaluate(config, str(tmp_path))
+    assert result.train_compiles == 1
+    assert result.epoch == 4
+    train = [r for r in result.records if r["kind"] == "train"]
+    evals = [r for r in result.records if r["kind"] == "eval"]
+    assert len(evals) == 4
+    assert train[-1]["train_loss"] < 0.7 * train[0]["train_loss"]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert {"train_loss/classical", "train_loss/jazz", "steps_per_second"} <= set(train[-1])
+    lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert lines == result.records
+    assert os.path.isfile(tmp_path / "snapshots" / "epoch_0004.png")
+    assert len(os.listdir(tmp_path / "checkpoints")) == 4
+    assert len(os.listdir(tmp_path / "best")) == 1
+    params, cfg, styles = checkpoints.restore_params(str(tmp_path))
+    assert cfg == result.model_config and styles == ["classical", "jazz"]
+    jax.tree.map(np.testing.assert_array_equal, params, jax.device_get(result.state.params))
+
+
+def test_resume_gives_identical_parameters(data_dir, tmp_path):
+    whole = training.train_and_evaluate(tiny(data_dir, num_epochs=4), str(tmp_path / "a"))
+    half = training.train_and_evaluate(tiny(data_dir, num_epochs=2), str(tmp_path / "b"))
+    assert half.epoch == 2
+    resumed = training.train_and_evaluate(tiny(data_dir, num_epochs=4), str(tmp_path / "b"))
+    assert resumed.epoch == 4 and int(resumed.state.step) == int(whole.state.step)
+    assert resumed.train_compiles == 1  # a restored state reuses the in-process program
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.state.params),
+                 jax.device_get(whole.state.params))
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(resumed.state.opt_state),
+                 jax.device_get(whole.state.opt_state))
+    # Finished runs resume to a no-op; a different model is refused.
+    again = training.train_and_evaluate(tiny(data_dir, num_epochs=4), str(tmp_path / "b"))
+    assert again.records == [] and again.epoch == 4
+    with pytest.raises(checkpoints.CheckpointError, match="same flags"):
+        training.train_and_evaluate(tiny(data_dir, num_epochs=5, hidden_size=12),
+                                    str(tmp_path / "b"))
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+    config = tiny(data_dir, num_epochs=3)
+    steps_per_epoch = training.train_and_evaluate(
+        dataclasses.replace(config, num_epochs=1), str(tmp_path / "probe")).state.step
+    bad = dataclasses.replace(config, debug_nan_step=int(steps_per_epoch) + 1)  # in epoch 2
+    with pytest.raises(training.NonFiniteLossError, match="non-finite"):
+        training.train_and_evaluate(bad, str(tmp_path / "run"))
+    ckpts = checkpoints.RunCheckpoints(str(tmp_path / "run"))
+    try:
+        assert ckpts.latest_step() == int(steps_per_epoch)  # end of epoch 1 only
+    finally:
+        ckpts.close()
+    params, _, _ = checkpoints.restore_params(str(tmp_path / "run"))
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+    records = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
+    assert all(np.isfinite(r.get("train_loss", 0.0)) for r in records)
+
+
+def test_carry_state_run(data_dir, tmp_path):
+    result = training.train_and_evaluate(
+        tiny(data_dir, carry_state=True, num_epochs=1, loss="active", clip="global"),
+        str(tmp_path))
+    assert result.train_compiles == 1
+    assert np.isfinite(result.records[-1]["val_loss"])
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_export_and_load_inference(tmp_path):
+    cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
+    state = training.init_state(cfg, optax.adam(1e-3), 0)
+    path = checkpoints.export_inference(str(tmp_path / "model"), state.params, cfg,
+                                        ["classical", "jazz"])
+    assert path.endswith(".npz")
+    params, cfg2, styles = checkpoints.load_inference(path)
+    assert cfg2 == cfg and styles == ["classical", "jazz"]
+    ref = jax.device_get(state.params)
+    assert jax.tree.structure(params) == jax.tree.structure(ref)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # float16 round trip
+
+
+def test_bad_checkpoints_raise_clear_errors(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match="no such inference export"):
+        checkpoints.load_inference(str(tmp_path / "missing.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(checkpoints.CheckpointError, match="not a stylenet-jax"):
+        checkpoints.load_inference(str(tmp_path / "junk.npz"))
+    with pytest.raises(checkpoints.CheckpointError, match="no such checkpoint"):
+        checkpoints.restore_params(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(checkpoints.CheckpointError, match="no checkpoint"):
+        checkpoints.restore_params(str(tmp_path / "empty"))
+
+
+# ----------------------------------------------------------------------------- real corpus
+
+
+@pytest.mark.corpus
+def test_loss_falls_on_real_corpus(corpus_dir, tmp_path):
+    """Four real performances per style (../shared/data): the training loss falls."""
+    for style in ("classical", "jazz"):
+        paths = sorted(glob.glob(os.path.join(corpus_dir, style, "*.mid")))[:4]
+        assert paths, f"no {style} MIDI files in {corpus_dir}"
+        os.makedirs(tmp_path / "midi" / style)
+        for p in paths:
+            shutil.copy(p, tmp_path / "midi" / style)
+    data = str(tmp_path / "data")
+    # A subprocess: data_prep.build defines absl flags at import.
+    subprocess.run([sys.executable, "-m", "data_prep.build", f"--midi_dir={tmp_path}/midi",
+                    f"--out_dir={data}", "--validation_fraction=0.25", "--workers=1"],
+                   cwd=REPO, check=True, capture_output=True)
+    config = tiny(data, hidden_size=32, window=100, windows_per_batch=16, num_epochs=3,
+                  learning_rate=3e-3, eval_every_epochs=0)
+    result = training.train_and_evaluate(config, str(tmp_path / "run"))
+    train = [r["train_loss"] for r in result.records if r["kind"] == "train"]
+    assert train[-1] < train[0]
