@@ -1,0 +1,310 @@
+"""StyleNet (Malik & Ek, 2017) as one Flax module.
+
+A shared unidirectional LSTM "interpretation layer" reads quantised notes (N, T, 176); one
+"GenreNet" head per style (stacked bidirectional LSTMs + a linear layer to 88 + sigmoid)
+predicts every note's velocity in [0, 1]. The S heads are one parameter tree with a leading
+style axis, applied with ``nn.vmap``, so any number of styles is one compiled computation.
+
+LSTM conventions (all LSTMs here):
+  * gate order in the 4H axis of every weight and bias: i (input), f (forget), g (cell
+    candidate), o (output); ``c' = sig(f) c + sig(i) tanh(g)``, ``h' = sig(o) tanh(c')``;
+    forget-gate bias initialised to 1.0.
+  * the input-to-gates matmul is hoisted out of the time scan (one matmul over all T), and the
+    forward and backward directions of a layer run in ONE ``lax.scan`` with stacked weights
+    (D, H, 4H), D = 2 directions.
+  * padding: row n has ``lengths[n]`` real steps (0..T) followed by padding. The backward
+    direction reads each row reversed *within its own length* (see ``reverse_padded``), so it
+    starts at the row's own last real step. State is frozen at padded steps, so padding never
+    affects outputs at real steps; outputs (hidden states and velocities) at padded steps are 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+_PRECISIONS = (None, "default", "high", "highest")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """StyleNet hyper-parameters (JSON-serialisable with ``dataclasses.asdict``).
+
+    keep_prob: keep probability of the dropout on every LSTM's inputs and outputs (the paper's
+      DropoutWrapper; 0.8 default, 0.5 in its Fig. 15 ablation, 1.0 = no dropout).
+    unroll: ``lax.scan`` unroll factor of the time loops.
+    precision: matmul precision (None/"default", "high", "highest"); "highest" gives true fp32
+      matmuls on GPUs that would otherwise use TF32.
+    """
+
+    num_styles: int = 2
+    hidden_size: int = 176
+    num_layers: int = 3
+    bidirectional: bool = True
+    use_interpretation_layer: bool = True
+    keep_prob: float = 0.8
+    input_size: int = 176
+    output_size: int = 88
+    unroll: int = 1
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_styles", "hidden_size", "num_layers", "input_size", "output_size", "unroll"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        """Inverse of ``dataclasses.asdict``; unknown keys are an error."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class LSTMState(NamedTuple):
+    """LSTM state: h and c, float32, shape (..., N, H)."""
+
+    h: Array
+    c: Array
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def lstm_cell(z: Array, c: Array) -> tuple[Array, Array]:
+    """One LSTM update from gate pre-activations z (..., 4H) [i, f, g, o] and cell c (..., H)."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def reverse_padded(x: Array, lengths: Array) -> Array:
+    """Reverse each row of x (N, T, ...) in time within its own length; padding stays put.
+
+    Row n becomes ``x[n, lengths[n]-1], ..., x[n, 0], x[n, lengths[n]], ..., x[n, T-1]``.
+    The permutation is its own inverse, so the same call maps backward outputs back.
+    """
+    t = jnp.arange(x.shape[1])
+    idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (N, T)
+    return jax.vmap(lambda row, i: row[i])(x, idx)
+
+
+def fused_lstm(
+    w_ih: Array,
+    w_hh: Array,
+    b: Array,
+    x: Array,
+    lengths: Array,
+    initial: LSTMState | None = None,
+    *,
+    unroll: int = 1,
+    precision: str | None = None,
+) -> tuple[Array, LSTMState]:
+    """One (bi)directional LSTM layer, both directions in one scan.
+
+    Args:
+      w_ih: (D, F, 4H), w_hh: (D, H, 4H), b: (D, 4H) float32; direction 0 is forward and, if
+        D == 2, direction 1 is backward.
+      x: (N, T, F) float32. lengths: (N,) int32 real steps per row.
+      initial: forward-direction initial state, each (N, H); None = zeros. The backward
+        direction always starts from zeros at each row's last real step.
+    Returns:
+      out: (N, T, D*H) float32, [forward | backward] hidden states, 0 at padded steps.
+      final: forward state (N, H) after each row's last real step (= ``initial`` if length 0).
+    """
+    d, _, h4 = w_ih.shape
+    n, t, _ = x.shape
+    xs = x[None] if d == 1 else jnp.stack([x, reverse_padded(x, lengths)])  # (D, N, T, F)
+    zx = jnp.einsum("dntf,dfk->tdnk", xs, w_ih, precision=precision) + b[:, None]  # (T, D, N, 4H)
+    mask = (jnp.arange(t)[:, None] < lengths)[:, None, :, None]  # (T, 1, N, 1)
+    zeros = jnp.zeros((n, h4 // 4), x.dtype)
+    initial = LSTMState(zeros, zeros) if initial is None else initial
+    state0 = LSTMState(*(jnp.stack([s] + [zeros] * (d - 1)) for s in initial))  # (D, N, H)
+
+    def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
+        z_t, m_t = inp
+        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
+        h, c = lstm_cell(z, state.c)
+        new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
+        return new, jnp.where(m_t, h, 0.0)
+
+    final, hs = jax.lax.scan(step, state0, (zx, mask), unroll=unroll)  # hs (T, D, N, H)
+    hs = hs.transpose(1, 2, 0, 3)  # (D, N, T, H)
+    out = hs[0] if d == 1 else jnp.concatenate([hs[0], reverse_padded(hs[1], lengths)], -1)
+    return out, LSTMState(final.h[0], final.c[0])
+
+
+def reference_lstm(
+    w_ih: Array,
+    w_hh: Array,
+    b: Array,
+    x: Array,
+    lengths: Array,
+    initial: LSTMState | None = None,
+    *,
+    reverse: bool = False,
+    precision: str | None = None,
+) -> tuple[Array, LSTMState]:
+    """Plain one-direction LSTM (for tests): input matmul inside the step, no reversal gather.
+
+    w_ih (F, 4H), w_hh (H, 4H), b (4H,); x (N, T, F); lengths (N,). ``reverse=True`` scans
+    from t = T-1 down to 0; the state stays at ``initial`` through the padding, so it starts at
+    each row's last real step. Returns h (N, T, H) (0 at padded steps) and the final state.
+    """
+    n, t, _ = x.shape
+    zeros = jnp.zeros((n, w_hh.shape[0]), x.dtype)
+    initial = LSTMState(zeros, zeros) if initial is None else initial
+    mask = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
+
+    def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
+        x_t, m = inp
+        z = jnp.dot(x_t, w_ih, precision=precision) + jnp.dot(state.h, w_hh, precision=precision) + b
+        h, c = lstm_cell(z, state.c)
+        return LSTMState(jnp.where(m, h, state.h), jnp.where(m, c, state.c)), jnp.where(m, h, 0.0)
+
+    final, hs = jax.lax.scan(step, initial, (x.swapaxes(0, 1), mask), reverse=reverse)
+    return hs.swapaxes(0, 1), final
+
+
+def initial_carry(config: ModelConfig, n: int) -> dict[str, LSTMState]:
+    """Zero carry for a batch of n rows (float32).
+
+    ``{'interpretation': LSTMState((n, H), (n, H))`` (only with the interpretation layer),
+    ``'heads': LSTMState((S, L, n, H), (S, L, n, H))}`` (forward direction of each head layer).
+    """
+    s, l, h = config.num_styles, config.num_layers, config.hidden_size
+    carry = {"heads": LSTMState(jnp.zeros((s, l, n, h)), jnp.zeros((s, l, n, h)))}
+    if config.use_interpretation_layer:
+        carry["interpretation"] = LSTMState(jnp.zeros((n, h)), jnp.zeros((n, h)))
+    return carry
+
+
+def reset_carry(carry: Any, reset: Array) -> Any:
+    """Zero the rows of every carry leaf (..., N, H) where ``reset`` (N,) bool is True."""
+    return jax.tree.map(lambda a: jnp.where(reset[:, None], 0.0, a), carry)
+
+
+def count_params(params: Any) -> int:
+    """Total number of scalars in a parameter pytree."""
+    return sum(int(a.size) for a in jax.tree.leaves(params))
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def _uniform(limit: float) -> Any:
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -limit, limit)
+
+
+def _lstm_bias(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+    h = shape[-1] // 4
+    return jnp.zeros(shape, dtype).at[..., h : 2 * h].set(1.0)  # forget gate = 1.0
+
+
+class LSTMLayer(nn.Module):
+    """Fused LSTM layer: (N, T, F) -> (N, T, D*H), D = 2 if bidirectional else 1.
+
+    Params: w_ih (D, F, 4H), w_hh (D, H, 4H), b (D, 4H). Weights are initialised like the
+    paper's TF BasicLSTMCell: glorot-uniform on the joint [x, h] kernel, U(+-sqrt(6/(F+5H))).
+    """
+
+    hidden_size: int
+    bidirectional: bool = False
+    unroll: int = 1
+    precision: str | None = None
+
+    @nn.compact
+    def __call__(self, x: Array, lengths: Array, initial: LSTMState | None = None) -> tuple[Array, LSTMState]:
+        d, f, h = 2 if self.bidirectional else 1, x.shape[-1], self.hidden_size
+        init = _uniform((6.0 / (f + 5 * h)) ** 0.5)
+        w_ih = self.param("w_ih", init, (d, f, 4 * h))
+        w_hh = self.param("w_hh", init, (d, h, 4 * h))
+        b = self.param("b", _lstm_bias, (d, 4 * h))
+        return fused_lstm(w_ih, w_hh, b, x, lengths, initial, unroll=self.unroll, precision=self.precision)
+
+
+class GenreNet(nn.Module):
+    """One style head: L stacked (bi)LSTM layers + Dense(output_size) + sigmoid.
+
+    (N, T, F) -> velocities (N, T, output_size) in [0, 1]; carry: forward states (L, N, H).
+    """
+
+    config: ModelConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array, lengths: Array, carry: LSTMState) -> tuple[Array, LSTMState]:
+        cfg = self.config
+        drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=self.deterministic)
+        states = []
+        for l in range(cfg.num_layers):
+            layer = LSTMLayer(cfg.hidden_size, cfg.bidirectional, cfg.unroll, cfg.precision, name=f"layer_{l}")
+            x, state = layer(drop(x), lengths, LSTMState(carry.h[l], carry.c[l]))
+            x = drop(x)
+            states.append(state)
+        y = nn.Dense(cfg.output_size, precision=cfg.precision, name="out")(x)
+        return jax.nn.sigmoid(y), LSTMState(*(jnp.stack(s) for s in zip(*states)))
+
+
+class StyleNet(nn.Module):
+    """StyleNet: shared interpretation LSTM + S vmapped GenreNet heads.
+
+    Params: ``interpretation_lstm`` {w_ih, w_hh, b} (if used) and ``heads`` {layer_0.., out}, every
+    head leaf with a leading style axis S.
+    """
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(
+        self, inputs: Array, lengths: Array, *, train: bool, carry: dict[str, LSTMState] | None = None
+    ) -> tuple[Array, dict[str, LSTMState]]:
+        """Predict velocities for every style.
+
+        Args:
+          inputs: (N, T, input_size) float32 or uint8 (cast to float32).
+          lengths: (N,) int32, real steps per row (0..T); the rest is padding and ignored.
+          train: apply dropout (needs ``rngs={'dropout': key}``); False is deterministic.
+          carry: forward LSTM states from the previous window (see ``initial_carry``);
+            None = zeros.
+        Returns:
+          velocities: (S, N, T, output_size) float32 in [0, 1]; 0 at padded steps.
+          new_carry: same structure as ``initial_carry``: every forward-running LSTM's state
+            after each row's last real step (unchanged for rows of length 0).
+        Sows ``intermediates/interpretation``: interpretation-layer outputs (N, T, H).
+        """
+        cfg = self.config
+        if inputs.ndim != 3 or inputs.shape[-1] != cfg.input_size:
+            raise ValueError(f"inputs must be (N, T, {cfg.input_size}), got {inputs.shape}")
+        n, t, _ = inputs.shape
+        lengths = jnp.asarray(lengths, jnp.int32)
+        mask = (jnp.arange(t) < lengths[:, None])[..., None]  # (N, T, 1)
+        x = jnp.where(mask, jnp.asarray(inputs, jnp.float32), 0.0)
+        carry = initial_carry(cfg, n) if carry is None else carry
+        drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=not train)
+        new_carry = {}
+        if cfg.use_interpretation_layer:
+            layer = LSTMLayer(cfg.hidden_size, False, cfg.unroll, cfg.precision, name="interpretation_lstm")
+            x, new_carry["interpretation"] = layer(drop(x), lengths, carry["interpretation"])
+            self.sow("intermediates", "interpretation", x)
+            x = drop(x)
+        heads = nn.vmap(
+            GenreNet,
+            variable_axes={"params": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=(None, None, 0),
+            out_axes=0,
+            axis_size=cfg.num_styles,
+        )(cfg, deterministic=not train, name="heads")
+        vel, new_carry["heads"] = heads(x, lengths, carry["heads"])
+        return jnp.where(mask, vel, 0.0), new_carry
