@@ -1,16 +1,20 @@
-"""A training snapshot PNG like the paper's Fig. 17 (matplotlib Agg via ``Figure``, numpy).
+"""A training snapshot PNG like the paper's Fig. 17 (matplotlib Agg via ``Figure``).
 
 Panels, time on the x axis: the input notes, the true velocities, each style head's
 prediction, the own head's prediction minus the truth, and the interpretation layer's
-activations.
+activations. ``save_snapshot`` only plots arrays; ``write_snapshot`` runs the model first.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import jax
 import numpy as np
+
+from stylenet_jax.batching import Windows
+from stylenet_jax.model import ModelConfig, StyleNet
 
 
 def save_snapshot(path: str, inputs: np.ndarray, target: np.ndarray, predictions: np.ndarray,
@@ -49,3 +53,33 @@ def save_snapshot(path: str, inputs: np.ndarray, target: np.ndarray, predictions
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     return path
+
+
+def make_predict(model_config: ModelConfig) -> Callable:
+    """Jitted ``predict(params, inputs (N,T,176), lengths (N,)) -> (velocities (S,N,T,88),
+    interpretation (N,T,H) or None)``: every head, no dropout."""
+    model = StyleNet(model_config)
+
+    @jax.jit
+    def predict(params, inputs, lengths):
+        (vel, _), state = model.apply({"params": params}, inputs, lengths, train=False,
+                                      mutable=["intermediates"])
+        inter = state.get("intermediates", {}).get("interpretation")
+        return vel, (None if inter is None else inter[0])
+
+    return predict
+
+
+def write_snapshot(path: str, predict: Callable, params: Any, song: Windows,
+                   styles: Sequence[str], title: str, max_steps: int = 400) -> str:
+    """The Fig. 17-style PNG of the first ``max_steps`` steps (whole windows, at least one)
+    of ``song``, read as ONE sequence; the same song every time, so ``predict`` compiles once."""
+    k = max(1, -(-max_steps // song.inputs.shape[1]))
+    inputs = song.inputs[:k].reshape(1, -1, song.inputs.shape[-1])
+    targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
+    n = int(song.lengths[:k].sum())
+    vel, inter = predict(params, inputs, np.array([n], np.int32))
+    vel = np.asarray(vel)[:, 0, :n]
+    inter = None if inter is None else np.asarray(inter)[0, :n]
+    return save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style, inter,
+                         title=f"{title} - {song.id}")

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from stylenet_jax import batching, checkpoints, dataset
+from stylenet_jax import batching, checkpoints, dataset, snapshot
 from stylenet_jax.model import ModelConfig, StyleNet, initial_carry, reset_carry
 
 Array = jax.Array
@@ -210,16 +210,30 @@ def init_params(model_config: ModelConfig, key: Array) -> Any:
     intra-op pool for its batch shards, which deadlocks once every pool thread is such a
     waiter (reproduced on 2 cores with jax 0.10.2, ~half the runs). One QR at a time cannot.
     """
-    model = StyleNet(model_config)
-
-    def init(k):
-        dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
-        return model.init(k, dummy, jnp.ones((1,), jnp.int32), train=False)["params"]
-
     if jax.default_backend() != "cpu":
-        return jax.jit(init)(key)
-    with _synchronous_cpu_dispatch():
-        return init(key)
+        return jax.jit(functools.partial(_init, model_config))(key)
+    if isinstance(key, jax.core.Tracer):  # under eval_shape / jit: nothing runs
+        return _init(model_config, key)
+    # Op-by-op init costs seconds (each op compiles): memoised per process, as host arrays
+    # (fresh device buffers per call, so donating them cannot spoil the cache).
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        with jax.ensure_compile_time_eval():
+            key = jax.random.key_data(key)
+    host = _cpu_init(model_config, tuple(np.asarray(key).ravel().tolist()))
+    return jax.tree.map(jnp.asarray, host)
+
+
+def _init(model_config: ModelConfig, key: Array) -> Any:
+    dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
+    return StyleNet(model_config).init(key, dummy, jnp.ones((1,), jnp.int32),
+                                       train=False)["params"]
+
+
+@functools.lru_cache(maxsize=8)
+def _cpu_init(model_config: ModelConfig, key: tuple[int, ...]) -> Any:
+    with jax.ensure_compile_time_eval(), _synchronous_cpu_dispatch():
+        params = _init(model_config, jnp.asarray(key, jnp.uint32))
+    return jax.device_get(params)
 
 
 def make_init(model_config: ModelConfig, tx: optax.GradientTransformation) -> Callable:
@@ -393,6 +407,15 @@ class MetricsWriter:
             except Exception as e:  # noqa: BLE001 - optional: any failure means "none"
                 logging.warning("no TensorBoard events: %s", e)
 
+    def truncate_after(self, step: int) -> None:
+        """Drops records past ``step`` (a resumed run replays from its checkpoint)."""
+        if not os.path.isfile(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.writelines(keep)
+
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -499,38 +522,6 @@ def evaluate(params: Any, eval_step: CountingJit, batches: Sequence[batching.Bat
     return summarize(metrics, styles, "val_")
 
 
-def make_predict(model_config: ModelConfig) -> Callable:
-    """Jitted ``predict(params, inputs (N,T,176), lengths (N,)) -> (velocities (S,N,T,88),
-    interpretation (N,T,H) or None)``: every head, no dropout."""
-    model = StyleNet(model_config)
-
-    @jax.jit
-    def predict(params, inputs, lengths):
-        (vel, _), state = model.apply({"params": params}, inputs, lengths, train=False,
-                                      mutable=["intermediates"])
-        inter = state.get("intermediates", {}).get("interpretation")
-        return vel, (None if inter is None else inter[0])
-
-    return predict
-
-
-def write_snapshot(path: str, predict: Callable, params: Any, song: batching.Windows,
-                   styles: Sequence[str], title: str, max_steps: int = 400) -> str:
-    """The Fig. 17-style PNG of the first ``max_steps`` steps (whole windows, at least one)
-    of ``song``, read as ONE sequence; the same song every time, so ``predict`` compiles once."""
-    from stylenet_jax import snapshot
-
-    k = max(1, -(-max_steps // song.inputs.shape[1]))
-    inputs = song.inputs[:k].reshape(1, -1, song.inputs.shape[-1])
-    targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
-    n = int(song.lengths[:k].sum())
-    vel, inter = predict(params, inputs, np.array([n], np.int32))
-    vel = np.asarray(vel)[:, 0, :n]
-    inter = None if inter is None else np.asarray(inter)[0, :n]
-    return snapshot.save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style,
-                                  inter, title=f"{title} - {song.id}")
-
-
 def _check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str],
                      workdir: str) -> None:
     want = dataclasses.asdict(model_config)
@@ -543,7 +534,7 @@ def _check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str
 
 class Programs(NamedTuple):
     """The jitted programs of a run (see ``make_init``, ``make_train_step``,
-    ``make_eval_step``, ``make_predict``)."""
+    ``make_eval_step``, ``snapshot.make_predict``)."""
 
     init: Callable
     train_step: CountingJit
@@ -565,7 +556,8 @@ def _programs(model_config: ModelConfig, learning_rate: float, clip: str, clip_n
     tx = make_optimizer(TrainConfig(learning_rate=learning_rate, clip=clip, clip_norm=clip_norm))
     return Programs(make_init(model_config, tx),
                     make_train_step(model_config, tx, loss=loss, debug_nan_step=debug_nan_step),
-                    make_eval_step(model_config, loss=loss), make_predict(model_config))
+                    make_eval_step(model_config, loss=loss),
+                    snapshot.make_predict(model_config))
 
 
 def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
@@ -605,6 +597,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
             # Uncommitted like a fresh init's arrays: the same compiled step serves both.
             state = TrainState(*jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), restored))
             epoch = int(meta["epoch"])
+            writer.truncate_after(int(state.step))
             best = (ckpts.best_meta() or {}).get("val_loss")
             logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
         else:
@@ -635,8 +628,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
             if config.snapshot_every_epochs > 0 and _due(epoch, config.snapshot_every_epochs,
                                                          last):
                 song = (val or train)[0]
-                write_snapshot(os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"),
-                               predict, state.params, song, styles, f"epoch {epoch}")
+                snapshot.write_snapshot(
+                    os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"), predict,
+                    state.params, song, styles, f"epoch {epoch}")
         if train_step.compiles > 1:
             logging.warning("train step compiled %d times (expected once)", train_step.compiles)
     finally:

@@ -218,7 +218,9 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny(data_dir, num_epochs=3)
     steps_per_epoch = training.train_and_evaluate(
         dataclasses.replace(config, num_epochs=1), str(tmp_path / "probe")).state.step
-    bad = dataclasses.replace(config, debug_nan_step=int(steps_per_epoch) + 1)  # in epoch 2
+    assert steps_per_epoch > 5
+    # In epoch 2, after its first log (every 4 steps): steps + 1..4 are logged, then the NaN.
+    bad = dataclasses.replace(config, debug_nan_step=int(steps_per_epoch) + 4)
     with pytest.raises(training.NonFiniteLossError, match="non-finite"):
         training.train_and_evaluate(bad, str(tmp_path / "run"))
     ckpts = checkpoints.RunCheckpoints(str(tmp_path / "run"))
@@ -230,6 +232,12 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
     records = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
     assert all(np.isfinite(r.get("train_loss", 0.0)) for r in records)
+    assert any(r["step"] > steps_per_epoch for r in records)  # epoch 2 logged before the NaN
+    # Resuming without the poison replays epoch 2; its earlier records are not duplicated.
+    training.train_and_evaluate(dataclasses.replace(config, num_epochs=2), str(tmp_path / "run"))
+    records = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == sorted(set(steps))
 
 
 def test_carry_state_run(data_dir, tmp_path):
