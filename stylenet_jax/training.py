@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -191,60 +190,22 @@ def init_state(model_config: ModelConfig, tx: optax.GradientTransformation,
     return make_init(model_config, tx)(jax.random.PRNGKey(seed))
 
 
-@contextlib.contextmanager
-def _synchronous_cpu_dispatch() -> Iterator[None]:
-    previous = jax.config.read("jax_cpu_enable_async_dispatch")
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_cpu_enable_async_dispatch", previous)
-
-
 def init_params(model_config: ModelConfig, key: Array) -> Any:
-    """StyleNet parameters from ``key`` (uint32 (2,)).
-
-    On CPU the init runs op by op with synchronous dispatch, NOT under ``jax.jit``: the
-    orthogonal initialiser is a batched LAPACK QR (vmapped over directions and heads), and
-    XLA:CPU runs independent QR thunks of one program concurrently; each waits on the
-    intra-op pool for its batch shards, which deadlocks once every pool thread is such a
-    waiter (reproduced on 2 cores with jax 0.10.2, ~half the runs). One QR at a time cannot.
-    """
-    if jax.default_backend() != "cpu":
-        return jax.jit(functools.partial(_init, model_config))(key)
-    if isinstance(key, jax.core.Tracer):  # under eval_shape / jit: nothing runs
-        return _init(model_config, key)
-    # Op-by-op init costs seconds (each op compiles): memoised per process, as host arrays
-    # (fresh device buffers per call, so donating them cannot spoil the cache).
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        with jax.ensure_compile_time_eval():
-            key = jax.random.key_data(key)
-    host = _cpu_init(model_config, tuple(np.asarray(key).ravel().tolist()))
-    return jax.tree.map(jnp.asarray, host)
-
-
-def _init(model_config: ModelConfig, key: Array) -> Any:
+    """StyleNet parameters from ``key`` (uint32 (2,) or a typed key); traceable."""
     dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
     return StyleNet(model_config).init(key, dummy, jnp.ones((1,), jnp.int32),
                                        train=False)["params"]
 
 
-@functools.lru_cache(maxsize=8)
-def _cpu_init(model_config: ModelConfig, key: tuple[int, ...]) -> Any:
-    with jax.ensure_compile_time_eval(), _synchronous_cpu_dispatch():
-        params = _init(model_config, jnp.asarray(key, jnp.uint32))
-    return jax.device_get(params)
-
-
 def make_init(model_config: ModelConfig, tx: optax.GradientTransformation) -> Callable:
-    """``init(key uint32 (2,)) -> TrainState``: params from ``split(key)[0]`` (see
-    ``init_params``), optimizer state, step 0 and the run's base key ``split(key)[1]``."""
-    opt_init = jax.jit(tx.init)
+    """Jitted ``init(key uint32 (2,)) -> TrainState``: params from ``split(key)[0]``,
+    optimizer state, step 0 and the run's base key ``split(key)[1]``; one program."""
 
+    @jax.jit
     def init(seed_key: Array) -> TrainState:
         init_key, key = jax.random.split(seed_key)
         params = init_params(model_config, init_key)
-        return TrainState(jnp.zeros((), jnp.int32), params, opt_init(params), key)
+        return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), key)
 
     return init
 
