@@ -454,7 +454,10 @@ def train_epoch(state: TrainState, train_step: CountingJit, songs: Sequence[batc
             now, step = time.perf_counter(), int(state.step)
             record = {"kind": "train", "step": step, "epoch": epoch + 1, **record,
                       "grad_norm": float(m["grad_norm"] / max(m["batches"].sum(), 1.0)),
-                      "steps_per_second": record["train_steps"] / max(now - t0, 1e-9)}
+                      "steps_per_second": record["train_steps"] / max(now - t0, 1e-9),
+                      "batch_fill": record["train_steps"] / max(
+                          float(m["batches"].sum()) * batch.inputs.shape[0] * config.window,
+                          1.0)}
             if m["nonfinite"]:
                 raise NonFiniteLossError(
                     f"non-finite loss or gradient between steps {first} and {step} (epoch "
@@ -528,6 +531,13 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
     Leaves in ``workdir``: ``checkpoints/`` (last ``keep_checkpoints``), ``best/`` (best
     validation loss), ``metrics.jsonl``, ``snapshots/epoch_XXXX.png``. Raises
     NonFiniteLossError (nothing saved after the last good epoch), CheckpointError, DatasetError.
+
+    ``metrics.jsonl`` lines: ``{"kind": "train", "step", "epoch" (1-based), "train_loss",
+    "train_loss/<style>", "train_steps" (real time steps since the last line), "grad_norm"
+    (mean), "steps_per_second" (real time steps; the first line includes compilation),
+    "batch_fill" (real / padded time steps)}`` every ``log_every_steps`` steps and at each
+    epoch end; ``{"kind": "eval", "step", "epoch", "val_loss", "val_loss/<style>",
+    "val_steps"}`` on evaluation epochs. A resumed run first drops lines past its checkpoint.
     """
     os.makedirs(workdir, exist_ok=True)
     styles = dataset.dataset_styles(config.data_dir)

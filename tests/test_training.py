@@ -185,6 +185,7 @@ def test_short_run_learns_compiles_once_and_leaves_files(data_dir, tmp_path):
     assert train[-1]["train_loss"] < 0.7 * train[0]["train_loss"]
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert {"train_loss/classical", "train_loss/jazz", "steps_per_second"} <= set(train[-1])
+    assert all(0.0 < r["batch_fill"] <= 1.0 for r in train)
     lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
     assert lines == result.records
     assert os.path.isfile(tmp_path / "snapshots" / "epoch_0004.png")
