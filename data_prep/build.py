@@ -355,26 +355,28 @@ def summary_table(songs: list[dict], rejected: list[dict]) -> str:
     return "\n".join(lines)
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("midi_dir", None, "Folder of MIDI files (.mid/.midi), searched recursively. "
-                    "Style = first sub-folder, or manifest.csv's style column.")
-flags.DEFINE_string("out_dir", None, "Where to write manifest.json and songs/*.npz. Re-running "
-                    "into the same folder reuses the files already examined.")
-flags.DEFINE_string("time_signatures", "4/4", "Allowed meters: comma-separated N/D values (the "
-                    "paper: 4/4), 'quarter' for any meter with a quarter-note beat (N/4), or "
-                    "'any'. A file with no time signature counts as 4/4.")
-flags.DEFINE_integer("min_velocities", 20, "Keep files with at least this many distinct "
-                     "note-on velocities (the paper: 20).")
-flags.DEFINE_float("validation_fraction", 0.05, "Fraction of each style's files held out for "
-                   "validation (the paper: 5%), grouped by piece.")
-flags.DEFINE_integer("seed", 0, "Seed of the train/validation split.")
-flags.DEFINE_list("styles", None, "Keep only these styles (default: all found).")
-flags.DEFINE_string("style", None, "Give every file this style (a flat folder of one style).")
-flags.DEFINE_integer("workers", None, "Processes reading MIDI files (default: all CPUs).")
-flags.mark_flags_as_required(["midi_dir", "out_dir"])
+def _define_flags() -> None:
+    """The command's flags, defined only when run as a program (importers keep theirs)."""
+    flags.DEFINE_string("midi_dir", None, "Folder of MIDI files (.mid/.midi), searched recursively. "
+                        "Style = first sub-folder, or manifest.csv's style column.")
+    flags.DEFINE_string("out_dir", None, "Where to write manifest.json and songs/*.npz. Re-running "
+                        "into the same folder reuses the files already examined.")
+    flags.DEFINE_string("time_signatures", "4/4", "Allowed meters: comma-separated N/D values (the "
+                        "paper: 4/4), 'quarter' for any meter with a quarter-note beat (N/4), or "
+                        "'any'. A file with no time signature counts as 4/4.")
+    flags.DEFINE_integer("min_velocities", 20, "Keep files with at least this many distinct "
+                         "note-on velocities (the paper: 20).")
+    flags.DEFINE_float("validation_fraction", 0.05, "Fraction of each style's files held out for "
+                       "validation (the paper: 5%), grouped by piece.")
+    flags.DEFINE_integer("seed", 0, "Seed of the train/validation split.")
+    flags.DEFINE_list("styles", None, "Keep only these styles (default: all found).")
+    flags.DEFINE_string("style", None, "Give every file this style (a flat folder of one style).")
+    flags.DEFINE_integer("workers", None, "Processes reading MIDI files (default: all CPUs).")
+    flags.mark_flags_as_required(["midi_dir", "out_dir"])
 
 
 def main(argv: Sequence[str]) -> None:
+    FLAGS = flags.FLAGS
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
@@ -389,4 +391,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

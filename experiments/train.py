@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 from typing import Sequence
 
@@ -94,14 +93,10 @@ def train_config(data_dir: str):
 
 
 def prepare_data(workdir: str) -> str:
-    """``--data_dir``, else a dataset built from generated MIDI in ``workdir/data``.
-
-    The build runs ``python -m data_prep.build`` in a subprocess: that module defines absl
-    flags (``--seed``...) at import, which would clash with this app's.
-    """
+    """``--data_dir``, else a dataset built from generated MIDI in ``workdir/data``."""
     if FLAGS.data_dir:
         return FLAGS.data_dir
-    from data_prep import synthetic
+    from data_prep import build, synthetic
     from stylenet_jax import dataset
 
     out = os.path.join(workdir, "data", "dataset")
@@ -114,16 +109,9 @@ def prepare_data(workdir: str) -> str:
     synthetic.write_synthetic_corpus(midi_dir, styles=tuple(FLAGS.synthetic_styles),
                                      songs_per_style=FLAGS.synthetic_songs_per_style,
                                      steps=FLAGS.synthetic_steps, seed=FLAGS.seed)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    cmd = [sys.executable, "-m", "data_prep.build", f"--midi_dir={midi_dir}",
-           f"--out_dir={out}", f"--seed={FLAGS.seed}", "--workers=1",
-           f"--validation_fraction={FLAGS.synthetic_validation_fraction}"]
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    logging.info("%s", done.stdout)
-    if done.returncode:
-        raise dataset.DatasetError(f"building {out} failed: {done.stderr.strip()[-500:]}")
+    build.build_dataset(midi_dir, out, seed=FLAGS.seed, workers=1,
+                        validation_fraction=FLAGS.synthetic_validation_fraction,
+                        log=lambda line: logging.info("%s", line))
     return out
 
 
