@@ -1,0 +1,191 @@
+"""Tests of the benchmark (experiments/bench.py) and its PyTorch reference network.
+
+Tiny sizes on the CPU. The PyTorch tests need torch (benchmark-only:
+``pip install -r requirements-bench.txt``); CI installs only requirements.txt, so there they
+are skipped with that reason.
+"""
+
+import importlib.util
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import bench
+from stylenet_jax import batching, training
+from stylenet_jax.model import ModelConfig, StyleNet, count_params
+
+TORCH_SKIP = ("torch not installed: it is a benchmark-only dependency (pip install -r "
+              "requirements-bench.txt); CI installs only requirements.txt, so these tests are "
+              "skipped there")
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason=TORCH_SKIP)
+
+TINY = ["--device=cpu", "--batch_sizes=2", "--window=10", "--hidden_size=8", "--num_layers=2",
+        "--repeats=2", "--warmup=1", "--inference_steps=12"]
+SECTIONS = ("# Performance: stylenet-jax beside PyTorch", "## Machine and versions", "## Setup",
+            "## Training step", "## Throughput saturation", "## Inference",
+            "## Full paper schedule (160 epochs", "## GPU")
+
+
+def run_bench(tmp_path, *extra):
+    out = tmp_path / "perf.md"
+    argv = [*TINY, f"--out={out}", *extra]
+    assert bench.main(argv) == 0
+    return out.read_text()
+
+
+# ----------------------------------------------------------------------------- the script
+
+
+def test_end_to_end_in_process(tmp_path):
+    text = run_bench(tmp_path, "--no-isolate", "--epoch_seconds=90", "--note=tiny test")
+    for section in SECTIONS:
+        assert section in text, section
+    assert "python -m experiments.bench --device=cpu" in text  # the command that produced it
+    assert "| 2 x 10 |" in text and "failed" not in text
+    for dist in ("| jax |", "| jaxlib |", "| flax |", "| torch |", "| Python |"):
+        assert dist in text
+    assert "process peak RSS" in text or "peak RSS" in text
+    assert "PROJECTION" in text and "160 x 90 s" in text  # labelled as a projection
+    assert "GPU figures: not measured; this session had no GPU" in text
+    assert "- Note: tiny test" in text
+    if HAS_TORCH:
+        assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
+
+
+def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    text = run_bench(tmp_path, "--no-isolate", "--inference_steps=0")
+    assert bench.TORCH_MISSING in capsys.readouterr().err
+    assert "measuring JAX only" in text
+    assert "PyTorch steps/s" not in text and "| 2 x 10 |" in text
+    assert "not measured on this cpu" in text.lower()  # no --epoch_seconds
+
+
+def test_isolated_workers(tmp_path):
+    text = run_bench(tmp_path, "--skip_torch", "--inference_steps=0", "--cpu_threads=1")
+    assert "| 2 x 10 |" in text and "failed" not in text
+    assert "pinned to 1 of" in text and "skipped (--skip_torch)" in text
+
+
+def test_help_explains_every_flag():
+    text = bench.build_parser().format_help()
+    for flag in ("--device", "--batch_sizes", "--window", "--repeats", "--warmup",
+                 "--hidden_size", "--num_layers", "--skip_torch", "--inference_steps", "--out",
+                 "--epoch_seconds", "--cpu_threads"):
+        assert flag in text
+    args = bench.build_parser().parse_args(["--batch_sizes=8,32"])
+    assert args.batch_sizes == (8, 32) and args.window == 200 and args.hidden_size == 176
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--batch_sizes=0"])
+
+
+def test_summaries_and_saturation():
+    s = bench.summarize_times({"first_s": 3.0, "times_s": [1.0, 2.0, 1.5]}, 4, 100)
+    assert s["s"] == 1.5 and s["sps"] == pytest.approx(400 / 1.5)
+    assert s["sps_min"] == 200 and s["sps_max"] == 400 and s["compile_s"] == 1.5
+    assert "saturates at about 32" in bench.saturation([(8, 100), (32, 190), (128, 200)])
+    assert "not saturated" in bench.saturation([(8, 100), (32, 150), (128, 200)])
+    assert "one batch size" in bench.saturation([(8, 100)])
+
+
+# ----------------------------------------------------------------------------- same function
+
+
+def _jax_params(config: ModelConfig, seed: int = 0):
+    return training.init_params(config, jax.random.PRNGKey(seed))
+
+
+def _inputs(n, t, seed=1):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, t, 176)) < 0.3).astype(np.float32) * rng.random((n, t, 176))
+    return x.astype(np.float32)
+
+
+@needs_torch
+@pytest.mark.parametrize("fused", [False, True], ids=["per_layer", "fused_layers"])
+def test_torch_reference_computes_the_jax_function(fused):
+    import torch
+
+    from experiments import torch_reference
+
+    config = ModelConfig(num_styles=2, hidden_size=8, num_layers=3, keep_prob=0.8)
+    params = _jax_params(config)
+    x = _inputs(4, 10)
+    lengths = np.array([10, 7, 1, 0], np.int32)  # full, padded, one step, empty
+    want = np.asarray(StyleNet(config).apply({"params": params}, x, lengths, train=False)[0])
+    for style in range(2):
+        model = torch_reference.TorchStyleNet(8, 3, keep_prob=0.8, fused_layers=fused).eval()
+        torch_reference.load_jax_params(model, jax.device_get(params), style)
+        with torch.no_grad():
+            got = model(torch.from_numpy(x), torch.from_numpy(lengths).long()).numpy()
+            full = model(torch.from_numpy(x[:1])).numpy()  # lengths=None: the benchmark's path
+        np.testing.assert_allclose(got, want[style], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(full, want[style][:1], atol=1e-5, rtol=0)
+    head = training.select_head(params, 0)
+    assert sum(p.numel() for p in model.trainable_parameters()) == count_params(head)
+
+
+@needs_torch
+@pytest.mark.parametrize("clip", ["per_tensor", "global"])
+def test_torch_train_step_matches_the_project_step(clip):
+    """Without dropout, three steps of the project's JAX train step and of the torch
+    reference (masked MSE over padded rows, clipping and Adam) end at the same losses and
+    parameters."""
+    import torch
+
+    from experiments import torch_reference
+
+    # Gradient norms here are 5e-5..4e-3: 3e-4 clips some tensors and not others (and the
+    # global norm); lr 1e-2 makes a wrong clip visible in the parameters after 3 steps.
+    tconfig = training.TrainConfig(hidden_size=8, num_layers=2, keep_prob=1.0, clip=clip,
+                                   clip_norm=3e-4, learning_rate=1e-2)
+    config = tconfig.model_config(num_styles=1)
+    tx = training.make_optimizer(tconfig)
+    state = training.init_state(config, tx, 0)
+    model = torch_reference.TorchStyleNet(8, 2, keep_prob=1.0)
+    torch_reference.load_jax_params(model, jax.device_get(state.params))
+    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=tconfig.learning_rate)
+    torch_step = torch_reference.make_train_step(model, optimizer, clip, tconfig.clip_norm)
+
+    n, t = 3, 10
+    rng = np.random.default_rng(2)
+    inputs = (rng.random((n, t, 176)) < 0.2).astype(np.uint8)
+    targets = rng.random((n, t, 88), dtype=np.float32)
+    lengths = np.array([10, 6, 3], np.int32)
+    batch = batching.Batch(inputs, targets, lengths, np.zeros(n, np.int32), np.ones(n, bool))
+    step = training.make_train_step(config, tx)
+    tl = torch.from_numpy(lengths).long()
+    for _ in range(3):
+        state, metrics, _ = step(state, training.zero_metrics(1), batch, None)
+        m = jax.device_get(metrics)
+        jax_loss = float(m["se"].sum() / m["cells"].sum())
+        torch_loss = torch_step(torch.from_numpy(inputs).float(), torch.from_numpy(targets),
+                                tl, tl).item()
+        assert torch_loss == pytest.approx(jax_loss, abs=1e-6)
+    after = torch_reference.TorchStyleNet(8, 2, keep_prob=1.0)
+    torch_reference.load_jax_params(after, jax.device_get(state.params))
+    want = dict(after.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.detach().numpy(), want[name].detach().numpy(), atol=1e-5,
+                                   rtol=0, err_msg=name)
+    before = training.init_state(config, tx, 0).params
+    moved = max(float(jnp.abs(a - b).max()) for a, b in
+                zip(jax.tree.leaves(state.params), jax.tree.leaves(before)))
+    assert moved > 1e-2  # the steps did change the parameters
+
+
+@needs_torch
+def test_torch_clip_per_tensor():
+    import torch
+
+    from experiments import torch_reference
+
+    a, b = torch.zeros(3, requires_grad=True), torch.zeros(2, requires_grad=True)
+    a.grad, b.grad = torch.tensor([30.0, 40.0, 0.0]), torch.tensor([0.3, 0.4])
+    torch_reference.clip_grads_([a, b], "per_tensor", 10.0)
+    np.testing.assert_allclose(a.grad.numpy(), [6.0, 8.0, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(b.grad.numpy(), [0.3, 0.4], rtol=1e-6)  # under the norm: kept
