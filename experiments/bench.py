@@ -421,7 +421,7 @@ def _version(dist: str) -> str | None:
 def resolve_device(requested: str) -> tuple[str | None, str]:
     """('cpu'|'gpu', note), or (None, why not) if ``gpu`` was asked and JAX has none."""
     if requested == "cpu":
-        return "cpu", "asked for (--device=cpu)"
+        return "cpu", "--device=cpu"
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
 
@@ -430,7 +430,7 @@ def resolve_device(requested: str) -> tuple[str | None, str]:
     except RuntimeError:
         has_gpu = False
     if has_gpu:
-        return "gpu", f"{'asked for' if requested == 'gpu' else 'auto: JAX sees a GPU'}"
+        return "gpu", "--device=gpu" if requested == "gpu" else "auto: JAX sees a GPU"
     if requested == "gpu":
         return None, ("--device=gpu but JAX sees no GPU (install JAX's CUDA build, e.g. "
                       "pip install \"jax[cuda13]\"), or use --device=cpu")
@@ -509,6 +509,9 @@ def saturation(points: Sequence[tuple[int, float]]) -> str:
     best_b, best = max(points, key=lambda p: p[1])
     first = next(b for b, v in points if v >= SATURATION * best)
     largest = points[-1][0]
+    if first == points[0][0] and best_b == first:
+        return (f"already at its best at the smallest batch, {first} windows "
+                f"({best:,.0f} steps/s); larger batches do not raise it")
     if first == largest:
         return (f"not saturated within the sweep: still rising at {largest} windows "
                 f"({best:,.0f} steps/s)")

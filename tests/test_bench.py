@@ -90,6 +90,7 @@ def test_summaries_and_saturation():
     assert "saturates at about 32" in bench.saturation([(8, 100), (32, 190), (128, 200)])
     assert "not saturated" in bench.saturation([(8, 100), (32, 150), (128, 200)])
     assert "one batch size" in bench.saturation([(8, 100)])
+    assert "already at its best at the smallest" in bench.saturation([(8, 200), (32, 190)])
 
 
 # ----------------------------------------------------------------------------- same function
