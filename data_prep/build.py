@@ -31,7 +31,6 @@ from absl import app, flags
 from stylenet_jax import dataset, encoding, midi
 
 ENCODING_VERSION = 1  # bump when encoding rules change: cached files are then examined again
-MIDI_SUFFIXES = (".mid", ".midi")
 QUARTER_BEAT = "quarter"  # --time_signatures value: any meter whose beat is a quarter note
 
 
@@ -133,17 +132,6 @@ def reason_kind(reason: str) -> str:
     return reason
 
 
-def find_midi_files(midi_dir: str) -> list[str]:
-    """Paths of the MIDI files below ``midi_dir``, relative to it, sorted, '/'-separated."""
-    found = []
-    for root, dirs, files in os.walk(midi_dir):
-        dirs.sort()
-        for name in files:
-            if name.lower().endswith(MIDI_SUFFIXES) and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(root, name), midi_dir).replace(os.sep, "/"))
-    return sorted(found)
-
-
 def read_catalogue(midi_dir: str) -> dict[str, dict]:
     """``manifest.csv`` rows of ``midi_dir`` by file, or {} if it has none."""
     path = os.path.join(midi_dir, "manifest.csv")
@@ -226,7 +214,7 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
         raise BuildError("--validation_fraction must be in [0, 1)")
     allowed = parse_time_signatures(time_signatures)
     catalogue = read_catalogue(midi_dir)
-    files = find_midi_files(midi_dir)
+    files = midi.find_midi_files(midi_dir)
     if not files:
         raise BuildError(f"--midi_dir {midi_dir}: no .mid or .midi files below it")
     os.makedirs(out_dir, exist_ok=True)

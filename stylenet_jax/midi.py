@@ -68,6 +68,18 @@ class Performance:
         return self.midi.ticks_per_beat
 
 
+def find_midi_files(folder: str) -> list[str]:
+    """Paths of the .mid/.midi files below ``folder`` (hidden ones skipped), relative to it,
+    '/'-separated, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith((".mid", ".midi")) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"))
+    return sorted(found)
+
+
 def read_midi(path: str) -> mido.MidiFile:
     """Parses a standard MIDI file of format 0 or 1; raises MidiError (one line) otherwise."""
     if not os.path.isfile(path):

@@ -181,16 +181,6 @@ def describe(path: str, result: Result, label: str) -> str:
             f"min {v.min()} mean {v.mean():.1f} max {v.max()}, {label}, {result.seconds:.2f} s")
 
 
-def find_inputs(folder: str) -> list[str]:
-    """.mid/.midi files below ``folder``, relative, sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [os.path.relpath(os.path.join(root, f), folder) for f in files
-                  if f.lower().endswith((".mid", ".midi")) and not f.startswith(".")]
-    return sorted(found)
-
-
 def enable_compilation_cache(directory: str) -> None:
     """Keeps compiled programs in ``directory`` so later runs skip XLA compilation."""
     import jax
@@ -233,7 +223,7 @@ def _run(inputs: Sequence[str], flags_) -> int:
 
     if not flags_.output:
         raise StylizeError(f"{source} is a folder: name an output folder with -o")
-    names = find_inputs(source)
+    names = midi.find_midi_files(source)
     if not names:
         raise StylizeError(f"{source}: no .mid or .midi files in this folder")
     began, failed = time.perf_counter(), 0
