@@ -102,6 +102,15 @@ def test_blend_is_the_weighted_mean_of_heads(stylizer, tmp_path):
     np.testing.assert_allclose(mixed, 0.7 * a + 0.3 * b, atol=1e-5)
 
 
+def test_one_compile_serves_files_of_any_length(model_path, tmp_path):
+    fresh = stylize.Stylizer(model_path)
+    for bars in (2, 40, 130):  # one window, several, more than one call's ROWS
+        path = rich_file(str(tmp_path / f"{bars}.mid"), bars=bars)
+        stylize.perform_file(path, path + ".out.mid", stylizer=fresh, blend={"jazz": 1.0})
+    (predict, _), = fresh._predict.values()
+    assert predict._cache_size() == 1
+
+
 def test_parse_blend_checks_names_and_weights():
     assert stylize.parse_blend("jazz", STYLES) == {"jazz": 1.0}
     assert stylize.parse_blend("classical=0.25, jazz=0.75", STYLES) == {"classical": 0.25,
