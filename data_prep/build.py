@@ -296,7 +296,7 @@ def _run(tasks: list, workers: int, progress: bool) -> list[tuple[str, dict]]:
                file=sys.stderr)
     results = []
     if workers > 1 and len(tasks) > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for result in pool.imap_unordered(_examine_task, tasks, chunksize=2):
                 results.append(result)
                 bar.update()

@@ -160,7 +160,7 @@ def test_round_trip_is_exact_on_every_corpus_file(corpus_dir):
     """Every in-range note alone in its onset cell gets its velocity back; shared cells the loudest."""
     paths = sorted(str(p) for p in corpus_dir.glob("*/*.mid"))
     assert len(paths) == 935
-    with multiprocessing.get_context("fork").Pool() as pool:
+    with multiprocessing.get_context("spawn").Pool() as pool:
         results = pool.map(_corpus_file_round_trip, paths, chunksize=8)
     failures = [r[0] for r in results if not (r[3] and r[4])]
     assert not failures, failures[:5]
