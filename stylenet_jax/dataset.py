@@ -18,6 +18,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from stylenet_jax.encoding import velocities_to_target
+
 MANIFEST = "manifest.json"
 FORMAT = "stylenet-jax-dataset"
 VERSION = 1
@@ -37,7 +39,7 @@ class Song(NamedTuple):
     @property
     def target(self) -> np.ndarray:
         """float32 (T, 88): velocity / 127 on active cells, 0 elsewhere."""
-        return self.velocities.astype(np.float32) / np.float32(127.0)
+        return velocities_to_target(self.velocities)
 
 
 class DatasetError(ValueError):

@@ -194,6 +194,11 @@ def reset_carry(carry: Any, reset: Array) -> Any:
     return jax.tree.map(lambda a: jnp.where(reset[:, None], 0.0, a), carry)
 
 
+def is_head_param(path: tuple) -> bool:
+    """True for a key path (``jax.tree_util`` style) inside ``heads``: a leaf with a style axis."""
+    return any(getattr(k, "key", None) == "heads" for k in path)
+
+
 def count_params(params: Any) -> int:
     """Total number of scalars in a parameter pytree."""
     return sum(int(a.size) for a in jax.tree.leaves(params))

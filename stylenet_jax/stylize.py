@@ -92,13 +92,14 @@ class Stylizer:
     def _predictor(self, heads: tuple[int, ...]):
         """A jitted (ROWS, WINDOW, 176) uint8 -> (ROWS, WINDOW, 88) float32 blend function."""
         if heads not in self._predict:
+            from stylenet_jax.model import is_head_param
+
             jax, jnp = self._jax, self._jax.numpy
             config = dataclasses.replace(self.config, num_styles=len(heads))
             model = self._model_class(config)
             index = np.array(heads)
             params = jax.tree_util.tree_map_with_path(
-                lambda p, a: a[index] if any(getattr(k, "key", None) == "heads" for k in p)
-                else a, self.params)
+                lambda p, a: a[index] if is_head_param(p) else a, self.params)
             params = jax.device_put(params)
 
             @jax.jit

@@ -35,7 +35,8 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
-from stylenet_jax.model import ModelConfig, StyleNet, initial_carry, reset_carry
+from stylenet_jax.model import (ModelConfig, StyleNet, initial_carry, is_head_param,
+                                reset_carry)
 
 Array = jax.Array
 LOSSES = ("full", "active")
@@ -210,21 +211,17 @@ def make_init(model_config: ModelConfig, tx: optax.GradientTransformation) -> Ca
     return init
 
 
-def _is_head(path: tuple) -> bool:
-    return any(getattr(k, "key", None) == "heads" for k in path)
-
-
 def select_head(params: Any, style: Array) -> Any:
     """Params of a one-head model: every ``heads`` leaf (S, ...) -> (1, ...) at ``style``."""
     return jax.tree_util.tree_map_with_path(
-        lambda p, a: jax.lax.dynamic_slice_in_dim(a, style, 1, 0) if _is_head(p) else a, params)
+        lambda p, a: jax.lax.dynamic_slice_in_dim(a, style, 1, 0) if is_head_param(p) else a, params)
 
 
 def where_heads(present: Array, new: Any, old: Any) -> Any:
     """``new`` where ``present`` (S,) bool, else ``old``, on every ``heads`` leaf (S, ...) of
     a params-shaped tree (also optimizer moments); other leaves come from ``new``."""
     def pick(path, a, b):
-        if not _is_head(path):
+        if not is_head_param(path):
             return a
         return jnp.where(present.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
     return jax.tree_util.tree_map_with_path(pick, new, old)
