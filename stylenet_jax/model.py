@@ -9,18 +9,21 @@ LSTM conventions (all LSTMs here):
   * gate order in the 4H axis of every weight and bias: i (input), f (forget), g (cell
     candidate), o (output); ``c' = sig(f) c + sig(i) tanh(g)``, ``h' = sig(o) tanh(c')``;
     forget-gate bias initialised to 1.0.
-  * the input-to-gates matmul is hoisted out of the time scan (one matmul over all T), and the
-    forward and backward directions of a layer run in ONE ``lax.scan`` with stacked weights
-    (D, H, 4H), D = 2 directions.
-  * padding: row n has ``lengths[n]`` real steps (0..T) followed by padding. The backward
-    direction reads each row reversed *within its own length* (see ``reverse_padded``), so it
-    starts at the row's own last real step. State is frozen at padded steps, so padding never
-    affects outputs at real steps; outputs (hidden states and velocities) at padded steps are 0.
+  * inside the model, activations are time-major (T, N, F): the input-to-gates matmul of both
+    directions is hoisted out of the time scan as one plain (T*N, F) x (F, D*4H) matmul, and
+    the forward and backward directions of a layer run in ONE ``lax.scan`` with stacked
+    weights (D, H, 4H), D = 2 directions. The scan has a hand-written backward pass
+    (``lstm_recurrence``) that computes the recurrent weights' gradient as one matmul.
+  * padding: row n has ``lengths[n]`` real steps (0..T) followed by padding. State is frozen at
+    padded steps, so padding never affects outputs at real steps, and the backward direction
+    (which reads time from T-1 down, starting from zeros) begins at each row's own last real
+    step. Outputs (hidden states and velocities) at padded steps are 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, NamedTuple
 
 import flax.linen as nn
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 
 Array = jax.Array
 _PRECISIONS = (None, "default", "high", "highest")
+RECURRENCES = ("custom_vjp", "autodiff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,7 @@ class ModelConfig:
     keep_prob: keep probability of the dropout on every LSTM's inputs and outputs (the paper's
       DropoutWrapper; 0.8 default, 0.5 in its Fig. 15 ablation, 1.0 = no dropout).
     unroll: ``lax.scan`` unroll factor of the time loops.
+    recurrence: how the LSTM time loop is differentiated (see ``RECURRENCES``); speed only.
     precision: matmul precision (None/"default", "high", "highest"); "highest" gives true fp32
       matmuls on GPUs that would otherwise use TF32.
     """
@@ -52,6 +57,7 @@ class ModelConfig:
     output_size: int = 88
     unroll: int = 1
     precision: str | None = None
+    recurrence: str = "custom_vjp"
 
     def __post_init__(self) -> None:
         for name in ("num_styles", "hidden_size", "num_layers", "input_size", "output_size", "unroll"):
@@ -61,6 +67,8 @@ class ModelConfig:
             raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence must be one of {RECURRENCES}, got {self.recurrence!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
@@ -88,15 +96,85 @@ def lstm_cell(z: Array, c: Array) -> tuple[Array, Array]:
     return jax.nn.sigmoid(o) * jnp.tanh(c), c
 
 
-def reverse_padded(x: Array, lengths: Array) -> Array:
-    """Reverse each row of x (N, T, ...) in time within its own length; padding stays put.
+# The time recurrence of a fused layer, given the hoisted input projections. Shapes: zx
+# (T, D, N, 4H) float32 (x @ w_ih + b per step and direction), w_hh (D, H, 4H), mask (T, D, N, 1)
+# bool (True at real steps), state (D, N, H) each. Output: hs (T, D, N, H), 0 at padded steps,
+# and the state after each row's last real step (frozen through padding).
 
-    Row n becomes ``x[n, lengths[n]-1], ..., x[n, 0], x[n, lengths[n]], ..., x[n, T-1]``.
-    The permutation is its own inverse, so the same call maps backward outputs back.
+
+def _recurrence_step(w_hh: Array, precision: str | None):
+    def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
+        z_t, m_t = inp
+        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
+        h, c = lstm_cell(z, state.c)
+        new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
+        return new, jnp.where(m_t, h, 0.0)
+
+    return step
+
+
+def _recurrence_autodiff(zx: Array, w_hh: Array, mask: Array, state0: LSTMState, unroll: int,
+                         precision: str | None) -> tuple[Array, LSTMState]:
+    """The recurrence as a plain ``lax.scan`` that JAX differentiates itself."""
+    final, hs = jax.lax.scan(_recurrence_step(w_hh, precision), state0, (zx, mask), unroll=unroll)
+    return hs, final
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def lstm_recurrence(zx: Array, w_hh: Array, mask: Array, state0: LSTMState, unroll: int,
+                    precision: str | None) -> tuple[Array, LSTMState]:
+    """The recurrence with a hand-written backward pass (same maths as ``_recurrence_autodiff``).
+
+    JAX's derivative of a scan adds each step's ``h_{t-1}^T dz_t`` into a (D, H, 4H) gradient
+    carried through the backward loop: a small matmul and a read-modify-write of the whole
+    recurrent matrix at every step. Here the backward loop only carries (dh, dc) and emits each
+    step's gate gradient dz_t; ``dw_hh`` is then ONE matmul over all steps, as cuDNN does it.
     """
-    t = jnp.arange(x.shape[1])
-    idx = jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (N, T)
-    return jax.vmap(lambda row, i: row[i])(x, idx)
+    return _recurrence_autodiff(zx, w_hh, mask, state0, unroll, precision)
+
+
+def _lstm_recurrence_fwd(zx, w_hh, mask, state0, unroll, precision):
+    def step(state: LSTMState, inp):
+        z_t, m_t = inp
+        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c = f * state.c + i * g
+        tanh_c = jnp.tanh(c)
+        h = o * tanh_c
+        new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
+        saved = (jnp.concatenate([i, f, g, o], -1), tanh_c, state.h, state.c)
+        return new, (jnp.where(m_t, h, 0.0), saved)
+
+    final, (hs, saved) = jax.lax.scan(step, state0, (zx, mask), unroll=unroll)
+    return (hs, final), (w_hh, mask, saved)
+
+
+def _lstm_recurrence_bwd(unroll, precision, residuals, cotangents):
+    w_hh, mask, (gates, tanh_c, h_prev, c_prev) = residuals
+    d_hs, d_final = cotangents
+    w_hh_t = jnp.swapaxes(w_hh, 1, 2)  # (D, 4H, H): transposed once, not at every step
+
+    def step(carry: LSTMState, inp):
+        d_out, m_t, gates_t, tanh_c_t, c_prev_t = inp
+        dh = jnp.where(m_t, carry.h + d_out, 0.0)  # into this step's cell (frozen state: none)
+        dc = jnp.where(m_t, carry.c, 0.0)
+        i, f, g, o = jnp.split(gates_t, 4, axis=-1)
+        dc = dc + dh * o * (1.0 - tanh_c_t * tanh_c_t)
+        dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev_t * f * (1.0 - f),
+                              dc * i * (1.0 - g * g), dh * tanh_c_t * o * (1.0 - o)], -1)
+        dh_prev = jnp.einsum("dnk,dkh->dnh", dz, w_hh_t, precision=precision)
+        dh_prev = dh_prev + jnp.where(m_t, 0.0, carry.h)
+        dc_prev = jnp.where(m_t, dc * f, carry.c)
+        return LSTMState(dh_prev, dc_prev), dz
+
+    d_state0, dz = jax.lax.scan(step, LSTMState(*d_final), (d_hs, mask, gates, tanh_c, c_prev),
+                                reverse=True, unroll=unroll)
+    d_w_hh = jnp.einsum("tdnh,tdnk->dhk", h_prev, dz, precision=precision)
+    return dz, d_w_hh, None, d_state0
+
+
+lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
 
 
 def fused_lstm(
@@ -109,38 +187,45 @@ def fused_lstm(
     *,
     unroll: int = 1,
     precision: str | None = None,
+    recurrence: str = "custom_vjp",
 ) -> tuple[Array, LSTMState]:
-    """One (bi)directional LSTM layer, both directions in one scan.
+    """One (bi)directional LSTM layer, TIME-MAJOR, both directions in one scan.
 
     Args:
       w_ih: (D, F, 4H), w_hh: (D, H, 4H), b: (D, 4H) float32; direction 0 is forward and, if
         D == 2, direction 1 is backward.
-      x: (N, T, F) float32. lengths: (N,) int32 real steps per row.
+      x: (T, N, F) float32, time-major. lengths: (N,) int32 real steps per row.
       initial: forward-direction initial state, each (N, H); None = zeros. The backward
         direction always starts from zeros at each row's last real step.
+      recurrence: one of ``RECURRENCES``: "custom_vjp" (``lstm_recurrence``'s hand-written
+        backward pass) or "autodiff" (JAX differentiates the scan); same outputs, gradients
+        equal up to float rounding.
     Returns:
-      out: (N, T, D*H) float32, [forward | backward] hidden states, 0 at padded steps.
+      out: (T, N, D*H) float32, [forward | backward] hidden states, 0 at padded steps.
       final: forward state (N, H) after each row's last real step (= ``initial`` if length 0).
+
+    Both directions' input projections are ONE (T*N, F) x (F, D*4H) matmul. The backward
+    direction reads time in plain reverse, T-1 down to 0: a row's padding then comes first,
+    where its state is frozen at zeros, so it starts at the row's own last real step.
     """
-    d, _, h4 = w_ih.shape
-    n, t, _ = x.shape
-    xs = x[None] if d == 1 else jnp.stack([x, reverse_padded(x, lengths)])  # (D, N, T, F)
-    zx = jnp.einsum("dntf,dfk->tdnk", xs, w_ih, precision=precision) + b[:, None]  # (T, D, N, 4H)
-    mask = (jnp.arange(t)[:, None] < lengths)[:, None, :, None]  # (T, 1, N, 1)
+    if recurrence not in RECURRENCES:
+        raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
+    d, f, h4 = w_ih.shape
+    t, n, _ = x.shape
+    w = jnp.moveaxis(w_ih, 0, 1).reshape(f, d * h4)  # (F, D*4H): [forward | backward] gates
+    proj = jnp.dot(x.reshape(t * n, f), w, precision=precision).reshape(t, n, d, h4) + b
+    real = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
+    if d == 1:
+        zx, mask = proj.transpose(0, 2, 1, 3), real[:, None]  # (T, 1, N, 4H), (T, 1, N, 1)
+    else:  # the backward direction's step i is time T-1-i
+        zx = jnp.stack([proj[:, :, 0], proj[::-1, :, 1]], axis=1)  # (T, 2, N, 4H)
+        mask = jnp.stack([real, real[::-1]], axis=1)  # (T, 2, N, 1)
     zeros = jnp.zeros((n, h4 // 4), x.dtype)
     initial = LSTMState(zeros, zeros) if initial is None else initial
     state0 = LSTMState(*(jnp.stack([s] + [zeros] * (d - 1)) for s in initial))  # (D, N, H)
-
-    def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
-        z_t, m_t = inp
-        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
-        h, c = lstm_cell(z, state.c)
-        new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
-        return new, jnp.where(m_t, h, 0.0)
-
-    final, hs = jax.lax.scan(step, state0, (zx, mask), unroll=unroll)  # hs (T, D, N, H)
-    hs = hs.transpose(1, 2, 0, 3)  # (D, N, T, H)
-    out = hs[0] if d == 1 else jnp.concatenate([hs[0], reverse_padded(hs[1], lengths)], -1)
+    run = lstm_recurrence if recurrence == "custom_vjp" else _recurrence_autodiff
+    hs, final = run(zx, w_hh, mask, state0, unroll, precision)  # hs (T, D, N, H)
+    out = hs[:, 0] if d == 1 else jnp.concatenate([hs[:, 0], hs[::-1, 1]], -1)
     return out, LSTMState(final.h[0], final.c[0])
 
 
@@ -217,7 +302,7 @@ def _lstm_bias(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> 
 
 
 class LSTMLayer(nn.Module):
-    """Fused LSTM layer: (N, T, F) -> (N, T, D*H), D = 2 if bidirectional else 1.
+    """Fused LSTM layer, time-major: (T, N, F) -> (T, N, D*H), D = 2 if bidirectional else 1.
 
     Params: w_ih (D, F, 4H), w_hh (D, H, 4H), b (D, 4H). Weights are initialised like the
     paper's TF BasicLSTMCell: glorot-uniform on the joint [x, h] kernel, U(+-sqrt(6/(F+5H))).
@@ -227,21 +312,25 @@ class LSTMLayer(nn.Module):
     bidirectional: bool = False
     unroll: int = 1
     precision: str | None = None
+    recurrence: str = "custom_vjp"
 
     @nn.compact
     def __call__(self, x: Array, lengths: Array, initial: LSTMState | None = None) -> tuple[Array, LSTMState]:
+        """x: (T, N, F) float32; lengths: (N,) int32; see ``fused_lstm``."""
         d, f, h = 2 if self.bidirectional else 1, x.shape[-1], self.hidden_size
         init = _uniform((6.0 / (f + 5 * h)) ** 0.5)
         w_ih = self.param("w_ih", init, (d, f, 4 * h))
         w_hh = self.param("w_hh", init, (d, h, 4 * h))
         b = self.param("b", _lstm_bias, (d, 4 * h))
-        return fused_lstm(w_ih, w_hh, b, x, lengths, initial, unroll=self.unroll, precision=self.precision)
+        return fused_lstm(w_ih, w_hh, b, x, lengths, initial, unroll=self.unroll,
+                          precision=self.precision, recurrence=self.recurrence)
 
 
 class GenreNet(nn.Module):
     """One style head: L stacked (bi)LSTM layers + Dense(output_size) + sigmoid.
 
-    (N, T, F) -> velocities (N, T, output_size) in [0, 1]; carry: forward states (L, N, H).
+    Time-major (T, N, F) -> velocities (T, N, output_size) in [0, 1]; carry: forward states
+    (L, N, H).
     """
 
     config: ModelConfig
@@ -253,7 +342,8 @@ class GenreNet(nn.Module):
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=self.deterministic)
         states = []
         for l in range(cfg.num_layers):
-            layer = LSTMLayer(cfg.hidden_size, cfg.bidirectional, cfg.unroll, cfg.precision, name=f"layer_{l}")
+            layer = LSTMLayer(cfg.hidden_size, cfg.bidirectional, cfg.unroll, cfg.precision,
+                              cfg.recurrence, name=f"layer_{l}")
             x, state = layer(drop(x), lengths, LSTMState(carry.h[l], carry.c[l]))
             x = drop(x)
             states.append(state)
@@ -293,15 +383,16 @@ class StyleNet(nn.Module):
             raise ValueError(f"inputs must be (N, T, {cfg.input_size}), got {inputs.shape}")
         n, t, _ = inputs.shape
         lengths = jnp.asarray(lengths, jnp.int32)
-        mask = (jnp.arange(t) < lengths[:, None])[..., None]  # (N, T, 1)
-        x = jnp.where(mask, jnp.asarray(inputs, jnp.float32), 0.0)
+        mask = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
+        x = jnp.where(mask, jnp.asarray(inputs, jnp.float32).swapaxes(0, 1), 0.0)  # (T, N, F)
         carry = initial_carry(cfg, n) if carry is None else carry
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=not train)
         new_carry = {}
         if cfg.use_interpretation_layer:
-            layer = LSTMLayer(cfg.hidden_size, False, cfg.unroll, cfg.precision, name="interpretation_lstm")
+            layer = LSTMLayer(cfg.hidden_size, False, cfg.unroll, cfg.precision, cfg.recurrence,
+                              name="interpretation_lstm")
             x, new_carry["interpretation"] = layer(drop(x), lengths, carry["interpretation"])
-            self.sow("intermediates", "interpretation", x)
+            self.sow("intermediates", "interpretation", x.swapaxes(0, 1))
             x = drop(x)
         heads = nn.vmap(
             GenreNet,
@@ -312,4 +403,4 @@ class StyleNet(nn.Module):
             axis_size=cfg.num_styles,
         )(cfg, deterministic=not train, name="heads")
         vel, new_carry["heads"] = heads(x, lengths, carry["heads"])
-        return jnp.where(mask, vel, 0.0), new_carry
+        return jnp.where(mask, vel, 0.0).swapaxes(1, 2), new_carry  # (S, N, T, output_size)
