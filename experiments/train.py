@@ -43,6 +43,12 @@ flags.DEFINE_float("keep_prob", 0.8, "Dropout keep probability on LSTM inputs an
 flags.DEFINE_integer("unroll", 1, "lax.scan unroll factor of the time loops (speed only).")
 flags.DEFINE_enum("precision", None, ["default", "high", "highest"],
                   "Matmul precision; 'highest' = true fp32 on GPUs that default to TF32.")
+flags.DEFINE_enum("recurrence", "custom_vjp", ["custom_vjp", "autodiff"],
+                  "How the LSTM time loop is differentiated: the hand-written backward pass "
+                  "(faster) or JAX's own derivative of the scan (speed only; same maths).")
+flags.DEFINE_enum("matmul_dtype", "float32", ["float32", "bfloat16"],
+                  "bfloat16: round every matmul's inputs to bf16, accumulate in fp32 (faster "
+                  "where the hardware has bf16 units; changes results slightly).")
 # Optimisation.
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (paper: 0.001).")
 flags.DEFINE_enum("clip", "per_tensor", ["per_tensor", "global", "none"],

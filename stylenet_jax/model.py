@@ -33,6 +33,8 @@ import jax.numpy as jnp
 Array = jax.Array
 _PRECISIONS = (None, "default", "high", "highest")
 RECURRENCES = ("custom_vjp", "autodiff")
+MATMUL_DTYPES = ("float32", "bfloat16")
+SPEED_ONLY_FIELDS = ("unroll", "recurrence")  # ModelConfig fields that leave the maths alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,9 @@ class ModelConfig:
       DropoutWrapper; 0.8 default, 0.5 in its Fig. 15 ablation, 1.0 = no dropout).
     unroll: ``lax.scan`` unroll factor of the time loops.
     recurrence: how the LSTM time loop is differentiated (see ``RECURRENCES``); speed only.
+    matmul_dtype: "float32", or "bfloat16": every matmul's inputs are rounded to bfloat16 and
+      accumulated in float32 (faster on hardware with bf16 units; the LSTM state, gates and
+      parameters stay float32). Changes results slightly.
     precision: matmul precision (None/"default", "high", "highest"); "highest" gives true fp32
       matmuls on GPUs that would otherwise use TF32.
     """
@@ -58,6 +63,7 @@ class ModelConfig:
     unroll: int = 1
     precision: str | None = None
     recurrence: str = "custom_vjp"
+    matmul_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("num_styles", "hidden_size", "num_layers", "input_size", "output_size", "unroll"):
@@ -69,6 +75,8 @@ class ModelConfig:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
         if self.recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {self.recurrence!r}")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
@@ -96,82 +104,159 @@ def lstm_cell(z: Array, c: Array) -> tuple[Array, Array]:
     return jax.nn.sigmoid(o) * jnp.tanh(c), c
 
 
-# The time recurrence of a fused layer, given the hoisted input projections. Shapes: zx
-# (T, D, N, 4H) float32 (x @ w_ih + b per step and direction), w_hh (D, H, 4H), mask (T, D, N, 1)
-# bool (True at real steps), state (D, N, H) each. Output: hs (T, D, N, H), 0 at padded steps,
-# and the state after each row's last real step (frozen through padding).
+def matmul(subscripts: str, a: Array, b: Array, precision: str | None = None,
+           dtype: str = "float32") -> Array:
+    """``jnp.einsum`` of float32 a and b with float32 result; ``dtype="bfloat16"`` rounds the
+    inputs to bfloat16 first (float32 accumulation)."""
+    if dtype != "float32":
+        a, b = a.astype(dtype), b.astype(dtype)
+    return jnp.einsum(subscripts, a, b, precision=precision, preferred_element_type=jnp.float32)
 
 
-def _recurrence_step(w_hh: Array, precision: str | None):
+def _dot_general(dtype: str) -> Any:
+    """``lax.dot_general`` for ``nn.Dense`` with ``matmul``'s input rounding."""
+
+    def dot_general(a, b, dimension_numbers, precision=None, preferred_element_type=None):
+        if dtype != "float32":
+            a, b = a.astype(dtype), b.astype(dtype)
+        return jax.lax.dot_general(a, b, dimension_numbers, precision=precision,
+                                   preferred_element_type=jnp.float32)
+
+    return dot_general
+
+
+# The time recurrence of a fused layer. Shapes: proj (T, N, D, 4H) float32, the input
+# projections x @ w_ih of every time step and direction (no bias); w_hh (D, H, 4H); b (D, 4H);
+# lengths (N,) int32; state (D, N, H) each. Iteration i of the scan advances direction 0 at
+# time i and direction 1 (backward) at time T-1-i, reading and writing (T, N, D, ...) buffers
+# in place by dynamic slicing, so no reversed or transposed copy of them is ever made. Output:
+# out (T, N, D*H) [forward | backward] hidden states, 0 at padded steps; the state after each
+# row's last real step (frozen through padding).
+
+
+def _times(i: Array, t: int, d: int) -> list[Array]:
+    """Time index of each direction at scan iteration i: [i] or [i, T-1-i]."""
+    return [i] if d == 1 else [i, t - 1 - i]
+
+
+def _read_steps(buf: Array, times: list[Array]) -> Array:
+    """(T, N, D, K) -> (D, N, K): direction j's row at time ``times[j]``."""
+    return jnp.stack([jax.lax.dynamic_index_in_dim(buf, tj, 0, keepdims=False)[:, j]
+                      for j, tj in enumerate(times)])
+
+
+def _write_steps(buf: Array, values: Array, times: list[Array]) -> Array:
+    """Writes values (D, N, K) into buf (T, N, D, K) where ``_read_steps`` reads them."""
+    for j, tj in enumerate(times):
+        buf = jax.lax.dynamic_update_slice(buf, values[j][None, :, None], (tj, 0, j, 0))
+    return buf
+
+
+def _real(times: list[Array], lengths: Array) -> Array:
+    """(D, N, 1) bool: is direction j's time a real step of row n."""
+    return (jnp.stack(times)[:, None] < lengths)[..., None]
+
+
+def _recurrence_forward(proj, w_hh, b, lengths, state0, unroll, precision, dtype, *, save):
+    t, n, d, h4 = proj.shape
+    out0 = jnp.zeros((t, n, d, h4 // 4), proj.dtype)
+
+    def step(carry, i):
+        state, out, h_prev = carry
+        times = _times(i, t, d)
+        m = _real(times, lengths)
+        z = _read_steps(proj, times) + b[:, None] + matmul("dnh,dhk->dnk", state.h, w_hh,
+                                                           precision, dtype)
+        gi, gf, gg, go = jnp.split(z, 4, axis=-1)
+        gi, gf, gg, go = jax.nn.sigmoid(gi), jax.nn.sigmoid(gf), jnp.tanh(gg), jax.nn.sigmoid(go)
+        c = gf * state.c + gi * gg
+        tanh_c = jnp.tanh(c)
+        h = go * tanh_c
+        out = _write_steps(out, jnp.where(m, h, 0.0), times)
+        saved = None
+        if save:  # what the backward pass needs; h_prev in time order for one dw_hh matmul
+            h_prev = _write_steps(h_prev, state.h, times)
+            saved = (jnp.concatenate([gi, gf, gg, go], -1), tanh_c, state.c)
+        new = LSTMState(jnp.where(m, h, state.h), jnp.where(m, c, state.c))
+        return (new, out, h_prev), saved
+
+    h_prev0 = out0 if save else None
+    (final, out, h_prev), saved = jax.lax.scan(step, (state0, out0, h_prev0), jnp.arange(t),
+                                               unroll=unroll)
+    return out.reshape(t, n, -1), final, h_prev, saved
+
+
+def _recurrence_autodiff(proj: Array, w_hh: Array, b: Array, lengths: Array, state0: LSTMState,
+                         unroll: int, precision: str | None,
+                         dtype: str) -> tuple[Array, LSTMState]:
+    """The recurrence as a plain ``lax.scan`` over time-ordered inputs that JAX differentiates
+    itself (the backward direction's inputs and outputs reversed by copies)."""
+    t, n, d, _ = proj.shape
+    real = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
+    zx = jnp.stack([proj[:, :, 0], proj[::-1, :, 1]][:d], axis=1) + b[:, None]  # (T, D, N, 4H)
+    mask = jnp.stack([real, real[::-1]][:d], axis=1)  # (T, D, N, 1)
+
     def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
         z_t, m_t = inp
-        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
-        h, c = lstm_cell(z, state.c)
+        h, c = lstm_cell(z_t + matmul("dnh,dhk->dnk", state.h, w_hh, precision, dtype), state.c)
         new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
         return new, jnp.where(m_t, h, 0.0)
 
-    return step
+    final, hs = jax.lax.scan(step, state0, (zx, mask), unroll=unroll)  # hs (T, D, N, H)
+    return jnp.concatenate([hs[:, 0], hs[::-1, 1]][:d], -1), final
 
 
-def _recurrence_autodiff(zx: Array, w_hh: Array, mask: Array, state0: LSTMState, unroll: int,
-                         precision: str | None) -> tuple[Array, LSTMState]:
-    """The recurrence as a plain ``lax.scan`` that JAX differentiates itself."""
-    final, hs = jax.lax.scan(_recurrence_step(w_hh, precision), state0, (zx, mask), unroll=unroll)
-    return hs, final
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def lstm_recurrence(zx: Array, w_hh: Array, mask: Array, state0: LSTMState, unroll: int,
-                    precision: str | None) -> tuple[Array, LSTMState]:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def lstm_recurrence(proj: Array, w_hh: Array, b: Array, lengths: Array, state0: LSTMState,
+                    unroll: int, precision: str | None, dtype: str) -> tuple[Array, LSTMState]:
     """The recurrence with a hand-written backward pass (same maths as ``_recurrence_autodiff``).
 
     JAX's derivative of a scan adds each step's ``h_{t-1}^T dz_t`` into a (D, H, 4H) gradient
     carried through the backward loop: a small matmul and a read-modify-write of the whole
-    recurrent matrix at every step. Here the backward loop only carries (dh, dc) and emits each
-    step's gate gradient dz_t; ``dw_hh`` is then ONE matmul over all steps, as cuDNN does it.
+    recurrent matrix at every step. Here the backward loop only carries (dh, dc) and writes
+    each step's gate gradient dz_t in place; ``dw_hh`` is then ONE matmul over all steps, as
+    cuDNN does it.
     """
-    return _recurrence_autodiff(zx, w_hh, mask, state0, unroll, precision)
+    out, final, _, _ = _recurrence_forward(proj, w_hh, b, lengths, state0, unroll, precision,
+                                           dtype, save=False)
+    return out, final
 
 
-def _lstm_recurrence_fwd(zx, w_hh, mask, state0, unroll, precision):
-    def step(state: LSTMState, inp):
-        z_t, m_t = inp
-        z = z_t + jnp.einsum("dnh,dhk->dnk", state.h, w_hh, precision=precision)
-        i, f, g, o = jnp.split(z, 4, axis=-1)
-        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
-        c = f * state.c + i * g
-        tanh_c = jnp.tanh(c)
-        h = o * tanh_c
-        new = LSTMState(jnp.where(m_t, h, state.h), jnp.where(m_t, c, state.c))
-        saved = (jnp.concatenate([i, f, g, o], -1), tanh_c, state.h, state.c)
-        return new, (jnp.where(m_t, h, 0.0), saved)
-
-    final, (hs, saved) = jax.lax.scan(step, state0, (zx, mask), unroll=unroll)
-    return (hs, final), (w_hh, mask, saved)
+def _lstm_recurrence_fwd(proj, w_hh, b, lengths, state0, unroll, precision, dtype):
+    out, final, h_prev, saved = _recurrence_forward(proj, w_hh, b, lengths, state0, unroll,
+                                                    precision, dtype, save=True)
+    return (out, final), (w_hh, lengths, h_prev, saved)
 
 
-def _lstm_recurrence_bwd(unroll, precision, residuals, cotangents):
-    w_hh, mask, (gates, tanh_c, h_prev, c_prev) = residuals
-    d_hs, d_final = cotangents
-    w_hh_t = jnp.swapaxes(w_hh, 1, 2)  # (D, 4H, H): transposed once, not at every step
+def _lstm_recurrence_bwd(unroll, precision, dtype, residuals, cotangents):
+    w_hh, lengths, h_prev, (gates, tanh_c, c_prev) = residuals
+    d_out, d_final = cotangents
+    t, n, d, h = h_prev.shape
+    d_out = d_out.reshape(t, n, d, h)
+    w_hh_t = jnp.swapaxes(w_hh, 1, 2).astype(dtype)  # (D, 4H, H): once, not at every step
 
-    def step(carry: LSTMState, inp):
-        d_out, m_t, gates_t, tanh_c_t, c_prev_t = inp
-        dh = jnp.where(m_t, carry.h + d_out, 0.0)  # into this step's cell (frozen state: none)
-        dc = jnp.where(m_t, carry.c, 0.0)
-        i, f, g, o = jnp.split(gates_t, 4, axis=-1)
-        dc = dc + dh * o * (1.0 - tanh_c_t * tanh_c_t)
-        dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev_t * f * (1.0 - f),
-                              dc * i * (1.0 - g * g), dh * tanh_c_t * o * (1.0 - o)], -1)
-        dh_prev = jnp.einsum("dnk,dkh->dnh", dz, w_hh_t, precision=precision)
-        dh_prev = dh_prev + jnp.where(m_t, 0.0, carry.h)
-        dc_prev = jnp.where(m_t, dc * f, carry.c)
-        return LSTMState(dh_prev, dc_prev), dz
+    def step(carry, inp):
+        dh_next, dc_next, d_proj = carry
+        i, gates_i, tanh_c_i, c_prev_i = inp
+        times = _times(i, t, d)
+        m = _real(times, lengths)
+        dh = jnp.where(m, dh_next + _read_steps(d_out, times), 0.0)  # frozen steps: no cell
+        dc = jnp.where(m, dc_next, 0.0)
+        gi, gf, gg, go = jnp.split(gates_i, 4, axis=-1)
+        dc = dc + dh * go * (1.0 - tanh_c_i * tanh_c_i)
+        dz = jnp.concatenate([dc * gg * gi * (1.0 - gi), dc * c_prev_i * gf * (1.0 - gf),
+                              dc * gi * (1.0 - gg * gg), dh * tanh_c_i * go * (1.0 - go)], -1)
+        d_proj = _write_steps(d_proj, dz, times)
+        dh_prev = matmul("dnk,dkh->dnh", dz, w_hh_t, precision, dtype)
+        dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
+        dc_prev = jnp.where(m, dc * gf, dc_next)
+        return (dh_prev, dc_prev, d_proj), None
 
-    d_state0, dz = jax.lax.scan(step, LSTMState(*d_final), (d_hs, mask, gates, tanh_c, c_prev),
-                                reverse=True, unroll=unroll)
-    d_w_hh = jnp.einsum("tdnh,tdnk->dhk", h_prev, dz, precision=precision)
-    return dz, d_w_hh, None, d_state0
+    init = (d_final.h, d_final.c, jnp.zeros((t, n, d, 4 * h), gates.dtype))
+    (dh0, dc0, d_proj), _ = jax.lax.scan(step, init, (jnp.arange(t), gates, tanh_c, c_prev),
+                                         reverse=True, unroll=unroll)
+    d_w_hh = matmul("tndh,tndk->dhk", h_prev, d_proj, precision, dtype)
+    return d_proj, d_w_hh, d_proj.sum((0, 1)), None, LSTMState(dh0, dc0)
 
 
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
@@ -188,6 +273,7 @@ def fused_lstm(
     unroll: int = 1,
     precision: str | None = None,
     recurrence: str = "custom_vjp",
+    matmul_dtype: str = "float32",
 ) -> tuple[Array, LSTMState]:
     """One (bi)directional LSTM layer, TIME-MAJOR, both directions in one scan.
 
@@ -200,6 +286,7 @@ def fused_lstm(
       recurrence: one of ``RECURRENCES``: "custom_vjp" (``lstm_recurrence``'s hand-written
         backward pass) or "autodiff" (JAX differentiates the scan); same outputs, gradients
         equal up to float rounding.
+      matmul_dtype: "float32" or "bfloat16" inputs to every matmul (see ``matmul``).
     Returns:
       out: (T, N, D*H) float32, [forward | backward] hidden states, 0 at padded steps.
       final: forward state (N, H) after each row's last real step (= ``initial`` if length 0).
@@ -213,19 +300,13 @@ def fused_lstm(
     d, f, h4 = w_ih.shape
     t, n, _ = x.shape
     w = jnp.moveaxis(w_ih, 0, 1).reshape(f, d * h4)  # (F, D*4H): [forward | backward] gates
-    proj = jnp.dot(x.reshape(t * n, f), w, precision=precision).reshape(t, n, d, h4) + b
-    real = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
-    if d == 1:
-        zx, mask = proj.transpose(0, 2, 1, 3), real[:, None]  # (T, 1, N, 4H), (T, 1, N, 1)
-    else:  # the backward direction's step i is time T-1-i
-        zx = jnp.stack([proj[:, :, 0], proj[::-1, :, 1]], axis=1)  # (T, 2, N, 4H)
-        mask = jnp.stack([real, real[::-1]], axis=1)  # (T, 2, N, 1)
+    proj = matmul("mf,fk->mk", x.reshape(t * n, f), w, precision, matmul_dtype)
     zeros = jnp.zeros((n, h4 // 4), x.dtype)
     initial = LSTMState(zeros, zeros) if initial is None else initial
     state0 = LSTMState(*(jnp.stack([s] + [zeros] * (d - 1)) for s in initial))  # (D, N, H)
     run = lstm_recurrence if recurrence == "custom_vjp" else _recurrence_autodiff
-    hs, final = run(zx, w_hh, mask, state0, unroll, precision)  # hs (T, D, N, H)
-    out = hs[:, 0] if d == 1 else jnp.concatenate([hs[:, 0], hs[::-1, 1]], -1)
+    out, final = run(proj.reshape(t, n, d, h4), w_hh, b, jnp.asarray(lengths, jnp.int32), state0,
+                     unroll, precision, matmul_dtype)
     return out, LSTMState(final.h[0], final.c[0])
 
 
@@ -313,6 +394,7 @@ class LSTMLayer(nn.Module):
     unroll: int = 1
     precision: str | None = None
     recurrence: str = "custom_vjp"
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: Array, lengths: Array, initial: LSTMState | None = None) -> tuple[Array, LSTMState]:
@@ -323,7 +405,8 @@ class LSTMLayer(nn.Module):
         w_hh = self.param("w_hh", init, (d, h, 4 * h))
         b = self.param("b", _lstm_bias, (d, 4 * h))
         return fused_lstm(w_ih, w_hh, b, x, lengths, initial, unroll=self.unroll,
-                          precision=self.precision, recurrence=self.recurrence)
+                          precision=self.precision, recurrence=self.recurrence,
+                          matmul_dtype=self.matmul_dtype)
 
 
 class GenreNet(nn.Module):
@@ -343,11 +426,12 @@ class GenreNet(nn.Module):
         states = []
         for l in range(cfg.num_layers):
             layer = LSTMLayer(cfg.hidden_size, cfg.bidirectional, cfg.unroll, cfg.precision,
-                              cfg.recurrence, name=f"layer_{l}")
+                              cfg.recurrence, cfg.matmul_dtype, name=f"layer_{l}")
             x, state = layer(drop(x), lengths, LSTMState(carry.h[l], carry.c[l]))
             x = drop(x)
             states.append(state)
-        y = nn.Dense(cfg.output_size, precision=cfg.precision, name="out")(x)
+        y = nn.Dense(cfg.output_size, precision=cfg.precision,
+                     dot_general=_dot_general(cfg.matmul_dtype), name="out")(x)
         return jax.nn.sigmoid(y), LSTMState(*(jnp.stack(s) for s in zip(*states)))
 
 
@@ -390,7 +474,7 @@ class StyleNet(nn.Module):
         new_carry = {}
         if cfg.use_interpretation_layer:
             layer = LSTMLayer(cfg.hidden_size, False, cfg.unroll, cfg.precision, cfg.recurrence,
-                              name="interpretation_lstm")
+                              cfg.matmul_dtype, name="interpretation_lstm")
             x, new_carry["interpretation"] = layer(drop(x), lengths, carry["interpretation"])
             self.sow("intermediates", "interpretation", x.swapaxes(0, 1))
             x = drop(x)

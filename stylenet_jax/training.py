@@ -35,7 +35,7 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
-from stylenet_jax.model import (ModelConfig, StyleNet, initial_carry, is_head_param,
+from stylenet_jax.model import (SPEED_ONLY_FIELDS, ModelConfig, StyleNet, initial_carry, is_head_param,
                                 reset_carry)
 
 Array = jax.Array
@@ -55,6 +55,8 @@ class TrainConfig:
     keep_prob: float = 0.8
     unroll: int = 1
     precision: str | None = None
+    recurrence: str = "custom_vjp"
+    matmul_dtype: str = "float32"
     # Optimisation.
     learning_rate: float = 1e-3
     clip: str = "per_tensor"
@@ -95,7 +97,8 @@ class TrainConfig:
                            num_layers=self.num_layers, bidirectional=self.bidirectional,
                            use_interpretation_layer=self.use_interpretation_layer,
                            keep_prob=self.keep_prob, unroll=self.unroll,
-                           precision=self.precision)
+                           precision=self.precision, recurrence=self.recurrence,
+                           matmul_dtype=self.matmul_dtype)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -485,8 +488,16 @@ def evaluate(params: Any, eval_step: CountingJit, batches: Sequence[batching.Bat
 
 def _check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str],
                      workdir: str) -> None:
+    def maths(config: dict) -> dict:  # fields that change the model, not just its speed
+        return {k: v for k, v in config.items() if k not in SPEED_ONLY_FIELDS}
+
     want = dataclasses.asdict(model_config)
-    if meta.get("model_config") != want or list(meta.get("styles", [])) != list(styles):
+    try:  # fills fields added since the checkpoint was written with their defaults
+        have = dataclasses.asdict(ModelConfig.from_dict(meta.get("model_config", {})))
+    except (TypeError, ValueError):
+        have = meta.get("model_config")
+    if (not isinstance(have, dict) or maths(have) != maths(want)
+            or list(meta.get("styles", [])) != list(styles)):
         raise checkpoints.CheckpointError(
             f"{workdir}: its checkpoint was trained with model {meta.get('model_config')} on "
             f"styles {meta.get('styles')}, this run asks for {want} on {list(styles)}; "

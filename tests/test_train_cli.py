@@ -43,6 +43,18 @@ def test_tiny_flagfile_and_overrides():
     assert c["hidden_size"] == 32 and c["window"] == 50  # tiny's own values
     assert c["keep_prob"] == 0.8 and c["clip_norm"] == 10.0  # inherited from the paper's file
     assert c["num_epochs"] == 3 and c["carry_state"] and c["clip"] == "global"  # overrides
+    c = config(f"--flagfile={TINY}", "--recurrence=autodiff", "--matmul_dtype=bfloat16")
+    assert (c["recurrence"], c["matmul_dtype"]) == ("autodiff", "bfloat16")
+
+
+def test_enum_flags_offer_exactly_the_models_options():
+    from stylenet_jax import model
+
+    for flag, options in (("recurrence", model.RECURRENCES), ("matmul_dtype", model.MATMUL_DTYPES)):
+        done = train(f"--flagfile={TINY}", "--workdir=unused", f"--{flag}=nonsense")
+        assert done.returncode != 0
+        offered = done.stderr.split("one of <")[-1].split(">")[0].split("|")
+        assert sorted(offered) == sorted(options), (flag, done.stderr[-500:])
 
 
 def test_bad_flag_value_is_a_usage_error():

@@ -215,6 +215,22 @@ def test_resume_gives_identical_parameters(data_dir, tmp_path):
                                     str(tmp_path / "b"))
 
 
+def test_resume_check_ignores_speed_only_fields_and_fills_new_ones():
+    cfg = ModelConfig(num_styles=2, hidden_size=8, num_layers=1)
+    old_meta = dataclasses.asdict(cfg)
+    for added in ("recurrence", "matmul_dtype"):  # a checkpoint written before they existed
+        del old_meta[added]
+    meta = {"model_config": old_meta, "styles": ["a", "b"]}
+    training._check_resumable(meta, cfg, ["a", "b"], "w")
+    training._check_resumable(meta, dataclasses.replace(cfg, unroll=4, recurrence="autodiff"),
+                              ["a", "b"], "w")
+    for changed in (dict(matmul_dtype="bfloat16"), dict(hidden_size=9), dict(keep_prob=0.5)):
+        with pytest.raises(checkpoints.CheckpointError, match="same flags"):
+            training._check_resumable(meta, dataclasses.replace(cfg, **changed), ["a", "b"], "w")
+    with pytest.raises(checkpoints.CheckpointError, match="same flags"):
+        training._check_resumable(meta, cfg, ["a", "c"], "w")
+
+
 def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny(data_dir, num_epochs=3)
     steps_per_epoch = training.train_and_evaluate(
