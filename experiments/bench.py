@@ -4,6 +4,8 @@ r"""Benchmark: stylenet-jax's training step and inference beside the same networ
     python -m experiments.bench --device=cpu --batch_sizes=8,32 --repeats=5
     python -m experiments.bench --skip_torch --out=/tmp/perf.md
 
+Flags may also come from a file (``--flagfile=FILE``, one flag a line); ``--help`` lists them.
+
 What is measured, in ONE run on one machine (the paper's architecture with ONE style head:
 interpretation LSTM 176 -> 3 bidirectional LSTM layers of 176 -> linear 88 -> sigmoid; batches
 of B windows of 200 steps, fp32; MSE over real steps; clipping then Adam 1e-3; dropout keep 0.8
@@ -22,15 +24,15 @@ each timed to completion (``block_until_ready`` / ``torch.cuda.synchronize``); c
 process's peak RSS). The same for inference: one piece of ``--inference_steps`` steps, batch
 1, forward only. The batch sweep reports where throughput saturates.
 
-By default every measurement runs in a fresh subprocess (``--isolate``), so peak memory belongs
-to that measurement alone and JAX and PyTorch never share a process or an allocator.
+By default every measurement runs in a fresh subprocess (``--isolate``; ``--noisolate`` runs
+all in this process), so peak memory belongs to that measurement alone and JAX and PyTorch
+never share a process or an allocator.
 PyTorch is optional (``requirements-bench.txt``): without it the script says so and measures
 JAX only.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import importlib.metadata
@@ -44,6 +46,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from absl import app, flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python experiments/bench.py` and the worker subprocesses
     sys.path.insert(0, ROOT)
@@ -56,102 +60,146 @@ INPUT_SIZE, OUTPUT_SIZE = 176, 88
 SATURATION = 0.9  # "saturated": within 90% of the best measured throughput
 TORCH_MISSING = "torch not installed: pip install -r requirements-bench.txt; measuring JAX only"
 
+FLAGS = flags.FLAGS
+
 
 # ----------------------------------------------------------------------------- flags
 
 
-def _batch_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma list of integers: {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1: {text!r}")
-    return sizes
+class _BatchSizesParser(flags.ArgumentParser):
+    """``--batch_sizes=8,32``: a comma list of integers >= 1, as a tuple."""
+
+    def parse(self, argument: Any) -> tuple[int, ...] | None:
+        if argument is None or isinstance(argument, tuple):
+            return argument
+        try:
+            sizes = tuple(int(s) for s in str(argument).split(",") if s.strip())
+        except ValueError:
+            raise ValueError(f"not a comma list of integers: {argument!r}") from None
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"batch sizes must be >= 1: {argument!r}")
+        return sizes
+
+    def flag_type(self) -> str:
+        return "comma list of integers >= 1"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The command's flags, defined only when it runs as a program (or into a test's own
+    ``FlagValues``), so that importing this module defines nothing."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_enum("device", "auto", ["cpu", "gpu", "auto"],
+                      "Where both frameworks run. auto: the GPU if JAX sees one, else the CPU. "
+                      "gpu fails with a message if JAX has no GPU.", **fv)
+    flags.DEFINE(_BatchSizesParser(), "batch_sizes", None,
+                 "Comma list of windows per training batch to sweep. Default: "
+                 f"{','.join(map(str, GPU_BATCH_SIZES))} on a GPU, "
+                 f"{','.join(map(str, CPU_BATCH_SIZES))} on a CPU (bigger is slow there).",
+                 serializer=flags.CsvListSerializer(","), **fv)
+    flags.DEFINE_integer("window", 200, "Time steps per training window (paper: 200).",
+                         lower_bound=1, **fv)
+    flags.DEFINE_integer("repeats", None, "Timed calls per measurement (median and min-max are "
+                         "reported). Default: 20 on a GPU, 5 on a CPU.", lower_bound=1, **fv)
+    flags.DEFINE_integer("warmup", None, "Untimed calls after the first (compiling) call. "
+                         "Default: 3 on a GPU, 1 on a CPU.", lower_bound=0, **fv)
+    flags.DEFINE_integer("hidden_size", 176, "LSTM units of the interpretation layer and each "
+                         "head layer (paper: 176).", lower_bound=1, **fv)
+    flags.DEFINE_integer("num_layers", 3, "Bidirectional LSTM layers of the style head "
+                         "(paper: 3).", lower_bound=1, **fv)
+    flags.DEFINE_float("keep_prob", 0.8, "Dropout keep probability in training, both "
+                       "frameworks (paper: 0.8), in (0, 1].", **fv)
+    flags.register_validator("keep_prob", lambda v: 0.0 < v <= 1.0,
+                             "--keep_prob must be in (0, 1]", **fv)
+    flags.DEFINE_enum("clip", "per_tensor", ["per_tensor", "global", "none"],
+                      "Gradient clipping before Adam, both frameworks: each tensor's norm (the "
+                      "project's default, the paper's code) or the global norm.", **fv)
+    flags.DEFINE_float("clip_norm", 10.0, "Clipping norm (paper: 10).", **fv)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", **fv)
+    flags.DEFINE_enum("precision", "fp32", ["fp32", "tf32"],
+                      "GPU matmul precision. fp32: true fp32 on both sides (JAX "
+                      "precision='highest', torch allow_tf32 off for matmuls and cuDNN); tf32: "
+                      "each framework's TF32 (JAX precision=None, the project's default; torch "
+                      "allow_tf32 on). No effect on a CPU.", **fv)
+    flags.DEFINE_bool("skip_torch", False, "Measure JAX only (no PyTorch columns).", **fv)
+    flags.DEFINE_bool("torch_fused_layers", False,
+                      "PyTorch head as ONE nn.LSTM(num_layers) call (cuDNN runs the stack at "
+                      "once; dropout once between layers) instead of one nn.LSTM per layer "
+                      "(dropout exactly as in JAX).", **fv)
+    flags.DEFINE_integer("inference_steps", 1500,
+                         "Steps of the inference piece (batch 1, forward only; ~1,500 = a "
+                         "3-minute piece in sixteenths). 0 skips inference.", lower_bound=0, **fv)
+    flags.DEFINE_float("epoch_seconds", None,
+                       "Measured seconds per epoch of a real `experiments.train` run with the "
+                       "paper's flags on ../shared/data on this device; the report then "
+                       "projects the 160-epoch schedule from it (labelled as a projection).",
+                       **fv)
+    flags.DEFINE_string("epoch_note", "", "Where --epoch_seconds comes from (run, epochs "
+                        "averaged), for the report.", **fv)
+    flags.DEFINE_integer("cpu_threads", 0,
+                         "CPU only, needs --isolate: pin each measurement's process to this "
+                         "many cores (sched_setaffinity) and give torch as many threads, for "
+                         "both frameworks alike. 0: each framework's default (all usable "
+                         "cores). On a loaded shared machine, torch's OpenMP threads can stall "
+                         "at every barrier; 1 gives a stable single-core comparison.",
+                         lower_bound=0, **fv)
+    flags.DEFINE_multi_string("note", [], "A line for the report's notes, e.g. what else was "
+                              "running", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of parameters and random batches.", **fv)
+    flags.DEFINE_string("out", DEFAULT_OUT, "Markdown report to write.", **fv)
+    flags.DEFINE_bool("isolate", True,
+                      "Run every measurement in a fresh subprocess (clean peak memory, no "
+                      "shared allocator). --noisolate runs all in this process (faster; memory "
+                      "figures are then this process's running peak).", **fv)
+    # Internal: one measurement in a worker process (a JSON Spec). Declared under another
+    # module's name so that --help leaves it out (--helpfull lists it).
+    flags.DEFINE_string("worker", None, "Internal: run one measurement (a JSON Spec) and "
+                        "print its result; used by --isolate.",
+                        module_name="experiments.bench.internal", **fv)
 
 
-def _nonnegative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The parsed flags (see ``define_flags``). ``batch_sizes``, ``repeats`` and ``warmup``
+    are None until ``run`` fills in the device's defaults."""
+
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None
+    window: int = 200
+    repeats: int | None = None
+    warmup: int | None = None
+    hidden_size: int = 176
+    num_layers: int = 3
+    keep_prob: float = 0.8
+    clip: str = "per_tensor"
+    clip_norm: float = 10.0
+    learning_rate: float = 1e-3
+    precision: str = "fp32"
+    skip_torch: bool = False
+    torch_fused_layers: bool = False
+    inference_steps: int = 1500
+    epoch_seconds: float | None = None
+    epoch_note: str = ""
+    cpu_threads: int = 0
+    note: tuple[str, ...] = ()
+    seed: int = 0
+    out: str = DEFAULT_OUT
+    isolate: bool = True
+
+    @classmethod
+    def from_flags(cls, flag_values: flags.FlagValues = FLAGS) -> "Options":
+        values = {f.name: flag_values[f.name].value for f in dataclasses.fields(cls)}
+        values["note"] = tuple(values["note"] or ())
+        return cls(**values)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m experiments.bench",
-        description="Time stylenet-jax's train step and inference beside the same network in "
-                    "PyTorch (nn.LSTM) in one run, and write a markdown report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
-                   help="Where both frameworks run. auto: the GPU if JAX sees one, else the CPU. "
-                        "gpu fails with a message if JAX has no GPU.")
-    p.add_argument("--batch_sizes", type=_batch_sizes, default=None,
-                   help="Comma list of windows per training batch to sweep. Default: "
-                        f"{','.join(map(str, GPU_BATCH_SIZES))} on a GPU, "
-                        f"{','.join(map(str, CPU_BATCH_SIZES))} on a CPU (bigger is slow there).")
-    p.add_argument("--window", type=_positive, default=200,
-                   help="Time steps per training window (paper: 200).")
-    p.add_argument("--repeats", type=_positive, default=None,
-                   help="Timed calls per measurement (median and min-max are reported). "
-                        "Default: 20 on a GPU, 5 on a CPU.")
-    p.add_argument("--warmup", type=_nonnegative, default=None,
-                   help="Untimed calls after the first (compiling) call. Default: 3 on a GPU, "
-                        "1 on a CPU.")
-    p.add_argument("--hidden_size", type=_positive, default=176,
-                   help="LSTM units of the interpretation layer and each head layer (paper: 176).")
-    p.add_argument("--num_layers", type=_positive, default=3,
-                   help="Bidirectional LSTM layers of the style head (paper: 3).")
-    p.add_argument("--keep_prob", type=float, default=0.8,
-                   help="Dropout keep probability in training, both frameworks (paper: 0.8).")
-    p.add_argument("--clip", choices=("per_tensor", "global", "none"), default="per_tensor",
-                   help="Gradient clipping before Adam, both frameworks: each tensor's norm "
-                        "(the project's default, the paper's code) or the global norm.")
-    p.add_argument("--clip_norm", type=float, default=10.0, help="Clipping norm (paper: 10).")
-    p.add_argument("--learning_rate", type=float, default=1e-3, help="Adam learning rate.")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
-                   help="GPU matmul precision. fp32: true fp32 on both sides (JAX "
-                        "precision='highest', torch allow_tf32 off for matmuls and cuDNN); tf32: "
-                        "each framework's TF32 (JAX precision=None, the project's default; "
-                        "torch allow_tf32 on). No effect on a CPU.")
-    p.add_argument("--skip_torch", action="store_true",
-                   help="Measure JAX only (no PyTorch columns).")
-    p.add_argument("--torch_fused_layers", action="store_true",
-                   help="PyTorch head as ONE nn.LSTM(num_layers) call (cuDNN runs the stack at "
-                        "once; dropout once between layers) instead of one nn.LSTM per layer "
-                        "(dropout exactly as in JAX).")
-    p.add_argument("--inference_steps", type=_nonnegative, default=1500,
-                   help="Steps of the inference piece (batch 1, forward only; ~1,500 = a "
-                        "3-minute piece in sixteenths). 0 skips inference.")
-    p.add_argument("--epoch_seconds", type=float, default=None,
-                   help="Measured seconds per epoch of a real `experiments.train` run with the "
-                        "paper's flags on ../shared/data on this device; the report then "
-                        "projects the 160-epoch schedule from it (labelled as a projection).")
-    p.add_argument("--epoch_note", default="",
-                   help="Where --epoch_seconds comes from (run, epochs averaged), for the report.")
-    p.add_argument("--cpu_threads", type=_nonnegative, default=0,
-                   help="CPU only, needs --isolate: pin each measurement's process to this many "
-                        "cores (sched_setaffinity) and give torch as many threads, for both "
-                        "frameworks alike. 0: each framework's default (all usable cores). On a "
-                        "loaded shared machine, torch's OpenMP threads can stall at every "
-                        "barrier; 1 gives a stable single-core comparison.")
-    p.add_argument("--note", action="append", default=[],
-                   help="A line for the report's notes (repeatable), e.g. what else was running.")
-    p.add_argument("--seed", type=int, default=0, help="Seed of parameters and random batches.")
-    p.add_argument("--out", default=DEFAULT_OUT, help="Markdown report to write.")
-    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
-                   help="Run every measurement in a fresh subprocess (clean peak memory, no "
-                        "shared allocator). --no-isolate runs all in this process (faster; "
-                        "memory figures are then this process's running peak).")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one measurement
-    return p
+def parse_options(argv: Sequence[str]) -> Options:
+    """``Options`` from command-line arguments (no program name), parsed by this command's
+    own flag definitions in a fresh ``FlagValues`` (for tests and callers that are not the
+    command). Bad values raise ``absl.flags.Error``."""
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    flag_values(["bench", *argv])
+    return Options.from_flags(flag_values)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -384,8 +432,8 @@ def _worker_env(device: str) -> dict[str, str]:
 
 def measure_isolated(spec: Spec, timeout: float | None = None) -> dict[str, Any]:
     """``measure(spec)`` in a fresh Python process."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker",
-           json.dumps(dataclasses.asdict(spec))]
+    cmd = [sys.executable, os.path.abspath(__file__),
+           "--worker=" + json.dumps(dataclasses.asdict(spec))]
     try:
         done = subprocess.run(cmd, env=_worker_env(spec.device), cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=timeout)
@@ -554,7 +602,7 @@ def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
     return f"{a['sps'] / b['sps']:.2f} ({a['sps_min'] / b['sps_max']:.2f}-{a['sps_max'] / b['sps_min']:.2f})"
 
 
-def render(args: argparse.Namespace, argv: Sequence[str], device: str, device_note: str,
+def render(args: Options, argv: Sequence[str], device: str, device_note: str,
            run_torch: bool, torch_note: str, train: dict[int, dict[str, Any]],
            infer: dict[str, Any], env: dict[str, Any], started: str, elapsed: float,
            load: tuple[str, str]) -> str:
@@ -603,7 +651,7 @@ def render(args: argparse.Namespace, argv: Sequence[str], device: str, device_no
            "CPU: the peak RSS (VmHWM) of the process that ran the measurement, libraries and "
            "the framework's own footprint included")
     iso = ("each measurement in its own fresh process (`--isolate`)" if args.isolate else
-           "all in one process (`--no-isolate`): memory is that process's running peak")
+           "all in one process (`--noisolate`): memory is that process's running peak")
     add(f"- Network: ONE style head of the paper's StyleNet: interpretation LSTM {INPUT_SIZE} -> "
         f"{args.hidden_size}, {args.num_layers} bidirectional LSTM layers of {args.hidden_size}, "
         f"linear {2 * args.hidden_size} -> {OUTPUT_SIZE}, sigmoid; fp32; dropout keep "
@@ -737,32 +785,30 @@ def render(args: argparse.Namespace, argv: Sequence[str], device: str, device_no
 # ----------------------------------------------------------------------------- main
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if args.worker is not None:
-        return _worker_main(args.worker)
-    if not 0.0 < args.keep_prob <= 1.0:
-        print(f"--keep_prob must be in (0, 1], got {args.keep_prob}", file=sys.stderr)
-        return 2
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: Options, argv: Sequence[str]) -> int:
+    """The benchmark for parsed ``args``; ``argv``: the command line, for the report.
+    Returns the exit status (0, or 2 with a one-line message for an impossible request)."""
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t_start, load_before = time.perf_counter(), _load()
     device, device_note = resolve_device(args.device)
     if device is None:
-        print(device_note, file=sys.stderr)
-        return 2
+        return _error(device_note)
     gpu = device == "gpu"
     if args.cpu_threads and not gpu and not args.isolate:
-        print("--cpu_threads needs --isolate (JAX's threads start with the process)",
-              file=sys.stderr)
-        return 2
-    args.batch_sizes = args.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES)
-    args.repeats = args.repeats or (20 if gpu else 5)
-    args.warmup = (3 if gpu else 1) if args.warmup is None else args.warmup
+        return _error("--cpu_threads needs --isolate (JAX's threads start with the process)")
+    args = dataclasses.replace(
+        args, batch_sizes=args.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES),
+        repeats=args.repeats or (20 if gpu else 5),
+        warmup=(3 if gpu else 1) if args.warmup is None else args.warmup)
     run_torch, torch_note = torch_status(device, args.skip_torch)
     if not run_torch:
         print(torch_note, file=sys.stderr)
-    run = measure_isolated if args.isolate else measure
+    measure_one = measure_isolated if args.isolate else measure
     base = dict(device=device, hidden_size=args.hidden_size, num_layers=args.num_layers,
                 keep_prob=args.keep_prob, clip=args.clip, clip_norm=args.clip_norm,
                 learning_rate=args.learning_rate, precision=args.precision,
@@ -776,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train[b] = {}
         for fw in frameworks:
             print(f"[bench] train {fw} {b} x {args.window} ...", file=sys.stderr, flush=True)
-            r = run(Spec(fw, "train", b, args.window, **base))
+            r = measure_one(Spec(fw, "train", b, args.window, **base))
             train[b][fw] = r
             env.update({k: v for k, v in r.items() if k.startswith(("jax_", "torch_", "pinned"))})
             s = summarize_times(r, b, args.window)
@@ -787,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fw in frameworks:
             print(f"[bench] inference {fw} 1 x {args.inference_steps} ...", file=sys.stderr,
                   flush=True)
-            r = run(Spec(fw, "infer", 1, args.inference_steps, **base))
+            r = measure_one(Spec(fw, "infer", 1, args.inference_steps, **base))
             infer[fw] = r
             env.update({k: v for k, v in r.items() if k.startswith(("jax_", "torch_", "pinned"))})
             s = summarize_times(r, 1, args.inference_steps)
@@ -804,5 +850,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _parse_flags(argv: Sequence[str]) -> list[str]:
+    """absl's flag parsing, with a bad flag reported in one line and exit status 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: Sequence[str]) -> int:
+    """The absl program: ``argv`` is what is left after the flags."""
+    if FLAGS.worker is not None:
+        return _worker_main(FLAGS.worker)
+    if len(argv) > 1:
+        return _error(f"unexpected arguments: {' '.join(argv[1:])} (see --help)")
+    return run(Options.from_flags(FLAGS), sys.argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main, flags_parser=_parse_flags)

@@ -6,12 +6,15 @@ are skipped with that reason.
 """
 
 import importlib.util
+import os
+import subprocess
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl import flags
 
 from experiments import bench
 from stylenet_jax import batching, training
@@ -23,25 +26,35 @@ TORCH_SKIP = ("torch not installed: it is a benchmark-only dependency (pip insta
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason=TORCH_SKIP)
 
-TINY = ["--device=cpu", "--batch_sizes=2", "--window=10", "--hidden_size=8", "--num_layers=2",
+TINY = ["--device=cpu", "--batch_sizes=2", "--window=10", "--hidden_size=8", "--num_layers=1",
         "--repeats=2", "--warmup=1", "--inference_steps=12"]
 SECTIONS = ("# Performance: stylenet-jax beside PyTorch", "## Machine and versions", "## Setup",
             "## Training step", "## Throughput saturation", "## Inference",
             "## Full paper schedule (160 epochs", "## GPU")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_bench(tmp_path, *extra):
+    """The command in this process: its own flag definitions parse ``argv`` (absl flags are
+    process-global, so a fresh FlagValues), then ``bench.run``."""
     out = tmp_path / "perf.md"
     argv = [*TINY, f"--out={out}", *extra]
-    assert bench.main(argv) == 0
+    assert bench.run(bench.parse_options(argv), argv) == 0
     return out.read_text()
+
+
+def bench_command(*args, timeout=120):
+    """``python -m experiments.bench ARGS`` as a subprocess."""
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "experiments.bench", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 # ----------------------------------------------------------------------------- the script
 
 
 def test_end_to_end_in_process(tmp_path):
-    text = run_bench(tmp_path, "--no-isolate", "--epoch_seconds=90", "--note=tiny test")
+    text = run_bench(tmp_path, "--noisolate", "--epoch_seconds=90", "--note=tiny test")
     for section in SECTIONS:
         assert section in text, section
     assert "python -m experiments.bench --device=cpu" in text  # the command that produced it
@@ -52,13 +65,14 @@ def test_end_to_end_in_process(tmp_path):
     assert "PROJECTION" in text and "160 x 90 s" in text  # labelled as a projection
     assert "GPU figures: not measured; this session had no GPU" in text
     assert "- Note: tiny test" in text
+    assert "(`--noisolate`)" in text
     if HAS_TORCH:
         assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
 
 
 def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
-    text = run_bench(tmp_path, "--no-isolate", "--inference_steps=0")
+    text = run_bench(tmp_path, "--noisolate", "--inference_steps=0")
     assert bench.TORCH_MISSING in capsys.readouterr().err
     assert "measuring JAX only" in text
     assert "PyTorch steps/s" not in text and "| 2 x 10 |" in text
@@ -66,21 +80,48 @@ def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
 
 
 def test_isolated_workers(tmp_path):
+    """Every measurement in a worker process (``--worker=SPEC``)."""
     text = run_bench(tmp_path, "--skip_torch", "--inference_steps=0", "--cpu_threads=1")
     assert "| 2 x 10 |" in text and "failed" not in text
     assert "pinned to 1 of" in text and "skipped (--skip_torch)" in text
+def test_parse_options_defaults_values_and_flagfile(tmp_path):
+    o = bench.parse_options([])
+    assert (o.device, o.batch_sizes, o.window, o.hidden_size, o.num_layers, o.repeats,
+            o.warmup, o.isolate, o.note, o.out) == (
+        "auto", None, 200, 176, 3, None, None, True, (), bench.DEFAULT_OUT)
+    o = bench.parse_options(["--batch_sizes=8,32", "--noisolate", "--note=a", "--note=b"])
+    assert o.batch_sizes == (8, 32) and not o.isolate and o.note == ("a", "b")
+    flagfile = tmp_path / "bench.flags"
+    flagfile.write_text("--device=cpu\n--batch_sizes=4\n--skip_torch\n--window=50\n")
+    o = bench.parse_options([f"--flagfile={flagfile}", "--window=20"])
+    assert (o.device, o.batch_sizes, o.skip_torch, o.window) == ("cpu", (4,), True, 20)
+    for bad in ("--batch_sizes=0", "--batch_sizes=a,b", "--window=0", "--keep_prob=1.5",
+                "--keep_prob=0", "--device=tpu", "--warmup=-1", "--no-isolate"):
+        with pytest.raises(flags.Error):
+            bench.parse_options([bad])
 
 
-def test_help_explains_every_flag():
-    text = bench.build_parser().format_help()
-    for flag in ("--device", "--batch_sizes", "--window", "--repeats", "--warmup",
-                 "--hidden_size", "--num_layers", "--skip_torch", "--inference_steps", "--out",
-                 "--epoch_seconds", "--cpu_threads"):
-        assert flag in text
-    args = bench.build_parser().parse_args(["--batch_sizes=8,32"])
-    assert args.batch_sizes == (8, 32) and args.window == 200 and args.hidden_size == 176
-    with pytest.raises(SystemExit):
-        bench.build_parser().parse_args(["--batch_sizes=0"])
+def test_command_help_and_usage_errors(tmp_path):
+    done = bench_command("--help")
+    assert "flags:" in done.stdout, done.stderr[-2000:]
+    for flag in ("device", "batch_sizes", "window", "repeats", "warmup", "hidden_size",
+                 "num_layers", "inference_steps", "out", "epoch_seconds", "cpu_threads",
+                 "keep_prob", "note"):
+        assert f"--{flag}:" in done.stdout, flag
+    for flag in ("isolate", "skip_torch", "torch_fused_layers"):
+        assert f"--[no]{flag}:" in done.stdout, flag
+    assert "--worker" not in done.stdout  # internal: only --helpfull lists it
+    out = tmp_path / "never.md"
+    for args, message in [(["--batch_sizes=0"], "batch sizes must be >= 1"),
+                          (["--keep_prob=2"], "--keep_prob must be in (0, 1]"),
+                          (["--device=cpu", "--noisolate", "--cpu_threads=1"],
+                           "--cpu_threads needs --isolate"),
+                          (["--device=cpu", "stray"], "unexpected arguments: stray")]:
+        done = bench_command(*args, f"--out={out}")
+        assert done.returncode == 2, (args, done.stderr[-2000:])
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not out.exists()
 
 
 def test_summaries_and_saturation():
@@ -190,3 +231,4 @@ def test_torch_clip_per_tensor():
     torch_reference.clip_grads_([a, b], "per_tensor", 10.0)
     np.testing.assert_allclose(a.grad.numpy(), [6.0, 8.0, 0.0], rtol=1e-6)
     np.testing.assert_allclose(b.grad.numpy(), [0.3, 0.4], rtol=1e-6)  # under the norm: kept
+
