@@ -3,6 +3,7 @@ r"""Benchmark: stylenet-jax's training step and inference beside the same networ
     python -m experiments.bench                          # auto device, writes results/performance.md
     python -m experiments.bench --device=cpu --batch_sizes=8,32 --repeats=5
     python -m experiments.bench --skip_torch --out=/tmp/perf.md
+    python -m experiments.bench --matmul_dtype=bfloat16 --recurrence=autodiff --unroll=2
 
 Flags may also come from a file (``--flagfile=FILE``, one flag a line); ``--help`` lists them.
 
@@ -59,6 +60,8 @@ CPU_BATCH_SIZES = (8, 32)
 INPUT_SIZE, OUTPUT_SIZE = 176, 88
 SATURATION = 0.9  # "saturated": within 90% of the best measured throughput
 TORCH_MISSING = "torch not installed: pip install -r requirements-bench.txt; measuring JAX only"
+RECURRENCES = ("custom_vjp", "autodiff")  # stylenet_jax.model.RECURRENCES
+MATMUL_DTYPES = ("float32", "bfloat16")  # stylenet_jax.model.MATMUL_DTYPES
 
 FLAGS = flags.FLAGS
 
@@ -120,6 +123,17 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "precision='highest', torch allow_tf32 off for matmuls and cuDNN); tf32: "
                       "each framework's TF32 (JAX precision=None, the project's default; torch "
                       "allow_tf32 on). No effect on a CPU.", **fv)
+    flags.DEFINE_integer("unroll", 1, "JAX: lax.scan unroll factor of the LSTM time loops "
+                         "(ModelConfig.unroll; speed only).", lower_bound=1, **fv)
+    flags.DEFINE_enum("recurrence", "custom_vjp", list(RECURRENCES),
+                      "JAX: how the LSTM time loop is differentiated (ModelConfig.recurrence; "
+                      "speed only): custom_vjp, the project's hand-written backward pass, or "
+                      "autodiff, JAX differentiating the lax.scan itself.", **fv)
+    flags.DEFINE_enum("matmul_dtype", "float32", list(MATMUL_DTYPES),
+                      "Matmul inputs, both frameworks. float32; bfloat16: JAX rounds every "
+                      "matmul's inputs to bfloat16 and accumulates in float32 "
+                      "(ModelConfig.matmul_dtype); PyTorch runs forward and loss under "
+                      "torch.autocast(dtype=torch.bfloat16).", **fv)
     flags.DEFINE_bool("skip_torch", False, "Measure JAX only (no PyTorch columns).", **fv)
     flags.DEFINE_bool("torch_fused_layers", False,
                       "PyTorch head as ONE nn.LSTM(num_layers) call (cuDNN runs the stack at "
@@ -174,6 +188,9 @@ class Options:
     clip_norm: float = 10.0
     learning_rate: float = 1e-3
     precision: str = "fp32"
+    unroll: int = 1
+    recurrence: str = "custom_vjp"
+    matmul_dtype: str = "float32"
     skip_torch: bool = False
     torch_fused_layers: bool = False
     inference_steps: int = 1500
@@ -227,6 +244,9 @@ class Spec:
     seed: int
     torch_fused_layers: bool = False
     cpu_threads: int = 0
+    unroll: int = 1
+    recurrence: str = "custom_vjp"
+    matmul_dtype: str = "float32"
 
 
 def peak_rss_bytes() -> int | None:
@@ -302,8 +322,10 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
 
     config = training.TrainConfig(
         hidden_size=spec.hidden_size, num_layers=spec.num_layers, keep_prob=spec.keep_prob,
-        precision="highest" if spec.precision == "fp32" and spec.device == "gpu" else None, learning_rate=spec.learning_rate,
-        clip=spec.clip, clip_norm=spec.clip_norm, window=spec.steps)
+        precision="highest" if spec.precision == "fp32" and spec.device == "gpu" else None,
+        learning_rate=spec.learning_rate, clip=spec.clip, clip_norm=spec.clip_norm,
+        window=spec.steps, unroll=spec.unroll, recurrence=spec.recurrence,
+        matmul_dtype=spec.matmul_dtype)
     model_config = config.model_config(num_styles=1)
     tx = training.make_optimizer(config)
     state = training.init_state(model_config, tx, spec.seed)
@@ -377,10 +399,12 @@ def measure_torch(spec: Spec) -> dict[str, Any]:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     out: dict[str, Any] = _torch_environment(torch, device)
+    autocast_dtype = torch.bfloat16 if spec.matmul_dtype == "bfloat16" else None
     if spec.kind == "train":
         model.train()
         optimizer = torch.optim.Adam(model.trainable_parameters(), lr=spec.learning_rate)
-        step = torch_reference.make_train_step(model, optimizer, spec.clip, spec.clip_norm)
+        step = torch_reference.make_train_step(model, optimizer, spec.clip, spec.clip_norm,
+                                               autocast_dtype=autocast_dtype)
         losses = []
 
         def call():
@@ -393,7 +417,8 @@ def measure_torch(spec: Spec) -> dict[str, Any]:
         model.eval()
 
         def forward():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype,
+                                                        enabled=autocast_dtype is not None):
                 return model(x)
 
         out.update(time_calls(forward, sync, spec.warmup, spec.repeats))
@@ -654,8 +679,9 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
            "all in one process (`--noisolate`): memory is that process's running peak")
     add(f"- Network: ONE style head of the paper's StyleNet: interpretation LSTM {INPUT_SIZE} -> "
         f"{args.hidden_size}, {args.num_layers} bidirectional LSTM layers of {args.hidden_size}, "
-        f"linear {2 * args.hidden_size} -> {OUTPUT_SIZE}, sigmoid; fp32; dropout keep "
-        f"{args.keep_prob:g} in training (both frameworks).")
+        f"linear {2 * args.hidden_size} -> {OUTPUT_SIZE}, sigmoid; fp32 parameters"
+        + ("" if args.matmul_dtype == "float32" else ", bfloat16 matmul inputs (below)")
+        + f"; dropout keep {args.keep_prob:g} in training (both frameworks).")
     clip = {"per_tensor": f"each tensor's gradient norm clipped to {args.clip_norm:g} "
                           "separately (per weight/bias, per direction: the project's default "
                           "`--clip=per_tensor`)",
@@ -671,8 +697,27 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
            if args.torch_fused_layers else "")
         + " (cuDNN on a GPU), `torch.optim.Adam` (default implementation); the same "
         "trainable tensors as JAX (`bias_hh` frozen at 0). Eager, no `torch.compile`.")
+    add(f"- JAX model options: `--unroll={args.unroll}` (`lax.scan` unroll of the LSTM time "
+        f"loops), `--recurrence={args.recurrence}` ("
+        + {"custom_vjp": "the project's hand-written LSTM backward pass",
+           "autodiff": "JAX differentiates the LSTM's `lax.scan` itself"}.get(args.recurrence, "?")
+        + f"), `--matmul_dtype={args.matmul_dtype}`: the `TrainConfig` / `ModelConfig` fields "
+        "of the same names.")
     add(f"- Precision: `--precision={args.precision}`"
         + (" (no effect on a CPU)." if device == "cpu" else "."))
+    if args.matmul_dtype == "bfloat16":
+        add("- `--matmul_dtype=bfloat16`: JAX rounds every matmul's inputs to bfloat16 and "
+            "accumulates in float32 (`ModelConfig.matmul_dtype`); the LSTM state, gates, loss, "
+            "gradients and Adam stay float32. PyTorch runs the forward pass under "
+            f"`torch.autocast('{'cuda' if device == 'gpu' else 'cpu'}', dtype=torch.bfloat16)` "
+            "(loss in float32, backward outside autocast, parameters and Adam float32)"
+            + (": on a CPU, autocast hands `nn.LSTM` to oneDNN's bfloat16 LSTM kernel "
+               "(`aten::mkldnn_rnn_layer` with bfloat16 input, weights and states, checked with "
+               "the PyTorch profiler, forward, backward and inference), whose outputs and h/c "
+               "states are bfloat16 too: more of PyTorch's LSTM runs in bfloat16 than JAX's "
+               "matmul inputs." if device == "cpu" else
+               ": whether cuDNN's LSTM runs in bfloat16 under autocast was not checked on this "
+               "GPU (it was on a CPU, where oneDNN's bfloat16 LSTM kernel runs)."))
     add(f"- Timing: the first call (compile + run), {args.warmup} more untimed, then "
         f"{args.repeats} timed calls, each waited for (`block_until_ready`, "
         "`torch.cuda.synchronize`). Figures are the median (min-max) of the timed calls. "
@@ -814,7 +859,8 @@ def run(args: Options, argv: Sequence[str]) -> int:
                 learning_rate=args.learning_rate, precision=args.precision,
                 repeats=args.repeats, warmup=args.warmup, seed=args.seed,
                 torch_fused_layers=args.torch_fused_layers,
-                cpu_threads=args.cpu_threads if device == "cpu" else 0)
+                cpu_threads=args.cpu_threads if device == "cpu" else 0, unroll=args.unroll,
+                recurrence=args.recurrence, matmul_dtype=args.matmul_dtype)
     frameworks = ["jax"] + (["torch"] if run_torch else [])
     env: dict[str, Any] = {}
     train: dict[int, dict[str, Any]] = {}

@@ -150,15 +150,24 @@ def clip_grads_(params: Iterable[torch.Tensor], mode: str, max_norm: float) -> N
 
 
 def make_train_step(model: TorchStyleNet, optimizer: torch.optim.Optimizer, clip: str,
-                    clip_norm: float):
+                    clip_norm: float, autocast_dtype: torch.dtype | None = None):
     """``step(x, targets, lengths, packed_lengths=None) -> loss``: one training step
     (forward, masked MSE, backward, clip, Adam). ``packed_lengths`` is passed to the model
-    (None = full rows, no packing); ``lengths`` masks the loss."""
+    (None = full rows, no packing); ``lengths`` masks the loss.
+
+    ``autocast_dtype`` (e.g. ``torch.bfloat16``): the forward pass runs under
+    ``torch.autocast(x.device.type, dtype=autocast_dtype)`` (matmuls and, on the CPU,
+    oneDNN's LSTM kernel in that dtype; parameters, gradients and Adam stay float32), the
+    loss is taken in float32 and the backward pass runs outside autocast, as PyTorch's AMP
+    recipe has it."""
     params = model.trainable_parameters()
 
     def step(x, targets, lengths, packed_lengths=None):
         optimizer.zero_grad(set_to_none=True)
-        loss = masked_mse(model(x, packed_lengths), targets, lengths)
+        with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            pred = model(x, packed_lengths)
+        loss = masked_mse(pred.float(), targets, lengths)
         loss.backward()
         clip_grads_(params, clip, clip_norm)
         optimizer.step()

@@ -66,6 +66,8 @@ def test_end_to_end_in_process(tmp_path):
     assert "GPU figures: not measured; this session had no GPU" in text
     assert "- Note: tiny test" in text
     assert "(`--noisolate`)" in text
+    assert ("`--unroll=1` (`lax.scan` unroll of the LSTM time loops), `--recurrence=custom_vjp` "
+            "(the project's hand-written LSTM backward pass), `--matmul_dtype=float32`") in text
     if HAS_TORCH:
         assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
 
@@ -84,19 +86,51 @@ def test_isolated_workers(tmp_path):
     text = run_bench(tmp_path, "--skip_torch", "--inference_steps=0", "--cpu_threads=1")
     assert "| 2 x 10 |" in text and "failed" not in text
     assert "pinned to 1 of" in text and "skipped (--skip_torch)" in text
+def test_new_model_options_reach_the_jax_step(monkeypatch):
+    """--unroll, --recurrence and --matmul_dtype end up in the ModelConfig of the project's
+    train step (stopped there: what the fields do is the model's tests' business)."""
+    from stylenet_jax import training as training_module
+
+    seen = []
+
+    def spy(model_config, tx, **kw):
+        seen.append(model_config)
+        raise RuntimeError("spy: stop before compiling")
+
+    monkeypatch.setattr(training_module, "make_train_step", spy)
+    spec = bench.Spec("jax", "train", 2, 6, "cpu", hidden_size=8, num_layers=1, keep_prob=1.0,
+                      clip="per_tensor", clip_norm=10.0, learning_rate=1e-3, precision="fp32",
+                      repeats=1, warmup=0, seed=0, unroll=2, recurrence="autodiff",
+                      matmul_dtype="bfloat16")
+    assert bench.measure(spec) == {"error": "RuntimeError: spy: stop before compiling"}
+    assert [(c.unroll, c.recurrence, c.matmul_dtype) for c in seen] == [
+        (2, "autodiff", "bfloat16")]
+
+
+def test_flag_choices_are_the_models():
+    from stylenet_jax import model
+
+    assert bench.RECURRENCES == model.RECURRENCES
+    assert bench.MATMUL_DTYPES == model.MATMUL_DTYPES
+
+
 def test_parse_options_defaults_values_and_flagfile(tmp_path):
     o = bench.parse_options([])
     assert (o.device, o.batch_sizes, o.window, o.hidden_size, o.num_layers, o.repeats,
-            o.warmup, o.isolate, o.note, o.out) == (
-        "auto", None, 200, 176, 3, None, None, True, (), bench.DEFAULT_OUT)
-    o = bench.parse_options(["--batch_sizes=8,32", "--noisolate", "--note=a", "--note=b"])
+            o.warmup, o.isolate, o.unroll, o.recurrence, o.matmul_dtype, o.note,
+            o.out) == ("auto", None, 200, 176, 3, None, None, True, 1, "custom_vjp", "float32",
+                       (), bench.DEFAULT_OUT)
+    o = bench.parse_options(["--batch_sizes=8,32", "--noisolate", "--note=a", "--note=b",
+                             "--unroll=4", "--recurrence=autodiff", "--matmul_dtype=bfloat16"])
     assert o.batch_sizes == (8, 32) and not o.isolate and o.note == ("a", "b")
+    assert (o.unroll, o.recurrence, o.matmul_dtype) == (4, "autodiff", "bfloat16")
     flagfile = tmp_path / "bench.flags"
     flagfile.write_text("--device=cpu\n--batch_sizes=4\n--skip_torch\n--window=50\n")
     o = bench.parse_options([f"--flagfile={flagfile}", "--window=20"])
     assert (o.device, o.batch_sizes, o.skip_torch, o.window) == ("cpu", (4,), True, 20)
     for bad in ("--batch_sizes=0", "--batch_sizes=a,b", "--window=0", "--keep_prob=1.5",
-                "--keep_prob=0", "--device=tpu", "--warmup=-1", "--no-isolate"):
+                "--keep_prob=0", "--matmul_dtype=float16", "--recurrence=scan", "--unroll=0",
+                "--device=tpu", "--warmup=-1", "--no-isolate"):
         with pytest.raises(flags.Error):
             bench.parse_options([bad])
 
@@ -106,7 +140,7 @@ def test_command_help_and_usage_errors(tmp_path):
     assert "flags:" in done.stdout, done.stderr[-2000:]
     for flag in ("device", "batch_sizes", "window", "repeats", "warmup", "hidden_size",
                  "num_layers", "inference_steps", "out", "epoch_seconds", "cpu_threads",
-                 "keep_prob", "note"):
+                 "unroll", "recurrence", "matmul_dtype", "keep_prob", "note"):
         assert f"--{flag}:" in done.stdout, flag
     for flag in ("isolate", "skip_torch", "torch_fused_layers"):
         assert f"--[no]{flag}:" in done.stdout, flag
@@ -114,6 +148,7 @@ def test_command_help_and_usage_errors(tmp_path):
     out = tmp_path / "never.md"
     for args, message in [(["--batch_sizes=0"], "batch sizes must be >= 1"),
                           (["--keep_prob=2"], "--keep_prob must be in (0, 1]"),
+                          (["--matmul_dtype=fp16"], "matmul_dtype"),
                           (["--device=cpu", "--noisolate", "--cpu_threads=1"],
                            "--cpu_threads needs --isolate"),
                           (["--device=cpu", "stray"], "unexpected arguments: stray")]:
@@ -232,3 +267,30 @@ def test_torch_clip_per_tensor():
     np.testing.assert_allclose(a.grad.numpy(), [6.0, 8.0, 0.0], rtol=1e-6)
     np.testing.assert_allclose(b.grad.numpy(), [0.3, 0.4], rtol=1e-6)  # under the norm: kept
 
+
+@needs_torch
+def test_torch_autocast_bfloat16_runs_the_lstm_in_bfloat16():
+    """What the report says of --matmul_dtype=bfloat16 on a CPU: under autocast, nn.LSTM's
+    kernel (oneDNN's) gets bfloat16 input and weights, forward and backward; the loss, the
+    parameters and their gradients stay float32."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from experiments import torch_reference
+
+    torch.manual_seed(0)
+    model = torch_reference.TorchStyleNet(8, 1)
+    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
+    step = torch_reference.make_train_step(model, optimizer, "per_tensor", 10.0,
+                                           autocast_dtype=torch.bfloat16)
+    x = (torch.rand(2, 5, 176) < 0.1).float()
+    y, n = torch.rand(2, 5, 88), torch.full((2,), 5)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        loss = step(x, y, n)
+    rnn = [e for e in prof.events() if "rnn" in e.name or "lstm" in e.name]
+    kernels = {e.name for e in rnn if e.input_dtypes[:3] == ["c10::BFloat16"] * 3}
+    assert any("backward" not in k for k in kernels) and any("backward" in k for k in kernels), \
+        {(e.name, tuple(e.input_dtypes[:3])) for e in rnn}
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for p in model.trainable_parameters())
