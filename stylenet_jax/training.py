@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import importlib.util
@@ -421,6 +422,21 @@ def _batches(config: TrainConfig, songs, rng) -> Iterator[batching.Batch]:
                                   windows_per_batch=config.windows_per_batch, rng=rng)
 
 
+def prefetch_to_device(batches: Iterator[batching.Batch],
+                       size: int = 2) -> Iterator[tuple[int, batching.Batch]]:
+    """``(style, batch)`` pairs in the order of ``batches``, each batch's arrays already sent to
+    the default device with ``jax.device_put``, which returns at once: the copies of the next
+    ``size`` batches overlap the steps still running. ``style`` (``batch.styles[0]``) is read
+    on the host before the copy, so picking a style's carry never waits for the device."""
+    queue: collections.deque = collections.deque()
+    for batch in batches:
+        queue.append((int(batch.styles[0]), jax.device_put(batch)))
+        if len(queue) > size:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
 def train_epoch(state: TrainState, train_step: CountingJit, songs: Sequence[batching.Windows],
                 config: TrainConfig, epoch: int, model_config: ModelConfig,
                 styles: Sequence[str], log: Callable[[dict], None]) -> TrainState:
@@ -439,9 +455,8 @@ def train_epoch(state: TrainState, train_step: CountingJit, songs: Sequence[batc
                disable=not config.progress, leave=False, dynamic_ncols=True)
     first, t0 = int(state.step), time.perf_counter()
     try:
-        for i, batch in enumerate(_batches(config, songs, batching.epoch_rng(config.seed, epoch)),
-                                  1):
-            style = int(batch.styles[0])
+        batches = _batches(config, songs, batching.epoch_rng(config.seed, epoch))
+        for i, (style, batch) in enumerate(prefetch_to_device(batches), 1):
             carry = None if carries is None else carries[style]
             state, metrics, carry = train_step(state, metrics, batch, carry)
             if carries is not None:

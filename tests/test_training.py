@@ -158,7 +158,8 @@ def test_train_step_updates_only_own_head(data_dir):
     batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
     assert int(batch.styles[0]) == 0
     step = training.programs(cfg, config).train_step  # shared with the runs below
-    state, metrics, _ = step(state, training.zero_metrics(2), batch, None)
+    _, on_device = next(training.prefetch_to_device(iter([batch])))  # as train_epoch feeds it
+    state, metrics, _ = step(state, training.zero_metrics(2), on_device, None)
     after = jax.device_get(state.params)
     for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
         a = dict(jax.tree_util.tree_leaves_with_path(after["heads"]))[path]
@@ -318,3 +319,25 @@ def test_loss_falls_on_real_corpus(corpus_dir, tmp_path):
     result = training.train_and_evaluate(config, str(tmp_path / "run"))
     train = [r["train_loss"] for r in result.records if r["kind"] == "train"]
     assert train[-1] < train[0]
+
+
+def test_prefetch_to_device_keeps_order_and_runs_ahead():
+    from stylenet_jax import batching
+
+    pulled = []
+
+    def source():
+        for k in range(5):
+            pulled.append(k)
+            yield batching.Batch(np.full((2, 3, 176), k, np.uint8), np.zeros((2, 3, 88), np.float32),
+                                 np.array([3, k % 4], np.int32), np.full((2,), k % 2, np.int32),
+                                 np.ones((2,), bool))
+
+    out = training.prefetch_to_device(source(), size=2)
+    style, first = next(out)
+    assert pulled == [0, 1, 2]  # two batches already on their way while the first runs
+    assert style == 0 and isinstance(first.inputs, jax.Array)
+    rest = list(out)
+    assert [s for s, _ in rest] == [1, 0, 1, 0]
+    assert [int(b.inputs[0, 0, 0]) for _, b in rest] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(np.asarray(rest[-1][1].lengths), [3, 0])
