@@ -4,6 +4,7 @@ r"""Benchmark: stylenet-jax's training step and inference beside the same networ
     python -m experiments.bench --device=cpu --batch_sizes=8,32 --repeats=5
     python -m experiments.bench --skip_torch --out=/tmp/perf.md
     python -m experiments.bench --matmul_dtype=bfloat16 --recurrence=autodiff --unroll=2
+    python -m experiments.bench --profile_dir=/tmp/prof  # + where the JAX step's time goes
 
 Flags may also come from a file (``--flagfile=FILE``, one flag a line); ``--help`` lists them.
 
@@ -27,7 +28,8 @@ process's peak RSS). The same for inference: one piece of ``--inference_steps`` 
 
 By default every measurement runs in a fresh subprocess (``--isolate``; ``--noisolate`` runs
 all in this process), so peak memory belongs to that measurement alone and JAX and PyTorch
-never share a process or an allocator.
+never share a process or an allocator. ``--profile_dir`` traces the first batch size's JAX
+train step with ``jax.profiler`` and reports its top XLA ops (``experiments/profile_summary.py``).
 PyTorch is optional (``requirements-bench.txt``): without it the script says so and measures
 JAX only.
 """
@@ -62,6 +64,7 @@ SATURATION = 0.9  # "saturated": within 90% of the best measured throughput
 TORCH_MISSING = "torch not installed: pip install -r requirements-bench.txt; measuring JAX only"
 RECURRENCES = ("custom_vjp", "autodiff")  # stylenet_jax.model.RECURRENCES
 MATMUL_DTYPES = ("float32", "bfloat16")  # stylenet_jax.model.MATMUL_DTYPES
+PROFILE_STEPS = 3  # steps traced by --profile_dir
 
 FLAGS = flags.FLAGS
 
@@ -164,6 +167,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "Run every measurement in a fresh subprocess (clean peak memory, no "
                       "shared allocator). --noisolate runs all in this process (faster; memory "
                       "figures are then this process's running peak).", **fv)
+    flags.DEFINE_string("profile_dir", "",
+                        "If set: after the timed JAX train step at the FIRST batch size, trace "
+                        f"{PROFILE_STEPS} more steps with jax.profiler into this folder "
+                        "(Perfetto trace; inside that measurement's worker with --isolate) and "
+                        "add a 'Where the time goes' section: the top XLA ops per step, each "
+                        "labelled with the JAX operation it came from. Empty: off.", **fv)
     # Internal: one measurement in a worker process (a JSON Spec). Declared under another
     # module's name so that --help leaves it out (--helpfull lists it).
     flags.DEFINE_string("worker", None, "Internal: run one measurement (a JSON Spec) and "
@@ -201,6 +210,7 @@ class Options:
     seed: int = 0
     out: str = DEFAULT_OUT
     isolate: bool = True
+    profile_dir: str = ""
 
     @classmethod
     def from_flags(cls, flag_values: flags.FlagValues = FLAGS) -> "Options":
@@ -247,6 +257,7 @@ class Spec:
     unroll: int = 1
     recurrence: str = "custom_vjp"
     matmul_dtype: str = "float32"
+    profile_dir: str = ""  # JAX train only: trace PROFILE_STEPS more steps here (see --profile_dir)
 
 
 def peak_rss_bytes() -> int | None:
@@ -313,6 +324,44 @@ def _jax_environment() -> dict[str, Any]:
     return env
 
 
+def _memory(out: dict[str, Any]) -> None:
+    import jax
+
+    stats = jax.devices()[0].memory_stats() if jax.default_backend() == "gpu" else None
+    if stats and "peak_bytes_in_use" in stats:
+        out["peak_bytes"], out["memory"] = stats["peak_bytes_in_use"], "device peak_bytes_in_use"
+    else:
+        out["peak_bytes"], out["memory"] = peak_rss_bytes(), "process peak RSS"
+
+
+def profile_train_step(step, call: Callable[[], Any], args: Callable[[], tuple],
+                       profile_dir: str, steps: int = PROFILE_STEPS) -> dict[str, Any]:
+    """Traces ``steps`` calls of ``call`` (one train step each, waited for) with
+    ``jax.profiler.trace(profile_dir, create_perfetto_trace=True)`` and summarises the trace
+    (``experiments.profile_summary.summarize``), labelling XLA ops from the compiled HLO of
+    the same jitted ``step`` lowered for ``args()`` (its current arguments; compiling again
+    hits the cache). Returns the summary plus ``trace`` (the file) and ``traced_s`` (each
+    traced step's seconds, profiler overhead included)."""
+    import jax
+
+    from experiments import profile_summary
+
+    os.makedirs(profile_dir, exist_ok=True)
+    before = profile_summary.profile_runs(profile_dir)
+    traced = []
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            jax.block_until_ready(call())
+            traced.append(time.perf_counter() - t0)
+    path = profile_summary.find_trace_file(profile_dir, exclude=before)
+    jitted = getattr(step, "_jitted", step)  # training.CountingJit wraps the jax.jit object
+    hlo = jitted.lower(*args()).compile().as_text()
+    summary = profile_summary.summarize(profile_summary.load_trace(path), steps, hlo)
+    summary.update(trace=os.path.abspath(path), traced_s=traced)
+    return summary
+
+
 def measure_jax(spec: Spec) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
@@ -348,17 +397,21 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
         loss = jax.device_get(holder["metrics"])
         out["loss"] = float(loss["se"].sum() / max(loss["cells"].sum(), 1.0))
         out["compiles"] = step.compiles
+        _memory(out)  # before profiling: the profiler's buffers are not the step's
+        if spec.profile_dir:
+            try:
+                out["profile"] = profile_train_step(
+                    step, call, lambda: (holder["state"], holder["metrics"], batch, None),
+                    spec.profile_dir)
+            except Exception as e:  # noqa: BLE001 - the timings stand; the report says why
+                out["profile"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
     else:
         model = StyleNet(model_config)
         forward = jax.jit(lambda p, x, n: model.apply({"params": p}, x, n, train=False)[0])
         x, n, params = jnp.asarray(inputs), jnp.asarray(lengths), state.params
         out.update(time_calls(lambda: forward(params, x, n), jax.block_until_ready,
                               spec.warmup, spec.repeats))
-    stats = jax.devices()[0].memory_stats() if jax.default_backend() == "gpu" else None
-    if stats and "peak_bytes_in_use" in stats:
-        out["peak_bytes"], out["memory"] = stats["peak_bytes_in_use"], "device peak_bytes_in_use"
-    else:
-        out["peak_bytes"], out["memory"] = peak_rss_bytes(), "process peak RSS"
+        _memory(out)
     return out
 
 
@@ -627,6 +680,40 @@ def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
     return f"{a['sps'] / b['sps']:.2f} ({a['sps_min'] / b['sps_max']:.2f}-{a['sps_max'] / b['sps_min']:.2f})"
 
 
+def render_profile(args: Options, train: dict[int, dict[str, Any]]) -> list[str]:
+    """The "Where the time goes" section of ``--profile_dir`` (first batch size's JAX step)."""
+    from experiments import profile_summary
+
+    b = args.batch_sizes[0]
+    result = train[b].get("jax") or {}
+    lines = [f"## Where the time goes (JAX train step, {b} x {args.window})", ""]
+    profile = result.get("profile")
+    if "error" in result or not profile or "error" in profile:
+        why = result.get("error") or (profile or {}).get("error") or "no profile came back"
+        return lines + [f"Not profiled: {why}.", ""]
+    summary = summarize_times(result, b, args.window)
+    steps = profile["steps"]
+    lines.append(
+        f"{steps} more steps traced with `jax.profiler.trace` after the timed ones; the trace: "
+        f"`{profile.get('trace', '?')}` (open it in ui.perfetto.dev).")
+    lines.append("")
+    lines.append(
+        "- ms / step: the op's SELF time (its duration minus the XLA ops nested in it: a "
+        "`while` loop's own time is its loop control, its body's ops are rows of their own), "
+        f"summed over the trace, divided by {steps} steps. Calls / step: {args.window} = once "
+        "per time step inside a scan. Share: of the measured step (the median above).")
+    lines.append(
+        "- From: the op's `op_name` in the compiled HLO of the same jitted step, shortened "
+        "(outer `jit(...)` and `closed_call` dropped, `jvp(X)` shown as X and the backward "
+        "pass, `transpose(...)`, as `backward:`); where XLA left none (e.g. the YNNPACK matmul "
+        "fusions `ynn_fusion.*`), what it computes and the loop it sits in. Matmuls with their "
+        "operand shapes and dtypes. Source: the Python line JAX recorded for it.")
+    lines.append("")
+    lines.extend(profile_summary.markdown_lines(profile, summary["s"] if summary else None))
+    lines.append("")
+    return lines
+
+
 def render(args: Options, argv: Sequence[str], device: str, device_note: str,
            run_torch: bool, torch_note: str, train: dict[int, dict[str, Any]],
            infer: dict[str, Any], env: dict[str, Any], started: str, elapsed: float,
@@ -775,6 +862,8 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
     if with_torch:
         add(f"- PyTorch: {saturation([p for p in torch_points if p[1]])}.")
     add("")
+    if args.profile_dir:
+        lines.extend(render_profile(args, train))
     add(f"## Inference (one piece: batch 1 x {args.inference_steps} steps, forward only)")
     add("")
     if not args.inference_steps:
@@ -849,7 +938,8 @@ def run(args: Options, argv: Sequence[str]) -> int:
     args = dataclasses.replace(
         args, batch_sizes=args.batch_sizes or (GPU_BATCH_SIZES if gpu else CPU_BATCH_SIZES),
         repeats=args.repeats or (20 if gpu else 5),
-        warmup=(3 if gpu else 1) if args.warmup is None else args.warmup)
+        warmup=(3 if gpu else 1) if args.warmup is None else args.warmup,
+        profile_dir=os.path.abspath(args.profile_dir) if args.profile_dir else "")
     run_torch, torch_note = torch_status(device, args.skip_torch)
     if not run_torch:
         print(torch_note, file=sys.stderr)
@@ -868,12 +958,17 @@ def run(args: Options, argv: Sequence[str]) -> int:
         train[b] = {}
         for fw in frameworks:
             print(f"[bench] train {fw} {b} x {args.window} ...", file=sys.stderr, flush=True)
-            r = measure_one(Spec(fw, "train", b, args.window, **base))
+            profile = args.profile_dir if fw == "jax" and b == args.batch_sizes[0] else ""
+            r = measure_one(Spec(fw, "train", b, args.window, profile_dir=profile, **base))
             train[b][fw] = r
             env.update({k: v for k, v in r.items() if k.startswith(("jax_", "torch_", "pinned"))})
             s = summarize_times(r, b, args.window)
             print(f"[bench]   {r['error'] if 'error' in r else _fmt_sps(s) + ' steps/s'}",
                   file=sys.stderr, flush=True)
+            if profile and "profile" in r:
+                p = r["profile"]
+                print(f"[bench]   profile: {p.get('error') or p.get('trace')}", file=sys.stderr,
+                      flush=True)
     infer: dict[str, Any] = {}
     if args.inference_steps:
         for fw in frameworks:

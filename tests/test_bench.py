@@ -5,6 +5,7 @@ Tiny sizes on the CPU. The PyTorch tests need torch (benchmark-only:
 are skipped with that reason.
 """
 
+import glob
 import importlib.util
 import os
 import subprocess
@@ -68,6 +69,7 @@ def test_end_to_end_in_process(tmp_path):
     assert "(`--noisolate`)" in text
     assert ("`--unroll=1` (`lax.scan` unroll of the LSTM time loops), `--recurrence=custom_vjp` "
             "(the project's hand-written LSTM backward pass), `--matmul_dtype=float32`") in text
+    assert "Where the time goes" not in text  # no --profile_dir
     if HAS_TORCH:
         assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
 
@@ -81,11 +83,25 @@ def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
     assert "not measured on this cpu" in text.lower()  # no --epoch_seconds
 
 
-def test_isolated_workers(tmp_path):
-    """Every measurement in a worker process (``--worker=SPEC``)."""
-    text = run_bench(tmp_path, "--skip_torch", "--inference_steps=0", "--cpu_threads=1")
+def test_isolated_workers_and_profile(tmp_path):
+    """Every measurement in a worker process (``--worker=SPEC``); the profile of the first
+    batch size's JAX step is taken inside its worker and comes back in the result JSON."""
+    prof = tmp_path / "prof"
+    text = run_bench(tmp_path, "--skip_torch", "--inference_steps=0", "--cpu_threads=1",
+                     f"--profile_dir={prof}")
     assert "| 2 x 10 |" in text and "failed" not in text
     assert "pinned to 1 of" in text and "skipped (--skip_torch)" in text
+    assert "## Where the time goes (JAX train step, 2 x 10)" in text  # the first batch size
+    section = text.split("## Where the time goes")[1].split("\n## ")[0]
+    assert "Not profiled" not in section, section
+    assert "| XLA op | from (JAX op_name) | source | ms / step | calls / step | share of step |" \
+        in section
+    assert "| 10 |" in section  # an op of a scan body: once per time step of the window
+    assert "while" in section and "model.py:" in section  # labelled from the compiled HLO
+    assert "of the measured step" in section and "of the median traced step" in section
+    assert len(glob.glob(str(prof / "plugins" / "profile" / "*" / "*.json.gz"))) >= 1
+
+
 def test_new_model_options_reach_the_jax_step(monkeypatch):
     """--unroll, --recurrence and --matmul_dtype end up in the ModelConfig of the project's
     train step (stopped there: what the fields do is the model's tests' business)."""
@@ -117,9 +133,9 @@ def test_flag_choices_are_the_models():
 def test_parse_options_defaults_values_and_flagfile(tmp_path):
     o = bench.parse_options([])
     assert (o.device, o.batch_sizes, o.window, o.hidden_size, o.num_layers, o.repeats,
-            o.warmup, o.isolate, o.unroll, o.recurrence, o.matmul_dtype, o.note,
-            o.out) == ("auto", None, 200, 176, 3, None, None, True, 1, "custom_vjp", "float32",
-                       (), bench.DEFAULT_OUT)
+            o.warmup, o.isolate, o.unroll, o.recurrence, o.matmul_dtype, o.profile_dir,
+            o.note, o.out) == ("auto", None, 200, 176, 3, None, None, True, 1, "custom_vjp",
+                               "float32", "", (), bench.DEFAULT_OUT)
     o = bench.parse_options(["--batch_sizes=8,32", "--noisolate", "--note=a", "--note=b",
                              "--unroll=4", "--recurrence=autodiff", "--matmul_dtype=bfloat16"])
     assert o.batch_sizes == (8, 32) and not o.isolate and o.note == ("a", "b")
@@ -140,7 +156,7 @@ def test_command_help_and_usage_errors(tmp_path):
     assert "flags:" in done.stdout, done.stderr[-2000:]
     for flag in ("device", "batch_sizes", "window", "repeats", "warmup", "hidden_size",
                  "num_layers", "inference_steps", "out", "epoch_seconds", "cpu_threads",
-                 "unroll", "recurrence", "matmul_dtype", "keep_prob", "note"):
+                 "unroll", "recurrence", "matmul_dtype", "profile_dir", "keep_prob", "note"):
         assert f"--{flag}:" in done.stdout, flag
     for flag in ("isolate", "skip_torch", "torch_fused_layers"):
         assert f"--[no]{flag}:" in done.stdout, flag
