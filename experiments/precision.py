@@ -1,0 +1,120 @@
+r"""How much do bfloat16 matmuls change a trained model's velocities?
+
+    python -m experiments.precision --data_dir=DATASET
+    python -m experiments.precision --data_dir=DATASET --model=RUN/inference.npz --out=FILE.md
+
+Runs a model's validation split (a dataset built by ``python -m data_prep.build``) twice, with
+``matmul_dtype="float32"`` and ``"bfloat16"`` (every matmul's inputs rounded to bf16, fp32
+accumulation; see ``stylenet_jax.model.matmul``), each song's windows through its own style
+head, deterministic. Reports per style, on sounding cells only: the MSE of both against the
+human velocities, and how far the bf16 velocities move from the fp32 ones in MIDI units
+(mean and max |difference|, and the share that would round to another MIDI velocity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Sequence
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MODEL = os.path.join(ROOT, "stylenet_jax", "assets", "stylenet.npz")
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("data_dir", None, "A dataset built by `python -m data_prep.build`; its "
+                        "validation split is used.")
+    flags.DEFINE_string("model", DEFAULT_MODEL, "An inference export (.npz) from "
+                        "`experiments.train` (default: the shipped model).")
+    flags.DEFINE_integer("rows", 32, "Windows per compiled call.")
+    flags.DEFINE_string("out", "", "Also write the markdown table to this file.")
+
+
+def compare(params, config, styles: Sequence[str], songs, rows: int = 32) -> list[dict]:
+    """Per style: {style, songs, cells, mse_fp32, mse_bf16, mean_abs, max_abs, moved}.
+
+    ``songs``: ``batching.Windows`` list; velocities are compared on cells whose target is > 0
+    (sounding), in MIDI units (x127). ``moved``: share of those cells whose rounded velocity
+    differs between the two precisions.
+    """
+    import jax
+    import numpy as np
+
+    from stylenet_jax import batching, training
+    from stylenet_jax.model import StyleNet
+
+    forwards = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = training.head_config(dataclasses.replace(config, matmul_dtype=dtype))
+        model = StyleNet(cfg)
+        forwards[dtype] = jax.jit(
+            lambda p, x, n, model=model: model.apply({"params": p}, x, n, train=False)[0][0])
+    out = []
+    for s, style in enumerate(styles):
+        mine = [w for w in songs if w.style == s]
+        if not mine:
+            continue
+        head_params = training.select_head(params, np.int32(s))
+        sums = {"cells": 0, "se32": 0.0, "se16": 0.0, "abs": 0.0, "max": 0.0, "moved": 0}
+        for batch in batching.epoch_batches(mine, songs_per_batch=len(mine),
+                                            windows_per_batch=rows):
+            pred = {d: np.asarray(f(head_params, batch.inputs, batch.lengths))
+                    for d, f in forwards.items()}
+            active = batch.targets > 0
+            human = batch.targets[active] * 127.0
+            v32, v16 = pred["float32"][active] * 127.0, pred["bfloat16"][active] * 127.0
+            sums["cells"] += int(active.sum())
+            sums["se32"] += float(((v32 - human) / 127.0) @ ((v32 - human) / 127.0))
+            sums["se16"] += float(((v16 - human) / 127.0) @ ((v16 - human) / 127.0))
+            diff = np.abs(v16 - v32)
+            sums["abs"] += float(diff.sum())
+            sums["max"] = max(sums["max"], float(diff.max(initial=0.0)))
+            sums["moved"] += int((np.rint(v16) != np.rint(v32)).sum())
+        n = max(sums["cells"], 1)
+        out.append({"style": style, "songs": len(mine), "cells": sums["cells"],
+                    "mse_fp32": sums["se32"] / n, "mse_bf16": sums["se16"] / n,
+                    "mean_abs": sums["abs"] / n, "max_abs": sums["max"],
+                    "moved": sums["moved"] / n})
+    return out
+
+
+def render(rows: Sequence[dict], model: str, data_dir: str) -> str:
+    lines = [f"Model `{os.path.relpath(model, ROOT)}`, validation split of `{data_dir}`; sounding "
+             "cells only; velocities in MIDI units.", "",
+             "| style | songs | cells | MSE fp32 | MSE bf16 | mean abs diff | max abs diff | "
+             "cells whose rounded velocity moves |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['style']} | {r['songs']} | {r['cells']:,} | {r['mse_fp32']:.5f} | "
+                     f"{r['mse_bf16']:.5f} | {r['mean_abs']:.3f} | {r['max_abs']:.2f} | "
+                     f"{100 * r['moved']:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from stylenet_jax import batching, checkpoints, dataset
+
+    try:
+        params, config, styles = checkpoints.load_inference(flags.FLAGS.model)
+        songs = dataset.load_songs(flags.FLAGS.data_dir, "validation", styles)
+    except (checkpoints.CheckpointError, dataset.DatasetError) as e:
+        sys.exit(f"error: {e}")
+    windows = batching.window_songs(songs, styles)
+    print(f"comparing fp32 and bf16 matmuls on {len(windows)} validation songs ...",
+          file=sys.stderr)
+    text = render(compare(params, config, styles, windows, flags.FLAGS.rows), flags.FLAGS.model,
+                  flags.FLAGS.data_dir)
+    print(text)
+    if flags.FLAGS.out:
+        with open(flags.FLAGS.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    _define_flags()
+    flags.mark_flag_as_required("data_dir")
+    app.run(main)
