@@ -106,21 +106,52 @@ def lstm_cell(z: Array, c: Array) -> tuple[Array, Array]:
 
 def matmul(subscripts: str, a: Array, b: Array, precision: str | None = None,
            dtype: str = "float32") -> Array:
-    """``jnp.einsum`` of float32 a and b with float32 result; ``dtype="bfloat16"`` rounds the
-    inputs to bfloat16 first (float32 accumulation)."""
-    if dtype != "float32":
-        a, b = a.astype(dtype), b.astype(dtype)
-    return jnp.einsum(subscripts, a, b, precision=precision, preferred_element_type=jnp.float32)
+    """``jnp.einsum`` of float32 a and b (two operands, each index of one operand also in the
+    other or in the output) with float32 result. ``dtype="bfloat16"`` rounds the inputs to
+    bfloat16 (float32 accumulation), and its gradient does the same with the incoming
+    gradient, so the backward pass's matmuls run in bfloat16 too."""
+    if dtype == "float32":
+        return jnp.einsum(subscripts, a, b, precision=precision,
+                          preferred_element_type=jnp.float32)
+    return _low_precision_einsum(subscripts, a, b, precision, dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+def _low_precision_einsum(subscripts: str, a: Array, b: Array, precision: str | None,
+                          dtype: str) -> Array:
+    return _low_precision_einsum_fwd(subscripts, a, b, precision, dtype)[0]
+
+
+def _low_precision_einsum_fwd(subscripts, a, b, precision, dtype):
+    a, b = a.astype(dtype), b.astype(dtype)
+    return jnp.einsum(subscripts, a, b, precision=precision,
+                      preferred_element_type=jnp.float32), (a, b)
+
+
+def _low_precision_einsum_bwd(subscripts, precision, dtype, rounded, g):
+    a, b = rounded
+    inputs, out = subscripts.split("->")
+    sa, sb = inputs.split(",")
+    g = g.astype(dtype)
+    da = jnp.einsum(f"{out},{sb}->{sa}", g, b, precision=precision,
+                    preferred_element_type=jnp.float32)
+    db = jnp.einsum(f"{sa},{out}->{sb}", a, g, precision=precision,
+                    preferred_element_type=jnp.float32)
+    return da, db
+
+
+_low_precision_einsum.defvjp(_low_precision_einsum_fwd, _low_precision_einsum_bwd)
 
 
 def _dot_general(dtype: str) -> Any:
-    """``lax.dot_general`` for ``nn.Dense`` with ``matmul``'s input rounding."""
+    """A ``dot_general`` for ``nn.Dense`` (inputs' last axis x kernel's first) through
+    ``matmul``, so the output layer follows ``matmul_dtype`` forward and backward."""
 
     def dot_general(a, b, dimension_numbers, precision=None, preferred_element_type=None):
-        if dtype != "float32":
-            a, b = a.astype(dtype), b.astype(dtype)
-        return jax.lax.dot_general(a, b, dimension_numbers, precision=precision,
-                                   preferred_element_type=jnp.float32)
+        if tuple(map(tuple, dimension_numbers[0])) != ((a.ndim - 1,), (0,)) or any(
+                dimension_numbers[1]):
+            raise ValueError(f"unexpected Dense dimension numbers {dimension_numbers}")
+        return matmul("...i,io->...o", a, b, precision, dtype)
 
     return dot_general
 
@@ -482,9 +513,13 @@ class StyleNet(nn.Module):
             GenreNet,
             variable_axes={"params": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=(None, None, 0),
+            in_axes=(0, None, 0),
             out_axes=0,
             axis_size=cfg.num_styles,
         )(cfg, deterministic=not train, name="heads")
-        vel, new_carry["heads"] = heads(x, lengths, carry["heads"])
+        # Each head gets its own copy of x: with a shared (unbatched) x, the gradient sums the
+        # heads' input gradients, XLA folds that sum into the matmul, and XLA:CPU cannot run
+        # the folded bf16 matmul ("Unsupported element type for DotThunk").
+        xs = jnp.broadcast_to(x, (cfg.num_styles,) + x.shape)
+        vel, new_carry["heads"] = heads(xs, lengths, carry["heads"])
         return jnp.where(mask, vel, 0.0).swapaxes(1, 2), new_carry  # (S, N, T, output_size)

@@ -347,3 +347,44 @@ def test_bfloat16_matmuls_round_inputs_only():
         scale = float(jnp.abs(c).max()) + 1e-6
         assert float(jnp.abs(a - b).max()) / scale < 2e-2
         assert float(jnp.abs(a - c).max()) / scale < 5e-2
+
+
+def _dot_operand_dtypes(jaxpr) -> list[tuple[str, str]]:
+    """(lhs dtype, rhs dtype) of every dot_general in a closed jaxpr, nested ones included."""
+    found = []
+
+    def walk(j):
+        for eqn in j.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(tuple(str(v.aval.dtype) for v in eqn.invars))
+            for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else []:
+                walk(sub)
+            for p in eqn.params.values():
+                for q in (p if isinstance(p, (list, tuple)) else [p]):
+                    if hasattr(q, "jaxpr") and hasattr(q.jaxpr, "eqns"):
+                        walk(q.jaxpr)
+                    elif hasattr(q, "eqns"):
+                        walk(q)
+
+    walk(jaxpr.jaxpr)
+    return found
+
+
+def test_bfloat16_training_step_runs_every_matmul_in_bfloat16():
+    """Forward AND backward: no float32 x float32 matmul is left in the bf16 gradient."""
+    cfg = _cfg(num_layers=1, matmul_dtype="bfloat16")
+    x, lengths = _notes(22, 2, 6), jnp.array([6, 3])
+    params = _init(cfg, x, lengths)["params"]
+
+    def loss(p):
+        y, _ = StyleNet(cfg).apply({"params": p}, x, lengths, train=False)
+        return jnp.sum(y ** 2)
+
+    dtypes = _dot_operand_dtypes(jax.make_jaxpr(jax.grad(loss))(params))
+    assert len(dtypes) >= 10, dtypes  # projections, recurrences, output layer, and their grads
+    assert all(d == ("bfloat16", "bfloat16") for d in dtypes), dtypes
+    cfg32 = dataclasses.replace(cfg, matmul_dtype="float32")
+    fp32 = _dot_operand_dtypes(jax.make_jaxpr(jax.grad(
+        lambda p: jnp.sum(StyleNet(cfg32).apply({"params": p}, x, lengths, train=False)[0] ** 2)))(
+        params))
+    assert len(fp32) >= 10 and all(d == ("float32", "float32") for d in fp32)
