@@ -167,6 +167,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "Run every measurement in a fresh subprocess (clean peak memory, no "
                       "shared allocator). --noisolate runs all in this process (faster; memory "
                       "figures are then this process's running peak).", **fv)
+    flags.DEFINE_bool("huge_pages", True,
+                      "Linux: re-execute with glibc's transparent-huge-page malloc "
+                      "(GLIBC_TUNABLES=glibc.malloc.hugetlb=1, as experiments.train does), so "
+                      "BOTH frameworks' measurements run with it; --nohuge_pages measures the "
+                      "plain allocator. Ignored when GLIBC_TUNABLES already sets hugetlb.",
+                      **fv)
+    flags.DEFINE_string("notes_file", "",
+                        "A markdown file whose text is copied into the report under 'Analysis' "
+                        "(hand-written reading of the figures, kept beside the generated ones).",
+                        **fv)
     flags.DEFINE_string("profile_dir", "",
                         "If set: after the timed JAX train step at the FIRST batch size, trace "
                         f"{PROFILE_STEPS} more steps with jax.profiler into this folder "
@@ -210,6 +220,8 @@ class Options:
     seed: int = 0
     out: str = DEFAULT_OUT
     isolate: bool = True
+    huge_pages: bool = True
+    notes_file: str = ""
     profile_dir: str = ""
 
     @classmethod
@@ -719,6 +731,10 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
            infer: dict[str, Any], env: dict[str, Any], started: str, elapsed: float,
            load: tuple[str, str]) -> str:
     """The markdown report."""
+    notes = ""
+    if args.notes_file:
+        with open(args.notes_file, encoding="utf-8") as f:
+            notes = f.read()
     with_torch = run_torch
     lines: list[str] = []
     add = lines.append
@@ -811,6 +827,11 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
         "Time steps per second = windows x window / seconds per step. Compile time = first "
         "call minus the steady-state median (for PyTorch: its first-call overhead).")
     add(f"- Memory: {mem}. Runs: {iso}.")
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    add("- Allocator: " + (f"`GLIBC_TUNABLES={tunables}` for every measurement, both "
+                           "frameworks (`--huge_pages`)" if "hugetlb=1" in tunables else
+                           "the platform's default malloc (`--nohuge_pages`, or not Linux)")
+        + ".")
     if device == "cpu":
         add("- The CPU machine is SHARED (other jobs and a long training run used the same 2 "
             "cores; see the load averages above): absolute figures are noisy, and JAX and "
@@ -903,6 +924,14 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
     if device != "gpu" or not args.epoch_seconds:
         add("- GPU: the 160-epoch wall time has not been measured on a GPU yet.")
     add("")
+    if notes:
+        add("## Analysis")
+        add("")
+        add(f"Hand-written, from `{os.path.relpath(args.notes_file, ROOT)}` (`--notes_file`); "
+            "everything above it is generated.")
+        add("")
+        lines.extend(notes.rstrip("\n").splitlines())
+        add("")
     add("## GPU")
     add("")
     if device == "gpu":
@@ -933,6 +962,8 @@ def run(args: Options, argv: Sequence[str]) -> int:
     if device is None:
         return _error(device_note)
     gpu = device == "gpu"
+    if args.notes_file and not os.path.isfile(args.notes_file):
+        return _error(f"--notes_file: no such file {args.notes_file}")
     if args.cpu_threads and not gpu and not args.isolate:
         return _error("--cpu_threads needs --isolate (JAX's threads start with the process)")
     args = dataclasses.replace(
@@ -1006,6 +1037,10 @@ def main(argv: Sequence[str]) -> int:
         return _worker_main(FLAGS.worker)
     if len(argv) > 1:
         return _error(f"unexpected arguments: {' '.join(argv[1:])} (see --help)")
+    if FLAGS.huge_pages:
+        from stylenet_jax import hugepages
+
+        hugepages.reexec()  # quietly: the report's Setup says which allocator ran
     return run(Options.from_flags(FLAGS), sys.argv[1:])
 
 

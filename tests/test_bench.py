@@ -74,6 +74,20 @@ def test_end_to_end_in_process(tmp_path):
         assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
 
 
+def test_notes_file_and_allocator_are_reported(tmp_path, monkeypatch):
+    notes = tmp_path / "notes.md"
+    notes.write_text("### What dominates\n\nThe recurrence, measured.\n")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+    text = run_bench(tmp_path, "--noisolate", "--skip_torch", "--inference_steps=0",
+                     f"--notes_file={notes}")
+    analysis = text.split("## Analysis\n")[1].split("\n## ")[0]
+    assert "### What dominates" in analysis and "The recurrence, measured." in analysis
+    assert "`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` for every measurement, both frameworks" in text
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    text = run_bench(tmp_path, "--noisolate", "--skip_torch", "--inference_steps=0")
+    assert "## Analysis" not in text and "the platform's default malloc" in text
+
+
 def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     text = run_bench(tmp_path, "--noisolate", "--inference_steps=0")
@@ -156,9 +170,10 @@ def test_command_help_and_usage_errors(tmp_path):
     assert "flags:" in done.stdout, done.stderr[-2000:]
     for flag in ("device", "batch_sizes", "window", "repeats", "warmup", "hidden_size",
                  "num_layers", "inference_steps", "out", "epoch_seconds", "cpu_threads",
-                 "unroll", "recurrence", "matmul_dtype", "profile_dir", "keep_prob", "note"):
+                 "unroll", "recurrence", "matmul_dtype", "profile_dir", "keep_prob", "note",
+                 "notes_file"):
         assert f"--{flag}:" in done.stdout, flag
-    for flag in ("isolate", "skip_torch", "torch_fused_layers"):
+    for flag in ("isolate", "skip_torch", "torch_fused_layers", "huge_pages"):
         assert f"--[no]{flag}:" in done.stdout, flag
     assert "--worker" not in done.stdout  # internal: only --helpfull lists it
     out = tmp_path / "never.md"
@@ -167,7 +182,9 @@ def test_command_help_and_usage_errors(tmp_path):
                           (["--matmul_dtype=fp16"], "matmul_dtype"),
                           (["--device=cpu", "--noisolate", "--cpu_threads=1"],
                            "--cpu_threads needs --isolate"),
-                          (["--device=cpu", "stray"], "unexpected arguments: stray")]:
+                          (["--device=cpu", "stray"], "unexpected arguments: stray"),
+                          (["--device=cpu", "--notes_file=/no/such.md"],
+                           "--notes_file: no such file")]:
         done = bench_command(*args, f"--out={out}")
         assert done.returncode == 2, (args, done.stderr[-2000:])
         lines = done.stderr.strip().splitlines()
