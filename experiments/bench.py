@@ -833,9 +833,9 @@ def render(args: Options, argv: Sequence[str], device: str, device_note: str,
                            "the platform's default malloc (`--nohuge_pages`, or not Linux)")
         + ".")
     if device == "cpu":
-        add("- The CPU machine is SHARED (other jobs and a long training run used the same 2 "
-            "cores; see the load averages above): absolute figures are noisy, and JAX and "
-            "PyTorch ran one after the other, not at once. Read the min-max ranges.")
+        add("- A CPU machine may be shared with other work (see the load averages above): "
+            "JAX and PyTorch ran one after the other, not at once, alternating per batch "
+            "size, so slow drifts hit both. Read the min-max ranges.")
     for note in args.note:
         add(f"- Note: {note}")
     if (device == "cpu" and with_torch and not args.cpu_threads
