@@ -65,6 +65,9 @@ flags.DEFINE_integer("window", 200, "Truncated-BPTT window in 1/16 steps (paper:
 flags.DEFINE_integer("songs_per_batch", 4, "Songs of one style per mini-batch (paper: 4).")
 flags.DEFINE_integer("windows_per_batch", 32, "Rows of a batch of independent windows (the "
                      "windows of --songs_per_batch songs fill batches of this fixed size).")
+flags.DEFINE_bool("pack_windows", False, "Fill each style's batches with windows across "
+                  "song groups, so only its last batch of an epoch has empty rows (faster "
+                  "epochs; batches no longer hold exactly --songs_per_batch songs).")
 flags.DEFINE_bool("carry_state", False, "Carry each song's forward LSTM state across its "
                   "consecutive windows (rows = songs) instead of independent windows.")
 # Schedule and bookkeeping.

@@ -69,6 +69,7 @@ class TrainConfig:
     songs_per_batch: int = batching.SONGS_PER_BATCH
     windows_per_batch: int = batching.WINDOWS_PER_BATCH
     carry_state: bool = False
+    pack_windows: bool = False
     # Schedule and bookkeeping.
     num_epochs: int = 160
     seed: int = 0
@@ -85,13 +86,18 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.clip not in CLIPS:
             raise ValueError(f"clip must be one of {CLIPS}, got {self.clip!r}")
+        if self.carry_state and self.pack_windows:
+            raise ValueError("carry_state and pack_windows exclude each other (a carried state "
+                             "needs each row to be one song)")
         for name in ("window", "songs_per_batch", "windows_per_batch", "log_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @property
     def layout(self) -> str:
-        return "carry" if self.carry_state else "independent"
+        if self.carry_state:
+            return "carry"
+        return "packed" if self.pack_windows else "independent"
 
     def model_config(self, num_styles: int) -> ModelConfig:
         return ModelConfig(num_styles=num_styles, hidden_size=self.hidden_size,

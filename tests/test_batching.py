@@ -83,7 +83,7 @@ def test_every_window_once_fixed_shapes_masks(layout):
     expected = [(i, (k * 100) % 128) for i, s in enumerate(songs)
                 for k in range(batching.num_windows(len(s.inputs), 100))]
     assert collections.Counter(seen) == collections.Counter(expected)
-    n = 8 if layout == "independent" else 2
+    n = 2 if layout == "carry" else 8
     assert batching.batch_shape(layout, 100, 2, 8) == (n, 100)
     for b in batches:
         assert b.inputs.shape == (n, 100, 176) and b.inputs.dtype == np.uint8
@@ -95,7 +95,7 @@ def test_every_window_once_fixed_shapes_masks(layout):
         assert mask.shape == (n, 100)
         # Padding (steps past lengths, empty rows) is all zeros.
         assert not b.inputs[~mask].any() and not b.targets[~mask].any()
-        if layout == "independent":
+        if layout != "carry":
             assert b.reset.all()
     total = batching.count_batches(windows, layout, 2, 8, rng=batching.epoch_rng(0, 0))
     assert total == len(batches)
@@ -152,6 +152,29 @@ def test_carry_layout_order():
             if b.lengths[r]:
                 assert round(b.targets[r, 0, 0] * 127) == r  # row r is song r
                 assert round(b.targets[r, 0, 1] * 127) == (100 * k) % 128  # window k
+
+
+def test_packed_layout_fills_every_batch_but_each_styles_last():
+    songs = corpus({"classical": [450, 200, 30, 1000, 610, 330], "jazz": [199, 401, 800]})
+    windows = batching.window_songs(songs, STYLES, window=100)
+    kw = dict(songs_per_batch=2, windows_per_batch=8)
+    rng = lambda: batching.epoch_rng(3, 1)  # noqa: E731
+    ind_seen, independent = _trace(batching.epoch_batches(windows, rng=rng(), **kw))
+    seen, packed = _trace(batching.epoch_batches(windows, layout="packed", rng=rng(), **kw))
+    # Each style's windows in the same order (the same shuffled songs), in fewer batches.
+    for style in STYLES:
+        tags = {i for i, song in enumerate(songs) if song.style == style}
+        assert [w for w in seen if w[0] in tags] == [w for w in ind_seen if w[0] in tags]
+    by_style = collections.defaultdict(list)
+    for b in packed:
+        by_style[int(b.styles[0])].append(int((b.lengths > 0).sum()))
+    for style, fills in by_style.items():
+        total = sum(len(w.lengths) for w in windows if w.style == style)
+        assert fills[:-1] == [8] * (len(fills) - 1) and sum(fills) == total
+    assert len(packed) == sum(-(-sum(f) // 8) for f in by_style.values())
+    assert len(packed) < len(independent)
+    assert [int(b.styles[0]) for b in packed[:4]] == [0, 1, 0, 1]  # styles still alternate
+    assert batching.count_batches(windows, "packed", 2, 8, rng=rng()) == len(packed)
 
 
 def test_bad_layout():

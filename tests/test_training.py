@@ -341,3 +341,20 @@ def test_prefetch_to_device_keeps_order_and_runs_ahead():
     assert [s for s, _ in rest] == [1, 0, 1, 0]
     assert [int(b.inputs[0, 0, 0]) for _, b in rest] == [1, 2, 3, 4]
     np.testing.assert_array_equal(np.asarray(rest[-1][1].lengths), [3, 0])
+
+
+def test_packed_run_fills_batches_and_excludes_carry(data_dir, tmp_path):
+    with pytest.raises(ValueError, match="exclude each other"):
+        tiny(data_dir, pack_windows=True, carry_state=True)
+    plain = training.train_and_evaluate(tiny(data_dir, num_epochs=1, windows_per_batch=5),
+                                        str(tmp_path / "a"))
+    packed = training.train_and_evaluate(tiny(data_dir, num_epochs=1, windows_per_batch=5,
+                                              pack_windows=True), str(tmp_path / "b"))
+
+    def epoch_fill(result):  # real steps / steps computed, over the whole epoch
+        real = sum(r["train_steps"] for r in result.records if r["kind"] == "train")
+        return real / (int(result.state.step) * 5 * 16)
+
+    assert int(packed.state.step) < int(plain.state.step)
+    assert epoch_fill(packed) > epoch_fill(plain)
+    assert packed.train_compiles == 1
