@@ -225,7 +225,8 @@ def epoch_batches(songs: Sequence[Windows], *, layout: str = "independent",
     """One epoch: per style, shuffled groups of songs -> a stream of batches; the style streams
     interleaved round-robin, one batch each, while any has batches left. ``rng=None`` keeps
     manifest order (evaluation). Batches are built lazily; shapes never change:
-    (windows_per_batch, W) in the independent and packed layouts, (songs_per_batch, W) in the carry one."""
+    (windows_per_batch, W) in the independent and packed layouts, (songs_per_batch, W) in the
+    carry one."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} not in {LAYOUTS}")
     groups = song_groups(songs, songs_per_batch, rng)

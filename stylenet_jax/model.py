@@ -97,11 +97,17 @@ class LSTMState(NamedTuple):
 # ----------------------------------------------------------------------------- pure functions
 
 
+def lstm_gates(z: Array) -> tuple[Array, Array, Array, Array]:
+    """Activated gates (i, f, g, o), each (..., H), from pre-activations z (..., 4H)."""
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+
+
 def lstm_cell(z: Array, c: Array) -> tuple[Array, Array]:
     """One LSTM update from gate pre-activations z (..., 4H) [i, f, g, o] and cell c (..., H)."""
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+    i, f, g, o = lstm_gates(z)
+    c = f * c + i * g
+    return o * jnp.tanh(c), c
 
 
 def matmul(subscripts: str, a: Array, b: Array, precision: str | None = None,
@@ -198,8 +204,7 @@ def _recurrence_forward(proj, w_hh, b, lengths, state0, unroll, precision, dtype
         m = _real(times, lengths)
         z = _read_steps(proj, times) + b[:, None] + matmul("dnh,dhk->dnk", state.h, w_hh,
                                                            precision, dtype)
-        gi, gf, gg, go = jnp.split(z, 4, axis=-1)
-        gi, gf, gg, go = jax.nn.sigmoid(gi), jax.nn.sigmoid(gf), jnp.tanh(gg), jax.nn.sigmoid(go)
+        gi, gf, gg, go = lstm_gates(z)
         c = gf * state.c + gi * gg
         tanh_c = jnp.tanh(c)
         h = go * tanh_c

@@ -36,8 +36,8 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
-from stylenet_jax.model import (SPEED_ONLY_FIELDS, ModelConfig, StyleNet, initial_carry, is_head_param,
-                                reset_carry)
+from stylenet_jax.model import (SPEED_ONLY_FIELDS, ModelConfig, StyleNet, initial_carry,
+                                is_head_param, reset_carry)
 
 Array = jax.Array
 LOSSES = ("full", "active")
