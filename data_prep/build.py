@@ -152,16 +152,32 @@ def style_and_piece(rel: str, catalogue: dict[str, dict], forced_style: str | No
     return (rel.split("/")[0] if "/" in rel else None), piece
 
 
-def split_by_piece(songs: list[dict], fraction: float, seed: int) -> None:
-    """Sets each song's "split" to "train" or "validation", per style, grouped by piece.
+def piece_draw(seed: int, style: str, piece: str) -> float:
+    """A number in [0, 1) fixed by (seed, style, piece) alone (SHA-256 of the three)."""
+    digest = hashlib.sha256(f"{seed}\0{style}\0{piece}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
-    Per style, pieces are shuffled with a generator seeded by (seed, style) and moved to
-    validation, skipping any that would overshoot, until it holds round(fraction * songs)
-    (at least one song when the style has two or more and fraction > 0).
+
+def split_by_piece(songs: list[dict], fraction: float, seed: int,
+                   test_fraction: float = 0.0) -> None:
+    """Sets each song's "split" to "train", "validation" or "test", per style, grouped by piece.
+
+    Test (held out to compare recipes): a piece is a test piece when its ``piece_draw(seed,
+    style, piece)`` is below ``test_fraction``. The draw depends on the piece alone, not on which
+    other files a build kept, so builds with other filters (e.g. more meters) hold out the same
+    pieces; the test share is ``test_fraction`` of the pieces on average, not exactly.
+
+    Validation (the paper's split, for checkpoint selection), among the other songs: pieces are
+    shuffled with a generator seeded by (seed, style) and moved to validation, skipping any
+    that would overshoot, until it holds round(fraction * songs) (at least one song when the
+    style has two or more and fraction > 0). With ``test_fraction=0`` this is the whole split.
     Deterministic: the same songs and seed give the same split.
     """
     by_style = collections.defaultdict(list)
     for song in songs:
+        if test_fraction > 0 and piece_draw(seed, song["style"], song["piece"]) < test_fraction:
+            song["split"] = "test"
+            continue
         song["split"] = "train"
         by_style[song["style"]].append(song)
     for style, members in sorted(by_style.items()):
@@ -199,7 +215,8 @@ def _load_previous(out_dir: str) -> dict:
 
 
 def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
-                  min_velocities: int = 20, validation_fraction: float = 0.05, seed: int = 0,
+                  min_velocities: int = 20, validation_fraction: float = 0.05,
+                  test_fraction: float = 0.0, seed: int = 0,
                   styles: Sequence[str] | None = None, style: str | None = None,
                   workers: int | None = None, progress: bool = False,
                   log=print) -> dict:
@@ -212,6 +229,8 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
         raise BuildError(f"--midi_dir {midi_dir}: no such folder")
     if not 0 <= validation_fraction < 1:
         raise BuildError("--validation_fraction must be in [0, 1)")
+    if not 0 <= test_fraction < 1:
+        raise BuildError("--test_fraction must be in [0, 1)")
     allowed = parse_time_signatures(time_signatures)
     catalogue = read_catalogue(midi_dir)
     files = midi.find_midi_files(midi_dir)
@@ -265,13 +284,14 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
                       "n_velocities": facts["n_velocities"],
                       "time_signatures": facts["time_signatures"],
                       "sha256": entry["sha256"], "arrays": entry["arrays"]})
-    split_by_piece(songs, validation_fraction, seed)
+    split_by_piece(songs, validation_fraction, seed, test_fraction)
     manifest = {
         "format": dataset.FORMAT, "version": dataset.VERSION,
         "encoding_version": ENCODING_VERSION,
         "source": os.path.abspath(midi_dir),
         "options": {"time_signatures": time_signatures, "min_velocities": min_velocities,
-                    "validation_fraction": validation_fraction, "seed": seed,
+                    "validation_fraction": validation_fraction,
+                    "test_fraction": test_fraction, "seed": seed,
                     "styles": list(styles) if styles else None, "style": style},
         "styles": sorted({s["style"] for s in songs}),
         "songs": songs, "rejected": rejected, "files": files_facts,
@@ -325,17 +345,18 @@ def _remove_stale_arrays(out_dir: str, keep: Iterable[str]) -> None:
 
 
 def summary_table(songs: list[dict], rejected: list[dict]) -> str:
-    """Kept (train/validation) and rejected counts per style and per reason, as text."""
+    """Kept (train/validation/test) and rejected counts per style and per reason, as text."""
     kinds = sorted({reason_kind(r["reason"]) for r in rejected})
     styles = sorted({s["style"] for s in songs} | {r["style"] or "(none)" for r in rejected})
-    header = ["style", "kept", "train", "validation", "rejected"] + kinds
+    header = ["style", "kept", "train", "validation", "test", "rejected"] + kinds
     rows = []
     for style in styles + ["total"]:
         mine = [s for s in songs if style in ("total", s["style"])]
         out = [r for r in rejected if style in ("total", r["style"] or "(none)")]
         count = collections.Counter(reason_kind(r["reason"]) for r in out)
         rows.append([style, len(mine), sum(s["split"] == "train" for s in mine),
-                     sum(s["split"] == "validation" for s in mine), len(out)]
+                     sum(s["split"] == "validation" for s in mine),
+                     sum(s["split"] == "test" for s in mine), len(out)]
                     + [count[k] for k in kinds])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = ["  ".join(str(x).rjust(w) if i else str(x).ljust(w)
@@ -356,7 +377,11 @@ def _define_flags() -> None:
                          "note-on velocities (the paper: 20).")
     flags.DEFINE_float("validation_fraction", 0.05, "Fraction of each style's files held out for "
                        "validation (the paper: 5%), grouped by piece.")
-    flags.DEFINE_integer("seed", 0, "Seed of the train/validation split.")
+    flags.DEFINE_float("test_fraction", 0.0, "Fraction of each style's pieces held out as a "
+                       "test split to compare recipes on unseen music (0: none, the paper). "
+                       "A piece's side depends on its name and --seed alone, so builds with "
+                       "other filters hold out the same pieces.")
+    flags.DEFINE_integer("seed", 0, "Seed of the train/validation/test split.")
     flags.DEFINE_list("styles", None, "Keep only these styles (default: all found).")
     flags.DEFINE_string("style", None, "Give every file this style (a flat folder of one style).")
     flags.DEFINE_integer("workers", None, "Processes reading MIDI files (default: all CPUs).")
@@ -370,7 +395,8 @@ def main(argv: Sequence[str]) -> None:
     try:
         build_dataset(FLAGS.midi_dir, FLAGS.out_dir, time_signatures=FLAGS.time_signatures,
                       min_velocities=FLAGS.min_velocities,
-                      validation_fraction=FLAGS.validation_fraction, seed=FLAGS.seed,
+                      validation_fraction=FLAGS.validation_fraction,
+                      test_fraction=FLAGS.test_fraction, seed=FLAGS.seed,
                       styles=FLAGS.styles, style=FLAGS.style, workers=FLAGS.workers,
                       progress=True)
     except (BuildError, OSError) as e:

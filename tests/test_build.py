@@ -131,6 +131,35 @@ def test_split_is_deterministic_grouped_by_piece_and_seeded():
     assert [s["split"] for s in songs] != first
 
 
+def test_test_split_is_by_piece_and_stable_under_other_filters():
+    """--test_fraction holds out whole pieces, about the asked share of them, and a piece's
+    side does not depend on which other songs a build kept; test_fraction=0 is the paper's
+    split unchanged."""
+    songs = [{"style": "a", "piece": f"p{i // 3}"} for i in range(600)] + \
+            [{"style": "b", "piece": f"q{i}"} for i in range(400)]
+    build.split_by_piece(songs, 0.05, seed=0)
+    paper = [s["split"] for s in songs]
+    assert "test" not in paper
+    build.split_by_piece(songs, 0.05, seed=0, test_fraction=0.2)
+    sides = {}
+    for s in songs:
+        sides.setdefault((s["style"], s["piece"]), set()).add(s["split"])
+    assert all(len(v) == 1 for v in sides.values())
+    test_pieces = {k for k, v in sides.items() if v == {"test"}}
+    for style, pieces in (("a", 200), ("b", 400)):
+        share = sum(k[0] == style for k in test_pieces) / pieces
+        assert 0.13 < share < 0.27, share  # 0.2 on average
+        rest = [s for s in songs if s["style"] == style and s["split"] != "test"]
+        assert sum(s["split"] == "validation" for s in rest) == max(1, round(0.05 * len(rest)))
+    # A build that keeps only every other song holds out the same pieces.
+    half = [dict(s) for s in songs[::2]]
+    build.split_by_piece(half, 0.05, seed=0, test_fraction=0.2)
+    assert {(s["style"], s["piece"]) for s in half if s["split"] == "test"} == {
+        (s["style"], s["piece"]) for s in songs[::2] if s["split"] == "test"}
+    build.split_by_piece(songs, 0.05, seed=0)
+    assert [s["split"] for s in songs] == paper
+
+
 def test_cli_help_bad_folder_and_a_build(corpus, tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "-m", "data_prep.build", *args],
                                        cwd=ROOT, capture_output=True, text=True, timeout=120)
