@@ -58,8 +58,9 @@ flags.DEFINE_enum("clip", "per_tensor", ["per_tensor", "global", "none"],
                   "Gradient clipping: each tensor's L2 norm separately (the paper's code), the "
                   "global norm of all gradients (optax.clip_by_global_norm), or none.")
 flags.DEFINE_float("clip_norm", 10.0, "Maximum gradient norm for --clip (paper: 10).")
-flags.DEFINE_enum("loss", "full", ["full", "active"], "MSE over the whole (T, 88) velocity "
-                  "matrix of real steps (paper), or over sounding (held) cells only.")
+flags.DEFINE_enum("loss", "full", ["full", "active", "onset"], "MSE over the whole (T, 88) "
+                  "velocity matrix of real steps (paper), over sounding (held) cells only, or "
+                  "over onset cells only (the velocities written back to MIDI).")
 # Batching.
 flags.DEFINE_integer("window", 200, "Truncated-BPTT window in 1/16 steps (paper: 200).")
 flags.DEFINE_integer("songs_per_batch", 4, "Songs of one style per mini-batch (paper: 4).")

@@ -46,17 +46,29 @@ class Encoding(NamedTuple):
     @property
     def onsets(self) -> np.ndarray:
         """bool (T, 88): a note starts in this cell."""
-        return self.inputs[:, 0::2].astype(bool)
+        return onset_channels(self.inputs).astype(bool)
 
     @property
     def active(self) -> np.ndarray:
         """bool (T, 88): a note sounds in this cell (onset or sustain)."""
-        return self.inputs[:, 1::2].astype(bool)
+        return held_channels(self.inputs).astype(bool)
 
     @property
     def target(self) -> np.ndarray:
         """float32 (T, 88): velocity / 127 on active cells, 0 elsewhere."""
         return velocities_to_target(self.velocities)
+
+
+def onset_channels(inputs):
+    """The "played now" channel of every key: (..., 176) -> (..., 88), same array type and
+    dtype (numpy or JAX; a strided view, nothing is computed)."""
+    return inputs[..., 0::2]
+
+
+def held_channels(inputs):
+    """The "held" channel (onset or sustain) of every key: (..., 176) -> (..., 88), same
+    array type and dtype."""
+    return inputs[..., 1::2]
 
 
 def velocities_to_target(velocities: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from stylenet_jax.batching import Windows
+from stylenet_jax.encoding import held_channels
 from stylenet_jax.model import ModelConfig, StyleNet
 
 
@@ -31,7 +32,7 @@ def save_snapshot(path: str, inputs: np.ndarray, target: np.ndarray, predictions
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI
 
-    held = np.asarray(inputs)[:, 1::2].astype(np.float32)
+    held = held_channels(np.asarray(inputs)).astype(np.float32)
     panels = [("input (held notes)", held, "Greys", 0.0, 1.0),
               (f"true velocities ({styles[own_style]})", target, "viridis", 0.0, 1.0)]
     panels += [(f"{s} head", predictions[i], "viridis", 0.0, 1.0) for i, s in enumerate(styles)]

@@ -36,11 +36,12 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
+from stylenet_jax.encoding import held_channels, onset_channels
 from stylenet_jax.model import (SPEED_ONLY_FIELDS, ModelConfig, StyleNet, initial_carry,
                                 is_head_param, reset_carry)
 
 Array = jax.Array
-LOSSES = ("full", "active")
+LOSSES = ("full", "active", "onset")
 CLIPS = ("per_tensor", "global", "none")
 
 
@@ -123,8 +124,10 @@ def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
       velocities: float32 (S, N, T, 88), every head's prediction.
       targets: float32 (N, T, 88). lengths: int32 (N,) real steps per row.
       heads: int32 (N,) index into S of each row's own head.
-      inputs: (N, T, 176) the model input; with ``mode="active"`` only cells whose "held" bit
-        (column 2k + 1) is 1 count, with ``"full"`` every cell of a real step (the paper).
+      inputs: (N, T, 176) the model input; which cells of a real step count: ``"full"`` every
+        cell (the paper), ``"active"`` cells where a note sounds (held channel 1),
+        ``"onset"`` cells where a note starts (played-now channel 1: the only velocities that
+        are written back to a MIDI file).
     Returns:
       loss: float32 () summed squared error / counted cells (0 if none);
       se: float32 (N,) summed squared error per row; cells: float32 (N,) counted cells per row.
@@ -133,7 +136,9 @@ def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
     pred = velocities[heads, jnp.arange(n)]  # (N, T, 88)
     weight = (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)[..., None]
     if mode == "active":
-        weight = weight * (inputs[..., 1::2] > 0).astype(jnp.float32)
+        weight = weight * (held_channels(inputs) > 0).astype(jnp.float32)
+    elif mode == "onset":
+        weight = weight * (onset_channels(inputs) > 0).astype(jnp.float32)
     elif mode == "full":
         weight = jnp.broadcast_to(weight, pred.shape)
     else:

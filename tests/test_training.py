@@ -98,6 +98,23 @@ def test_masked_mse_active_cells_only():
     np.testing.assert_allclose(loss, 0.25)
 
 
+def test_masked_mse_onset_cells_only():
+    """--loss=onset scores the cells whose played-now bit is set, on real steps only; a
+    sustained cell (held bit alone) does not count."""
+    vel = jnp.full((1, 1, 4, 88), 0.5)
+    targets = jnp.zeros((1, 4, 88)).at[0, 0, 7].set(1.0)
+    inputs = np.zeros((1, 4, 176), np.uint8)
+    inputs[0, 0, 2 * 7: 2 * 7 + 2] = 1  # key 7 starts at step 0 (error 0.5)
+    inputs[0, 1, 2 * 7 + 1] = 1  # ... and is held at step 1: not an onset
+    inputs[0, 2, 2 * 9: 2 * 9 + 2] = 1  # key 9 starts at step 2 (error 0.5)
+    inputs[0, 3, 2 * 3: 2 * 3 + 2] = 1  # an onset past the length
+    loss, se, cells = training.masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
+                                          "onset")
+    assert float(cells[0]) == 2.0
+    np.testing.assert_allclose(se[0], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(loss, 0.25, rtol=1e-6)
+
+
 def test_masked_mse_empty_batch_is_zero():
     loss, _, _ = training.masked_mse(jnp.ones((1, 2, 3, 88)), jnp.zeros((2, 3, 88)),
                                      jnp.zeros((2,), jnp.int32), jnp.zeros((2,), jnp.int32),
