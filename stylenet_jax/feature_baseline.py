@@ -1,0 +1,189 @@
+"""A per-note baseline: gradient-boosted trees on engineered note features (no JAX).
+
+The approach of midihum: every note is described by ``note_features`` (metre, chord place,
+voices, density, rolling context, tempo) and one scikit-learn ``HistGradientBoostingRegressor``
+per style predicts its velocity (1..127). Early stopping watches a held-out tenth of each
+style's training songs (whole songs, so that it measures generalisation to new pieces).
+
+Saved models are pickles: load only files you trust. A file holds two pickles in a row, a
+header (format, version, scikit-learn version, feature names, styles) and then the models,
+so that a file of another version is refused before its models are unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import time
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+import numpy as np
+
+from stylenet_jax import midi
+from stylenet_jax.note_features import FEATURE_NAMES, note_features
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from stylenet_jax.performances import Performed
+
+FORMAT = "stylenet-feature-baseline"
+VERSION = 1
+DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
+                            "feature_baseline.pkl")
+DEFAULT_SETTINGS = {"max_iter": 400, "learning_rate": 0.08, "max_leaf_nodes": 63,
+                    "min_samples_leaf": 40, "l2_regularization": 1.0, "n_iter_no_change": 20}
+EARLY_STOPPING_SONGS = 0.1  # fraction of each style's training songs held out
+MIN_SONGS_FOR_EARLY_STOPPING = 5
+
+
+class FeatureBaselineError(ValueError):
+    """A model file or a request that cannot be served (one line naming why)."""
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
+
+
+def velocity_targets(velocity: np.ndarray) -> np.ndarray:
+    """MIDI velocities (any int (n,)) as the regression target, float64 (n,)."""
+    return np.asarray(velocity, np.float64)
+
+
+class FeatureBaseline:
+    """One gradient-boosted regressor per style, mapping note_features rows to velocities."""
+
+    def __init__(self, models: Mapping[str, "HistGradientBoostingRegressor"]):
+        self.models = dict(models)
+
+    @property
+    def styles(self) -> list[str]:
+        """The styles this baseline can perform, sorted."""
+        return sorted(self.models)
+
+    @classmethod
+    def fit(cls, performed: Sequence["Performed"], seed: int = 0,
+            log: Callable[[str], None] = print, **settings) -> "FeatureBaseline":
+        """Trains one regressor per style of ``performed`` (human performances).
+
+        ``settings`` override DEFAULT_SETTINGS (HistGradientBoostingRegressor arguments).
+        Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one) for early
+        stopping when it has MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains
+        all ``max_iter`` rounds. ``log`` gets one line per style.
+        """
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        if not performed:
+            raise FeatureBaselineError("no performances to train on")
+        options = {**DEFAULT_SETTINGS, **settings}
+        models = {}
+        for style in sorted({p.style for p in performed}):
+            songs = [p for p in performed if p.style == style]
+            began = time.perf_counter()
+            features = [note_features(p.notes, p.ticks_per_beat, p.seconds) for p in songs]
+            targets = [velocity_targets(p.notes.velocity) for p in songs]
+            held_out = np.zeros(len(songs), bool)
+            if len(songs) >= MIN_SONGS_FOR_EARLY_STOPPING:
+                rng = np.random.default_rng([seed, len(songs)])
+                count = max(1, round(EARLY_STOPPING_SONGS * len(songs)))
+                held_out[rng.choice(len(songs), count, replace=False)] = True
+            model = HistGradientBoostingRegressor(
+                random_state=seed, early_stopping=bool(held_out.any()), **options)
+            train = [i for i in range(len(songs)) if not held_out[i]]
+            check = [i for i in range(len(songs)) if held_out[i]]
+            x = np.concatenate([features[i] for i in train])
+            y = np.concatenate([targets[i] for i in train])
+            validation = {}
+            if check:
+                validation = {"X_val": np.concatenate([features[i] for i in check]),
+                              "y_val": np.concatenate([targets[i] for i in check])}
+            model.fit(x, y, **validation)
+            models[style] = model
+            log(f"{style}: {len(train)} songs, {len(x):,} training notes, {len(check)} songs "
+                f"for early stopping; {model.n_iter_} trees; "
+                f"{time.perf_counter() - began:.1f} s")
+        return cls(models)
+
+    def predict(self, notes: midi.Notes, ticks_per_beat: int, style: str,
+                seconds: np.ndarray | None = None) -> np.ndarray:
+        """int64 (n,) velocities 1..127 for ``notes`` (pitch 21..108) played in ``style``.
+
+        seconds: float (n,) onset seconds of the notes, as ``note_features`` takes them.
+        """
+        if style not in self.models:
+            raise FeatureBaselineError(f"unknown style {style!r}; this baseline has: "
+                                       f"{', '.join(self.styles)}")
+        if not len(notes):
+            return np.zeros(0, np.int64)
+        raw = self.models[style].predict(note_features(notes, ticks_per_beat, seconds))
+        return np.clip(np.rint(raw), 1, 127).astype(np.int64)
+
+    def save(self, path: str) -> None:
+        """Writes the header and models to ``path`` atomically (temporary file + rename)."""
+        header = {"format": FORMAT, "version": VERSION, "sklearn": _sklearn_version(),
+                  "feature_names": list(FEATURE_NAMES), "styles": self.styles}
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".feature-baseline-", suffix=".pkl", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(self.models, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str) -> "FeatureBaseline":
+        """Reads a ``save``d file; raises FeatureBaselineError (one line) if it is missing,
+        corrupt, or made with another scikit-learn version or feature set."""
+        if not os.path.isfile(path):
+            raise FeatureBaselineError(f"{path}: no such feature baseline file")
+        try:
+            with open(path, "rb") as f:
+                header = pickle.load(f)
+                if not isinstance(header, dict) or header.get("format") != FORMAT:
+                    raise FeatureBaselineError(f"{path}: not a feature baseline file")
+                if header.get("version") != VERSION:
+                    raise FeatureBaselineError(f"{path}: feature baseline format version "
+                                               f"{header.get('version')}, need {VERSION}")
+                if header.get("sklearn") != _sklearn_version():
+                    raise FeatureBaselineError(
+                        f"{path}: made with scikit-learn {header.get('sklearn')}, this is "
+                        f"{_sklearn_version()}; retrain it (python -m experiments.feature_baseline)")
+                if tuple(header.get("feature_names", ())) != FEATURE_NAMES:
+                    raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
+                                               "(python -m experiments.feature_baseline)")
+                models = pickle.load(f)
+        except FeatureBaselineError:
+            raise
+        except Exception as e:  # unpickling a damaged file can raise almost anything
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:120]
+            raise FeatureBaselineError(f"{path}: corrupt feature baseline file ({reason})") from None
+        if not isinstance(models, dict) or sorted(models) != header.get("styles"):
+            raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
+                                       "match the header)")
+        return cls(models)
+
+
+def evaluate(baseline: FeatureBaseline, performed: Sequence["Performed"]) -> list[dict]:
+    """Per style of ``performed`` that the baseline knows: {style, songs, notes, mae, r}.
+
+    mae: mean |predicted - human| velocity over notes (MIDI units); r: Pearson correlation of
+    predicted and human velocities over notes (0 when either is constant).
+    """
+    out = []
+    for style in sorted({p.style for p in performed} & set(baseline.styles)):
+        songs = [p for p in performed if p.style == style]
+        predicted = np.concatenate([baseline.predict(p.notes, p.ticks_per_beat, style, p.seconds)
+                                    for p in songs]).astype(np.float64)
+        human = np.concatenate([velocity_targets(p.notes.velocity) for p in songs])
+        r = (float(np.corrcoef(predicted, human)[0, 1])
+             if predicted.std() > 0 and human.std() > 0 else 0.0)
+        out.append({"style": style, "songs": len(songs), "notes": len(human),
+                    "mae": float(np.abs(predicted - human).mean()), "r": r})
+    return out

@@ -1,0 +1,123 @@
+"""stylenet_jax.feature_baseline and its command: learning, saving, loading, bad files."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_prep.build import build_dataset
+from data_prep.synthetic import write_synthetic_corpus
+from stylenet_jax import feature_baseline, performances
+from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError, evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLES = ("jazz", "pop")  # jazz: loud off-beat eighths, soft downbeats; pop: loud top voice
+FAST = {"max_iter": 60, "max_leaf_nodes": 15, "min_samples_leaf": 10}
+
+
+def corpus(folder, seed):
+    write_synthetic_corpus(str(folder), styles=STYLES, songs_per_style=8, steps=256, seed=seed)
+    return performances.from_folder(str(folder))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    train = corpus(tmp_path_factory.mktemp("train"), seed=0)
+    lines = []
+    return FeatureBaseline.fit(train, seed=0, log=lines.append, **FAST), lines
+
+
+@pytest.fixture(scope="module")
+def unseen(tmp_path_factory):
+    return corpus(tmp_path_factory.mktemp("unseen"), seed=1)
+
+
+def test_learns_each_styles_velocity_rule(trained, unseen):
+    baseline, lines = trained
+    assert baseline.styles == list(STYLES) and len(lines) == 2 and "training notes" in lines[0]
+    results = {r["style"]: r for r in evaluate(baseline, unseen)}
+    assert sorted(results) == list(STYLES)
+    for style in STYLES:
+        human = np.concatenate([p.notes.velocity for p in unseen if p.style == style])
+        constant = np.abs(human - human.mean()).mean()  # the best constant's MAE, roughly
+        assert results[style]["mae"] < 0.4 * constant, (style, results[style], constant)
+        assert results[style]["r"] > 0.9
+        assert results[style]["notes"] == len(human)
+
+
+def test_predictions_are_rounded_velocities_and_styles_differ(trained, unseen):
+    baseline, _ = trained
+    song = unseen[0]
+    jazz = baseline.predict(song.notes, song.ticks_per_beat, "jazz", song.seconds)
+    pop = baseline.predict(song.notes, song.ticks_per_beat, "pop", song.seconds)
+    assert jazz.dtype == np.int64 and jazz.shape == (len(song.notes),)
+    assert jazz.min() >= 1 and jazz.max() <= 127 and (jazz != pop).mean() > 0.5
+    with pytest.raises(FeatureBaselineError, match="unknown style 'rock'"):
+        baseline.predict(song.notes, song.ticks_per_beat, "rock")
+
+
+def test_save_load_round_trip_gives_identical_predictions(trained, unseen, tmp_path):
+    baseline, _ = trained
+    path = str(tmp_path / "model.pkl")
+    baseline.save(path)
+    assert os.listdir(tmp_path) == ["model.pkl"]  # no temporary file left behind
+    loaded = FeatureBaseline.load(path)
+    assert loaded.styles == baseline.styles
+    for song in unseen[:4]:
+        for style in STYLES:
+            np.testing.assert_array_equal(
+                loaded.predict(song.notes, song.ticks_per_beat, style, song.seconds),
+                baseline.predict(song.notes, song.ticks_per_beat, style, song.seconds))
+
+
+def test_bad_files_raise_one_line_errors(trained, tmp_path, monkeypatch):
+    baseline, _ = trained
+    good = str(tmp_path / "good.pkl")
+    baseline.save(good)
+    data = open(good, "rb").read()
+    (tmp_path / "garbage.pkl").write_bytes(b"not a pickle at all")
+    (tmp_path / "truncated.pkl").write_bytes(data[:len(data) // 2])
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"something": "else"}))
+    cases = {"missing.pkl": "no such feature baseline file", "garbage.pkl": "corrupt",
+             "truncated.pkl": "corrupt", "other.pkl": "not a feature baseline file"}
+    for name, expected in cases.items():
+        with pytest.raises(FeatureBaselineError, match=expected) as raised:
+            FeatureBaseline.load(str(tmp_path / name))
+        assert "\n" not in str(raised.value)
+    monkeypatch.setattr(feature_baseline, "_sklearn_version", lambda: "0.0.1")
+    with pytest.raises(FeatureBaselineError, match="scikit-learn .* this is 0.0.1"):
+        FeatureBaseline.load(good)
+    monkeypatch.undo()
+    monkeypatch.setattr(feature_baseline, "FEATURE_NAMES", ("pitch",))
+    with pytest.raises(FeatureBaselineError, match="another feature set"):
+        FeatureBaseline.load(good)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "experiments.feature_baseline", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_command_fits_saves_and_reports_validation_scores(tmp_path):
+    write_synthetic_corpus(str(tmp_path / "midi"), styles=STYLES, songs_per_style=6, steps=128)
+    build_dataset(str(tmp_path / "midi"), str(tmp_path / "data"), workers=1, log=lambda *_: None)
+    out = str(tmp_path / "model.pkl")
+    done = cli(f"--data_dir={tmp_path / 'data'}", f"--out={out}", "--max_iter=20")
+    assert done.returncode == 0, done.stderr
+    assert FeatureBaseline.load(out).styles == list(STYLES)
+    table = [line for line in done.stdout.splitlines() if line.startswith(("| jazz", "| pop"))]
+    assert len(table) == 2 and "Pearson r" in done.stdout and "wall time" in done.stdout
+    assert "--data_dir" in cli("--help").stdout
+
+    for args, expected in [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
+                           ([f"--out={out}"], "--data_dir is required"),
+                           ([f"--data_dir={tmp_path / 'data'}", f"--midi_dir={tmp_path}",
+                             f"--out={out}"], "not found"),
+                           ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter")]:
+        bad = cli(*args)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
