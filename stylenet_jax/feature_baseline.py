@@ -131,6 +131,9 @@ class FeatureBaseline:
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
                 pickle.dump(self.models, f, protocol=pickle.HIGHEST_PROTOCOL)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from others
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

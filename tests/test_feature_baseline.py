@@ -64,6 +64,9 @@ def test_save_load_round_trip_gives_identical_predictions(trained, unseen, tmp_p
     path = str(tmp_path / "model.pkl")
     baseline.save(path)
     assert os.listdir(tmp_path) == ["model.pkl"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     loaded = FeatureBaseline.load(path)
     assert loaded.styles == baseline.styles
     for song in unseen[:4]:
