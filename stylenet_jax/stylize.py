@@ -3,6 +3,7 @@ r"""Perform MIDI files: give every piano note a velocity from a StyleNet style h
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style classical=0.7,jazz=0.3
     python -m stylenet_jax.stylize IN_FOLDER -o OUT_FOLDER --style jazz
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --baseline features --style jazz
 
 Only piano note-on velocities change; every other message, time and track stays as it was.
 Long pieces are predicted in overlapping 200-step windows (the length the model was trained
@@ -27,7 +28,7 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets
 WINDOW = 200  # steps per window: the training windows' length
 HOP = WINDOW // 2
 ROWS = 16  # windows per compiled call: fixed, so every file reuses one compilation
-BASELINES = ("random", "constant")
+BASELINES = ("random", "constant", "features")
 
 
 class StylizeError(ValueError):
@@ -153,10 +154,11 @@ def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int =
 
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
-                 seed: int = 0, velocity: int = 64) -> Result:
+                 seed: int = 0, velocity: int = 64, features=None) -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
-    Uses the stylizer's blend of style heads, or a ``baseline``. Raises StylizeError or
+    Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
+    ``features``, a (feature_baseline.FeatureBaseline, style) pair. Raises StylizeError or
     midi.MidiError (one line naming the file) without writing anything.
     """
     began = time.perf_counter()
@@ -164,7 +166,11 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     notes = perf.notes.select(encoding.in_piano_range(perf.notes))
     if not len(notes):
         raise StylizeError(f"{source}: no piano notes (MIDI 21..108 outside channel 10)")
-    if baseline:
+    if baseline == "features":
+        model, style = features
+        seconds = midi.tick_seconds(perf.midi, notes.start)
+        velocities = model.predict(notes, perf.ticks_per_beat, style, seconds)
+    elif baseline:
         velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
     else:
         enc = encoding.encode(notes, perf.ticks_per_beat)
@@ -191,6 +197,22 @@ def enable_compilation_cache(directory: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+def _feature_baseline(flags_) -> tuple:
+    """(FeatureBaseline, style) for --baseline features: one style of --features_model."""
+    from stylenet_jax import feature_baseline
+
+    try:
+        model = feature_baseline.FeatureBaseline.load(
+            flags_.features_model or feature_baseline.DEFAULT_PATH)
+    except feature_baseline.FeatureBaselineError as e:
+        raise StylizeError(str(e)) from None
+    style = (flags_.style or "").strip()
+    if style not in model.styles:
+        raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
+                           f"(no blends), got {style!r}")
+    return model, style
+
+
 def _run(inputs: Sequence[str], flags_) -> int:
     """The command: returns the exit status (0 ok, 2 bad input or arguments)."""
     if flags_.baseline and flags_.baseline not in BASELINES:
@@ -213,11 +235,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
             raise StylizeError(f"choose --style: one of {', '.join(stylizer.styles)} "
                                "or a blend such as a=0.5,b=0.5")
         blend = parse_blend(flags_.style, stylizer.styles)
+    features = _feature_baseline(flags_) if flags_.baseline == "features" else None
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
+    label += f" ({features[1]})" if features else ""
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
-                   velocity=flags_.velocity)
+                   velocity=flags_.velocity, features=features)
     if not os.path.isdir(source):
-        stem = flags_.baseline or "-".join(blend)
+        stem = f"features-{features[1]}" if features else flags_.baseline or "-".join(blend)
         target = flags_.output or os.path.splitext(source)[0] + f".{stem}.mid"
         print(describe(target, perform_file(source, target, **options), label))
         return 0
@@ -267,8 +291,12 @@ def _define_flags() -> None:
     flags.DEFINE_string("checkpoint", None, "Inference export (.npz) to use; default: the model "
                         "shipped in the repository (stylenet_jax/assets/stylenet.npz).")
     flags.DEFINE_string("baseline", None, "Write one of the paper's baselines instead of the "
-                        "model: 'random' (uniform velocities 1..127, see --seed) or 'constant' "
-                        "(see --velocity).")
+                        "model: 'random' (uniform velocities 1..127, see --seed), 'constant' "
+                        "(see --velocity) or 'features' (gradient-boosted trees on note "
+                        "features, one --style, see --features_model).")
+    flags.DEFINE_string("features_model", None, "The model of --baseline=features (from "
+                        "`python -m experiments.feature_baseline`); default: the shipped "
+                        "stylenet_jax/assets/feature_baseline.pkl.")
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random.")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache",

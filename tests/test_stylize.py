@@ -11,8 +11,10 @@ import mido
 import numpy as np
 import pytest
 
+from data_prep.synthetic import write_synthetic_corpus
 from midi_factory import midi_file, notes_track, tempo, time_signature, track
-from stylenet_jax import checkpoints, encoding, midi, stylize
+from stylenet_jax import checkpoints, encoding, midi, performances, stylize
+from stylenet_jax.feature_baseline import FeatureBaseline
 from stylenet_jax.model import ModelConfig, StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,6 +219,51 @@ def _bad_cases(tmp_path, model_path):
         ([good, "-o", out, "--style=jazz", f"--checkpoint={tmp_path / 'bad.npz'}"], "bad.npz"),
         ([good, "-o", out, "--style=jazz", f"--checkpoint={tmp_path / 'none.npz'}"], "none.npz"),
     ]
+
+
+@pytest.fixture(scope="module")
+def features_model(tmp_path_factory):
+    """A tiny tree baseline (classical, jazz) trained on a generated corpus, saved."""
+    folder = tmp_path_factory.mktemp("features")
+    write_synthetic_corpus(str(folder / "midi"), styles=STYLES, songs_per_style=3, steps=128)
+    model = FeatureBaseline.fit(performances.from_folder(str(folder / "midi")), log=print,
+                                max_iter=15, max_leaf_nodes=7)
+    model.save(str(folder / "features.pkl"))
+    return str(folder / "features.pkl")
+
+
+def test_cli_features_baseline_performs_with_the_tree_model(tmp_path, features_model):
+    source = rich_file(str(tmp_path / "in.mid"), bars=4)
+    done = cli(source, "--baseline", "features", "--style", "jazz",
+               f"--features_model={features_model}")
+    assert done.returncode == 0, done.stderr
+    assert "baseline features (jazz)" in done.stdout
+    target = str(tmp_path / "in.features-jazz.mid")
+    assert_only_piano_velocities_changed(source, target) > 0
+    perf = midi.load_performance(source)
+    notes = perf.notes.select(encoding.in_piano_range(perf.notes))
+    expected = FeatureBaseline.load(features_model).predict(
+        notes, perf.ticks_per_beat, "jazz", midi.tick_seconds(perf.midi, notes.start))
+    written = midi.load_performance(target).notes
+    np.testing.assert_array_equal(written.select(encoding.in_piano_range(written)).velocity,
+                                  expected)
+
+
+def test_cli_features_baseline_bad_model_or_style_is_one_line_exit_2(tmp_path, features_model):
+    good = rich_file(str(tmp_path / "good.mid"), bars=2)
+    (tmp_path / "corrupt.pkl").write_bytes(b"\x80\x05 not a model")
+    out = str(tmp_path / "out.mid")
+    cases = [(f"--features_model={tmp_path / 'missing.pkl'}", "--style=jazz", "missing.pkl"),
+             (f"--features_model={tmp_path / 'corrupt.pkl'}", "--style=jazz", "corrupt"),
+             (f"--features_model={features_model}", "--style=jazz=0.5,classical=0.5",
+              "no blends"),
+             (f"--features_model={features_model}", "--style=rock", "one of classical, jazz")]
+    for model_flag, style_flag, expected in cases:
+        done = cli(good, "-o", out, "--baseline=features", model_flag, style_flag)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, done.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+        assert not os.path.exists(out)
 
 
 def test_cli_bad_input_is_one_line_exit_2_and_no_output(tmp_path, model_path):
