@@ -154,6 +154,25 @@ def load_performance(path: str) -> Performance:
                        end_tick=end_tick)
 
 
+def tick_seconds(midi: mido.MidiFile, ticks: np.ndarray) -> np.ndarray:
+    """Seconds from the file's start of each absolute tick in ``ticks`` (int (n,)), float64 (n,),
+    following every set_tempo event of every track (500,000 us per beat before the first)."""
+    changes = {0: 500_000}
+    for track in midi.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                changes[tick] = msg.tempo  # a later track's change at one tick wins, as mido's merge
+    at = np.array(sorted(changes), np.int64)
+    tempo = np.array([changes[t] for t in at], np.float64)
+    seconds_per_tick = tempo / 1e6 / midi.ticks_per_beat
+    start_seconds = np.concatenate([[0.0], np.cumsum(np.diff(at) * seconds_per_tick[:-1])])
+    ticks = np.asarray(ticks, np.int64)
+    segment = np.searchsorted(at, ticks, side="right") - 1
+    return start_seconds[segment] + (ticks - at[segment]) * seconds_per_tick[segment]
+
+
 def with_velocities(midi: mido.MidiFile, notes: Notes, velocities: np.ndarray) -> mido.MidiFile:
     """A copy of ``midi`` in which note i's note-on has velocity ``velocities[i]`` (1..127).
 

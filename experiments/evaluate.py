@@ -1,0 +1,183 @@
+r"""Score StyleNet models and the baselines on human performances, note by note.
+
+    python -m experiments.evaluate --data_dir=DATASET                 # its test (else validation) split
+    python -m experiments.evaluate --midi_dir=FOLDER                  # any folder of performances
+    python -m experiments.evaluate --data_dir=DATASET --model=a=runs/a/inference.npz --model=b=runs/b
+
+Each performance's velocities are flattened (``--flat_velocity``), performed by every system,
+and compared with the pianist's. Writes ``--out`` (Markdown, with 95% bootstrap intervals over
+pieces), ``--out_json`` (``{system: {style: {"notes": n, "mae": x, "pearson_r": x, ...}}}``) and
+PNG pictures in ``--plots_dir``. Bad input: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from absl import app, flags
+
+from stylenet_jax import dataset, evaluation, midi, performances
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "stylenet_jax", "assets")
+DEFAULT_STATS = os.path.join(ASSETS, "note_statistics.json")
+DEFAULT_FEATURES = os.path.join(ASSETS, "feature_baseline.pkl")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("data_dir", None, "A dataset built by data_prep.build: its --split is "
+                        "scored, read from the MIDI files it was built from.")
+    flags.DEFINE_string("split", None, "Split of --data_dir to score (default: test if the "
+                        "dataset has one, else validation).")
+    flags.DEFINE_string("midi_root", None, "Where --data_dir's MIDI files are now (default: the "
+                        "folder recorded when it was built).")
+    flags.DEFINE_string("midi_dir", None, "Instead of --data_dir: a folder of human-performed "
+                        "MIDI files, style = first sub-folder (or --files_style).")
+    flags.DEFINE_string("files_style", None, "With --midi_dir: the style of every file.")
+    flags.DEFINE_multi_string("model", None, "NAME=PATH of a model to score: an inference "
+                              "export (.npz) or a training workdir / checkpoint folder. Repeat "
+                              "for several. Default: model=the shipped model.")
+    flags.DEFINE_string("blend", None, "Perform every file with this style or blend (e.g. "
+                        "classical=0.5,jazz=0.5) instead of each file's own style's head.")
+    flags.DEFINE_list("baselines", list(evaluation.BASELINES), "Baselines to score beside the "
+                      "models: " + ", ".join(evaluation.BASELINES) + " (empty: none).")
+    flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
+                        "constant and per-pitch baselines (default: --data_dir, else the "
+                        "shipped statistics).")
+    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model.")
+    flags.DEFINE_integer("flat_velocity", 64, "Velocity of every note given to a system.")
+    flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
+    flags.DEFINE_integer("seed", 0, "Seed of the random baseline and the bootstrap.")
+    flags.DEFINE_string("out", "results/evaluation.md", "Markdown report to write.")
+    flags.DEFINE_string("out_json", None, "JSON scores (default: --out with .json).")
+    flags.DEFINE_string("plots_dir", None, "Folder for the PNGs (default: --out without .md).")
+    flags.DEFINE_integer("plot_pieces", 3, "Performances shown over time (one per style first).")
+    flags.DEFINE_string("title", "Evaluation on human performances", "The report's title.")
+    flags.DEFINE_multi_string("note", [], "A line for the report's notes.")
+    flags.DEFINE_bool("progress", True, "Print a line per performance.")
+
+
+def load_stylizer(path: str):
+    """A ``stylize.Stylizer`` for an inference export or a training checkpoint folder."""
+    from stylenet_jax import checkpoints, stylize
+
+    if os.path.isdir(path):
+        import jax
+        from stylenet_jax.model import StyleNet
+
+        params, config, styles = checkpoints.restore_params(
+            os.path.join(path, checkpoints.BEST)
+            if os.path.isdir(os.path.join(path, checkpoints.BEST))
+            and os.listdir(os.path.join(path, checkpoints.BEST)) else path)
+        stylizer = stylize.Stylizer.__new__(stylize.Stylizer)
+        stylizer.path, stylizer.params, stylizer.config = path, jax.device_get(params), config
+        stylizer.styles, stylizer._jax, stylizer._model_class = styles, jax, StyleNet
+        stylizer._predict = {}
+        return stylizer
+    return stylize.Stylizer(path)
+
+
+def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]]:
+    """The systems to score and a line describing each."""
+    from stylenet_jax import stylize
+
+    systems, described = [], {}
+    for spec in FLAGS.model or [f"model={stylize.DEFAULT_MODEL}"]:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--model {spec!r}: expected NAME=PATH")
+        stylizer = load_stylizer(path)
+        blend = stylize.parse_blend(FLAGS.blend, stylizer.styles) if FLAGS.blend else None
+        systems.append(evaluation.ModelSystem(stylizer, name, blend))
+        described[name] = (f"StyleNet `{os.path.relpath(path)}` ("
+                           f"{'blend ' + FLAGS.blend if blend else 'each style its own head'})")
+    baselines = [b for b in FLAGS.baselines if b]
+    unknown = set(baselines) - set(evaluation.BASELINES)
+    if unknown:
+        raise ValueError(f"--baselines: unknown {sorted(unknown)}; choose from "
+                         f"{', '.join(evaluation.BASELINES)}")
+    if {"constant", "per_pitch"} & set(baselines):
+        stats = (evaluation.NoteStatistics.from_dataset(train_data_dir) if train_data_dir
+                 else evaluation.NoteStatistics.load(DEFAULT_STATS))
+        source = f"the training split of `{train_data_dir}`" if train_data_dir else \
+            f"`{os.path.relpath(DEFAULT_STATS)}`"
+    for name in baselines:
+        if name == "constant":
+            systems.append(evaluation.ConstantSystem(stats))
+            described[name] = f"every note at the style's mean training velocity ({source})"
+        elif name == "per_pitch":
+            systems.append(evaluation.PerPitchSystem(stats))
+            described[name] = f"each key's mean training velocity in the style ({source})"
+        elif name == "random":
+            systems.append(evaluation.RandomSystem(FLAGS.seed))
+            described[name] = "uniform 1..127 (the paper's baseline)"
+        elif name == "features":
+            from stylenet_jax import feature_baseline
+
+            systems.append(evaluation.FeaturesSystem(
+                feature_baseline.FeatureBaseline.load(FLAGS.features_model)))
+            described[name] = ("gradient-boosted trees on per-note features "
+                               f"(`{os.path.relpath(FLAGS.features_model)}`)")
+    return systems, described
+
+
+def load_performances() -> tuple[list[performances.Performed], str]:
+    if bool(FLAGS.data_dir) == bool(FLAGS.midi_dir):
+        raise ValueError("give exactly one of --data_dir and --midi_dir")
+    if FLAGS.midi_dir:
+        found = performances.from_folder(FLAGS.midi_dir, FLAGS.files_style,
+                                         log=lambda line: print(line, file=sys.stderr))
+        return found, f"the MIDI files below `{FLAGS.midi_dir}`"
+    manifest = dataset.read_manifest(FLAGS.data_dir)
+    split = FLAGS.split or ("test" if any(s["split"] == "test" for s in manifest["songs"])
+                            else "validation")
+    found = performances.from_dataset(FLAGS.data_dir, split, FLAGS.midi_root)
+    options = manifest.get("options", {})
+    return found, (f"the `{split}` split of `{FLAGS.data_dir}` (built from `"
+                   f"{manifest.get('source')}` with {json.dumps(options)}), pieces never "
+                   f"trained on")
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    began = time.perf_counter()
+    try:
+        performed, data = load_performances()
+        systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)
+    except (ValueError, OSError, KeyError, dataset.DatasetError, midi.MidiError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
+        (lambda line: None)
+    result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
+                                 progress=log)
+    scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)
+    from experiments import evaluation_figures, evaluation_report
+
+    out_json = FLAGS.out_json or os.path.splitext(FLAGS.out)[0] + ".json"
+    plots_dir = FLAGS.plots_dir or os.path.splitext(FLAGS.out)[0]
+    pictures = evaluation_figures.write_all(plots_dir, performed, result, list(described),
+                                            FLAGS.plot_pieces, relative_to=os.path.dirname(
+                                                os.path.abspath(FLAGS.out)))
+    command = "python -m experiments.evaluate " + " ".join(sys.argv[1:])
+    text = evaluation_report.render(scores, title=FLAGS.title, command=command, data=data,
+                                    systems_described=described, pictures=pictures,
+                                    seconds=time.perf_counter() - began, notes=FLAGS.note,
+                                    resamples=FLAGS.resamples)
+    for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(body + "\n")
+        os.replace(path + ".tmp", path)
+    print(f"wrote {FLAGS.out}, {out_json} and {len(pictures)} picture(s) in {plots_dir}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

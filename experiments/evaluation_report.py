@@ -1,0 +1,92 @@
+"""Markdown for an evaluation: per style, one row per system with its 95% intervals."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Mapping, Sequence
+
+COLUMNS = (  # (key, header, format, has an interval)
+    ("mae", "MAE", "{:.2f}", True),
+    ("rmse", "RMSE", "{:.2f}", True),
+    ("pearson_r", "Pearson r", "{:.3f}", True),
+    ("spearman_rho", "Spearman rho", "{:.3f}", False),
+    ("median_piece_r", "median piece r", "{:.3f}", True),
+    ("std_ratio", "spread ratio", "{:.2f}", True),
+    ("wasserstein", "W1", "{:.2f}", False),
+    ("range_predicted", "range p95-p5", "{:.0f}", False),
+    ("distinct_predicted", "distinct", "{:d}", False),
+    ("mse_matrix", "MSE (T,88)", "{:.5f}", True),
+    ("mse_sounding", "MSE sounding", "{:.5f}", True),
+)
+
+
+def _cell(row: Mapping[str, float], key: str, fmt: str, interval: bool) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    text = fmt.format(value)
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    if interval and lo is not None and lo == lo and hi == hi:
+        text += f" [{fmt.format(lo)}, {fmt.format(hi)}]"
+    return text
+
+
+def style_table(results: Mapping[str, Mapping[str, Mapping[str, float]]], style: str,
+                systems: Sequence[str]) -> list[str]:
+    """Markdown lines: one row per system (that has this style) plus the pianist's line."""
+    lines = ["| system | " + " | ".join(c[1] for c in COLUMNS) + " |",
+             "|---|" + "---|" * len(COLUMNS)]
+    human = None
+    for name in systems:
+        row = results.get(name, {}).get(style)
+        if row is None:
+            continue
+        human = human or row
+        lines.append(f"| {name} | " + " | ".join(_cell(row, key, fmt, interval)
+                                                  for key, _, fmt, interval in COLUMNS) + " |")
+    if human is not None:
+        lines.append(f"| *pianist* | 0 | 0 | 1 | 1 | 1 | 1 | 0 | {human['range_human']:.0f} | "
+                     f"{human['distinct_human']} | 0 | 0 |")
+    return lines
+
+
+def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
+           command: str, data: str, systems_described: Mapping[str, str],
+           pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
+           resamples: int = 2000) -> str:
+    """The whole report. ``results``: ``evaluation.scores``; ``pictures``: (caption, path
+    relative to the report)."""
+    systems = list(systems_described)
+    styles = [s for s in next(iter(results.values())) if s != "all"] + ["all"]
+    first = results[systems[0]]
+    out = [f"# {title}", "",
+           f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+           f"{platform.machine()} CPU ({platform.node() or 'this machine'}), "
+           f"{seconds:.0f} s wall.", "",
+           f"Data: {data}", "",
+           "Every performance's velocities were flattened before a system performed it; each "
+           "note's velocity is then compared with the pianist's. MIDI velocity units "
+           "(1..127); notes pooled over the performances of a style. In brackets: 95% "
+           f"intervals by bootstrap over pieces ({resamples} resamples; a piece's "
+           "performances are drawn together). Spread ratio: the system's standard deviation "
+           "over the pianist's (below 1: compressed dynamics). W1: Wasserstein distance "
+           "between the two velocity distributions. MSE (T,88): the paper's figure, "
+           "(velocity/127)^2 over the whole piano-roll matrix; MSE sounding: over the cells "
+           "where a note sounds.", "",
+           "Systems:", ""]
+    out += [f"- `{name}`: {text}" for name, text in systems_described.items()]
+    out += [""] + [f"- {line}" for line in notes] + ([""] if notes else [])
+    for style in styles:
+        if style not in first:
+            continue
+        row = first[style]
+        out += [f"## {style}", "",
+                f"{row['performances']} performances of {row['pieces']} pieces, "
+                f"{row['notes']:,} notes.", ""]
+        out += style_table(results, style, systems) + [""]
+    if pictures:
+        out += ["## Pictures", ""]
+        for caption, path in pictures:
+            out += [f"{caption}", "", f"![{caption}]({path})", ""]
+    return "\n".join(out)

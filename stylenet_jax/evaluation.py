@@ -1,0 +1,232 @@
+"""Perform human performances with a system and compare with the pianist, note by note.
+
+Each performance's velocities are first flattened (every note at ``flat_velocity``), so no
+system can see the pianist's dynamics; the system performs the flattened notes, and its
+velocities are compared with the pianist's (``metrics.PieceComparison``), together with the
+paper's (T, 88) matrix MSE.
+
+Systems (``System``): a StyleNet model (a style head or a blend), and the baselines:
+``constant`` (the style's mean training velocity), ``random`` (uniform 1..127, the paper's),
+``per_pitch`` (the style's mean training velocity of each key) and ``features`` (gradient-
+boosted trees on note features, ``feature_baseline``). Their training statistics come from a
+dataset's training split (``NoteStatistics``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
+
+import numpy as np
+
+from stylenet_jax import dataset, encoding, metrics
+from stylenet_jax.performances import Performed
+
+BASELINES = ("constant", "random", "per_pitch", "features")
+
+
+class Performance(NamedTuple):
+    """A system's performance of one piece: velocities int64 (n,) 1..127 for the piece's
+    notes; matrix float32 (T, 88) velocity / 127 for the paper's MSE, or None to use the
+    velocities painted on the notes' cells (0 elsewhere)."""
+
+    velocities: np.ndarray
+    matrix: np.ndarray | None = None
+
+
+class System(Protocol):
+    """Anything that performs a flattened ``Performed`` in its style."""
+
+    name: str
+
+    def perform(self, performed: Performed) -> Performance: ...
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@dataclasses.dataclass(frozen=True)
+class NoteStatistics:
+    """Per style: mean onset velocity (MIDI units) and mean of each of the 88 keys (the
+    style mean where a key never sounds), from a dataset's training split."""
+
+    mean: Mapping[str, float]
+    per_key: Mapping[str, Sequence[float]]
+
+    @classmethod
+    def from_dataset(cls, data_dir: str, split: str = "train") -> "NoteStatistics":
+        """Onset cells of the split's songs (the arrays ``data_prep.build`` wrote)."""
+        total: dict[str, np.ndarray] = {}
+        count: dict[str, np.ndarray] = {}
+        for song in dataset.load_songs(data_dir, split):
+            onset = encoding.onset_channels(song.inputs).astype(bool)
+            v = np.where(onset, song.velocities, 0).astype(np.float64)
+            total[song.style] = total.get(song.style, 0) + v.sum(0)
+            count[song.style] = count.get(song.style, 0) + onset.sum(0)
+        if not total:
+            raise dataset.DatasetError(f"{data_dir}: no songs in split {split!r}")
+        mean = {s: float(total[s].sum() / max(count[s].sum(), 1)) for s in total}
+        per_key = {s: np.where(count[s] > 0, total[s] / np.maximum(count[s], 1),
+                               mean[s]).tolist() for s in total}
+        return cls(mean, per_key)
+
+    def save(self, path: str) -> None:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"mean": dict(self.mean), "per_key": dict(self.per_key)}, f)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "NoteStatistics":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return cls(data["mean"], data["per_key"])
+
+
+def _style_value(table: Mapping[str, object], style: str, what: str):
+    if style not in table:
+        raise KeyError(f"{what} has no style {style!r} (it has {', '.join(table)})")
+    return table[style]
+
+
+# ----------------------------------------------------------------------------- systems
+
+
+def _velocities(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 1, 127).astype(np.int64)
+
+
+@dataclasses.dataclass
+class ConstantSystem:
+    """Every note at the style's mean training velocity."""
+
+    stats: NoteStatistics
+    name: str = "constant"
+
+    def perform(self, performed: Performed) -> Performance:
+        mean = _style_value(self.stats.mean, performed.style, "the note statistics")
+        return Performance(_velocities(np.full(len(performed.notes), mean)))
+
+
+@dataclasses.dataclass
+class PerPitchSystem:
+    """Every note at its key's mean training velocity in the style."""
+
+    stats: NoteStatistics
+    name: str = "per_pitch"
+
+    def perform(self, performed: Performed) -> Performance:
+        table = np.asarray(_style_value(self.stats.per_key, performed.style,
+                                        "the note statistics"))
+        return Performance(_velocities(table[performed.notes.pitch - encoding.LOWEST_KEY]))
+
+
+@dataclasses.dataclass
+class RandomSystem:
+    """Uniform 1..127 (the paper's baseline), seeded per performance (its id)."""
+
+    seed: int = 0
+    name: str = "random"
+
+    def perform(self, performed: Performed) -> Performance:
+        rng = np.random.default_rng([self.seed, *performed.id.encode()])
+        return Performance(rng.integers(1, 128, len(performed.notes)).astype(np.int64))
+
+
+@dataclasses.dataclass
+class FeaturesSystem:
+    """The gradient-boosted-tree baseline (``feature_baseline.FeatureBaseline``)."""
+
+    model: object
+    name: str = "features"
+
+    def perform(self, performed: Performed) -> Performance:
+        return Performance(np.asarray(self.model.predict(
+            performed.notes, performed.ticks_per_beat, performed.style, performed.seconds),
+            np.int64))
+
+
+@dataclasses.dataclass
+class ModelSystem:
+    """A StyleNet model (``stylize.Stylizer``): each piece's own style head, or one fixed
+    ``blend`` ({style: weight}) for every piece."""
+
+    stylizer: object
+    name: str = "model"
+    blend: Mapping[str, float] | None = None
+
+    def perform(self, performed: Performed) -> Performance:
+        blend = self.blend or {performed.style: 1.0}
+        enc = encoding.encode(performed.notes, performed.ticks_per_beat)
+        matrix = self.stylizer.predict(enc.inputs, blend)
+        return Performance(encoding.decode_velocities(matrix, performed.notes,
+                                                      performed.ticks_per_beat), matrix)
+
+
+# ----------------------------------------------------------------------------- comparing
+
+
+def flatten(performed: Performed, velocity: int = 64) -> Performed:
+    """The same notes, every one at ``velocity``: what a system is given to perform."""
+    if not 1 <= velocity <= 127:
+        raise ValueError(f"flat velocity must be in 1..127, got {velocity}")
+    notes = dataclasses.replace(performed.notes,
+                                velocity=np.full(len(performed.notes), velocity, np.uint8))
+    return performed._replace(notes=notes)
+
+
+def compare(performed: Performed, performance: Performance) -> metrics.PieceComparison:
+    """The system's performance beside the pianist's (``performed`` holds the human notes)."""
+    notes, tpb = performed.notes, performed.ticks_per_beat
+    velocities = np.asarray(performance.velocities)
+    if velocities.shape != (len(notes),):
+        raise ValueError(f"{performed.id}: a system gave {velocities.shape} velocities for "
+                         f"{len(notes)} notes")
+    human = encoding.encode(notes, tpb)
+    target = human.target
+    if performance.matrix is None:
+        painted = dataclasses.replace(notes, velocity=velocities.astype(np.uint8))
+        matrix = encoding.encode(painted, tpb).target
+    else:
+        matrix = np.asarray(performance.matrix, np.float32)
+    if matrix.shape != target.shape:
+        raise ValueError(f"{performed.id}: matrix {matrix.shape} but target {target.shape}")
+    sq = np.square(matrix.astype(np.float64) - target)
+    sounding = human.active
+    return metrics.PieceComparison(performed.piece, notes.velocity.astype(np.int64),
+                                   velocities.astype(np.int64), float(sq.sum()), int(sq.size),
+                                   float(sq[sounding].sum()), int(sounding.sum()))
+
+
+class Evaluation(NamedTuple):
+    """comparisons[system][style]: one PieceComparison per performance (input order);
+    velocities[system]: int64 (n,) per performance, for pictures."""
+
+    comparisons: dict[str, dict[str, list[metrics.PieceComparison]]]
+    velocities: dict[str, list[np.ndarray]]
+
+
+def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
+             flat_velocity: int = 64,
+             progress: Callable[[str], None] = lambda line: None) -> Evaluation:
+    """Every system performs every (flattened) performance; returns the comparisons."""
+    comparisons: dict[str, dict[str, list]] = {s.name: {} for s in systems}
+    velocities: dict[str, list] = {s.name: [] for s in systems}
+    for i, human in enumerate(performed, 1):
+        given = flatten(human, flat_velocity)
+        for system in systems:
+            performance = system.perform(given)
+            comparisons[system.name].setdefault(human.style, []).append(
+                compare(human, performance))
+            velocities[system.name].append(np.asarray(performance.velocities, np.int64))
+        progress(f"[{i}/{len(performed)}] {human.id} ({len(human.notes)} notes)")
+    return Evaluation(comparisons, velocities)
+
+
+def scores(evaluation: Evaluation, *, resamples: int = 2000,
+           seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """``{system: {style or "all": {"notes": n, "mae": x, "pearson_r": x, ...}}}``."""
+    return {name: metrics.score_by_style(by_style, resamples=resamples, seed=seed)
+            for name, by_style in evaluation.comparisons.items()}

@@ -1,0 +1,102 @@
+"""Pictures of an evaluation, the ones a musician would look at (matplotlib ``Figure``, Agg).
+
+* ``plot_over_time``: a passage of a few pieces, each note's velocity against time, the
+  pianist's beside each system's, with a moving average that shows the dynamic shape;
+* ``plot_scatter``: the system's velocity against the pianist's, note by note, per style;
+* ``plot_distributions``: how often each velocity is played, pianist and systems, per style.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stylenet_jax.performances import Performed
+
+HUMAN_COLOUR = "black"
+COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI
+
+    return Figure(figsize=(width, height), dpi=110)
+
+
+def moving_average(seconds: np.ndarray, values: np.ndarray, span: float = 2.0) -> np.ndarray:
+    """Mean of ``values`` over notes within +-span/2 seconds of each note; float64 (n,)."""
+    seconds = np.asarray(seconds, np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(np.asarray(values, np.float64))])
+    lo = np.searchsorted(seconds, seconds - span / 2, side="left")
+    hi = np.searchsorted(seconds, seconds + span / 2, side="right")
+    return (cum[hi] - cum[lo]) / np.maximum(hi - lo, 1)
+
+
+def plot_over_time(path: str, performed: Sequence[Performed],
+                   velocities: Mapping[str, Sequence[np.ndarray]], indices: Sequence[int],
+                   seconds: float = 30.0) -> str:
+    """One panel per chosen performance (``indices`` into ``performed``): the first
+    ``seconds`` of it; dots: each note's velocity; lines: 2-second moving averages."""
+    fig = _figure(11, 2.6 * len(indices))
+    axes = fig.subplots(len(indices), 1, squeeze=False)[:, 0]
+    for ax, i in zip(axes, indices):
+        p = performed[i]
+        keep = p.seconds <= p.seconds[0] + seconds
+        t = p.seconds[keep]
+        series = [("pianist", p.notes.velocity[keep], HUMAN_COLOUR)] + [
+            (name, np.asarray(v[i])[keep], COLOURS[k % len(COLOURS)])
+            for k, (name, v) in enumerate(velocities.items())]
+        for name, v, colour in series:
+            ax.scatter(t, v, s=4, color=colour, alpha=0.35, linewidths=0)
+            ax.plot(t, moving_average(t, v), color=colour, lw=1.6, label=name)
+        ax.set_ylim(0, 128)
+        ax.set_ylabel("velocity")
+        ax.set_title(f"{p.style}: {p.id}", fontsize=9, loc="left")
+    axes[0].legend(loc="upper right", fontsize=8, ncol=len(velocities) + 1)
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_scatter(path: str, human: Mapping[str, np.ndarray],
+                 predicted: Mapping[str, np.ndarray], system: str) -> str:
+    """Per style (keys of ``human``; int arrays of pooled notes): a 2-D histogram of the
+    system's velocity against the pianist's, with the diagonal of a perfect performance."""
+    styles = list(human)
+    fig = _figure(4.2 * len(styles), 4.0)
+    axes = fig.subplots(1, len(styles), squeeze=False)[0]
+    bins = np.arange(0, 129, 4)
+    for ax, style in zip(axes, styles):
+        ax.hist2d(human[style], predicted[style], bins=[bins, bins], cmap="magma_r", cmin=1)
+        ax.plot([0, 127], [0, 127], color="tab:blue", lw=1, ls="--")
+        ax.set_xlabel("pianist's velocity")
+        ax.set_ylabel(f"{system}'s velocity")
+        ax.set_title(f"{style} ({len(human[style]):,} notes)", fontsize=10)
+        ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_distributions(path: str, human: Mapping[str, np.ndarray],
+                       systems: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+    """Per style: histograms (as outlines) of the pianist's velocities and each system's
+    (``systems[name][style]``, int arrays of pooled notes)."""
+    styles = list(human)
+    fig = _figure(4.2 * len(styles), 3.4)
+    axes = fig.subplots(1, len(styles), squeeze=False)[0]
+    bins = np.arange(0.5, 128.5, 2)
+    for ax, style in zip(axes, styles):
+        ax.hist(human[style], bins=bins, density=True, color="lightgrey", label="pianist")
+        for k, (name, by_style) in enumerate(systems.items()):
+            ax.hist(by_style[style], bins=bins, density=True, histtype="step", lw=1.4,
+                    color=COLOURS[k % len(COLOURS)], label=name)
+        ax.set_title(style, fontsize=10)
+        ax.set_xlabel("velocity")
+    axes[0].set_ylabel("share of notes")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

@@ -1,0 +1,140 @@
+"""stylenet_jax.evaluation, performances and experiments.evaluate: systems, comparisons and the
+command's scores against a direct note-by-note comparison of stylized files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from midi_factory import midi_file, notes_track, tempo, track
+from stylenet_jax import checkpoints, evaluation, metrics, midi, performances
+from stylenet_jax.model import ModelConfig, StyleNet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def performance_file(path, seed, bars=8, tpb=480):
+    """A piano piece with varied velocities (the 'pianist'), a tempo change at bar 4."""
+    rng = np.random.default_rng(seed)
+    notes = []
+    for beat in range(4 * bars):
+        for pitch in rng.choice(np.arange(40, 90), size=rng.integers(1, 4), replace=False):
+            start = beat * tpb + int(rng.integers(0, 2)) * tpb // 2
+            notes.append((start, start + tpb // 2, int(pitch), int(rng.integers(20, 120))))
+    conductor = track([tempo(100), tempo(140, 16 * tpb)])
+    midi_file(conductor, notes_track(notes), ticks_per_beat=tpb).save(path)
+
+
+def test_tick_seconds_follows_the_tempo_map(tmp_path):
+    path = str(tmp_path / "t.mid")
+    performance_file(path, 0)
+    perf = midi.load_performance(path)
+    seconds = midi.tick_seconds(perf.midi, np.array([0, 480, 16 * 480, 17 * 480]))
+    np.testing.assert_allclose(seconds, [0, 0.6, 16 * 0.6, 16 * 0.6 + 60 / 140])
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
+        os.makedirs(tmp_path / "human" / style)
+        for seed in seeds:
+            performance_file(str(tmp_path / "human" / style / f"piece{seed}.mid"), seed)
+    return tmp_path
+
+
+def test_baselines_never_see_the_pianist(folder):
+    found = performances.from_folder(str(folder / "human"))
+    assert [p.style for p in found] == ["classical", "classical", "jazz"]
+    stats = evaluation.NoteStatistics({"classical": 70.4, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+
+    class Echo:  # performs with the velocities it is given: the flattened ones
+        name = "echo"
+
+        def perform(self, p):
+            return evaluation.Performance(p.notes.velocity.astype(np.int64))
+
+    result = evaluation.evaluate(found, [Echo(), evaluation.ConstantSystem(stats),
+                                         evaluation.PerPitchSystem(stats),
+                                         evaluation.RandomSystem(0)], flat_velocity=64)
+    for p, v in zip(found, result.velocities["echo"]):
+        assert (v == 64).all() and not (p.notes.velocity == 64).all()
+    assert (result.velocities["constant"][0] == 70).all()
+    assert (result.velocities["constant"][2] == 40).all()
+    first = found[0]
+    np.testing.assert_array_equal(result.velocities["per_pitch"][0], first.notes.pitch - 20)
+    again = evaluation.evaluate(found, [evaluation.RandomSystem(0)])
+    np.testing.assert_array_equal(again.velocities["random"][1], result.velocities["random"][1])
+    assert not np.array_equal(result.velocities["random"][0], result.velocities["random"][1])
+    echo = result.comparisons["echo"]["classical"][0]
+    assert metrics.note_metrics(echo.human, echo.predicted)["mae"] == pytest.approx(
+        np.abs(first.notes.velocity.astype(float) - 64).mean())
+
+
+def test_matrix_mse_of_a_painted_performance(folder):
+    p = performances.from_folder(str(folder / "human"))[2]
+    same = evaluation.compare(p, evaluation.Performance(p.notes.velocity.astype(np.int64)))
+    assert same.se_matrix == 0 and same.se_sounding == 0 and same.cells_sounding > 0
+    louder = np.minimum(p.notes.velocity.astype(np.int64) + 10, 127)
+    c = evaluation.compare(p, evaluation.Performance(louder))
+    assert c.se_sounding > 0 and c.se_matrix == pytest.approx(c.se_sounding)  # silence agrees
+    assert c.cells_matrix > c.cells_sounding
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    config = ModelConfig(num_styles=2, hidden_size=16, num_layers=1)
+    params = StyleNet(config).init(jax.random.key(3), jnp.zeros((1, 4, 176)),
+                                   jnp.ones((1,), jnp.int32), train=False)["params"]
+    params = jax.tree.map(lambda a: a * 4, params)
+    path = str(tmp_path_factory.mktemp("model") / "model.npz")
+    return checkpoints.export_inference(path, params, config, ["classical", "jazz"])
+
+
+def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_path, tmp_path):
+    """The command's MAE and r equal those of the files stylize writes, read back note by note
+    and compared with the pianist's files (each style performed by its own head)."""
+    out = tmp_path / "report.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
+         f"--model=m={model_path}", "--baselines=random", f"--out={out}", "--resamples=50",
+         "--noprogress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    scores = json.loads((tmp_path / "report.json").read_text())
+    assert {"m", "random"} == set(scores) and scores["m"]["classical"]["notes"] > 0
+    for style in ("classical", "jazz"):
+        names = sorted(os.listdir(folder / "human" / style))
+        flat_dir, performed_dir = tmp_path / f"flat_{style}", tmp_path / f"performed_{style}"
+        os.makedirs(flat_dir)
+        human = [midi.load_performance(str(folder / "human" / style / n)) for n in names]
+        for name, perf in zip(names, human):
+            midi.save_atomically(midi.with_velocities(
+                perf.midi, perf.notes, np.full(len(perf.notes), 64)), str(flat_dir / name))
+        done = subprocess.run(
+            [sys.executable, "-m", "stylenet_jax.stylize", str(flat_dir), "-o",
+             str(performed_dir), f"--style={style}", f"--checkpoint={model_path}",
+             "--cache_dir="], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        h = np.concatenate([p.notes.velocity for p in human]).astype(float)
+        m = np.concatenate([midi.load_performance(str(performed_dir / n)).notes.velocity
+                            for n in names]).astype(float)
+        assert scores["m"][style]["mae"] == pytest.approx(np.abs(h - m).mean(), rel=1e-9)
+        assert scores["m"][style]["pearson_r"] == pytest.approx(np.corrcoef(h, m)[0, 1],
+                                                                rel=1e-9)
+    text = out.read_text()
+    assert "## classical" in text and "| m |" in text and (tmp_path / "report").is_dir()
+    assert any(name.endswith(".png") for name in os.listdir(tmp_path / "report"))
+
+
+def test_evaluate_bad_input_is_one_line_exit_2(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "experiments.evaluate",
+                          f"--midi_dir={tmp_path / 'none'}", f"--out={tmp_path / 'r.md'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'none'}: no such folder"]
+    assert not (tmp_path / "r.md").exists()
