@@ -60,6 +60,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("title", "Evaluation on human performances", "The report's title.")
     flags.DEFINE_multi_string("note", [], "A line for the report's notes.")
     flags.DEFINE_bool("progress", True, "Print a line per performance.")
+    flags.DEFINE_bool("classifier", True, "Also train the 'identify the human' classifier "
+                      "per system (10-second excerpts, half the pieces each side).")
 
 
 def load_stylizer(path: str):
@@ -158,6 +160,12 @@ def main(argv: Sequence[str]) -> None:
     result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
                                  progress=log)
     scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)
+    identified = {}
+    if FLAGS.classifier:
+        log("training the identify-the-human classifier per system")
+        identified = evaluation.identify_the_human(performed, result, seed=FLAGS.seed)
+        for name, row in identified.items():
+            scores[name]["all"].update({f"classifier_{k}": v for k, v in row.items()})
     from experiments import evaluation_figures, evaluation_report
 
     out_json = FLAGS.out_json or os.path.splitext(FLAGS.out)[0] + ".json"
@@ -169,7 +177,7 @@ def main(argv: Sequence[str]) -> None:
     text = evaluation_report.render(scores, title=FLAGS.title, command=command, data=data,
                                     systems_described=described, pictures=pictures,
                                     seconds=time.perf_counter() - began, notes=FLAGS.note,
-                                    resamples=FLAGS.resamples)
+                                    resamples=FLAGS.resamples, identified=identified)
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path + ".tmp", "w", encoding="utf-8") as f:

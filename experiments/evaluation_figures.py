@@ -47,9 +47,10 @@ def write_all(plots_dir: str, performed: Sequence[Performed], result: evaluation
                                              human, pooled[name], name)
         out.append((f"`{name}` against the pianist, note by note (on the dashed line: "
                     "the pianist's own velocity).", path))
-    if shown:
+    spread = [n for n in shown if n != "constant"]  # one spike, no distribution
+    if spread:
         path = evaluation_plots.plot_distributions(os.path.join(plots_dir, "distributions.png"),
-                                                   human, pooled)
+                                                   human, {n: pooled[n] for n in spread})
         out.append(("How often each velocity is played: the pianist (grey) and the systems.",
                     path))
     return [(caption, os.path.relpath(path, relative_to)) for caption, path in out]

@@ -51,10 +51,27 @@ def style_table(results: Mapping[str, Mapping[str, Mapping[str, float]]], style:
     return lines
 
 
+def summary_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
+                  systems: Sequence[str], styles: Sequence[str]) -> list[str]:
+    """Markdown lines: a row per system, per style its MAE, Pearson r and spread ratio."""
+    lines = ["| system | " + " | ".join(f"{s} MAE / r / spread" for s in styles) + " |",
+             "|---|" + "---|" * len(styles)]
+    for name in systems:
+        cells = []
+        for style in styles:
+            row = results.get(name, {}).get(style)
+            cells.append("-" if row is None else " / ".join(
+                _cell(row, key, fmt, False) for key, fmt in
+                (("mae", "{:.1f}"), ("pearson_r", "{:.2f}"), ("std_ratio", "{:.2f}"))))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
            command: str, data: str, systems_described: Mapping[str, str],
            pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
-           resamples: int = 2000) -> str:
+           resamples: int = 2000,
+           identified: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """The whole report. ``results``: ``evaluation.scores``; ``pictures``: (caption, path
     relative to the report)."""
     systems = list(systems_described)
@@ -77,6 +94,9 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            "Systems:", ""]
     out += [f"- `{name}`: {text}" for name, text in systems_described.items()]
     out += [""] + [f"- {line}" for line in notes] + ([""] if notes else [])
+    out += ["## Summary", "", "MAE (velocity units), Pearson r and spread ratio per style; "
+            "the tables below add the intervals and the other figures.", ""]
+    out += summary_table(results, systems, [s for s in styles if s != "all"]) + [""]
     for style in styles:
         if style not in first:
             continue
@@ -85,6 +105,18 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
                 f"{row['performances']} performances of {row['pieces']} pieces, "
                 f"{row['notes']:,} notes.", ""]
         out += style_table(results, style, systems) + [""]
+    if identified:
+        out += ["## Identify the human", "",
+                "A small classifier (`stylenet_jax.human_classifier`) learns to pick the "
+                "pianist's version of a 10-second excerpt from the system's version of the same "
+                "notes, on half of the pieces, and is scored on the other half (interval: "
+                "bootstrap over test pieces). 0.5 is chance; the paper's listeners picked the "
+                "human 53% of the time in 10-second clips. The classifier sees exact velocity "
+                "numbers, so it is a far harsher judge than a listener.", "",
+                "| system | human identified | test pairs | test pieces |", "|---|---|---|---|"]
+        out += [f"| {name} | {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
+                f"{r['accuracy_hi']:.3f}] | {r['pairs']} | {r['pieces']} |"
+                for name, r in identified.items()] + [""]
     if pictures:
         out += ["## Pictures", ""]
         for caption, path in pictures:

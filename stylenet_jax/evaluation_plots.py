@@ -89,10 +89,12 @@ def plot_distributions(path: str, human: Mapping[str, np.ndarray],
     axes = fig.subplots(1, len(styles), squeeze=False)[0]
     bins = np.arange(0.5, 128.5, 2)
     for ax, style in zip(axes, styles):
-        ax.hist(human[style], bins=bins, density=True, color="lightgrey", label="pianist")
+        density, _, _ = ax.hist(human[style], bins=bins, density=True, color="lightgrey",
+                                label="pianist")
         for k, (name, by_style) in enumerate(systems.items()):
             ax.hist(by_style[style], bins=bins, density=True, histtype="step", lw=1.4,
                     color=COLOURS[k % len(COLOURS)], label=name)
+        ax.set_ylim(0, 2.5 * float(np.max(density)))  # a constant's spike would flatten the rest
         ax.set_title(style, fontsize=10)
         ax.set_xlabel("velocity")
     axes[0].set_ylabel("share of notes")

@@ -1,0 +1,61 @@
+"""experiments.reproduce: learning curves from metrics.jsonl, the silent-model MSE, and the
+whole report on a tiny trained run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import reproduce
+from stylenet_jax import dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_epoch_curves_weight_train_records_by_steps(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [{"kind": "train", "epoch": 1, "step": 5, "train_loss": 0.3, "train_steps": 100},
+               {"kind": "train", "epoch": 1, "step": 9, "train_loss": 0.1, "train_steps": 300},
+               {"kind": "eval", "epoch": 1, "step": 9, "val_loss": 0.2},
+               {"kind": "train", "epoch": 2, "step": 12, "train_loss": 0.05, "train_steps": 10}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    curves = reproduce.epoch_curves(str(path))
+    assert curves[1]["train_mse"] == pytest.approx((0.3 * 100 + 0.1 * 300) / 400)
+    assert curves[1]["val_mse"] == 0.2 and "val_mse" not in curves[2]
+
+
+def test_reproduce_reports_on_a_tiny_run(tmp_path):
+    workdir = tmp_path / "run"
+    trained = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--flagfile=experiments/configs/tiny.flags",
+         f"--workdir={workdir}", "--num_epochs=2", "--noprogress", "--snapshot_every_epochs=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    data_dir = str(workdir / "data" / "dataset")
+    silent = reproduce.silent_mse(data_dir, "validation")
+    targets = [s.target for s in dataset.load_songs(data_dir, "validation")]
+    assert silent == pytest.approx(sum(np.square(t).sum() for t in targets)
+                                   / sum(t.size for t in targets), rel=1e-6)
+    out = tmp_path / "table.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce", f"--data_dir={data_dir}",
+         f"--workdir={workdir}", "--notrain", f"--out={out}", "--resamples=50"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert "| Malik & Ek 2017 | 160 | 7.0e-04 | 1.1e-03 |" in text
+    assert "| ours, best validation epoch |" in text and "| classical | model |" in text
+    assert "| the paper's listeners (StyleNet) | 0.53 | 0.46 |" in text
+    assert (tmp_path / "table" / "curves.png").is_file()
+
+
+def test_reproduce_without_a_run_is_one_line_exit_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce", f"--data_dir={tmp_path}",
+         f"--workdir={tmp_path}", "--notrain", f"--out={tmp_path / 't.md'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: ") and not (tmp_path / "t.md").exists()
