@@ -1,0 +1,181 @@
+r"""A sweep of training variants, each scored on unseen pieces: ``results/ablations.md``.
+
+    python -m experiments.ablations --data_dir=HELDOUT_DATASET --runs_dir=runs/ablations \
+        --num_epochs=16 --seeds=0,1
+    python -m experiments.ablations ... --variants=paper,keep05,loss_onset   # a subset
+
+Every ``experiments/configs/ablations/<variant>.flags`` (or ``--variants_dir``) is trained with
+``experiments.train`` for ``--num_epochs`` epochs per seed in ``RUNS_DIR/<variant>/seed_<k>``,
+then its exported model is scored note by note on the test split of ``--eval_data_dir``
+(default ``--data_dir``; build it with ``data_prep.build --test_fraction``) with
+``stylenet_jax.evaluation``. Resumable: an interrupted training resumes from its checkpoint,
+finished runs and their scores are reused (``score.json``), so re-running the command continues
+where it stopped. Writes ``--out`` (one row per variant, mean +/- sd over seeds) and a PNG of
+the validation curves.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+from absl import app, flags
+
+from stylenet_jax import dataset, evaluation, performances
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS_DIR = os.path.join(ROOT, "experiments", "configs", "ablations")
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("data_dir", None, "Training dataset (data_prep.build with "
+                        "--test_fraction, so that a test split is held out).")
+    flags.DEFINE_string("eval_data_dir", None, "Dataset whose test split scores every variant "
+                        "(default: --data_dir).")
+    flags.DEFINE_string("midi_root", None, "Where the datasets' MIDI files are now (default: "
+                        "recorded at build time).")
+    flags.DEFINE_string("runs_dir", "runs/ablations", "Work directories, one per variant and "
+                        "seed (keep it git-ignored).")
+    flags.DEFINE_string("variants_dir", VARIANTS_DIR, "Folder of <variant>.flags files.")
+    flags.DEFINE_list("variants", [], "Variants to run (default: every flagfile there).")
+    flags.DEFINE_integer("num_epochs", 16, "Epochs per run: the same budget for every variant.")
+    flags.DEFINE_list("seeds", ["0"], "Training seeds; mean +/- sd over them.")
+    flags.DEFINE_multi_string("train_flag", [], "Extra flags for every training run, e.g. "
+                              "--train_flag=--unroll=4 (speed only) or --train_flag=--noprogress.")
+    flags.DEFINE_bool("classifier", True, "Score the identify-the-human classifier too.")
+    flags.DEFINE_integer("resamples", 500, "Bootstrap resamples for each run's intervals.")
+    flags.DEFINE_string("out", "results/ablations.md", "Markdown report to write.")
+
+
+def variant_files(directory: str, names: Sequence[str]) -> dict[str, str]:
+    """{variant: flagfile path}, sorted by name; ``names`` selects (all when empty)."""
+    found = {os.path.splitext(os.path.basename(p))[0]: p
+             for p in sorted(glob.glob(os.path.join(directory, "*.flags")))}
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; {directory} has: {', '.join(found)}")
+    return {n: found[n] for n in (names or found)}
+
+
+def variant_description(path: str) -> str:
+    """The flagfile's leading comment lines, joined."""
+    lines = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            lines.append(line.lstrip("# ").strip())
+    return " ".join(lines)
+
+
+def _completed_epochs(workdir: str) -> int:
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        epochs = [json.loads(line).get("epoch", 0) for line in f if line.strip()]
+    return max(epochs, default=0)
+
+
+def train_run(flagfile: str, workdir: str, seed: int) -> float:
+    """Trains (or resumes) one run to --num_epochs; returns this call's wall seconds and adds
+    them to ``workdir/wall_seconds.json`` (the run's total over every resumption)."""
+    export = os.path.join(workdir, "inference.npz")
+    if os.path.isfile(export) and _completed_epochs(workdir) >= FLAGS.num_epochs:
+        return 0.0
+    os.makedirs(workdir, exist_ok=True)
+    command = [sys.executable, "-m", "experiments.train", f"--flagfile={flagfile}",
+               f"--data_dir={FLAGS.data_dir}", f"--workdir={workdir}",
+               f"--num_epochs={FLAGS.num_epochs}", f"--seed={seed}", *FLAGS.train_flag]
+    print(f"training {workdir}: {' '.join(command[2:])}", flush=True)
+    began = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT)
+    seconds = time.perf_counter() - began
+    wall_path = os.path.join(workdir, "wall_seconds.json")
+    total = _read_json(wall_path, {"seconds": 0.0})["seconds"] + seconds
+    _write_json(wall_path, {"seconds": total})
+    if done.returncode:
+        raise RuntimeError(f"{workdir}: training exited with status {done.returncode}")
+    return seconds
+
+
+def _read_json(path: str, default):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path: str, data) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
+    """The run's scores on the test performances (cached in ``workdir/score.json``, keyed by
+    the epochs trained and the test set): per style and "all", plus classifier accuracy."""
+    key = {"epochs": _completed_epochs(workdir), "test": sorted(p.id for p in performed),
+           "classifier": FLAGS.classifier}
+    cached = _read_json(os.path.join(workdir, "score.json"), {})
+    if cached.get("key") == key:
+        return cached["scores"]
+    from experiments.evaluate import load_stylizer
+
+    system = evaluation.ModelSystem(load_stylizer(os.path.join(workdir, "inference.npz")))
+    result = evaluation.evaluate(performed, [system])
+    scores = evaluation.scores(result, resamples=FLAGS.resamples)["model"]
+    if FLAGS.classifier:
+        scores["all"]["classifier_accuracy"] = evaluation.identify_the_human(
+            performed, result)["model"]["accuracy"]
+    _write_json(os.path.join(workdir, "score.json"), {"key": key, "scores": scores})
+    return scores
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from experiments import ablations_report
+
+    try:
+        variants = variant_files(FLAGS.variants_dir, FLAGS.variants)
+        seeds = [int(s) for s in FLAGS.seeds]
+        if not variants or not seeds or FLAGS.num_epochs < 1:
+            raise ValueError("need at least one variant, one seed and --num_epochs >= 1")
+        dataset.read_manifest(FLAGS.data_dir or "")
+        performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
+                                              FLAGS.midi_root)
+    except (ValueError, OSError, dataset.DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    rows = {}
+    for name, flagfile in variants.items():
+        runs = []
+        for seed in seeds:
+            workdir = os.path.join(FLAGS.runs_dir, name, f"seed_{seed}")
+            try:
+                train_run(flagfile, workdir, seed)
+            except RuntimeError as e:
+                print(f"error: {e}; skipping it (re-run to resume)", file=sys.stderr)
+                continue
+            runs.append({"workdir": workdir, "scores": score_run(workdir, performed),
+                         "epochs": _completed_epochs(workdir),
+                         "wall_seconds": _read_json(os.path.join(workdir, "wall_seconds.json"),
+                                                    {"seconds": float("nan")})["seconds"]})
+        rows[name] = {"description": variant_description(flagfile), "runs": runs}
+        ablations_report.write(FLAGS.out, rows, performed, command="python -m "
+                               "experiments.ablations " + " ".join(sys.argv[1:]))
+    print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    flags.mark_flag_as_required("data_dir")
+    app.run(main)

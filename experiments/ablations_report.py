@@ -1,0 +1,122 @@
+"""``results/ablations.md`` and its validation-curve PNG, from the sweep's runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stylenet_jax.performances import Performed
+
+STYLE_COLUMNS = (("mae", "MAE", "{:.1f}"), ("pearson_r", "r", "{:.2f}"))
+ALL_COLUMNS = (("median_piece_r", "median piece r", "{:.2f}"),
+               ("std_ratio", "spread ratio", "{:.2f}"),
+               ("mse_matrix", "MSE (T,88)", "{:.4f}"),
+               ("mse_sounding", "MSE sounding", "{:.4f}"),
+               ("classifier_accuracy", "human identified", "{:.2f}"))
+
+
+def mean_sd(values: Sequence[float], fmt: str) -> str:
+    """"m" for one value, "m +/- sd" for several (sample sd), "-" for none."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}"
+
+
+def _styles(rows: Mapping[str, dict]) -> list[str]:
+    for row in rows.values():
+        for run in row["runs"]:
+            return [s for s in run["scores"] if s != "all"]
+    return []
+
+
+def table(rows: Mapping[str, dict]) -> list[str]:
+    """Markdown lines: one row per variant, mean +/- sd over its seeds."""
+    styles = _styles(rows)
+    header = ["variant"] + [f"{title} {s}" for key, title, _ in STYLE_COLUMNS for s in styles] \
+        + [title for _, title, _ in ALL_COLUMNS] + ["seeds", "epochs", "wall (min)"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name, row in rows.items():
+        runs = row["runs"]
+        cells = [f"`{name}`"]
+        for key, _, fmt in STYLE_COLUMNS:
+            cells += [mean_sd([r["scores"].get(s, {}).get(key) for r in runs], fmt)
+                      for s in styles]
+        cells += [mean_sd([r["scores"]["all"].get(key) for r in runs], fmt)
+                  for key, _, fmt in ALL_COLUMNS]
+        cells += [str(len(runs)), mean_sd([r["epochs"] for r in runs], "{:.0f}"),
+                  mean_sd([r["wall_seconds"] / 60 for r in runs], "{:.1f}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def validation_curves(runs_by_variant: Mapping[str, Sequence[str]]) -> dict[str, list]:
+    """{variant: [(epochs, val_losses) per run]} from each workdir's metrics.jsonl."""
+    out = {}
+    for name, workdirs in runs_by_variant.items():
+        curves = []
+        for workdir in workdirs:
+            path = os.path.join(workdir, "metrics.jsonl")
+            if not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                evals = [json.loads(line) for line in f if '"eval"' in line]
+            curves.append(([e["epoch"] for e in evals], [e["val_loss"] for e in evals]))
+        out[name] = curves
+    return out
+
+
+def plot_curves(path: str, curves: Mapping[str, list]) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.2), dpi=110)
+    ax = fig.subplots()
+    cmap = [f"C{i % 10}" for i in range(len(curves))]
+    for colour, (name, runs) in zip(cmap, curves.items()):
+        for k, (epochs, losses) in enumerate(runs):
+            ax.plot(epochs, losses, color=colour, lw=1.2, alpha=0.9 if k == 0 else 0.5,
+                    label=name if k == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (each variant's own loss)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def write(out: str, rows: Mapping[str, dict], performed: Sequence[Performed],
+          command: str) -> str:
+    """Writes the report (and ``<out without .md>/curves.png``); returns ``out``."""
+    picture_dir = os.path.splitext(out)[0]
+    os.makedirs(picture_dir, exist_ok=True)
+    picture = plot_curves(os.path.join(picture_dir, "curves.png"), validation_curves(
+        {name: [r["workdir"] for r in row["runs"]] for name, row in rows.items()}))
+    notes = sum(len(p.notes) for p in performed)
+    text = [
+        "# Ablations", "",
+        f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.machine()} ({platform.node() or 'this machine'}).", "",
+        f"Every variant trained with the same budget and scored on the same {len(performed)} "
+        f"held-out performances ({len({p.piece for p in performed})} pieces, {notes:,} notes; "
+        "pieces no variant trained on), note by note after flattening their velocities. "
+        "MAE in velocity units; r: Pearson correlation with the pianist; spread ratio: the "
+        "model's standard deviation over the pianist's; MSE (T,88): the paper's whole-matrix "
+        "figure; human identified: the classifier's accuracy (0.5 = chance). With several "
+        "seeds: mean ± sd.", "",
+        *table(rows), "",
+        "Variants:", "",
+        *[f"- `{name}`: {row['description']}" for name, row in rows.items()], "",
+        f"![validation curves]({os.path.relpath(picture, os.path.dirname(os.path.abspath(out)))})",
+        ""]
+    with open(out + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(text))
+    os.replace(out + ".tmp", out)
+    return out
