@@ -45,3 +45,49 @@ def time_signature(numerator, denominator, tick=0):
 
 def tempo(bpm, tick=0):
     return (tick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+
+
+# Raw bytes, for files mido would not write (malformed, unusual or hostile ones).
+
+def vlq(value):
+    """A MIDI variable-length number (any length: longer than the standard's 4 bytes too)."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+class Chunk(bytes):
+    """A whole chunk's bytes (name, length, body), passed to ``smf`` as it is."""
+
+
+def chunk(name, body, length=None):
+    """A chunk: 4-byte name, big-endian length (``length`` to lie about it), body."""
+    return Chunk(name + (len(body) if length is None else length).to_bytes(4, "big") + body)
+
+
+def smf(*tracks, fmt=1, division=480, count=None, header_extra=b""):
+    """A standard MIDI file's bytes from track bodies (event bytes, wrapped in MTrk chunks) or
+    ``Chunk``s (kept as they are); ``count`` overrides the header's track count (default:
+    the number of MTrk chunks)."""
+    chunks = [t if isinstance(t, Chunk) else chunk(b"MTrk", t) for t in tracks]
+    if count is None:
+        count = sum(c[:4] == b"MTrk" for c in chunks)
+    header = chunk(b"MThd", fmt.to_bytes(2, "big") + count.to_bytes(2, "big")
+                   + division.to_bytes(2, "big") + header_extra)
+    return header + b"".join(chunks)
+
+
+END_OF_TRACK = b"\x00\xff\x2f\x00"
+
+
+def note_events(notes, channel=0):
+    """Track bytes (no end of track) for (delta, pitch, velocity, length) notes in sequence:
+    note-on after ``delta`` ticks, note-off ``length`` ticks later."""
+    out = b""
+    for delta, pitch, velocity, length in notes:
+        out += vlq(delta) + bytes([0x90 | channel, pitch, velocity])
+        out += vlq(length) + bytes([0x80 | channel, pitch, 64])
+    return out
