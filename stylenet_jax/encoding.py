@@ -35,6 +35,17 @@ LOWEST_KEY = 21  # A0
 NUM_KEYS = 88  # ... C8 = 108
 INPUT_SIZE = 2 * NUM_KEYS
 STEPS_PER_BEAT = 4  # sixteenth notes
+MAX_STEPS = 2 ** 17  # the longest song read (stylize, data_prep.build): 4.5 hours at 120 bpm
+
+
+def too_long(steps: int, what: str = "steps") -> str | None:
+    """Why a song of ``steps`` grid steps is refused (one line), or None if it is not: it is
+    more than MAX_STEPS sixteenths (32,768 beats, 4.5 hours at 120 beats per minute), which
+    bounds the memory and time a single file may cost."""
+    if steps <= MAX_STEPS:
+        return None
+    return (f"too long: {steps:,} {what} of a sixteenth (the limit is {MAX_STEPS:,}, "
+            f"{MAX_STEPS // STEPS_PER_BEAT:,} beats: 4.5 hours at 120 beats per minute)")
 
 
 class Encoding(NamedTuple):
@@ -94,17 +105,23 @@ def encode(notes: Notes, ticks_per_beat: int) -> Encoding:
     if len(notes) and not in_piano_range(notes).all():
         raise ValueError("encode() takes notes of MIDI pitch 21..108 only; select them first")
     onset, end = quantize(notes, ticks_per_beat)
-    steps = int(end.max()) if len(notes) else 0
-    key = notes.pitch.astype(np.int64) - LOWEST_KEY
-    velocity = notes.velocity.astype(np.uint8)
+    return encode_steps(onset, end, notes.pitch, notes.velocity)
 
-    # Every active cell of every note: note i covers rows onset[i] .. end[i] - 1.
-    duration = end - onset
-    first = np.repeat(np.cumsum(duration) - duration, duration)
-    rows = np.repeat(onset, duration) + np.arange(int(duration.sum())) - first
-    cols = np.repeat(key, duration)
-    sustained = np.zeros((steps, NUM_KEYS), np.uint8)
-    np.maximum.at(sustained, (rows, cols), np.repeat(velocity, duration))
+
+def grid_steps(notes: Notes, ticks_per_beat: int) -> int:
+    """T, the number of steps ``encode`` would make for ``notes``, without making them."""
+    return int(quantize(notes, ticks_per_beat)[1].max()) if len(notes) else 0
+
+
+def encode_steps(onset: np.ndarray, end: np.ndarray, pitch: np.ndarray,
+                 velocity: np.ndarray) -> Encoding:
+    """``encode`` of notes given as grid steps: onset, end int (n,) with end > onset >= 0,
+    pitch 21..108, velocity 0..127. Costs O(n log n + T * 88) however long the notes are."""
+    onset, end = np.asarray(onset, np.int64), np.asarray(end, np.int64)
+    steps = int(end.max()) if len(onset) else 0
+    key = np.asarray(pitch).astype(np.int64) - LOWEST_KEY
+    velocity = np.asarray(velocity).astype(np.uint8)
+    sustained = _loudest_cover(onset, end, key, velocity, steps)
     struck = np.zeros((steps, NUM_KEYS), np.uint8)
     np.maximum.at(struck, (onset, key), velocity)
 
@@ -115,6 +132,62 @@ def encode(notes: Notes, ticks_per_beat: int) -> Encoding:
     inputs[..., 1] = sustained > 0
     velocities = np.where(is_onset, struck, sustained)
     return Encoding(inputs.reshape(steps, INPUT_SIZE), velocities)
+
+
+def _loudest_cover(onset, end, key, velocity, steps: int) -> np.ndarray:
+    """uint8 (steps, 88): per cell the loudest velocity of the notes active there, 0 if none.
+
+    Each note is painted as +v at its onset and -v at its end on a (steps + 1, 88) array whose
+    running sum is the cell value; that is exact where a key's notes do not overlap. The keys
+    whose notes overlap (the same key held on two tracks or channels) are first cut into
+    disjoint pieces that carry the loudest velocity sounding (``_loudest_pieces``).
+    """
+    changes = np.zeros((steps + 1, NUM_KEYS), np.int16)
+    if not len(onset):
+        return changes[:steps].astype(np.uint8)
+    order = np.lexsort((onset, key))
+    onset, end, key, velocity = onset[order], end[order], key[order], velocity[order]
+    span = steps + 1  # keys laid end to end on one axis: a running max per key
+    reach = np.maximum.accumulate(end + key * span)
+    overlaps = np.zeros(len(onset), bool)
+    overlaps[1:] = onset[1:] + key[1:] * span < reach[:-1]
+    tangled = np.isin(key, np.unique(key[overlaps]))
+    if tangled.any():
+        pieces = _loudest_pieces(onset[tangled], end[tangled], key[tangled], velocity[tangled])
+        onset, end, key, velocity = (np.concatenate([a[~tangled], b]) for a, b in
+                                     zip((onset, end, key, velocity), pieces))
+    signed = velocity.astype(np.int16)
+    np.add.at(changes, (onset, key), signed)
+    np.add.at(changes, (end, key), -signed)
+    return np.cumsum(changes[:steps], axis=0, dtype=np.int16).astype(np.uint8)
+
+
+def _loudest_pieces(onset, end, key, velocity):
+    """Notes sorted by (key, onset) -> disjoint (onset, end, key, velocity) pieces per key, each
+    with the loudest velocity of the notes covering it (a sweep with a heap per key)."""
+    import heapq
+
+    pieces = []
+    onset, end, key, velocity = (a.tolist() for a in (onset, end, key, velocity))
+    i, n = 0, len(onset)
+    while i < n:
+        k, j = key[i], i
+        while j < n and key[j] == k:
+            j += 1
+        cuts = sorted(set(onset[i:j]) | set(end[i:j]))
+        heap: list[tuple[int, int]] = []  # (-velocity, end)
+        m = i
+        for a, b in zip(cuts, cuts[1:]):
+            while m < j and onset[m] <= a:
+                heapq.heappush(heap, (-velocity[m], end[m]))
+                m += 1
+            while heap and heap[0][1] <= a:
+                heapq.heappop(heap)
+            if heap:
+                pieces.append((a, b, k, -heap[0][0]))
+        i = j
+    table = np.array(pieces, np.int64).reshape(-1, 4)
+    return table[:, 0], table[:, 1], table[:, 2], table[:, 3].astype(np.uint8)
 
 
 def decode_velocities(target: np.ndarray, notes: Notes, ticks_per_beat: int) -> np.ndarray:

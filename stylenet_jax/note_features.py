@@ -96,10 +96,14 @@ def _sounding_at_onsets(pitch: np.ndarray, onset: np.ndarray, end: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keys sounding at each note's onset step: total, above the note, below it. int64 (n,)."""
     key = pitch.astype(np.int64) - encoding.LOWEST_KEY
-    changes = np.zeros((int(end.max()) + 1, encoding.NUM_KEYS), np.int32)
-    np.add.at(changes, (onset, key), 1)
-    np.add.at(changes, (end, key), -1)
-    sounding = np.cumsum(changes, axis=0)[onset] > 0  # (n, 88): keys held at the onset
+    # Notes of key k begun minus ended by step t, counted with sorted (key, step) codes: no
+    # (steps, 88) grid, so a long silence costs nothing.
+    span = int(end.max()) + 1
+    begun = np.sort(key * span + onset)
+    ended = np.sort(key * span + end)
+    query = np.arange(encoding.NUM_KEYS)[None, :] * span + onset[:, None]  # (n, 88)
+    sounding = (np.searchsorted(begun, query, side="right")
+                - np.searchsorted(ended, query, side="right")) > 0  # keys held at the onset
     at_or_below = np.cumsum(sounding, axis=1)
     rows = np.arange(len(pitch))
     total = at_or_below[:, -1].astype(np.int64)

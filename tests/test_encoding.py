@@ -166,3 +166,43 @@ def test_round_trip_is_exact_on_every_corpus_file(corpus_dir):
     assert not failures, failures[:5]
     notes = sum(r[1] for r in results)
     assert notes > 2_000_000 and sum(r[2] for r in results) / notes > 0.98
+
+
+def _brute_force_cover(onset, end, key, velocity, steps):
+    """The loudest covering velocity per cell, cell by cell (the old O(sum of lengths) way)."""
+    out = np.zeros((steps, encoding.NUM_KEYS), np.uint8)
+    for o, e, k, v in zip(onset, end, key, velocity):
+        out[o:e, k] = np.maximum(out[o:e, k], v)
+    return out
+
+
+def test_overlapping_notes_of_one_key_keep_the_loudest_cell_by_cell():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(0, 50))
+        onset = rng.integers(0, 40, n)
+        end = onset + rng.integers(1, 25, n)
+        key = rng.integers(0, int(rng.integers(1, 88)) if trial % 2 else 3, n)
+        velocity = rng.integers(1, 128, n).astype(np.uint8)
+        steps = int(end.max()) if n else 0
+        got = encoding._loudest_cover(onset, end, key, velocity, steps)
+        np.testing.assert_array_equal(got, _brute_force_cover(onset, end, key, velocity, steps))
+        enc = encoding.encode_steps(onset, end, key + 21, velocity)
+        np.testing.assert_array_equal(enc.inputs[:, 1::2], got > 0)
+
+
+def test_encoding_costs_the_grid_not_the_sum_of_note_lengths():
+    """1,320 notes held to step 120,000 (88 keys on 15 channels, say): the old way made
+    158 million cells of index arrays (several GB); now it is one pass over the grid."""
+    n, steps = 1320, 120_000
+    onset = np.arange(n) * 50
+    enc = encoding.encode_steps(onset, np.full(n, steps), np.arange(n) % 88 + 21,
+                                np.arange(n) % 127 + 1)
+    assert enc.inputs.shape == (steps, 176)
+    assert enc.velocities[-1].max() == 127 and enc.inputs[-1, 1::2].all()
+
+
+def test_too_long_names_the_limit():
+    assert encoding.too_long(encoding.MAX_STEPS) is None
+    reason = encoding.too_long(encoding.MAX_STEPS + 1)
+    assert reason.startswith("too long: 131,073 steps") and "4.5 hours" in reason

@@ -158,3 +158,13 @@ def test_rows_follow_the_given_note_order():
     np.testing.assert_array_equal(shuffled, features[shuffle])
     assert not np.array_equal(features[shuffle], features)  # the shuffle did move rows
     np.testing.assert_array_equal(column(features, "pitch"), notes.pitch)
+
+
+def test_a_long_silence_costs_nothing():
+    """Held keys at each onset are counted without a (steps, 88) grid: two chords 2^40
+    sixteenths apart take no memory to speak of."""
+    far = 2 ** 40
+    notes = make_notes([(0, 8, 60), (0, far + 4, 64), (far, far + 4, 67)])
+    rows = note_features(notes, 4)
+    voices = rows[:, FEATURE_NAMES.index("sounding_keys")]
+    assert voices.tolist() == [2, 2, 2] and np.isfinite(rows).all()
