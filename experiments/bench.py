@@ -13,8 +13,8 @@ interpretation LSTM 176 -> 3 bidirectional LSTM layers of 176 -> linear 88 -> si
 of B windows of 200 steps, fp32; MSE over real steps; clipping then Adam 1e-3; dropout keep 0.8
 in both):
 
-1. stylenet-jax's jitted train step, built with the project's own ``training.make_optimizer``,
-   ``make_train_step`` and ``init_state`` (what ``experiments.train`` runs), on a
+1. stylenet-jax's jitted train step, built with the project's own ``optim.make_optimizer``,
+   ``training.make_train_step`` and ``init_state`` (what ``experiments.train`` runs), on a
    ``batching.Batch`` of random data;
 2. ``experiments.torch_reference.TorchStyleNet`` (``nn.LSTM``, cuDNN on a GPU) with the same
    shapes, loss, clipping and ``torch.optim.Adam``.
@@ -378,7 +378,7 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
 
-    from stylenet_jax import batching, training
+    from stylenet_jax import batching, optim, training
     from stylenet_jax.model import StyleNet
 
     config = training.TrainConfig(
@@ -388,7 +388,7 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
         window=spec.steps, unroll=spec.unroll, recurrence=spec.recurrence,
         matmul_dtype=spec.matmul_dtype)
     model_config = config.model_config(num_styles=1)
-    tx = training.make_optimizer(config)
+    tx = optim.make_optimizer(config)
     state = training.init_state(model_config, tx, spec.seed)
     jax.block_until_ready(state)
     inputs, targets, lengths = _random_data(spec)

@@ -1,4 +1,7 @@
-"""Training StyleNet: loss, optimizer, jitted train/eval steps and the epoch loop.
+"""Training StyleNet: the config, jitted train/eval steps and the epoch loop.
+
+The loss is in ``loss``, the optimizer in ``optim``, the metric log in ``metrics_writer`` and
+the device feed in ``input_pipeline``.
 
 ``train_and_evaluate(config, workdir)`` runs (or resumes) a whole run. Design:
 
@@ -20,11 +23,8 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
-import importlib.util
-import json
 import os
 import time
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
@@ -36,13 +36,14 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
-from stylenet_jax.encoding import held_channels, onset_channels
+from stylenet_jax.input_pipeline import prefetch_to_device
+from stylenet_jax.loss import LOSSES, masked_mse
+from stylenet_jax.metrics_writer import MetricsWriter
+from stylenet_jax.optim import CLIPS, make_optimizer
 from stylenet_jax.model import (SPEED_ONLY_FIELDS, ModelConfig, StyleNet, initial_carry,
                                 is_head_param, reset_carry)
 
 Array = jax.Array
-LOSSES = ("full", "active", "onset")
-CLIPS = ("per_tensor", "global", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,81 +112,6 @@ class TrainConfig:
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or gradient norm became NaN or infinite; the run stopped without saving."""
-
-
-# ----------------------------------------------------------------------------- loss
-
-
-def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
-               inputs: Array, mode: str = "full") -> tuple[Array, Array, Array]:
-    """MSE of each row's own head, on real steps only.
-
-    Args:
-      velocities: float32 (S, N, T, 88), every head's prediction.
-      targets: float32 (N, T, 88). lengths: int32 (N,) real steps per row.
-      heads: int32 (N,) index into S of each row's own head.
-      inputs: (N, T, 176) the model input; which cells of a real step count: ``"full"`` every
-        cell (the paper), ``"active"`` cells where a note sounds (held channel 1),
-        ``"onset"`` cells where a note starts (played-now channel 1: the only velocities that
-        are written back to a MIDI file).
-    Returns:
-      loss: float32 () summed squared error / counted cells (0 if none);
-      se: float32 (N,) summed squared error per row; cells: float32 (N,) counted cells per row.
-    """
-    n, t = targets.shape[:2]
-    pred = velocities[heads, jnp.arange(n)]  # (N, T, 88)
-    weight = (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)[..., None]
-    if mode == "active":
-        weight = weight * (held_channels(inputs) > 0).astype(jnp.float32)
-    elif mode == "onset":
-        weight = weight * (onset_channels(inputs) > 0).astype(jnp.float32)
-    elif mode == "full":
-        weight = jnp.broadcast_to(weight, pred.shape)
-    else:
-        raise ValueError(f"loss mode must be one of {LOSSES}, got {mode!r}")
-    se = (jnp.square(pred - targets) * weight).sum((1, 2))
-    cells = weight.sum((1, 2))
-    return se.sum() / jnp.maximum(cells.sum(), 1.0), se, cells
-
-
-# ----------------------------------------------------------------------------- optimizer
-
-
-def tensor_ndim(path: tuple, leaf: Array) -> int:
-    """Trailing axes of a StyleNet leaf that form ONE tensor of the unstacked model: 2 for a
-    matrix (``w_ih``, ``w_hh``, ``kernel``), 1 for a bias; the leading axes stack styles and
-    LSTM directions, which were separate variables in the paper's TensorFlow code."""
-    name = getattr(path[-1], "key", getattr(path[-1], "name", "")) if path else ""
-    return min(leaf.ndim, 2 if name in ("w_ih", "w_hh", "kernel") else 1)
-
-
-def clip_by_tensor_norm(max_norm: float,
-                        ndim_fn: Callable[[tuple, Array], int] = tensor_ndim
-                        ) -> optax.GradientTransformation:
-    """Clips each tensor's L2 norm to ``max_norm`` separately (TF ``clip_by_norm`` per
-    variable: ``g * max_norm / max(|g|, max_norm)``). A tensor is the trailing
-    ``ndim_fn(path, leaf)`` axes of a leaf, so stacked heads/directions clip one by one.
-    (optax has global-norm and block-RMS clipping, not this.)"""
-
-    def clip(path: tuple, g: Array) -> Array:
-        k = ndim_fn(path, g)
-        axes = tuple(range(g.ndim - k, g.ndim))
-        norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=axes, keepdims=True))
-        return g * (max_norm / jnp.maximum(norm, max_norm)).astype(g.dtype)
-
-    def update(updates, state, params=None):
-        del params
-        return jax.tree_util.tree_map_with_path(clip, updates), state
-
-    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
-
-
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Gradient clipping (per tensor, global, or none) then Adam."""
-    clip = {"per_tensor": lambda: clip_by_tensor_norm(config.clip_norm),
-            "global": lambda: optax.clip_by_global_norm(config.clip_norm),
-            "none": optax.identity}[config.clip]()
-    return optax.chain(clip, optax.adam(config.learning_rate))
 
 
 # ----------------------------------------------------------------------------- state, heads
@@ -364,44 +290,6 @@ def summarize(metrics: dict[str, Any], styles: Sequence[str], prefix: str) -> di
 # ----------------------------------------------------------------------------- the run
 
 
-class MetricsWriter:
-    """Appends one JSON object per line to ``<workdir>/metrics.jsonl``; mirrors numeric values
-    to TensorBoard event files in ``<workdir>/tensorboard`` when ``tensorboardX`` is installed
-    (optional; torch and TensorFlow writers are not tried: too heavy to import here)."""
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, "metrics.jsonl")
-        self._tb = None
-        if importlib.util.find_spec("tensorboardX") is not None:
-            try:
-                from tensorboardX import SummaryWriter
-
-                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-            except Exception as e:  # noqa: BLE001 - optional: any failure means "none"
-                logging.warning("no TensorBoard events: %s", e)
-
-    def truncate_after(self, step: int) -> None:
-        """Drops records past ``step`` (a resumed run replays from its checkpoint)."""
-        if not os.path.isfile(self.path):
-            return
-        with open(self.path, encoding="utf-8") as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.writelines(keep)
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            for k, v in record.items():
-                if k not in ("step", "epoch") and isinstance(v, (int, float)):
-                    self._tb.add_scalar(f"{record.get('kind', '')}/{k}", v, record["step"])
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-
-
 class RunResult(NamedTuple):
     """What ``train_and_evaluate`` ends with: the final state, completed epochs, the model
     config and style names, how often the train step was compiled (in this process, for
@@ -431,21 +319,6 @@ def _batches(config: TrainConfig, songs, rng) -> Iterator[batching.Batch]:
     return batching.epoch_batches(songs, layout=config.layout,
                                   songs_per_batch=config.songs_per_batch,
                                   windows_per_batch=config.windows_per_batch, rng=rng)
-
-
-def prefetch_to_device(batches: Iterator[batching.Batch],
-                       size: int = 2) -> Iterator[tuple[int, batching.Batch]]:
-    """``(style, batch)`` pairs in the order of ``batches``, each batch's arrays already sent to
-    the default device with ``jax.device_put``, which returns at once: the copies of the next
-    ``size`` batches overlap the steps still running. ``style`` (``batch.styles[0]``) is read
-    on the host before the copy, so picking a style's carry never waits for the device."""
-    queue: collections.deque = collections.deque()
-    for batch in batches:
-        queue.append((int(batch.styles[0]), jax.device_put(batch)))
-        if len(queue) > size:
-            yield queue.popleft()
-    while queue:
-        yield queue.popleft()
 
 
 def train_epoch(state: TrainState, train_step: CountingJit, songs: Sequence[batching.Windows],

@@ -18,7 +18,7 @@ import pytest
 from absl import flags
 
 from experiments import bench
-from stylenet_jax import batching, training
+from stylenet_jax import batching, optim, training
 from stylenet_jax.model import ModelConfig, StyleNet, count_params
 
 TORCH_SKIP = ("torch not installed: it is a benchmark-only dependency (pip install -r "
@@ -254,7 +254,7 @@ def test_torch_train_step_matches_the_project_step(clip):
     tconfig = training.TrainConfig(hidden_size=8, num_layers=2, keep_prob=1.0, clip=clip,
                                    clip_norm=3e-4, learning_rate=1e-2)
     config = tconfig.model_config(num_styles=1)
-    tx = training.make_optimizer(tconfig)
+    tx = optim.make_optimizer(tconfig)
     state = training.init_state(config, tx, 0)
     model = torch_reference.TorchStyleNet(8, 2, keep_prob=1.0)
     torch_reference.load_jax_params(model, jax.device_get(state.params))

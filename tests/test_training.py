@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from stylenet_jax import checkpoints, dataset, training
+from stylenet_jax import checkpoints, dataset, input_pipeline, optim, training
 from stylenet_jax.model import ModelConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,99 +58,6 @@ def tiny(data_dir: str, **kw) -> training.TrainConfig:
     return training.TrainConfig(**{**base, **kw})
 
 
-# ----------------------------------------------------------------------------- loss
-
-
-def test_masked_mse_ignores_padding_and_other_heads():
-    rng = np.random.default_rng(0)
-    s, n, t = 3, 2, 5
-    vel = rng.random((s, n, t, 88)).astype(np.float32)
-    targets = rng.random((n, t, 88)).astype(np.float32)
-    lengths = np.array([5, 3], np.int32)
-    heads = np.array([2, 0], np.int32)
-    inputs = np.zeros((n, t, 176), np.uint8)
-    loss, se, cells = training.masked_mse(vel, targets, lengths, heads, inputs)
-    expected = (np.sum((vel[2, 0] - targets[0]) ** 2) + np.sum((vel[0, 1, :3] - targets[1, :3])
-                                                                ** 2)) / (8 * 88)
-    np.testing.assert_allclose(loss, expected, rtol=1e-5)
-    np.testing.assert_allclose(cells, [5 * 88, 3 * 88])
-    garbage = vel.copy()
-    garbage[1] = 9.0  # a head no row uses
-    garbage[0, 0] = 9.0  # row 0 uses head 2
-    garbage[0, 1, 3:] = 9.0  # row 1's padded steps
-    targets2 = targets.copy()
-    targets2[1, 3:] = -4.0
-    loss2, se2, _ = training.masked_mse(garbage, targets2, lengths, heads, inputs)
-    np.testing.assert_allclose(loss2, loss, rtol=1e-6)
-    np.testing.assert_allclose(se2, se, rtol=1e-6)
-
-
-def test_masked_mse_active_cells_only():
-    vel = jnp.full((1, 1, 4, 88), 0.5)
-    targets = jnp.zeros((1, 4, 88))
-    inputs = np.zeros((1, 4, 176), np.uint8)
-    inputs[0, 0, 2 * 7 + 1] = 1  # key 7 held at step 0
-    inputs[0, 1, 2 * 9] = 1  # an onset bit alone does not count
-    inputs[0, 3, 2 * 3 + 1] = 1  # held, but past the length
-    loss, _, cells = training.masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
-                                         "active")
-    assert float(cells[0]) == 1.0
-    np.testing.assert_allclose(loss, 0.25)
-
-
-def test_masked_mse_onset_cells_only():
-    """--loss=onset scores the cells whose played-now bit is set, on real steps only; a
-    sustained cell (held bit alone) does not count."""
-    vel = jnp.full((1, 1, 4, 88), 0.5)
-    targets = jnp.zeros((1, 4, 88)).at[0, 0, 7].set(1.0)
-    inputs = np.zeros((1, 4, 176), np.uint8)
-    inputs[0, 0, 2 * 7: 2 * 7 + 2] = 1  # key 7 starts at step 0 (error 0.5)
-    inputs[0, 1, 2 * 7 + 1] = 1  # ... and is held at step 1: not an onset
-    inputs[0, 2, 2 * 9: 2 * 9 + 2] = 1  # key 9 starts at step 2 (error 0.5)
-    inputs[0, 3, 2 * 3: 2 * 3 + 2] = 1  # an onset past the length
-    loss, se, cells = training.masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
-                                          "onset")
-    assert float(cells[0]) == 2.0
-    np.testing.assert_allclose(se[0], 0.5, rtol=1e-6)
-    np.testing.assert_allclose(loss, 0.25, rtol=1e-6)
-
-
-def test_masked_mse_empty_batch_is_zero():
-    loss, _, _ = training.masked_mse(jnp.ones((1, 2, 3, 88)), jnp.zeros((2, 3, 88)),
-                                     jnp.zeros((2,), jnp.int32), jnp.zeros((2,), jnp.int32),
-                                     jnp.zeros((2, 3, 176)))
-    assert float(loss) == 0.0
-
-
-# ----------------------------------------------------------------------------- optimizer
-
-
-def test_clip_by_tensor_norm():
-    tx = training.clip_by_tensor_norm(10.0)
-    big = jnp.array([30.0, 40.0])  # norm 50 -> scaled to 10
-    small = jnp.array([3.0, 4.0])  # norm 5 -> unchanged
-    # A stacked head matrix (S=2, F=2, 4H=2): each style's matrix is clipped on its own.
-    w = jnp.stack([jnp.full((2, 2), 50.0), jnp.full((2, 2), 1.0)])  # norms 100 and 2
-    grads = {"a": {"b": big}, "c": small, "heads": {"w_hh": w}}
-    out, _ = tx.update(grads, tx.init(grads))
-    np.testing.assert_allclose(out["a"]["b"], [6.0, 8.0], rtol=1e-6)
-    np.testing.assert_allclose(out["c"], small)
-    np.testing.assert_allclose(out["heads"]["w_hh"][0], np.full((2, 2), 5.0), rtol=1e-6)
-    np.testing.assert_allclose(out["heads"]["w_hh"][1], np.ones((2, 2)))
-    # Global clipping would have scaled everything by the same factor.
-    glob_out, _ = optax.clip_by_global_norm(10.0).update(grads, None)
-    assert not np.allclose(glob_out["c"], small)
-
-
-def test_tensor_ndim_for_model_leaves():
-    cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
-    params = jax.eval_shape(lambda: training.init_params(cfg, jax.random.PRNGKey(0)))
-    dims = jax.tree_util.tree_map_with_path(training.tensor_ndim, params)
-    flat = {jax.tree_util.keystr(p): d for p, d in jax.tree_util.tree_leaves_with_path(dims)}
-    assert all(d == (2 if any(k in p for k in ("w_ih", "w_hh", "kernel")) else 1)
-               for p, d in flat.items()), flat
-
-
 def test_select_and_where_heads():
     params = {"interpretation": {"w": jnp.ones((3,))},
               "heads": {"out": {"kernel": jnp.arange(3 * 2.0).reshape(3, 2)}}}
@@ -168,14 +75,14 @@ def test_train_step_updates_only_own_head(data_dir):
 
     config = tiny(data_dir)
     cfg = config.model_config(2)
-    state = training.init_state(cfg, training.make_optimizer(config), 0)
+    state = training.init_state(cfg, optim.make_optimizer(config), 0)
     before = jax.device_get(state.params)
     songs = batching.window_songs(dataset.load_songs(data_dir, "train"), ["classical", "jazz"],
                                   16)
     batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
     assert int(batch.styles[0]) == 0
     step = training.programs(cfg, config).train_step  # shared with the runs below
-    _, on_device = next(training.prefetch_to_device(iter([batch])))  # as train_epoch feeds it
+    _, on_device = next(input_pipeline.prefetch_to_device(iter([batch])))  # as train_epoch feeds it
     state, metrics, _ = step(state, training.zero_metrics(2), on_device, None)
     after = jax.device_get(state.params)
     for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
@@ -336,28 +243,6 @@ def test_loss_falls_on_real_corpus(corpus_dir, tmp_path):
     result = training.train_and_evaluate(config, str(tmp_path / "run"))
     train = [r["train_loss"] for r in result.records if r["kind"] == "train"]
     assert train[-1] < train[0]
-
-
-def test_prefetch_to_device_keeps_order_and_runs_ahead():
-    from stylenet_jax import batching
-
-    pulled = []
-
-    def source():
-        for k in range(5):
-            pulled.append(k)
-            yield batching.Batch(np.full((2, 3, 176), k, np.uint8), np.zeros((2, 3, 88), np.float32),
-                                 np.array([3, k % 4], np.int32), np.full((2,), k % 2, np.int32),
-                                 np.ones((2,), bool))
-
-    out = training.prefetch_to_device(source(), size=2)
-    style, first = next(out)
-    assert pulled == [0, 1, 2]  # two batches already on their way while the first runs
-    assert style == 0 and isinstance(first.inputs, jax.Array)
-    rest = list(out)
-    assert [s for s, _ in rest] == [1, 0, 1, 0]
-    assert [int(b.inputs[0, 0, 0]) for _, b in rest] == [1, 2, 3, 4]
-    np.testing.assert_array_equal(np.asarray(rest[-1][1].lengths), [3, 0])
 
 
 def test_packed_run_fills_batches_and_excludes_carry(data_dir, tmp_path):

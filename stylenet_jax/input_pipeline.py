@@ -1,0 +1,25 @@
+"""Batches on their way to the device: each batch is sent while the steps before it run."""
+
+from __future__ import annotations
+
+import collections
+from typing import Iterator
+
+import jax
+
+from stylenet_jax import batching
+
+
+def prefetch_to_device(batches: Iterator[batching.Batch],
+                       size: int = 2) -> Iterator[tuple[int, batching.Batch]]:
+    """``(style, batch)`` pairs in the order of ``batches``, each batch's arrays already sent to
+    the default device with ``jax.device_put``, which returns at once: the copies of the next
+    ``size`` batches overlap the steps still running. ``style`` (``batch.styles[0]``) is read
+    on the host before the copy, so picking a style's carry never waits for the device."""
+    queue: collections.deque = collections.deque()
+    for batch in batches:
+        queue.append((int(batch.styles[0]), jax.device_put(batch)))
+        if len(queue) > size:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()

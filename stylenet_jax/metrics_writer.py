@@ -1,0 +1,48 @@
+"""A run's metric log: ``metrics.jsonl`` (one JSON object a line), mirrored to TensorBoard."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import Any
+
+from absl import logging
+
+
+class MetricsWriter:
+    """Appends one JSON object per line to ``<workdir>/metrics.jsonl``; mirrors numeric values
+    to TensorBoard event files in ``<workdir>/tensorboard`` when ``tensorboardX`` is installed
+    (optional; torch and TensorFlow writers are not tried: too heavy to import here)."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._tb = None
+        if importlib.util.find_spec("tensorboardX") is not None:
+            try:
+                from tensorboardX import SummaryWriter
+
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            except Exception as e:  # noqa: BLE001 - optional: any failure means "none"
+                logging.warning("no TensorBoard events: %s", e)
+
+    def truncate_after(self, step: int) -> None:
+        """Drops records past ``step`` (a resumed run replays from its checkpoint)."""
+        if not os.path.isfile(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.writelines(keep)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"{record.get('kind', '')}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

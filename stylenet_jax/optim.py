@@ -1,0 +1,50 @@
+"""The optimizer: gradient clipping (per tensor as the paper's code, global, or none), then Adam."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+CLIPS = ("per_tensor", "global", "none")
+
+
+def tensor_ndim(path: tuple, leaf: Array) -> int:
+    """Trailing axes of a StyleNet leaf that form ONE tensor of the unstacked model: 2 for a
+    matrix (``w_ih``, ``w_hh``, ``kernel``), 1 for a bias; the leading axes stack styles and
+    LSTM directions, which were separate variables in the paper's TensorFlow code."""
+    name = getattr(path[-1], "key", getattr(path[-1], "name", "")) if path else ""
+    return min(leaf.ndim, 2 if name in ("w_ih", "w_hh", "kernel") else 1)
+
+
+def clip_by_tensor_norm(max_norm: float,
+                        ndim_fn: Callable[[tuple, Array], int] = tensor_ndim
+                        ) -> optax.GradientTransformation:
+    """Clips each tensor's L2 norm to ``max_norm`` separately (TF ``clip_by_norm`` per
+    variable: ``g * max_norm / max(|g|, max_norm)``). A tensor is the trailing
+    ``ndim_fn(path, leaf)`` axes of a leaf, so stacked heads/directions clip one by one.
+    (optax has global-norm and block-RMS clipping, not this.)"""
+
+    def clip(path: tuple, g: Array) -> Array:
+        k = ndim_fn(path, g)
+        axes = tuple(range(g.ndim - k, g.ndim))
+        norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=axes, keepdims=True))
+        return g * (max_norm / jnp.maximum(norm, max_norm)).astype(g.dtype)
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map_with_path(clip, updates), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+    """Gradient clipping (per tensor, global, or none) then Adam, from ``config``'s
+    ``clip``, ``clip_norm`` and ``learning_rate`` (a ``training.TrainConfig``)."""
+    clip = {"per_tensor": lambda: clip_by_tensor_norm(config.clip_norm),
+            "global": lambda: optax.clip_by_global_norm(config.clip_norm),
+            "none": optax.identity}[config.clip]()
+    return optax.chain(clip, optax.adam(config.learning_rate))

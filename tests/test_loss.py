@@ -1,0 +1,67 @@
+"""stylenet_jax.loss: which cells each loss mode counts, on hand-made arrays."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from stylenet_jax.loss import masked_mse
+
+
+def test_masked_mse_ignores_padding_and_other_heads():
+    rng = np.random.default_rng(0)
+    s, n, t = 3, 2, 5
+    vel = rng.random((s, n, t, 88)).astype(np.float32)
+    targets = rng.random((n, t, 88)).astype(np.float32)
+    lengths = np.array([5, 3], np.int32)
+    heads = np.array([2, 0], np.int32)
+    inputs = np.zeros((n, t, 176), np.uint8)
+    loss, se, cells = masked_mse(vel, targets, lengths, heads, inputs)
+    expected = (np.sum((vel[2, 0] - targets[0]) ** 2) + np.sum((vel[0, 1, :3] - targets[1, :3])
+                                                                ** 2)) / (8 * 88)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(cells, [5 * 88, 3 * 88])
+    garbage = vel.copy()
+    garbage[1] = 9.0  # a head no row uses
+    garbage[0, 0] = 9.0  # row 0 uses head 2
+    garbage[0, 1, 3:] = 9.0  # row 1's padded steps
+    targets2 = targets.copy()
+    targets2[1, 3:] = -4.0
+    loss2, se2, _ = masked_mse(garbage, targets2, lengths, heads, inputs)
+    np.testing.assert_allclose(loss2, loss, rtol=1e-6)
+    np.testing.assert_allclose(se2, se, rtol=1e-6)
+
+
+def test_masked_mse_active_cells_only():
+    vel = jnp.full((1, 1, 4, 88), 0.5)
+    targets = jnp.zeros((1, 4, 88))
+    inputs = np.zeros((1, 4, 176), np.uint8)
+    inputs[0, 0, 2 * 7 + 1] = 1  # key 7 held at step 0
+    inputs[0, 1, 2 * 9] = 1  # an onset bit alone does not count
+    inputs[0, 3, 2 * 3 + 1] = 1  # held, but past the length
+    loss, _, cells = masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
+                                         "active")
+    assert float(cells[0]) == 1.0
+    np.testing.assert_allclose(loss, 0.25)
+
+
+def test_masked_mse_onset_cells_only():
+    """--loss=onset scores the cells whose played-now bit is set, on real steps only; a
+    sustained cell (held bit alone) does not count."""
+    vel = jnp.full((1, 1, 4, 88), 0.5)
+    targets = jnp.zeros((1, 4, 88)).at[0, 0, 7].set(1.0)
+    inputs = np.zeros((1, 4, 176), np.uint8)
+    inputs[0, 0, 2 * 7: 2 * 7 + 2] = 1  # key 7 starts at step 0 (error 0.5)
+    inputs[0, 1, 2 * 7 + 1] = 1  # ... and is held at step 1: not an onset
+    inputs[0, 2, 2 * 9: 2 * 9 + 2] = 1  # key 9 starts at step 2 (error 0.5)
+    inputs[0, 3, 2 * 3: 2 * 3 + 2] = 1  # an onset past the length
+    loss, se, cells = masked_mse(vel, targets, jnp.array([3]), jnp.array([0]), inputs,
+                                          "onset")
+    assert float(cells[0]) == 2.0
+    np.testing.assert_allclose(se[0], 0.5, rtol=1e-6)
+    np.testing.assert_allclose(loss, 0.25, rtol=1e-6)
+
+
+def test_masked_mse_empty_batch_is_zero():
+    loss, _, _ = masked_mse(jnp.ones((1, 2, 3, 88)), jnp.zeros((2, 3, 88)),
+                                     jnp.zeros((2,), jnp.int32), jnp.zeros((2,), jnp.int32),
+                                     jnp.zeros((2, 3, 176)))
+    assert float(loss) == 0.0
