@@ -161,6 +161,10 @@ def main(argv: Sequence[str]) -> None:
             path = checkpoints.export_inference(os.path.join(FLAGS.workdir, "inference.npz"),
                                                 params, model_config, styles)
             logging.info("exported %s", path)
+            evals = [r for r in result.records if r["kind"] == "eval"]
+            warning = evals and training.collapse_warning(min(evals, key=lambda r: r["val_loss"]))
+            if warning:
+                logging.warning("exported a model that will not play: %s", warning)
     except (training.NonFiniteLossError, checkpoints.CheckpointError,
             dataset.DatasetError) as e:
         sys.exit(f"error: {e}")

@@ -36,6 +36,7 @@ import optax
 from absl import logging
 
 from stylenet_jax import batching, checkpoints, dataset, snapshot
+from stylenet_jax.encoding import onset_channels
 from stylenet_jax.input_pipeline import prefetch_to_device
 from stylenet_jax.loss import LOSSES, masked_mse
 from stylenet_jax.metrics_writer import MetricsWriter
@@ -173,18 +174,26 @@ def where_heads(present: Array, new: Any, old: Any) -> Any:
 
 def zero_metrics(num_styles: int) -> dict[str, Array]:
     """Device accumulators: per style (S,) float32 ``se`` (squared error), ``cells``,
-    ``steps`` (real time steps), ``batches``; ``grad_norm`` () summed; ``nonfinite`` () bool."""
+    ``steps`` (real time steps), ``batches``, and (evaluation only) ``onset_pred`` /
+    ``onset_target`` (summed predicted / true velocity / 127 on onset cells) and
+    ``onset_cells``; ``grad_norm`` () summed; ``nonfinite`` () bool."""
     z = lambda: jnp.zeros((num_styles,), jnp.float32)  # noqa: E731 - distinct buffers (donated)
-    return {"se": z(), "cells": z(), "steps": z(), "batches": z(),
+    return {"se": z(), "cells": z(), "steps": z(), "batches": z(), "onset_pred": z(),
+            "onset_target": z(), "onset_cells": z(),
             "grad_norm": jnp.zeros((), jnp.float32), "nonfinite": jnp.zeros((), bool)}
 
 
-def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss):
+def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss, onset=None):
+    """``metrics`` plus one batch of ``style``; ``onset``: (predicted, true, cells) sums on
+    onset cells, or None to leave those accumulators as they are."""
     one = (jnp.arange(metrics["se"].shape[0]) == style).astype(jnp.float32)
-    return {"se": metrics["se"] + one * se.sum(), "cells": metrics["cells"] + one * cells.sum(),
-            "steps": metrics["steps"] + one * lengths.sum().astype(jnp.float32),
-            "batches": metrics["batches"] + one, "grad_norm": metrics["grad_norm"] + grad_norm,
-            "nonfinite": metrics["nonfinite"] | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)}
+    out = {"se": metrics["se"] + one * se.sum(), "cells": metrics["cells"] + one * cells.sum(),
+           "steps": metrics["steps"] + one * lengths.sum().astype(jnp.float32),
+           "batches": metrics["batches"] + one, "grad_norm": metrics["grad_norm"] + grad_norm,
+           "nonfinite": metrics["nonfinite"] | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)}
+    for name, value in zip(("onset_pred", "onset_target", "onset_cells"), onset or (0, 0, 0)):
+        out[name] = metrics[name] + one * value
+    return out
 
 
 class CountingJit:
@@ -269,7 +278,11 @@ def make_eval_step(model_config: ModelConfig, *, loss: str = "full") -> Counting
                                      batch.lengths, train=False, carry=carry)
         value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
                                       jnp.zeros_like(batch.styles), batch.inputs, loss)
-        metrics = _accumulate(metrics, style, se, cells, batch.lengths, jnp.zeros(()), value)
+        real = jnp.arange(vel.shape[2])[None, :, None] < batch.lengths[:, None, None]
+        onset = ((onset_channels(batch.inputs) > 0) & real).astype(jnp.float32)
+        sums = ((vel[0] * onset).sum(), (batch.targets * onset).sum(), onset.sum())
+        metrics = _accumulate(metrics, style, se, cells, batch.lengths, jnp.zeros(()), value,
+                              sums)
         return metrics, (None if carry is None else new_carry)
 
     return CountingJit(step, donate_argnums=(1,))
@@ -284,7 +297,26 @@ def summarize(metrics: dict[str, Any], styles: Sequence[str], prefix: str) -> di
     for i, s in enumerate(styles):
         if m["batches"][i]:
             out[f"{prefix}loss/{s}"] = float(m["se"][i] / max(m["cells"][i], 1.0))
+    if m["onset_cells"].sum() > 0:
+        out[f"{prefix}mean_velocity"] = float(127 * m["onset_pred"].sum() / m["onset_cells"].sum())
+        out[f"{prefix}mean_velocity_target"] = float(127 * m["onset_target"].sum()
+                                                     / m["onset_cells"].sum())
     return out
+
+
+COLLAPSE_RATIO = 0.3  # predicted / true mean onset velocity below which a model "plays silence"
+
+
+def collapse_warning(record: dict) -> str | None:
+    """A warning if an evaluation record's predicted mean onset velocity is below
+    ``COLLAPSE_RATIO`` of the pianists' (the whole-matrix loss's near-silent plateau)."""
+    predicted, target = record.get("val_mean_velocity"), record.get("val_mean_velocity_target")
+    if predicted is None or not target or predicted >= COLLAPSE_RATIO * target:
+        return None
+    return (f"the model plays notes at mean velocity {predicted:.1f} where the pianists play "
+            f"{target:.1f}: its predictions collapse toward silence (the whole-matrix loss, "
+            f"--loss=full, sits on this plateau for tens of epochs); stylize would write "
+            f"near-silent notes. For a model that plays, train with --loss=onset")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -444,7 +476,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
     (mean), "steps_per_second" (real time steps; the first line includes compilation),
     "batch_fill" (real / padded time steps)}`` every ``log_every_steps`` steps and at each
     epoch end; ``{"kind": "eval", "step", "epoch", "val_loss", "val_loss/<style>",
-    "val_steps"}`` on evaluation epochs. A resumed run first drops lines past its checkpoint.
+    "val_steps", "val_mean_velocity", "val_mean_velocity_target"}`` (mean predicted and true
+    velocity on onset cells, MIDI units) on evaluation epochs. A resumed run first drops lines
+    past its checkpoint.
     """
     os.makedirs(workdir, exist_ok=True)
     styles = dataset.dataset_styles(config.data_dir)
@@ -496,6 +530,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str) -> RunResult:
                     raise NonFiniteLossError(f"validation loss {val_loss} at epoch {epoch}")
                 log({"kind": "eval", "step": int(state.step), "epoch": epoch, **result})
                 logging.info("epoch %d: val_loss %.5f", epoch, val_loss)
+                warning = collapse_warning(result)
+                if warning:
+                    logging.warning("epoch %d: %s", epoch, warning)
             if _due(epoch, config.checkpoint_every_epochs, last):
                 is_best = val_loss is not None and (best is None or val_loss < best)
                 best = val_loss if is_best else best

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from stylenet_jax import checkpoints, dataset, input_pipeline, optim, training
+from stylenet_jax import checkpoints, dataset, encoding, input_pipeline, optim, training
 from stylenet_jax.model import ModelConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,6 +56,26 @@ def tiny(data_dir: str, **kw) -> training.TrainConfig:
                 windows_per_batch=8, num_epochs=2, snapshot_every_epochs=0, log_every_steps=4,
                 progress=False, keep_checkpoints=5)
     return training.TrainConfig(**{**base, **kw})
+
+
+def test_collapse_warning_names_the_plateau_and_the_cure():
+    assert training.collapse_warning({"val_mean_velocity": 60.0,
+                                      "val_mean_velocity_target": 64.0}) is None
+    warning = training.collapse_warning({"val_mean_velocity": 7.0,
+                                         "val_mean_velocity_target": 56.0})
+    assert "7.0" in warning and "56.0" in warning and "--loss=onset" in warning
+    assert training.collapse_warning({"val_loss": 0.1}) is None
+
+
+def test_evaluation_records_mean_onset_velocities(data_dir, tmp_path):
+    """val_mean_velocity_target is the validation songs' mean velocity on onset cells."""
+    result = training.train_and_evaluate(tiny(data_dir, num_epochs=1), str(tmp_path / "run"))
+    record = [r for r in result.records if r["kind"] == "eval"][-1]
+    songs = dataset.load_songs(data_dir, "validation")
+    onset = [encoding.onset_channels(s.inputs) > 0 for s in songs]
+    expected = np.concatenate([s.velocities[o] for s, o in zip(songs, onset)]).mean()
+    assert record["val_mean_velocity_target"] == pytest.approx(expected, rel=1e-5)
+    assert 1 <= record["val_mean_velocity"] <= 127
 
 
 def test_select_and_where_heads():
