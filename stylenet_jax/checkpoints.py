@@ -131,6 +131,8 @@ def restore_params(path: str, step: int | None = None) -> tuple[Any, ModelConfig
 
 def _config(meta: Mapping[str, Any], where: str) -> ModelConfig:
     try:
+        if not isinstance(meta["model_config"], Mapping):
+            raise TypeError(f"not a mapping: {_first_line(meta['model_config'])[:100]}")
         return ModelConfig.from_dict(meta["model_config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: bad model config in checkpoint ({e})") from None
@@ -180,7 +182,10 @@ def export_inference(path: str, params: Mapping[str, Any], config: ModelConfig,
 def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
     """Reads an ``export_inference`` file: (params as float32 numpy, ModelConfig, styles).
 
-    Raises CheckpointError (one-line message) if the file is missing or not an export.
+    Raises CheckpointError (one-line message) if the file is missing or not a sound export:
+    unreadable (truncated, empty, corrupted members), metadata of the wrong kind, parameters
+    missing, extra or of the wrong shape for the model its config describes (checked against
+    ``jax.eval_shape`` of the model's init), or not finite.
     """
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -188,9 +193,62 @@ def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
             flat = {k: z[k].astype(np.float32) for k in z.files if k != _META_KEY}
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such inference export") from None
-    except (OSError, KeyError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - zipfile, zlib, numpy and json raise many types
         raise CheckpointError(f"{path}: not a stylenet-jax inference export "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    if meta.get("format") != EXPORT_FORMAT:
+                              f"({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path}: not a {EXPORT_FORMAT} file")
-    return _unflatten(flat), _config(meta, path), list(meta["styles"])
+    config = _config(meta, path)
+    styles = meta.get("styles")
+    if (not isinstance(styles, list) or not all(isinstance(s, str) and s for s in styles)
+            or len(set(styles)) != len(styles) or len(styles) != config.num_styles):
+        raise CheckpointError(f"{path}: bad styles in the metadata (need {config.num_styles} "
+                              f"distinct names, got {_first_line(styles)[:100]})")
+    problem = _check_params(flat, config)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    return _unflatten(flat), config, list(styles)
+
+
+def _first_line(x: Any) -> str:
+    lines = str(x).splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def expected_param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """{'/'-joined parameter path: shape} of ``StyleNet(config)``, from ``jax.eval_shape`` of
+    its init (nothing is computed or allocated)."""
+    import jax.numpy as jnp
+
+    from stylenet_jax.model import StyleNet
+
+    def init():
+        return StyleNet(config).init(jax.random.key(0), jnp.zeros((1, 1, config.input_size)),
+                                     jnp.ones((1,), jnp.int32), train=False)["params"]
+
+    leaves, _ = jax.tree_util.tree_flatten_with_path(jax.eval_shape(init))
+    return {"/".join(str(getattr(k, "key", k)) for k in p): tuple(v.shape) for p, v in leaves}
+
+
+def _check_params(flat: Mapping[str, np.ndarray], config: ModelConfig) -> str | None:
+    """Why ``flat`` parameters do not fit ``config`` (one line), or None if they do."""
+    if config.num_layers > len(flat):  # every layer has parameters: bound before tracing
+        return f"{len(flat)} parameters cannot make {config.num_layers} layers"
+    try:
+        expected = expected_param_shapes(config)
+    except Exception as e:  # noqa: BLE001 - a config of odd values fails in many ways
+        return f"its model config does not build a model ({type(e).__name__}: {_first_line(e)})"
+    missing = sorted(set(expected) - set(flat))
+    extra = sorted(set(flat) - set(expected))
+    wrong = [f"{k} {flat[k].shape} (need {expected[k]})" for k in sorted(expected)
+             if k in flat and flat[k].shape != expected[k]]
+    for what, names in (("missing parameters", missing), ("unexpected parameters", extra),
+                        ("parameters of the wrong shape", wrong)):
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            return f"{what} for its model config: {', '.join(names[:3])}{more}"
+    bad = [k for k in sorted(flat) if not np.isfinite(flat[k]).all()]
+    if bad:
+        return f"non-finite values (NaN or inf) in {', '.join(bad[:3])}" + (
+            f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return None
