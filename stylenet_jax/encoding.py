@@ -202,5 +202,11 @@ def decode_velocities(target: np.ndarray, notes: Notes, ticks_per_beat: int) -> 
         raise ValueError(f"velocities must be (T, {NUM_KEYS}), got {target.shape}")
     if len(notes) and onset.max() >= target.shape[0]:
         raise ValueError(f"velocities cover {target.shape[0]} steps; notes need {onset.max() + 1}")
-    values = target[onset, notes.pitch.astype(np.int64) - LOWEST_KEY].astype(np.float64)
+    return velocities_at(target, onset, notes.pitch)
+
+
+def velocities_at(target: np.ndarray, onset: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """``round(127 v[onset, key])`` per note, clipped to 1..127, int64 (n,): the read-back of
+    ``decode_velocities`` for notes given as onset steps and pitches."""
+    values = target[onset, np.asarray(pitch).astype(np.int64) - LOWEST_KEY].astype(np.float64)
     return np.clip(np.rint(127.0 * values), 1, 127).astype(np.int64)

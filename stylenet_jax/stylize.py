@@ -9,13 +9,18 @@ Only piano note-on velocities change; every other message, time and track stays 
 Long pieces are predicted in overlapping 200-step windows (the length the model was trained
 on), one window every 100 steps, and overlapping predictions are cross-faded with triangular
 weights, so there are no borders to hear and memory stays bounded whatever the length.
+Windows in which no note sounds are not run, and silences longer than two windows are cut out
+of the grid before predicting (which changes no velocity; see ``performed_grid``), so what a
+file costs follows its notes, not the silence between them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
+import tempfile
 import time
 from typing import Mapping, NamedTuple, Sequence
 
@@ -42,6 +47,7 @@ class Result(NamedTuple):
     changed: int
     velocities: np.ndarray  # int64 (notes,), the new piano velocities
     seconds: float
+    warnings: tuple[str, ...] = ()  # repairs made reading the file (midi.Performance.warnings)
 
 
 def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
@@ -53,9 +59,12 @@ def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
         if name not in styles:
             raise StylizeError(f"unknown style {name!r}; this model has: {', '.join(styles)}")
         try:
-            weights[name] = weights.get(name, 0.0) + (float(weight) if weight else 1.0)
+            value = float(weight) if weight else 1.0
         except ValueError:
             raise StylizeError(f"--style: weight {weight!r} of {name} is not a number") from None
+        if not math.isfinite(value):
+            raise StylizeError(f"--style: weight {weight!r} of {name} is not a finite number")
+        weights[name] = weights.get(name, 0.0) + value
     if not weights:
         raise StylizeError(f"--style is empty; choose from: {', '.join(styles)}")
     if any(w < 0 for w in weights.values()):
@@ -84,7 +93,11 @@ class Stylizer:
         try:
             params, config, styles = checkpoints.load_inference(self.path)
         except checkpoints.CheckpointError as e:
-            raise StylizeError(str(e)) from None
+            raise StylizeError(midi.one_line(e)) from None
+        if (config.input_size, config.output_size) != (encoding.INPUT_SIZE, encoding.NUM_KEYS):
+            raise StylizeError(f"{self.path}: a model of {config.input_size} inputs and "
+                               f"{config.output_size} outputs; stylize needs "
+                               f"{encoding.INPUT_SIZE} and {encoding.NUM_KEYS}")
         self.params, self.config, self.styles = params, config, list(styles)
         self._jax = jax
         self._model_class = StyleNet
@@ -116,15 +129,19 @@ class Stylizer:
         """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176).
 
         Windows of WINDOW steps start every HOP steps (from -HOP, silence before the music)
-        and are run ROWS at a time; overlapping outputs are cross-faded.
+        and are run ROWS at a time; overlapping outputs are cross-faded. A window in which no
+        note sounds is not run: steps that only such windows cover are 0 (every sounding cell
+        gets exactly what running every window would give it).
         """
         names = sorted(blend, key=self.styles.index)
         predict, params = self._predictor(tuple(self.styles.index(n) for n in names))
         weights = np.array([blend[n] for n in names], np.float32)
         steps = inputs.shape[0]
-        starts = np.arange(-HOP, steps, HOP)
         padded = np.zeros((steps + 2 * WINDOW, inputs.shape[1]), np.uint8)
         padded[HOP:HOP + steps] = inputs  # padded row r is step r - HOP
+        sounding = np.concatenate([[0], np.cumsum(padded.any(axis=1))])
+        starts = np.arange(-HOP, steps, HOP)
+        starts = starts[sounding[starts + HOP + WINDOW] > sounding[starts + HOP]]
         fade = window_weights()
         total = np.zeros((steps + 2 * WINDOW, encoding.NUM_KEYS), np.float32)
         norm = np.zeros((steps + 2 * WINDOW, 1), np.float32)
@@ -141,6 +158,34 @@ class Stylizer:
             np.float32)
 
 
+def performed_grid(notes: midi.Notes, ticks_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset and end steps (int64 (n,)) of ``notes`` on the grid the model reads: the 1/16 grid
+    (``encoding.quantize``) with long silences cut out.
+
+    The grid is cut in blocks of HOP steps, the stride of the prediction windows; a window
+    covers two neighbouring blocks. Every block two or more blocks away from any block with an
+    onset is removed. The windows that hold an onset see exactly what they would see on the
+    whole grid (their blocks are all kept, and whole blocks keep the windows' alignment), and
+    the other windows change no velocity (velocities are read at onsets only). So performing
+    on this grid gives every note the velocity the whole grid would, at a cost that follows
+    the notes: two notes ten hours apart make a grid of a few hundred steps.
+    """
+    onset, end = encoding.quantize(notes, ticks_per_beat)
+    if not len(onset):
+        return onset, end
+    blocks = onset // HOP
+    kept = np.unique(np.concatenate([blocks - 1, blocks, blocks + 1]))
+    kept = kept[kept >= 0]
+
+    def kept_steps_before(step: np.ndarray) -> np.ndarray:
+        block = step // HOP
+        index = np.searchsorted(kept, block)  # kept blocks before this step's block
+        inside = kept[np.minimum(index, len(kept) - 1)] == block
+        return index * HOP + np.where(inside, step - block * HOP, 0)
+
+    return kept_steps_before(onset), kept_steps_before(end)
+
+
 def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int = 64) -> np.ndarray:
     """The paper's baselines: ``random`` uniform 1..127 (seeded) or one ``constant`` velocity."""
     if kind == "random":
@@ -154,18 +199,27 @@ def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int =
 
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
-                 seed: int = 0, velocity: int = 64, features=None) -> Result:
+                 seed: int = 0, velocity: int = 64, features=None,
+                 make_parents: bool = False) -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
     ``features``, a (feature_baseline.FeatureBaseline, style) pair. Raises StylizeError or
-    midi.MidiError (one line naming the file) without writing anything.
+    midi.MidiError (one line naming the file) without writing anything. A file whose notes
+    span more than ``encoding.MAX_STEPS`` steps, long silences left out
+    (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
+    target's missing folders, only once there is something to write.
     """
     began = time.perf_counter()
     perf = midi.load_performance(source)
     notes = perf.notes.select(encoding.in_piano_range(perf.notes))
+    name = midi.shown(source)
     if not len(notes):
-        raise StylizeError(f"{source}: no piano notes (MIDI 21..108 outside channel 10)")
+        raise StylizeError(f"{name}: no piano notes (MIDI 21..108 outside channel 10)")
+    onset, end = performed_grid(notes, perf.ticks_per_beat)
+    reason = encoding.too_long(int(end.max()), "steps (silences left out)")
+    if reason:
+        raise StylizeError(f"{name}: {reason}")
     if baseline == "features":
         model, style = features
         seconds = midi.tick_seconds(perf.midi, notes.start)
@@ -173,28 +227,40 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     elif baseline:
         velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
     else:
-        enc = encoding.encode(notes, perf.ticks_per_beat)
-        predicted = stylizer.predict(enc.inputs, blend)
-        velocities = encoding.decode_velocities(predicted, notes, perf.ticks_per_beat)
-    midi.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target)
+        inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
+        predicted = stylizer.predict(inputs, blend)
+        velocities = encoding.velocities_at(predicted, onset, notes.pitch)
+    midi.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
+                         make_parents=make_parents)
     changed = int((velocities != notes.velocity).sum())
-    return Result(len(notes), changed, velocities, time.perf_counter() - began)
+    return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings)
 
 
 def describe(path: str, result: Result, label: str) -> str:
     """One line per file: notes changed, velocity min/mean/max, style, seconds."""
     v = result.velocities
-    return (f"{path}: {result.changed}/{result.notes} notes changed, velocity "
+    return (f"{midi.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
             f"min {v.min()} mean {v.mean():.1f} max {v.max()}, {label}, {result.seconds:.2f} s")
 
 
-def enable_compilation_cache(directory: str) -> None:
-    """Keeps compiled programs in ``directory`` so later runs skip XLA compilation."""
+def enable_compilation_cache(directory: str) -> str | None:
+    """Keeps compiled programs in ``directory`` so later runs skip XLA compilation.
+
+    Returns None, or a one-line warning when the folder cannot be used (a file, a read-only
+    disk, no permission): the run then compiles without a cache.
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass  # the cache must be writable, or JAX fails later
+    except OSError as e:
+        return (f"--cache_dir {midi.shown(directory)}: cannot use it "
+                f"({e.strerror or e}); compiling without a cache")
     import jax
 
-    os.makedirs(directory, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return None
 
 
 def _feature_baseline(flags_) -> tuple:
@@ -205,7 +271,7 @@ def _feature_baseline(flags_) -> tuple:
         model = feature_baseline.FeatureBaseline.load(
             flags_.features_model or feature_baseline.DEFAULT_PATH)
     except feature_baseline.FeatureBaselineError as e:
-        raise StylizeError(str(e)) from None
+        raise StylizeError(midi.one_line(e)) from None
     style = (flags_.style or "").strip()
     if style not in model.styles:
         raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
@@ -213,14 +279,33 @@ def _feature_baseline(flags_) -> tuple:
     return model, style
 
 
+def _warn(text: str) -> None:
+    print(f"warning: {midi.one_line(text)}", file=sys.stderr, flush=True)
+
+
+def _perform_one(source: str, target: str, label: str, options: dict,
+                 make_parents: bool = False) -> None:
+    """Performs one file and prints its line (and any warning about how it was read)."""
+    result = perform_file(source, target, make_parents=make_parents, **options)
+    for warning in result.warnings:
+        _warn(f"{midi.shown(source)}: {warning}")
+    print(describe(target, result, label), flush=True)
+
+
 def _run(inputs: Sequence[str], flags_) -> int:
     """The command: returns the exit status (0 ok, 2 bad input or arguments)."""
     if flags_.baseline and flags_.baseline not in BASELINES:
         raise StylizeError(f"--baseline must be one of {', '.join(BASELINES)}")
+    if flags_.seed < 0:
+        raise StylizeError(f"--seed must be 0 or more, got {flags_.seed}")
+    if flags_.baseline == "constant" and not 1 <= flags_.velocity <= 127:
+        raise StylizeError("--velocity must be in 1..127")
     stylizer = blend = None
     if flags_.list_styles or not flags_.baseline:
         if flags_.cache_dir:
-            enable_compilation_cache(flags_.cache_dir)
+            warning = enable_compilation_cache(flags_.cache_dir)
+            if warning:
+                _warn(warning)
         stylizer = Stylizer(flags_.checkpoint)
     if flags_.list_styles:
         print("\n".join(stylizer.styles))
@@ -228,8 +313,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if len(inputs) != 1:
         raise StylizeError("give one INPUT: a MIDI file or a folder of them (see --help)")
     source = inputs[0]
-    if not os.path.exists(source):
-        raise StylizeError(f"{source}: no such file or folder")
+    if not os.path.lexists(source):
+        raise StylizeError(f"{midi.shown(source)}: no such file or folder")
     if stylizer:
         if not flags_.style:
             raise StylizeError(f"choose --style: one of {', '.join(stylizer.styles)} "
@@ -243,27 +328,36 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if not os.path.isdir(source):
         stem = f"features-{features[1]}" if features else flags_.baseline or "-".join(blend)
         target = flags_.output or os.path.splitext(source)[0] + f".{stem}.mid"
-        print(describe(target, perform_file(source, target, **options), label))
+        _perform_one(source, target, label, options)
         return 0
 
     if not flags_.output:
-        raise StylizeError(f"{source} is a folder: name an output folder with -o")
+        raise StylizeError(f"{midi.shown(source)} is a folder: name an output folder with -o")
+    if os.path.exists(flags_.output) and not os.path.isdir(flags_.output):
+        raise StylizeError(f"{midi.shown(flags_.output)}: not a folder (INPUT is a folder)")
     names = midi.find_midi_files(source)
     if not names:
-        raise StylizeError(f"{source}: no .mid or .midi files in this folder")
+        raise StylizeError(f"{midi.shown(source)}: no .mid, .midi or .kar files in this folder")
     began, failed = time.perf_counter(), 0
     for name in names:
-        target = os.path.join(flags_.output, name)
+        path = os.path.join(source, name)
         try:
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            result = perform_file(os.path.join(source, name), target, **options)
-            print(describe(target, result, label), flush=True)
-        except (StylizeError, midi.MidiError, OSError) as e:
+            _perform_one(path, os.path.join(flags_.output, name), label, options,
+                         make_parents=True)
+        except Exception as e:  # noqa: BLE001 - one bad file never stops the others
             failed += 1
-            print(f"error: {e}", file=sys.stderr, flush=True)
-    print(f"performed {len(names) - failed} of {len(names)} files into {flags_.output} "
-          f"({failed} failed) in {time.perf_counter() - began:.1f} s")
+            print(f"error: {_naming(path, e)}", file=sys.stderr, flush=True)
+    print(f"performed {len(names) - failed} of {len(names)} files into "
+          f"{midi.shown(flags_.output)} ({failed} failed) in {time.perf_counter() - began:.1f} s")
     return 2 if failed else 0
+
+
+def _naming(path: str, error: BaseException) -> str:
+    """The one-line message of ``error``, starting with the input file's name."""
+    message = midi.one_line(error) if isinstance(error, (StylizeError, midi.MidiError)) else (
+        f"unexpected {type(error).__name__}: {midi.one_line(error)}")
+    name = midi.shown(path)
+    return message if message.startswith(name) else f"{name}: {message}"
 
 
 def main(argv: Sequence[str]) -> None:
@@ -273,7 +367,12 @@ def main(argv: Sequence[str]) -> None:
     try:
         status = _run(argv[1:], flags.FLAGS)
     except (StylizeError, midi.MidiError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {midi.one_line(e)}", file=sys.stderr)
+        status = 2
+    except Exception as e:  # noqa: BLE001 - the promise is one line and status 2, never a traceback
+        source = argv[1] if len(argv) == 2 else None
+        print(f"error: {_naming(source, e) if source else _naming('stylize', e)}",
+              file=sys.stderr)
         status = 2
     sys.exit(status)
 
@@ -297,16 +396,43 @@ def _define_flags() -> None:
     flags.DEFINE_string("features_model", None, "The model of --baseline=features (from "
                         "`python -m experiments.feature_baseline`); default: the shipped "
                         "stylenet_jax/assets/feature_baseline.pkl.")
-    flags.DEFINE_integer("seed", 0, "Seed of --baseline=random.")
+    flags.DEFINE_integer("seed", 0, "Seed of --baseline=random (0 or more).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache",
                                                   "stylenet-jax", "xla"),
                         "JAX persistent compilation cache ('' to turn it off): later runs "
-                        "skip compiling.")
+                        "skip compiling. A folder that cannot be written is skipped with a "
+                        "warning.")
+
+
+HELP_FLAGS = ("-h", "-help", "--help", "-?", "--helpshort", "-helpshort", "--helpfull",
+              "-helpfull")
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """The command line: flags parsed here rather than by absl's app.run, so that a flag
+    error is one line and status 2 (absl: usage text and 1) and --help is status 0."""
+    from absl import flags
+
+    argv = list(sys.argv if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name never breaks a strict encoding
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    _define_flags()
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        print(__doc__.strip() + "\n\nFlags:\n" + flags.FLAGS.main_module_help())
+        sys.exit(0)
+    try:
+        remaining = flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {midi.one_line(e)} (see --help)", file=sys.stderr)
+        sys.exit(2)
+    main(remaining)
 
 
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(main)
+    try:
+        cli()
+    except BrokenPipeError:  # stdout closed early (`| head`): not worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(2)
