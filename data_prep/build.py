@@ -15,6 +15,8 @@ Files already examined (same content hash, same encoding) are not read again on 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import concurrent.futures.process
 import csv
 import hashlib
 import json
@@ -30,7 +32,7 @@ from absl import app, flags
 
 from stylenet_jax import dataset, encoding, midi
 
-ENCODING_VERSION = 1  # bump when encoding rules change: cached files are then examined again
+ENCODING_VERSION = 2  # bump when encoding or reading rules change: files are examined again
 QUARTER_BEAT = "quarter"  # --time_signatures value: any meter whose beat is a quarter note
 
 
@@ -66,43 +68,71 @@ def meter_allowed(signatures: Sequence[Sequence[int]], allowed) -> bool:
     return all(s in allowed for s in signatures)
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def _sha256(path: str) -> str | None:
+    """The file's SHA-256, or None if it is not a regular file (a FIFO would block) or cannot
+    be read: ``examine`` then says why."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
 
 
 def _save_arrays(path: str, enc: encoding.Encoding) -> None:
-    """Writes inputs/velocities to ``path`` atomically (compressed .npz)."""
+    """Writes inputs/velocities to ``path`` atomically (compressed .npz); nothing is left
+    behind if that fails."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(path))
-    with os.fdopen(fd, "wb") as f:
-        np.savez_compressed(f, inputs=enc.inputs, velocities=enc.velocities)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, inputs=enc.inputs, velocities=enc.velocities)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def examine(path: str, arrays_path: str | None = None) -> dict:
-    """Facts about one MIDI file; writes its arrays to ``arrays_path`` when given and non-empty.
+    """Facts about one MIDI file; writes its arrays to ``arrays_path`` when given, non-empty
+    and not too long (``encoding.MAX_STEPS``).
 
-    Returns {"error": str} for an unreadable file, else {"notes", "out_of_range",
-    "n_velocities", "time_signatures", "steps", "ticks_per_beat"} (+ "arrays" if written).
+    Returns {"error": str} for a file that cannot be read (or fails in any other way: one file
+    never stops a build), else {"notes", "out_of_range", "n_velocities", "time_signatures",
+    "steps", "ticks_per_beat"} (+ "arrays" if written).
     """
     try:
-        perf = midi.load_performance(path)
+        return _examine(path, arrays_path)
     except midi.MidiError as e:
-        return {"error": str(e)}
+        return {"error": midi.one_line(e)}
+    except Exception as e:  # noqa: BLE001 - MemoryError, a bug: report the file, go on
+        return {"error": f"{midi.shown(path)}: failed ({type(e).__name__}: {midi.one_line(e)})"}
+
+
+def _examine(path: str, arrays_path: str | None) -> dict:
+    perf = midi.load_performance(path)
     in_range = encoding.in_piano_range(perf.notes)
     notes = perf.notes.select(in_range)
-    enc = encoding.encode(notes, perf.ticks_per_beat)
     facts = {
         "notes": len(notes), "out_of_range": int((~in_range).sum()),
         "n_velocities": int(len(np.unique(notes.velocity))),
         "time_signatures": [list(s) for s in perf.time_signatures],
-        "steps": int(enc.inputs.shape[0]), "ticks_per_beat": perf.ticks_per_beat,
+        "steps": encoding.grid_steps(notes, perf.ticks_per_beat),
+        "ticks_per_beat": perf.ticks_per_beat,
     }
-    if arrays_path and len(notes):
-        _save_arrays(arrays_path, enc)
+    if arrays_path and len(notes) and not encoding.too_long(facts["steps"]):
+        _save_arrays(arrays_path, encoding.encode(notes, perf.ticks_per_beat))
         facts["arrays"] = True
     return facts
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _examine_task(task: tuple[str, str, str | None]) -> tuple[str, dict]:
@@ -116,6 +146,8 @@ def rejection(facts: dict, allowed_meters, min_velocities: int) -> str | None:
         return "unreadable: " + facts["error"]
     if facts["notes"] == 0:
         return "no piano notes"
+    if encoding.too_long(facts["steps"]):
+        return encoding.too_long(facts["steps"])
     if not meter_allowed(facts["time_signatures"], allowed_meters):
         meters = ",".join(f"{n}/{d}" for n, d in facts["time_signatures"])
         return f"time signature {meters} not allowed"
@@ -126,7 +158,8 @@ def rejection(facts: dict, allowed_meters, min_velocities: int) -> str | None:
 
 def reason_kind(reason: str) -> str:
     """The table column of a rejection reason."""
-    for kind in ("unreadable", "no piano notes", "time signature", "distinct velocities"):
+    for kind in ("unreadable", "no piano notes", "too long", "time signature",
+                 "distinct velocities"):
         if kind in reason:
             return "too few velocities" if kind == "distinct velocities" else kind
     return reason
@@ -250,14 +283,14 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
         entry["id"] = _song_id(rel, file_style)
         entry["arrays"] = f"songs/{entry['id']}.npz"
         cached = previous.get(rel)
-        if cached and cached["sha256"] == entry["sha256"] and (
+        if cached and entry["sha256"] and cached["sha256"] == entry["sha256"] and (
                 not cached["facts"].get("arrays")
                 or os.path.isfile(os.path.join(out_dir, entry["arrays"]))):
             entry["facts"] = cached["facts"]
         else:
             tasks.append((rel, path, os.path.join(out_dir, entry["arrays"])))
 
-    tasks.sort(key=lambda t: -os.path.getsize(t[1]))  # longest first: balanced workers
+    tasks.sort(key=lambda t: -_size(t[1]))  # longest first: balanced workers
     workers = workers or os.cpu_count() or 1
     results = _run(tasks, workers, progress)
     for rel, facts in results:
@@ -316,10 +349,17 @@ def _run(tasks: list, workers: int, progress: bool) -> list[tuple[str, dict]]:
                file=sys.stderr)
     results = []
     if workers > 1 and len(tasks) > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap_unordered(_examine_task, tasks, chunksize=2):
-                results.append(result)
-                bar.update()
+        # concurrent.futures rather than multiprocessing.Pool: a worker killed by the
+        # system (out of memory) is an error here, where Pool would wait for it forever.
+        with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                for result in pool.map(_examine_task, tasks, chunksize=2):
+                    results.append(result)
+                    bar.update()
+            except concurrent.futures.process.BrokenProcessPool:
+                raise BuildError("a worker process died while reading MIDI files (out of "
+                                 "memory?); try again with --workers=1") from None
     else:
         for task in tasks:
             results.append(_examine_task(task))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_prep import build, synthetic
-from midi_factory import midi_file, notes_track, time_signature
+from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf, time_signature, vlq
 from stylenet_jax import dataset, encoding, midi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -189,3 +189,67 @@ def test_whole_corpus_with_the_paper_filters(corpus_dir, tmp_path):
         assert held == round(0.05 * n)
     quarter = build.build_dataset(str(corpus_dir), out, time_signatures="quarter", log=quiet)
     assert len(quarter["songs"]) == 935 and not quarter["rejected"]
+
+
+def test_hostile_files_are_rejected_with_reasons_and_the_build_goes_on(tmp_path, monkeypatch):
+    """One crashing file (OverflowError, KeySignatureError, MemoryError) used to abort the
+    build with a traceback, no manifest and partial arrays left behind."""
+    root = tmp_path / "midi" / "jazz"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lively = [(0, 60 + i % 12, int(v), 50) for i, v in enumerate(rng.permutation(np.arange(30, 60)))]
+    good = note_events(lively) + END_OF_TRACK
+    files = {
+        "good.mid": smf(good),
+        "karaoke.kar": smf(good),
+        "overflow.mid": smf(vlq(2 ** 63) + good[1:]),
+        "key.mid": smf(b"\x00\xff\x59\x02\x08\x00" + good),  # kept as an unknown meta
+        "clock.mid": smf(b"\x00\xf8" + good),
+        "two_tracks_format_0.mid": smf(good, good, fmt=0),
+        "max_delta.mid": smf(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)]) + END_OF_TRACK,
+                             division=1),
+        "memory.mid": smf(note_events(lively[:25]) + END_OF_TRACK),  # encode: MemoryError
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    os.mkfifo(root / "fifo.mid")  # reading it would block forever
+    real_encode = encoding.encode
+
+    def encode(notes, ticks_per_beat):
+        if len(notes) == 25:
+            raise MemoryError("Unable to allocate 88.0 GiB")
+        return real_encode(notes, ticks_per_beat)
+
+    monkeypatch.setattr(encoding, "encode", encode)
+    lines = []
+    manifest = build.build_dataset(str(tmp_path / "midi"), str(tmp_path / "out"), workers=1,
+                                   min_velocities=1, log=lines.append)
+    reasons = {r["file"]: r["reason"] for r in manifest["rejected"]}
+    kept = {s["file"] for s in manifest["songs"]}
+    assert kept == {"jazz/good.mid", "jazz/karaoke.kar", "jazz/key.mid",
+                    "jazz/two_tracks_format_0.mid"}
+    assert "delta time longer than 4 bytes" in reasons["jazz/overflow.mid"]
+    assert "realtime message 0xF8" in reasons["jazz/clock.mid"]
+    assert reasons["jazz/max_delta.mid"].startswith("too long: 1,073,741,828 steps")
+    assert "not a regular file" in reasons["jazz/fifo.mid"]
+    assert "failed (MemoryError: Unable to allocate 88.0 GiB)" in reasons["jazz/memory.mid"]
+    assert all(r.startswith("unreadable: ") or r.startswith("too long") for r in reasons.values())
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    left = [f for _, _, names in os.walk(tmp_path / "out" / "songs") for f in names]
+    assert sorted(left) == sorted(f"{os.path.splitext(os.path.basename(f))[0]}.npz" for f in kept)
+    assert "too long" in lines[-2]  # a column of the table
+
+
+def test_a_failed_array_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    root = tmp_path / "midi" / "pop"
+    root.mkdir(parents=True)
+    midi_file(notes_track([(0, 480, 60, 80)])).save(str(root / "a.mid"))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    manifest = build.build_dataset(str(tmp_path / "midi"), str(tmp_path / "out"), workers=1,
+                                   min_velocities=1, log=quiet)
+    assert "No space left on device" in manifest["rejected"][0]["reason"]
+    assert [f for _, _, names in os.walk(tmp_path / "out" / "songs") for f in names] == []
