@@ -134,23 +134,34 @@ def _number(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
 
 def _meta_message(kind: int, payload: bytes, delta: int) -> mido.MetaMessage:
     """mido's meta message; a known kind whose data mido cannot decode (a key signature of
-    8 sharps, a short text-less field) is kept as an unknown meta, written back byte for
-    byte, unless it is a tempo or a time signature: those change what the notes mean."""
+    8 sharps, a field too short) is kept as an unknown meta, written back byte for byte,
+    unless it is a tempo or a time signature: those change what the notes mean.
+    (mido's reader drops the delta time of a meta of unknown kind, moving every later event
+    of its track earlier; here every meta keeps its delta.)"""
     try:
-        return build_meta_message(kind, list(payload), delta)
+        msg = build_meta_message(kind, list(payload), delta)
     except (KeySignatureError, IndexError, KeyError, ValueError, TypeError) as e:
         if kind in _TIMING_METAS:
             raise _Refused(f"unreadable {_TIMING_METAS[kind]} event "
                            f"({payload.hex(' ') or 'no data'}: {e})") from None
         return UnknownMetaMessage(kind, payload, time=delta)
+    msg.time = delta  # mido's UnknownMetaMessage for kinds it does not know has time 0
+    return msg
+
+
+MAX_DELTA = 0x0FFFFFFF  # the largest delta time a standard MIDI file can hold (4 bytes)
 
 
 def _read_track(data: bytes, pos: int, end: int) -> mido.MidiTrack:
     """The events of the track chunk data[pos:end]. Every event must end inside the chunk.
     Running status continues across meta events (as mido reads it) but not across sysex or
-    system common messages; realtime messages cannot be written to a file and are refused."""
+    system common messages; realtime messages cannot be written to a file and are refused.
+
+    An end of track before the last event is read as mido reads it; mido writes it back by
+    adding its delta time to the next event's, so that sum must fit in 4 bytes too."""
     track = mido.MidiTrack()
     status = None
+    ended = 0  # delta times of end-of-track events not yet followed by another event
     while pos < end:
         delta, pos = _number(data, pos, end, "a delta time")
         if pos >= end:
@@ -209,6 +220,11 @@ def _read_track(data: bytes, pos: int, end: int) -> mido.MidiTrack:
                            f"{pos - 1}: not allowed in a MIDI file")
         else:
             raise _Refused(f"undefined status byte 0x{kind:02X} (byte {pos - 1})")
+        ended += delta
+        if ended > MAX_DELTA:
+            raise _Refused("end of track events in the middle of the track add up to a delta "
+                           "time longer than 4 bytes (cannot be written back)")
+        ended = ended if msg.type == "end_of_track" else 0
         track.append(msg)
     return track
 

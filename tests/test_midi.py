@@ -357,3 +357,28 @@ def test_save_makes_parents_only_when_it_writes_and_sweeps_stale_temporaries(tmp
     midi._swept.discard(str(tmp_path))
     midi.save_atomically(m, str(tmp_path / "out.mid"))
     assert not stale.exists() and fresh.exists() and other.exists()
+
+
+def test_end_of_track_in_the_middle_must_leave_writable_delta_times(tmp_path):
+    """mido drops an end of track before the last event and adds its delta time to the next
+    event's: when that sum would not fit in 4 bytes, the file is refused (found by fuzzing:
+    the written file could not be read back)."""
+    long_delta = vlq(0x0FFFFFFF)
+    ok = smf(long_delta + b"\xff\x2f\x00" + NOTES)
+    perf = midi.load_performance(write(tmp_path, ok))
+    again = midi.parse_midi(midi.to_bytes(perf.midi))[0]
+    assert [m.time for m in again.tracks[0]][:2] == [0x0FFFFFFF, 240]
+    for data in (smf(long_delta + b"\xff\x2f\x00" + long_delta + NOTES[1:]),
+                 smf(NOTES[:-4] + long_delta + b"\xff\x2f\x00" + long_delta + b"\xff\x2f\x00")):
+        with pytest.raises(midi.MidiError, match="add up to a delta time longer than 4 bytes"):
+            midi.load_performance(write(tmp_path, data))
+
+
+def test_a_meta_of_unknown_kind_keeps_its_delta_time(tmp_path):
+    """mido reads a meta of unknown kind with time 0, moving everything after it earlier
+    (found by fuzzing: the written notes started 256 ticks early)."""
+    data = smf(vlq(300) + b"\xff\x8d\x02\x01\x02" + NOTES)
+    perf = midi.load_performance(write(tmp_path, data))
+    assert perf.midi.tracks[0][0].time == 300 and perf.notes.start.tolist() == [300, 540]
+    assert mido.MidiFile(file=io.BytesIO(data)).tracks[0][0].time == 0  # mido's reading
+    assert midi.to_bytes(perf.midi) == data
