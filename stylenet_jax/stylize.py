@@ -436,3 +436,6 @@ if __name__ == "__main__":
     except BrokenPipeError:  # stdout closed early (`| head`): not worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: files written so far are whole, the one in hand is not
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
