@@ -17,6 +17,7 @@ file costs follows its notes, not the silence between them.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import sys
@@ -289,7 +290,17 @@ def _perform_one(source: str, target: str, label: str, options: dict,
     result = perform_file(source, target, make_parents=make_parents, **options)
     for warning in result.warnings:
         _warn(f"{midi.shown(source)}: {warning}")
-    print(describe(target, result, label), flush=True)
+    print(describe(target, result, label), flush=True,
+          file=sys.stderr if _is_stdout(target) else sys.stdout)
+
+
+def _is_stdout(path: str) -> bool:
+    """True when ``path`` is where stdout goes (``-o /dev/stdout``): the line about the file
+    then goes to stderr, not into the MIDI bytes."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
 
 
 def _run(inputs: Sequence[str], flags_) -> int:

@@ -503,6 +503,11 @@ def test_cli_flags_help_cache_and_checkpoint_errors(tmp_path, model_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("warning: --cache_dir ") and "compiling without a cache" in (
         done.stderr)
+    piped = subprocess.run([sys.executable, "-m", "stylenet_jax.stylize", good, "-o",
+                            "/dev/stdout", "--style=jazz", f"--checkpoint={model_path}",
+                            "--cache_dir="], cwd=ROOT, capture_output=True, timeout=300)
+    assert piped.returncode == 0 and b"notes changed" in piped.stderr
+    assert len(midi.parse_midi(piped.stdout)[0].tracks) == 4  # the MIDI bytes alone
     nan, _ = broken_exports(tmp_path, model_path)["nan"]
     done = cli(good, "-o", str(tmp_path / "out2.mid"), "--style=jazz", f"--checkpoint={nan}")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "non-finite" in done.stderr
