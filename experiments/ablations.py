@@ -127,9 +127,9 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
     cached = _read_json(os.path.join(workdir, "score.json"), {})
     if cached.get("key") == key:
         return cached["scores"]
-    from experiments.evaluate import load_stylizer
+    from stylenet_jax.stylize import Stylizer
 
-    system = evaluation.ModelSystem(load_stylizer(os.path.join(workdir, "inference.npz")))
+    system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, "inference.npz")))
     result = evaluation.evaluate(performed, [system])
     scores = evaluation.scores(result, resamples=FLAGS.resamples)["model"]
     if FLAGS.classifier:

@@ -64,26 +64,6 @@ def _define_flags() -> None:
                       "per system (10-second excerpts, half the pieces each side).")
 
 
-def load_stylizer(path: str):
-    """A ``stylize.Stylizer`` for an inference export or a training checkpoint folder."""
-    from stylenet_jax import checkpoints, stylize
-
-    if os.path.isdir(path):
-        import jax
-        from stylenet_jax.model import StyleNet
-
-        params, config, styles = checkpoints.restore_params(
-            os.path.join(path, checkpoints.BEST)
-            if os.path.isdir(os.path.join(path, checkpoints.BEST))
-            and os.listdir(os.path.join(path, checkpoints.BEST)) else path)
-        stylizer = stylize.Stylizer.__new__(stylize.Stylizer)
-        stylizer.path, stylizer.params, stylizer.config = path, jax.device_get(params), config
-        stylizer.styles, stylizer._jax, stylizer._model_class = styles, jax, StyleNet
-        stylizer._predict = {}
-        return stylizer
-    return stylize.Stylizer(path)
-
-
 def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each."""
     from stylenet_jax import stylize
@@ -93,7 +73,7 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
-        stylizer = load_stylizer(path)
+        stylizer = stylize.Stylizer(path)
         blend = stylize.parse_blend(FLAGS.blend, stylizer.styles) if FLAGS.blend else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
         described[name] = (f"StyleNet `{os.path.relpath(path)}` ("

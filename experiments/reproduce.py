@@ -185,11 +185,11 @@ def main(argv: Sequence[str]) -> None:
     evaluated = [e for e in curves if "val_mse" in curves[e]]
     best_epoch = min(evaluated, key=lambda e: curves[e]["val_mse"])
     silent = silent_mse(FLAGS.data_dir, "validation")
-    from experiments.evaluate import load_stylizer
+    from stylenet_jax.stylize import Stylizer
 
     performed = performances.from_dataset(FLAGS.data_dir, "validation", FLAGS.midi_root)
     stats = evaluation.NoteStatistics.from_dataset(FLAGS.data_dir)
-    systems = [evaluation.ModelSystem(load_stylizer(model_path)),
+    systems = [evaluation.ModelSystem(Stylizer(model_path)),
                evaluation.ConstantSystem(stats), evaluation.RandomSystem(0)]
     result = evaluation.evaluate(performed, systems)
     scores = evaluation.scores(result, resamples=FLAGS.resamples)

@@ -85,6 +85,8 @@ class Stylizer:
     """A loaded model, ready to predict velocities for any number of files (one compile)."""
 
     def __init__(self, path: str | None = None):
+        """Loads an inference export (``checkpoints.export_inference``; default: the shipped
+        model) or, for a folder, a training run's best (else newest) checkpoint."""
         import jax  # imported here so that `--help` and argument errors stay instant
 
         from stylenet_jax import checkpoints
@@ -92,7 +94,13 @@ class Stylizer:
 
         self.path = path or DEFAULT_MODEL
         try:
-            params, config, styles = checkpoints.load_inference(self.path)
+            if os.path.isdir(self.path):
+                best = os.path.join(self.path, checkpoints.BEST)
+                params, config, styles = checkpoints.restore_params(
+                    best if os.path.isdir(best) and os.listdir(best) else self.path)
+                params = jax.device_get(params)
+            else:
+                params, config, styles = checkpoints.load_inference(self.path)
         except checkpoints.CheckpointError as e:
             raise StylizeError(midi.one_line(e)) from None
         if (config.input_size, config.output_size) != (encoding.INPUT_SIZE, encoding.NUM_KEYS):
@@ -398,8 +406,9 @@ def _define_flags() -> None:
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "
                         "(weights sum to 1).")
     flags.DEFINE_boolean("list_styles", False, "Print the model's styles and exit.")
-    flags.DEFINE_string("checkpoint", None, "Inference export (.npz) to use; default: the model "
-                        "shipped in the repository (stylenet_jax/assets/stylenet.npz).")
+    flags.DEFINE_string("checkpoint", None, "Inference export (.npz) or training workdir (its "
+                        "best checkpoint) to use; default: the model shipped in the "
+                        "repository (stylenet_jax/assets/stylenet.npz).")
     flags.DEFINE_string("baseline", None, "Write one of the paper's baselines instead of the "
                         "model: 'random' (uniform velocities 1..127, see --seed), 'constant' "
                         "(see --velocity) or 'features' (gradient-boosted trees on note "

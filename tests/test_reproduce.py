@@ -35,6 +35,15 @@ def test_reproduce_reports_on_a_tiny_run(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr[-2000:]
     data_dir = str(workdir / "data" / "dataset")
+    # A training workdir loads like an export (its best checkpoint, float32).
+    from stylenet_jax import stylize
+
+    from_run, exported = stylize.Stylizer(str(workdir)), stylize.Stylizer(
+        str(workdir / "inference.npz"))
+    assert from_run.styles == exported.styles == ["classical", "jazz"]
+    song = dataset.load_songs(data_dir, "validation")[0]
+    np.testing.assert_allclose(from_run.predict(song.inputs, {"jazz": 1.0}),
+                               exported.predict(song.inputs, {"jazz": 1.0}), atol=2e-3)
     silent = reproduce.silent_mse(data_dir, "validation")
     targets = [s.target for s in dataset.load_songs(data_dir, "validation")]
     assert silent == pytest.approx(sum(np.square(t).sum() for t in targets)
