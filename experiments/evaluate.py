@@ -132,6 +132,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         performed, data = load_performances()
         systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)
+        evaluation.check_styles(performed, systems)
     except (ValueError, OSError, KeyError, dataset.DatasetError, midi.MidiError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

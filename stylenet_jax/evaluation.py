@@ -165,6 +165,28 @@ class ModelSystem:
                                                       performed.ticks_per_beat), matrix)
 
 
+def styles_of(system: System) -> list[str] | None:
+    """The styles a system can perform (None: any)."""
+    if isinstance(system, ModelSystem):
+        return None if system.blend else list(system.stylizer.styles)
+    if isinstance(system, (ConstantSystem, PerPitchSystem)):
+        return list(system.stats.mean)
+    if isinstance(system, FeaturesSystem):
+        return list(system.model.styles)
+    return None
+
+
+def check_styles(performed: Sequence[Performed], systems: Sequence[System]) -> None:
+    """Raises ValueError (one line) if a performance's style is one a system cannot play."""
+    wanted = sorted({p.style for p in performed})
+    for system in systems:
+        known = styles_of(system)
+        missing = [s for s in wanted if known is not None and s not in known]
+        if missing:
+            raise ValueError(f"{system.name} has no style {', '.join(missing)} (it has "
+                             f"{', '.join(known)}); choose the files' style or a --blend")
+
+
 # ----------------------------------------------------------------------------- comparing
 
 

@@ -131,6 +131,17 @@ def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_pa
     assert any(name.endswith(".png") for name in os.listdir(tmp_path / "report"))
 
 
+def test_a_style_no_system_knows_is_one_line_before_any_work(folder, model_path):
+    found = performances.from_folder(str(folder / "human"), style="rock")
+    from stylenet_jax import stylize
+
+    model = evaluation.ModelSystem(stylize.Stylizer(model_path), "m")
+    with pytest.raises(ValueError, match="m has no style rock"):
+        evaluation.check_styles(found, [model])
+    blended = evaluation.ModelSystem(model.stylizer, "b", {"jazz": 1.0})
+    evaluation.check_styles(found, [blended, evaluation.RandomSystem()])  # any style
+
+
 def test_evaluate_bad_input_is_one_line_exit_2(tmp_path):
     run = subprocess.run([sys.executable, "-m", "experiments.evaluate",
                           f"--midi_dir={tmp_path / 'none'}", f"--out={tmp_path / 'r.md'}"],
