@@ -27,7 +27,10 @@ def test_epoch_curves_weight_train_records_by_steps(tmp_path):
     assert curves[1]["val_mse"] == 0.2 and "val_mse" not in curves[2]
 
 
+@pytest.mark.slow
 def test_reproduce_reports_on_a_tiny_run(tmp_path):
+    """A training process, a report with two classifier trainings: about a minute on 2 cores,
+    hence slow (CI runs it)."""
     workdir = tmp_path / "run"
     trained = subprocess.run(
         [sys.executable, "-m", "experiments.train", "--flagfile=experiments/configs/tiny.flags",
