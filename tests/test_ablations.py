@@ -12,7 +12,9 @@ from experiments import ablations, ablations_report
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_every_shipped_variant_flagfile_parses_and_says_what_it_changes():
+    """One process per flagfile (absl flags are global): about 25 s, hence slow."""
     variants = ablations.variant_files(ablations.VARIANTS_DIR, [])
     assert {"paper", "keep05", "unidirectional", "no_interpretation", "one_layer",
             "window100", "window400", "loss_active", "loss_onset"} <= set(variants)
