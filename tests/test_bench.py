@@ -74,6 +74,7 @@ def test_end_to_end_in_process(tmp_path):
         assert "PyTorch steps/s" in text and "JAX / PyTorch" in text
 
 
+@pytest.mark.slow
 def test_notes_file_and_allocator_are_reported(tmp_path, monkeypatch):
     notes = tmp_path / "notes.md"
     notes.write_text("### What dominates\n\nThe recurrence, measured.\n")

@@ -174,6 +174,7 @@ def test_cli_help_bad_folder_and_a_build(corpus, tmp_path):
     assert "total" in built.stdout and (tmp_path / "o" / "manifest.json").is_file()
 
 
+@pytest.mark.slow
 def test_whole_corpus_with_the_paper_filters(corpus_dir, tmp_path):
     out = str(tmp_path / "corpus")
     paper = build.build_dataset(str(corpus_dir), out, log=quiet)
