@@ -23,7 +23,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import zlib
 from typing import Iterable, Sequence
 
@@ -31,6 +30,7 @@ import numpy as np
 from absl import app, flags
 
 from stylenet_jax import dataset, encoding, midi
+from stylenet_jax.atomic_write import write_atomically, write_text_atomically
 
 ENCODING_VERSION = 2  # bump when encoding or reading rules change: files are examined again
 QUARTER_BEAT = "quarter"  # --time_signatures value: any meter whose beat is a quarter note
@@ -83,16 +83,8 @@ def _sha256(path: str) -> str | None:
 def _save_arrays(path: str, enc: encoding.Encoding) -> None:
     """Writes inputs/velocities to ``path`` atomically (compressed .npz); nothing is left
     behind if that fails."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, inputs=enc.inputs, velocities=enc.velocities)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: np.savez_compressed(f, inputs=enc.inputs,
+                                                        velocities=enc.velocities))
 
 
 def examine(path: str, arrays_path: str | None = None) -> dict:
@@ -369,10 +361,7 @@ def _run(tasks: list, workers: int, progress: bool) -> list[tuple[str, dict]]:
 
 
 def _write_json(path: str, data) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def _remove_stale_arrays(out_dir: str, keep: Iterable[str]) -> None:

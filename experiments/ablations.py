@@ -27,6 +27,8 @@ from typing import Sequence
 from absl import app, flags
 
 from stylenet_jax import dataset, evaluation, performances
+from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS_DIR = os.path.join(ROOT, "experiments", "configs", "ablations")
@@ -75,12 +77,8 @@ def variant_description(path: str) -> str:
 
 
 def _completed_epochs(workdir: str) -> int:
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.isfile(path):
-        return 0
-    with open(path, encoding="utf-8") as f:
-        epochs = [json.loads(line).get("epoch", 0) for line in f if line.strip()]
-    return max(epochs, default=0)
+    path = os.path.join(workdir, METRICS_FILE)
+    return max(read_epoch_curves(path), default=0) if os.path.isfile(path) else 0
 
 
 def train_run(flagfile: str, workdir: str, seed: int) -> float:
@@ -114,9 +112,7 @@ def _read_json(path: str, default):
 
 
 def _write_json(path: str, data) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def score_run(workdir: str, performed: list[performances.Performed]) -> dict:

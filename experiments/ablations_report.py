@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -10,6 +9,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 from stylenet_jax.performances import Performed
 
 STYLE_COLUMNS = (("mae", "MAE", "{:.1f}"), ("pearson_r", "r", "{:.2f}"))
@@ -63,12 +64,12 @@ def validation_curves(runs_by_variant: Mapping[str, Sequence[str]]) -> dict[str,
     for name, workdirs in runs_by_variant.items():
         curves = []
         for workdir in workdirs:
-            path = os.path.join(workdir, "metrics.jsonl")
+            path = os.path.join(workdir, METRICS_FILE)
             if not os.path.isfile(path):
                 continue
-            with open(path, encoding="utf-8") as f:
-                evals = [json.loads(line) for line in f if '"eval"' in line]
-            curves.append(([e["epoch"] for e in evals], [e["val_loss"] for e in evals]))
+            evaluated = {e: c["val_loss"] for e, c in read_epoch_curves(path).items()
+                         if "val_loss" in c}
+            curves.append((list(evaluated), list(evaluated.values())))
         out[name] = curves
     return out
 
@@ -116,7 +117,4 @@ def write(out: str, rows: Mapping[str, dict], performed: Sequence[Performed],
         *[f"- `{name}`: {row['description']}" for name, row in rows.items()], "",
         f"![validation curves]({os.path.relpath(picture, os.path.dirname(os.path.abspath(out)))})",
         ""]
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
-        f.write("\n".join(text))
-    os.replace(out + ".tmp", out)
-    return out
+    return write_text_atomically(out, "\n".join(text))

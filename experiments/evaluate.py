@@ -21,6 +21,7 @@ from typing import Sequence
 from absl import app, flags
 
 from stylenet_jax import dataset, evaluation, midi, performances
+from stylenet_jax.atomic_write import write_text_atomically
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "stylenet_jax", "assets")
@@ -160,10 +161,7 @@ def main(argv: Sequence[str]) -> None:
                                     seconds=time.perf_counter() - began, notes=FLAGS.note,
                                     resamples=FLAGS.resamples, identified=identified)
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(body + "\n")
-        os.replace(path + ".tmp", path)
+        write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out}, {out_json} and {len(pictures)} picture(s) in {plots_dir}")
 
 

@@ -25,11 +25,13 @@ import numpy as np
 from absl import app, flags
 
 from stylenet_jax import dataset, encoding, evaluation, performances
+from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_FLAGS = os.path.join(ROOT, "experiments", "configs", "stylenet.flags")
 # Malik & Ek 2017, after 160 epochs of their final setup (their Fig. 15 / text).
-PAPER = {"train_mse": 7.0e-4, "val_mse": 1.1e-3, "epochs": 160,
+PAPER = {"train_loss": 7.0e-4, "val_loss": 1.1e-3, "epochs": 160,
          "listeners_10s": 0.53, "listeners_piece": 0.46}
 FLAGS = flags.FLAGS
 
@@ -51,26 +53,6 @@ def _define_flags() -> None:
     flags.DEFINE_string("out", "results/paper_table.md", "Markdown report to write.")
 
 
-def epoch_curves(metrics_path: str) -> dict[int, dict[str, float]]:
-    """Per epoch: ``train_mse`` (mean over the epoch's logged steps, weighted by real time
-    steps) and ``val_mse``, from a run's metrics.jsonl."""
-    curves: dict[int, dict[str, float]] = {}
-    weighted: dict[int, list[float]] = {}
-    with open(metrics_path, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            e = int(r["epoch"])
-            if r["kind"] == "train":
-                w = weighted.setdefault(e, [0.0, 0.0])
-                w[0] += r["train_loss"] * r["train_steps"]
-                w[1] += r["train_steps"]
-            elif r["kind"] == "eval":
-                curves.setdefault(e, {})["val_mse"] = float(r["val_loss"])
-    for e, (total, steps) in weighted.items():
-        curves.setdefault(e, {})["train_mse"] = total / max(steps, 1.0)
-    return dict(sorted(curves.items()))
-
-
 def silent_mse(data_dir: str, split: str) -> float:
     """Whole-matrix MSE of a model that predicts silence (0) everywhere: mean of target^2."""
     total = cells = 0.0
@@ -87,11 +69,11 @@ def plot_curves(path: str, curves: dict[int, dict[str, float]], silent: float) -
     fig = Figure(figsize=(7, 3.6), dpi=110)
     ax = fig.subplots()
     epochs = list(curves)
-    for key, label in (("train_mse", "train"), ("val_mse", "validation")):
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
         xs = [e for e in epochs if key in curves[e]]
         ax.plot(xs, [curves[e][key] for e in xs], label=label)
     ax.axhline(silent, color="grey", ls="--", lw=1, label="predicting silence (validation)")
-    ax.axhline(PAPER["val_mse"], color="tab:red", ls=":", lw=1, label="paper, validation")
+    ax.axhline(PAPER["val_loss"], color="tab:red", ls=":", lw=1, label="paper, validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE, whole (T, 88) matrix")
     ax.set_yscale("log")
@@ -113,7 +95,7 @@ def _train() -> None:
 
 def render(curves, best_epoch: int, silent: float, scores: dict, identified: dict, data: str,
            run_note: str, picture: str, command: str) -> str:
-    last_epoch = max(e for e in curves if "val_mse" in curves[e])
+    last_epoch = max(e for e in curves if "val_loss" in curves[e])
     last = curves[last_epoch]
     best = curves[best_epoch]
     model = scores["model"]
@@ -123,13 +105,13 @@ def render(curves, best_epoch: int, silent: float, scores: dict, identified: dic
         "## Whole-matrix MSE (the paper's figure: (velocity / 127)^2 over every cell of the "
         "(T, 88) matrix)", "",
         "| | epochs | train MSE | validation MSE |", "|---|---|---|---|",
-        f"| Malik & Ek 2017 | {PAPER['epochs']} | {PAPER['train_mse']:.1e} | "
-        f"{PAPER['val_mse']:.1e} |",
+        f"| Malik & Ek 2017 | {PAPER['epochs']} | {PAPER['train_loss']:.1e} | "
+        f"{PAPER['val_loss']:.1e} |",
         f"| ours, last evaluated epoch | {last_epoch} | "
-        f"{last.get('train_mse', float('nan')):.2e} | "
-        f"{last.get('val_mse', float('nan')):.2e} |",
+        f"{last.get('train_loss', float('nan')):.2e} | "
+        f"{last.get('val_loss', float('nan')):.2e} |",
         f"| ours, best validation epoch | {best_epoch} | "
-        f"{best.get('train_mse', float('nan')):.2e} | {best['val_mse']:.2e} |",
+        f"{best.get('train_loss', float('nan')):.2e} | {best['val_loss']:.2e} |",
         f"| predicting silence everywhere | - | - | {silent:.2e} |", "",
         f"![learning curves]({picture})", "",
         "## Note by note, validation split (MIDI velocity units; 95% intervals by bootstrap "
@@ -174,16 +156,16 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(2)
     if FLAGS.train:
         _train()
-    metrics_path = os.path.join(FLAGS.workdir, "metrics.jsonl")
+    metrics_path = os.path.join(FLAGS.workdir, METRICS_FILE)
     model_path = os.path.join(FLAGS.workdir, "inference.npz")
     for path in (metrics_path, model_path):
         if not os.path.isfile(path):
             print(f"error: {path}: missing (train first, or give the run's --workdir)",
                   file=sys.stderr)
             sys.exit(2)
-    curves = epoch_curves(metrics_path)
-    evaluated = [e for e in curves if "val_mse" in curves[e]]
-    best_epoch = min(evaluated, key=lambda e: curves[e]["val_mse"])
+    curves = read_epoch_curves(metrics_path)
+    evaluated = [e for e in curves if "val_loss" in curves[e]]
+    best_epoch = min(evaluated, key=lambda e: curves[e]["val_loss"])
     silent = silent_mse(FLAGS.data_dir, "validation")
     from stylenet_jax.stylize import Stylizer
 
@@ -210,9 +192,7 @@ def main(argv: Sequence[str]) -> None:
     text = render(curves, best_epoch, silent, scores, identified, data, FLAGS.run_note,
                   os.path.relpath(picture, os.path.dirname(os.path.abspath(FLAGS.out))),
                   "python -m experiments.reproduce " + " ".join(sys.argv[1:]))
-    with open(FLAGS.out + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.replace(FLAGS.out + ".tmp", FLAGS.out)
+    write_text_atomically(FLAGS.out, text + "\n")
     print(f"wrote {FLAGS.out}")
 
 

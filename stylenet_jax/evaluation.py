@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from stylenet_jax import dataset, encoding, metrics
+from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.performances import Performed
 
 BASELINES = ("constant", "random", "per_pitch", "features")
@@ -73,10 +73,8 @@ class NoteStatistics:
         return cls(mean, per_key)
 
     def save(self, path: str) -> None:
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"mean": dict(self.mean), "per_key": dict(self.per_key)}, f)
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps({"mean": dict(self.mean),
+                                                "per_key": dict(self.per_key)}))
 
     @classmethod
     def load(cls, path: str) -> "NoteStatistics":

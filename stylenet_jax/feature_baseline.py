@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import time
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from stylenet_jax import midi
+from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
 
 if TYPE_CHECKING:
@@ -125,20 +125,12 @@ class FeatureBaseline:
         """Writes the header and models to ``path`` atomically (temporary file + rename)."""
         header = {"format": FORMAT, "version": VERSION, "sklearn": _sklearn_version(),
                   "feature_names": list(FEATURE_NAMES), "styles": self.styles}
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".feature-baseline-", suffix=".pkl", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(self.models, f, protocol=pickle.HIGHEST_PROTOCOL)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from others
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        def dump(f) -> None:
+            pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(self.models, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+        write_atomically(path, dump)
 
     @classmethod
     def load(cls, path: str) -> "FeatureBaseline":

@@ -10,13 +10,16 @@ from typing import Any
 from absl import logging
 
 
+METRICS_FILE = "metrics.jsonl"  # in a run's workdir
+
+
 class MetricsWriter:
     """Appends one JSON object per line to ``<workdir>/metrics.jsonl``; mirrors numeric values
     to TensorBoard event files in ``<workdir>/tensorboard`` when ``tensorboardX`` is installed
     (optional; torch and TensorFlow writers are not tried: too heavy to import here)."""
 
     def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.path = os.path.join(workdir, METRICS_FILE)
         self._tb = None
         if importlib.util.find_spec("tensorboardX") is not None:
             try:
@@ -46,3 +49,25 @@ class MetricsWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def read_epoch_curves(metrics_path: str) -> dict[int, dict[str, float]]:
+    """Per epoch of a run's metrics.jsonl (sorted): ``train_loss`` (the mean over the epoch's
+    logged steps, weighted by their real time steps) and, on evaluated epochs, ``val_loss``."""
+    curves: dict[int, dict[str, float]] = {}
+    weighted: dict[int, list[float]] = {}
+    with open(metrics_path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            e = int(r["epoch"])
+            if r["kind"] == "train":
+                w = weighted.setdefault(e, [0.0, 0.0])
+                w[0] += r["train_loss"] * r["train_steps"]
+                w[1] += r["train_steps"]
+            elif r["kind"] == "eval":
+                curves.setdefault(e, {})["val_loss"] = float(r["val_loss"])
+    for e, (total, steps) in weighted.items():
+        curves.setdefault(e, {})["train_loss"] = total / max(steps, 1.0)
+    return dict(sorted(curves.items()))

@@ -28,6 +28,8 @@ import mido
 import numpy as np
 from mido.midifiles.meta import KeySignatureError, UnknownMetaMessage, build_meta_message
 
+from stylenet_jax.atomic_write import current_umask
+
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0.
 
 
@@ -401,12 +403,6 @@ def with_velocities(midi: mido.MidiFile, notes: Notes, velocities: np.ndarray) -
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 TEMPORARY_PREFIX = ".stylenet-"
 _TEMPORARY = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}\.mid")
 STALE_SECONDS = 60.0
@@ -520,7 +516,7 @@ def save_atomically(midi: mido.MidiFile, path: str, *, make_parents: bool = Fals
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     except BaseException as e:
         if os.path.exists(tmp):

@@ -1,7 +1,6 @@
 """experiments.reproduce: learning curves from metrics.jsonl, the silent-model MSE, and the
 whole report on a tiny trained run."""
 
-import json
 import os
 import subprocess
 import sys
@@ -13,18 +12,6 @@ from experiments import reproduce
 from stylenet_jax import dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_epoch_curves_weight_train_records_by_steps(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    records = [{"kind": "train", "epoch": 1, "step": 5, "train_loss": 0.3, "train_steps": 100},
-               {"kind": "train", "epoch": 1, "step": 9, "train_loss": 0.1, "train_steps": 300},
-               {"kind": "eval", "epoch": 1, "step": 9, "val_loss": 0.2},
-               {"kind": "train", "epoch": 2, "step": 12, "train_loss": 0.05, "train_steps": 10}]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    curves = reproduce.epoch_curves(str(path))
-    assert curves[1]["train_mse"] == pytest.approx((0.3 * 100 + 0.1 * 300) / 400)
-    assert curves[1]["val_mse"] == 0.2 and "val_mse" not in curves[2]
 
 
 @pytest.mark.slow
