@@ -15,7 +15,7 @@ import pytest
 
 from data_prep.synthetic import write_synthetic_corpus
 from midi_factory import (END_OF_TRACK, midi_file, note_events, notes_track, smf, tempo,
-                          time_signature, track, vlq)
+                          time_signature, track)
 from stylenet_jax import checkpoints, encoding, midi, performances, stylize
 from stylenet_jax.feature_baseline import FeatureBaseline
 from stylenet_jax.model import ModelConfig, StyleNet
@@ -127,6 +127,22 @@ def test_parse_blend_checks_names_and_weights():
             stylize.parse_blend(bad, STYLES)
 
 
+def every_window(predict, params, inputs):
+    """The reference prediction: every window, one per call, from -HOP every HOP steps,
+    overlap-added with the cross-fade weights; float64 (T, 88)."""
+    steps = len(inputs)
+    fade = stylize.window_weights()
+    total, norm = np.zeros((steps, 88)), np.zeros((steps, 1))
+    for start in range(-stylize.HOP, steps, stylize.HOP):
+        window = np.zeros((stylize.ROWS, stylize.WINDOW, 176), np.uint8)
+        lo, hi = max(start, 0), min(start + stylize.WINDOW, steps)
+        window[0, lo - start:hi - start] = inputs[lo:hi]
+        out = np.asarray(predict(params, window, np.ones(1, np.float32)))[0]
+        total[lo:hi] += out[lo - start:hi - start] * fade[lo - start:hi - start, None]
+        norm[lo:hi] += fade[lo - start:hi - start, None]
+    return total / norm
+
+
 def test_windows_cross_fade_to_the_overlap_add_of_single_windows(stylizer):
     rng = np.random.default_rng(0)
     steps = stylize.ROWS * stylize.HOP + 137  # more windows than one call's ROWS
@@ -135,16 +151,8 @@ def test_windows_cross_fade_to_the_overlap_add_of_single_windows(stylizer):
     inputs[:, 0::2], inputs[:, 1::2] = on, on
     got = stylizer.predict(inputs, {"jazz": 1.0})
     predict, params = stylizer._predictor((1,))
+    np.testing.assert_allclose(got, every_window(predict, params, inputs), atol=1e-5)
     fade = stylize.window_weights()
-    total = np.zeros((steps, 88)); norm = np.zeros((steps, 1))
-    for start in range(-stylize.HOP, steps, stylize.HOP):
-        window = np.zeros((stylize.ROWS, stylize.WINDOW, 176), np.uint8)
-        lo, hi = max(start, 0), min(start + stylize.WINDOW, steps)
-        window[0, lo - start:hi - start] = inputs[lo:hi]
-        out = np.asarray(predict(params, window, np.ones(1, np.float32)))[0]
-        total[lo:hi] += out[lo - start:hi - start] * fade[lo - start:hi - start, None]
-        norm[lo:hi] += fade[lo - start:hi - start, None]
-    np.testing.assert_allclose(got, total / norm, atol=1e-5)
     # every step but the first and last HOP is covered by two windows whose weights sum to 1
     assert np.allclose(fade[:stylize.HOP] + fade[stylize.HOP:], 1.0)
     assert np.abs(np.diff(fade)).max() <= 1.0 / stylize.HOP + 1e-6
@@ -384,18 +392,9 @@ def test_silent_windows_are_not_run(stylizer):
     finally:
         stylizer._predict[(1,)] = (predict, params)
     assert len(calls) == 1  # 6 windows that sound, not 31: one call of ROWS
-    full = np.zeros_like(got)
-    fade = stylize.window_weights()
-    norm = np.zeros((steps, 1), np.float32)
-    for start in range(-stylize.HOP, steps, stylize.HOP):
-        window = np.zeros((stylize.ROWS, stylize.WINDOW, 176), np.uint8)
-        lo, hi = max(start, 0), min(start + stylize.WINDOW, steps)
-        window[0, lo - start:hi - start] = inputs[lo:hi]
-        out = np.asarray(predict(params, window, np.ones(1, np.float32)))[0]
-        full[lo:hi] += out[lo - start:hi - start] * fade[lo - start:hi - start, None]
-        norm[lo:hi] += fade[lo - start:hi - start, None]
     sounding = inputs[:, 1::2].astype(bool)
-    np.testing.assert_allclose(got[sounding], (full / norm)[sounding], atol=1e-6)
+    np.testing.assert_allclose(got[sounding], every_window(predict, params, inputs)[sounding],
+                               atol=1e-6)
     assert (got[1300:2700] == 0).all()
 
 
