@@ -13,7 +13,7 @@ A little seeded noise gives every file well over 20 distinct velocities (the pap
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import mido
 import numpy as np
@@ -100,3 +100,28 @@ def write_synthetic_corpus(out_dir: str, *, styles: Sequence[str] = ("classical"
             synthetic_song(style, length, seed=int(rng.integers(2**31))).save(path)
             paths.append(path)
     return sorted(paths)
+
+
+def build_in_workdir(workdir: str, data, seed: int,
+                     log: Callable[[str], None] | None = None) -> str:
+    """The dataset ``experiments.train`` uses without ``--data_dir``: a corpus generated from
+    ``data`` (a ``config.DataConfig``: ``synthetic_*`` fields) and ``seed``, written to
+    ``workdir/data/midi`` and built into ``workdir/data/dataset``; an existing build there is
+    reused. Returns the dataset directory."""
+    from data_prep import build
+    from stylenet_jax import dataset
+
+    out = os.path.join(workdir, "data", "dataset")
+    try:
+        dataset.read_manifest(out)
+        return out
+    except dataset.DatasetError:
+        pass
+    midi_dir = os.path.join(workdir, "data", "midi")
+    write_synthetic_corpus(midi_dir, styles=tuple(data.synthetic_styles),
+                           songs_per_style=data.synthetic_songs_per_style,
+                           steps=data.synthetic_steps, seed=seed)
+    build.build_dataset(midi_dir, out, seed=seed, workers=1,
+                        validation_fraction=data.synthetic_validation_fraction,
+                        log=log or (lambda line: None))
+    return out

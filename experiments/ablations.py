@@ -26,7 +26,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from stylenet_jax import dataset, evaluation, performances
+from stylenet_jax import checkpoints, dataset, evaluation, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
@@ -84,7 +84,7 @@ def _completed_epochs(workdir: str) -> int:
 def train_run(flagfile: str, workdir: str, seed: int) -> float:
     """Trains (or resumes) one run to --num_epochs; returns this call's wall seconds and adds
     them to ``workdir/wall_seconds.json`` (the run's total over every resumption)."""
-    export = os.path.join(workdir, "inference.npz")
+    export = os.path.join(workdir, checkpoints.INFERENCE_FILE)
     if os.path.isfile(export) and _completed_epochs(workdir) >= FLAGS.num_epochs:
         return 0.0
     os.makedirs(workdir, exist_ok=True)
@@ -125,7 +125,7 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
         return cached["scores"]
     from stylenet_jax.stylize import Stylizer
 
-    system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, "inference.npz")))
+    system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, checkpoints.INFERENCE_FILE)))
     result = evaluation.evaluate(performed, [system])
     scores = evaluation.scores(result, resamples=FLAGS.resamples)["model"]
     if FLAGS.classifier:

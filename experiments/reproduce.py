@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
-from stylenet_jax import dataset, encoding, evaluation, performances
+from stylenet_jax import checkpoints, dataset, encoding, evaluation, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
@@ -157,7 +157,7 @@ def main(argv: Sequence[str]) -> None:
     if FLAGS.train:
         _train()
     metrics_path = os.path.join(FLAGS.workdir, METRICS_FILE)
-    model_path = os.path.join(FLAGS.workdir, "inference.npz")
+    model_path = os.path.join(FLAGS.workdir, checkpoints.INFERENCE_FILE)
     for path in (metrics_path, model_path):
         if not os.path.isfile(path):
             print(f"error: {path}: missing (train first, or give the run's --workdir)",

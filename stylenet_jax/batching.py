@@ -33,13 +33,11 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from stylenet_jax.config import SONGS_PER_BATCH, WINDOW, WINDOWS_PER_BATCH
 from stylenet_jax.dataset import Song
+from stylenet_jax.encoding import INPUT_SIZE
 
-WINDOW = 200
-SONGS_PER_BATCH = 4
-WINDOWS_PER_BATCH = 32
 LAYOUTS = ("independent", "carry", "packed")
-INPUT_SIZE = 176
 OUTPUT_SIZE = 88
 
 

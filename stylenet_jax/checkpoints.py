@@ -23,12 +23,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from stylenet_jax.model import ModelConfig
+from stylenet_jax.config import ModelConfig
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
 _META_KEY = "__meta__"
 EXPORT_FORMAT = "stylenet-jax-inference"
+INFERENCE_FILE = "inference.npz"  # a run's export, in its workdir
 
 
 class CheckpointError(RuntimeError):
@@ -177,6 +178,16 @@ def export_inference(path: str, params: Mapping[str, Any], config: ModelConfig,
     np.savez(tmp, **flat, **{_META_KEY: np.array(json.dumps(meta))})
     os.replace(tmp, path)
     return path
+
+
+def export_run(workdir: str, last_params: Mapping[str, Any], config: ModelConfig,
+               styles: Sequence[str]) -> str:
+    """Exports a finished run to ``workdir/inference.npz``: its best checkpoint's parameters,
+    else ``last_params`` (a run without validation keeps no best). Returns the path."""
+    best = os.path.join(workdir, BEST)
+    if os.path.isdir(best) and os.listdir(best):
+        last_params, config, styles = restore_params(best)
+    return export_inference(os.path.join(workdir, INFERENCE_FILE), last_params, config, styles)
 
 
 def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from stylenet_jax.config import LOSSES
 from stylenet_jax.encoding import held_channels, onset_channels
 
 Array = jax.Array
-LOSSES = ("full", "active", "onset")
 
 
 def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from stylenet_jax.config import OptimConfig
+
 Array = jax.Array
-CLIPS = ("per_tensor", "global", "none")
 
 
 def tensor_ndim(path: tuple, leaf: Array) -> int:
@@ -41,9 +42,9 @@ def clip_by_tensor_norm(max_norm: float,
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
+def make_optimizer(config: OptimConfig) -> optax.GradientTransformation:
     """Gradient clipping (per tensor, global, or none) then Adam, from ``config``'s
-    ``clip``, ``clip_norm`` and ``learning_rate`` (a ``training.TrainConfig``)."""
+    ``clip``, ``clip_norm`` and ``learning_rate``."""
     clip = {"per_tensor": lambda: clip_by_tensor_norm(config.clip_norm),
             "global": lambda: optax.clip_by_global_norm(config.clip_norm),
             "none": optax.identity}[config.clip]()

@@ -8,14 +8,14 @@ activations. ``save_snapshot`` only plots arrays; ``write_snapshot`` runs the mo
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import jax
 import numpy as np
 
 from stylenet_jax.batching import Windows
+from stylenet_jax.config import ModelConfig
 from stylenet_jax.encoding import held_channels
-from stylenet_jax.model import ModelConfig, StyleNet
+from stylenet_jax.model import predict
 
 
 def save_snapshot(path: str, inputs: np.ndarray, target: np.ndarray, predictions: np.ndarray,
@@ -56,30 +56,17 @@ def save_snapshot(path: str, inputs: np.ndarray, target: np.ndarray, predictions
     return path
 
 
-def make_predict(model_config: ModelConfig) -> Callable:
-    """Jitted ``predict(params, inputs (N,T,176), lengths (N,)) -> (velocities (S,N,T,88),
-    interpretation (N,T,H) or None)``: every head, no dropout."""
-    model = StyleNet(model_config)
-
-    @jax.jit
-    def predict(params, inputs, lengths):
-        (vel, _), state = model.apply({"params": params}, inputs, lengths, train=False,
-                                      mutable=["intermediates"])
-        inter = state.get("intermediates", {}).get("interpretation")
-        return vel, (None if inter is None else inter[0])
-
-    return predict
-
-
-def write_snapshot(path: str, predict: Callable, params: Any, song: Windows,
+def write_snapshot(path: str, config: ModelConfig, params: Any, song: Windows,
                    styles: Sequence[str], title: str, max_steps: int = 400) -> str:
     """The Fig. 17-style PNG of the first ``max_steps`` steps (whole windows, at least one)
-    of ``song``, read as ONE sequence; the same song every time, so ``predict`` compiles once."""
+    of ``song``, read as ONE sequence, by every head of ``params`` (``model.predict``); the same
+    song every time, so it compiles once."""
     k = max(1, -(-max_steps // song.inputs.shape[1]))
     inputs = song.inputs[:k].reshape(1, -1, song.inputs.shape[-1])
     targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
     n = int(song.lengths[:k].sum())
-    vel, inter = predict(params, inputs, np.array([n], np.int32))
+    vel, inter = predict(params, inputs, np.array([n], np.int32), config=config,
+                         with_interpretation=True)
     vel = np.asarray(vel)[:, 0, :n]
     inter = None if inter is None else np.asarray(inter)[0, :n]
     return save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style, inter,

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from stylenet_jax import optim, training
-from stylenet_jax.model import ModelConfig
+from stylenet_jax import optim, train_steps
+from stylenet_jax.config import ModelConfig
 
 
 def test_clip_by_tensor_norm():
@@ -28,7 +28,7 @@ def test_clip_by_tensor_norm():
 
 def test_tensor_ndim_for_model_leaves():
     cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
-    params = jax.eval_shape(lambda: training.init_params(cfg, jax.random.PRNGKey(0)))
+    params = jax.eval_shape(lambda: train_steps.init_params(cfg, jax.random.PRNGKey(0)))
     dims = jax.tree_util.tree_map_with_path(optim.tensor_ndim, params)
     flat = {jax.tree_util.keystr(p): d for p, d in jax.tree_util.tree_leaves_with_path(dims)}
     assert all(d == (2 if any(k in p for k in ("w_ih", "w_hh", "kernel")) else 1)

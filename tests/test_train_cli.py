@@ -23,7 +23,9 @@ def train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 def config(*args: str) -> dict:
     done = train(*args, "--workdir=unused", "--print_config")
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    nested = json.loads(done.stdout)  # {"model": {...}, "optim": ..., "data": ..., "schedule": ...}
+    assert set(nested) == {"model", "optim", "data", "schedule"}
+    return {k: v for group in nested.values() for k, v in group.items()}
 
 
 def test_paper_flagfile():
@@ -48,9 +50,10 @@ def test_tiny_flagfile_and_overrides():
 
 
 def test_enum_flags_offer_exactly_the_models_options():
-    from stylenet_jax import model
+    from stylenet_jax import config as config_module
 
-    for flag, options in (("recurrence", model.RECURRENCES), ("matmul_dtype", model.MATMUL_DTYPES)):
+    for flag, options in (("recurrence", config_module.RECURRENCES),
+                          ("matmul_dtype", config_module.MATMUL_DTYPES)):
         done = train(f"--flagfile={TINY}", "--workdir=unused", f"--{flag}=nonsense")
         assert done.returncode != 0
         offered = done.stderr.split("one of <")[-1].split(">")[0].split("|")
@@ -67,10 +70,11 @@ def test_bad_flag_value_is_a_usage_error():
 def test_help_lists_every_flag():
     done = train("--help")  # absl exits 1 after printing the help
     assert "flags:" in done.stdout, done.stderr[-2000:]
-    for flag in ("workdir", "data_dir", "hidden_size", "num_layers", "keep_prob", "clip",
-                 "clip_norm", "loss", "window", "songs_per_batch", "windows_per_batch",
-                 "carry_state", "num_epochs", "seed", "eval_every_epochs", "keep_checkpoints",
-                 "snapshot_every_epochs", "log_every_steps", "learning_rate"):
+    from stylenet_jax import config_flags
+
+    settings = [name for _, _, name in config_flags.fields()]
+    assert len(settings) > 25 and "interpretation_layer" in settings
+    for flag in settings + ["workdir", "huge_pages", "export", "print_config"]:
         assert f"--{flag}" in done.stdout or f"--[no]{flag}" in done.stdout, flag
 
 

@@ -11,11 +11,11 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from stylenet_jax import checkpoints, dataset, encoding, input_pipeline, optim, training
-from stylenet_jax.model import ModelConfig
+from stylenet_jax import (checkpoints, dataset, encoding, input_pipeline, model, train_steps,
+                          training)
+from stylenet_jax.config import Config, ModelConfig, OptimConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,11 +51,11 @@ def data_dir(tmp_path_factory):
     return write_dataset(str(tmp_path_factory.mktemp("data")))
 
 
-def tiny(data_dir: str, **kw) -> training.TrainConfig:
+def tiny(data_dir: str, **kw) -> Config:
     base = dict(data_dir=data_dir, hidden_size=8, num_layers=1, window=16, songs_per_batch=2,
                 windows_per_batch=8, num_epochs=2, snapshot_every_epochs=0, log_every_steps=4,
                 progress=False, keep_checkpoints=5)
-    return training.TrainConfig(**{**base, **kw})
+    return Config().replace(**{**base, **kw})
 
 
 def test_collapse_warning_names_the_plateau_and_the_cure():
@@ -70,11 +70,11 @@ def test_collapse_warning_names_the_plateau_and_the_cure():
 def test_select_and_where_heads():
     params = {"interpretation": {"w": jnp.ones((3,))},
               "heads": {"out": {"kernel": jnp.arange(3 * 2.0).reshape(3, 2)}}}
-    one = training.select_head(params, jnp.int32(1))
+    one = model.select_heads(params, jnp.array([1]))
     np.testing.assert_array_equal(one["heads"]["out"]["kernel"], [[2.0, 3.0]])
     np.testing.assert_array_equal(one["interpretation"]["w"], params["interpretation"]["w"])
     new = jax.tree.map(lambda a: a + 100, params)
-    mixed = training.where_heads(jnp.array([False, True, False]), new, params)
+    mixed = train_steps.where_heads(jnp.array([False, True, False]), new, params)
     np.testing.assert_array_equal(mixed["heads"]["out"]["kernel"], [[0, 1], [102, 103], [4, 5]])
     np.testing.assert_array_equal(mixed["interpretation"]["w"], new["interpretation"]["w"])
 
@@ -83,16 +83,16 @@ def test_train_step_updates_only_own_head(data_dir):
     from stylenet_jax import batching
 
     config = tiny(data_dir)
-    cfg = config.model_config(2)
-    state = training.init_state(cfg, optim.make_optimizer(config), 0)
+    cfg = dataclasses.replace(config.model, num_styles=2)
+    state = train_steps.init_state(jax.random.PRNGKey(0), model_config=cfg, optim=config.optim)
     before = jax.device_get(state.params)
     songs = batching.window_songs(dataset.load_songs(data_dir, "train"), ["classical", "jazz"],
                                   16)
     batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
     assert int(batch.styles[0]) == 0
-    step = training.programs(cfg, config).train_step  # shared with the runs below
     _, on_device = next(input_pipeline.prefetch_to_device(iter([batch])))  # as train_epoch feeds it
-    state, metrics, _ = step(state, training.zero_metrics(2), on_device, None)
+    state, metrics, _ = train_steps.train_step(state, train_steps.zero_metrics(2), on_device,
+                                               None, model_config=cfg, optim=config.optim)
     after = jax.device_get(state.params)
     for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
         a = dict(jax.tree_util.tree_leaves_with_path(after["heads"]))[path]
@@ -161,23 +161,23 @@ def test_resume_check_ignores_speed_only_fields_and_fills_new_ones():
     for added in ("recurrence", "matmul_dtype"):  # a checkpoint written before they existed
         del old_meta[added]
     meta = {"model_config": old_meta, "styles": ["a", "b"]}
-    training._check_resumable(meta, cfg, ["a", "b"], "w")
-    training._check_resumable(meta, dataclasses.replace(cfg, unroll=4, recurrence="autodiff"),
+    training.check_resumable(meta, cfg, ["a", "b"], "w")
+    training.check_resumable(meta, dataclasses.replace(cfg, unroll=4, recurrence="autodiff"),
                               ["a", "b"], "w")
     for changed in (dict(matmul_dtype="bfloat16"), dict(hidden_size=9), dict(keep_prob=0.5)):
         with pytest.raises(checkpoints.CheckpointError, match="same flags"):
-            training._check_resumable(meta, dataclasses.replace(cfg, **changed), ["a", "b"], "w")
+            training.check_resumable(meta, dataclasses.replace(cfg, **changed), ["a", "b"], "w")
     with pytest.raises(checkpoints.CheckpointError, match="same flags"):
-        training._check_resumable(meta, cfg, ["a", "c"], "w")
+        training.check_resumable(meta, cfg, ["a", "c"], "w")
 
 
 def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     config = tiny(data_dir, num_epochs=3)
     steps_per_epoch = training.train_and_evaluate(
-        dataclasses.replace(config, num_epochs=1), str(tmp_path / "probe")).state.step
+        config.replace(num_epochs=1), str(tmp_path / "probe")).state.step
     assert steps_per_epoch > 5
     # In epoch 2, after its first log (every 4 steps): steps + 1..4 are logged, then the NaN.
-    bad = dataclasses.replace(config, debug_nan_step=int(steps_per_epoch) + 4)
+    bad = config.replace(debug_nan_step=int(steps_per_epoch) + 4)
     with pytest.raises(training.NonFiniteLossError, match="non-finite"):
         training.train_and_evaluate(bad, str(tmp_path / "run"))
     ckpts = checkpoints.RunCheckpoints(str(tmp_path / "run"))
@@ -191,7 +191,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     assert all(np.isfinite(r.get("train_loss", 0.0)) for r in records)
     assert any(r["step"] > steps_per_epoch for r in records)  # epoch 2 logged before the NaN
     # Resuming without the poison replays epoch 2; its earlier records are not duplicated.
-    training.train_and_evaluate(dataclasses.replace(config, num_epochs=2), str(tmp_path / "run"))
+    training.train_and_evaluate(config.replace(num_epochs=2), str(tmp_path / "run"))
     records = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
     steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == sorted(set(steps))
@@ -210,7 +210,7 @@ def test_carry_state_run(data_dir, tmp_path):
 
 def test_export_and_load_inference(tmp_path):
     cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
-    state = training.init_state(cfg, optax.adam(1e-3), 0)
+    state = train_steps.init_state(jax.random.PRNGKey(0), model_config=cfg, optim=OptimConfig())
     path = checkpoints.export_inference(str(tmp_path / "model"), state.params, cfg,
                                         ["classical", "jazz"])
     assert path.endswith(".npz")

@@ -1,0 +1,227 @@
+"""Every setting of a training run, defined once: a nested, frozen ``Config``.
+
+``Config(model=ModelConfig, optim=OptimConfig, data=DataConfig, schedule=ScheduleConfig)``.
+Each field carries its doc line (and, where the command line spells it differently, its flag
+name) in ``dataclasses.field(metadata=...)``; ``config_flags`` derives the absl flags of
+``experiments.train`` and ``experiments.bench`` from these fields, so a new setting is one new
+field. Defaults are the paper's final setup (Malik & Ek 2017). Pure Python: importing this
+module imports neither JAX nor Flax (only numpy, through ``encoding``) (checkpoint metadata is read with it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
+
+PRECISIONS = ("default", "high", "highest")
+RECURRENCES = ("custom_vjp", "autodiff")
+MATMUL_DTYPES = ("float32", "bfloat16")
+LOSSES = ("full", "active", "onset")
+CLIPS = ("per_tensor", "global", "none")
+
+
+def setting(default: Any, doc: str, *, flag: str | None = "", choices: Sequence[str] = (),
+            ) -> Any:
+    """A config field with its doc line. ``flag``: the command-line name ("" = the field's
+    name; None = not a flag, set by the program). ``choices``: allowed values (an enum flag)."""
+    return dataclasses.field(default=default,
+                             metadata={"doc": doc, "flag": flag, "choices": tuple(choices)})
+
+
+def _check_choice(obj: Any, name: str, choices: Sequence[Any]) -> None:
+    if getattr(obj, name) not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {getattr(obj, name)!r}")
+
+
+def _check_positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(obj, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """StyleNet's network (JSON-serialisable with ``dataclasses.asdict``; stored with every
+    checkpoint and export)."""
+
+    num_styles: int = setting(2, "GenreNet heads, one per style of the dataset.", flag=None)
+    hidden_size: int = setting(176, "LSTM units of the interpretation layer and of every "
+                               "GenreNet layer (paper: 176).")
+    num_layers: int = setting(3, "Stacked (Bi)LSTM layers per GenreNet head (paper: 3).")
+    bidirectional: bool = setting(True, "Bidirectional GenreNet layers (paper: yes).")
+    use_interpretation_layer: bool = setting(
+        True, "Use the shared interpretation LSTM layer (paper: yes).",
+        flag="interpretation_layer")
+    keep_prob: float = setting(0.8, "Dropout keep probability on every LSTM's inputs and "
+                               "outputs (paper: 0.8; its Fig. 15 ablation: 0.5; 1.0 disables "
+                               "dropout).")
+    input_size: int = setting(INPUT_SIZE, "Input channels (onset + held per key).", flag=None)
+    output_size: int = setting(NUM_KEYS, "Output velocities (one per key).", flag=None)
+    unroll: int = setting(1, "lax.scan unroll factor of the time loops (speed only).")
+    precision: str | None = setting(None, "Matmul precision; 'highest' = true fp32 on GPUs "
+                                    "that default to TF32.", choices=PRECISIONS)
+    recurrence: str = setting("custom_vjp", "How the LSTM time loop is differentiated: the "
+                              "hand-written backward pass (faster) or JAX's own derivative "
+                              "of the scan (speed only; same maths).", choices=RECURRENCES)
+    matmul_dtype: str = setting("float32", "bfloat16: round every matmul's inputs to bf16, "
+                                "accumulate in fp32 (faster where the hardware has bf16 "
+                                "units; changes results slightly).", choices=MATMUL_DTYPES)
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "num_styles", "hidden_size", "num_layers", "input_size",
+                        "output_size", "unroll")
+        if not 0.0 < self.keep_prob <= 1.0:
+            raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
+        _check_choice(self, "precision", (None,) + PRECISIONS)
+        _check_choice(self, "recurrence", RECURRENCES)
+        _check_choice(self, "matmul_dtype", MATMUL_DTYPES)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        """Inverse of ``dataclasses.asdict``; unknown keys are an error, missing ones take
+        their defaults (fields added since a checkpoint was written)."""
+        return _from_dict(cls, d)
+
+
+SPEED_ONLY_FIELDS = ("unroll", "recurrence")  # ModelConfig fields that leave the maths alone
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """The objective and the optimizer (``loss``, ``optim``)."""
+
+    learning_rate: float = setting(1e-3, "Adam learning rate (paper: 0.001).")
+    clip: str = setting("per_tensor", "Gradient clipping: each tensor's L2 norm separately "
+                        "(the paper's code), the global norm of all gradients "
+                        "(optax.clip_by_global_norm), or none.", choices=CLIPS)
+    clip_norm: float = setting(10.0, "Maximum gradient norm for --clip (paper: 10).")
+    loss: str = setting("full", "MSE over the whole (T, 88) velocity matrix of real steps "
+                        "(paper), over sounding (held) cells only, or over onset cells only "
+                        "(the velocities written back to MIDI).", choices=LOSSES)
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "clip", CLIPS)
+        _check_choice(self, "loss", LOSSES)
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.clip_norm > 0:
+            raise ValueError(f"clip_norm must be > 0, got {self.clip_norm}")
+
+
+WINDOW, SONGS_PER_BATCH, WINDOWS_PER_BATCH = 200, 4, 32  # the paper's batching
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the songs come from and how they are cut into batches (``batching``)."""
+
+    data_dir: str = setting("", "A dataset built by `python -m data_prep.build`. Empty: "
+                            "generate synthetic MIDI and build a small dataset in "
+                            "WORKDIR/data.")
+    window: int = setting(WINDOW, "Truncated-BPTT window in 1/16 steps (paper: 200).")
+    songs_per_batch: int = setting(SONGS_PER_BATCH, "Songs of one style per mini-batch "
+                                   "(paper: 4).")
+    windows_per_batch: int = setting(WINDOWS_PER_BATCH, "Rows of a batch of independent "
+                                     "windows (the windows of --songs_per_batch songs fill "
+                                     "batches of this fixed size).")
+    pack_windows: bool = setting(False, "Fill each style's batches with windows across song "
+                                 "groups, so only its last batch of an epoch has empty rows "
+                                 "(faster epochs; batches no longer hold exactly "
+                                 "--songs_per_batch songs).")
+    carry_state: bool = setting(False, "Carry each song's forward LSTM state across its "
+                                "consecutive windows (rows = songs) instead of independent "
+                                "windows.")
+    synthetic_styles: tuple[str, ...] = setting(("classical", "jazz"), "Without --data_dir: "
+                                                "styles of the generated corpus.")
+    synthetic_songs_per_style: int = setting(8, "Without --data_dir: songs per style.")
+    synthetic_steps: int = setting(400, "Without --data_dir: longest song, in 1/16 steps "
+                                   "(shortest is half).")
+    synthetic_validation_fraction: float = setting(0.25, "Without --data_dir: fraction of "
+                                                   "each style held out for validation.")
+
+    def __post_init__(self) -> None:
+        if self.carry_state and self.pack_windows:
+            raise ValueError("carry_state and pack_windows exclude each other (a carried state "
+                             "needs each row to be one song)")
+        _check_positive(self, "window", "songs_per_batch", "windows_per_batch",
+                        "synthetic_songs_per_style", "synthetic_steps")
+        if not self.synthetic_styles:
+            raise ValueError("synthetic_styles must name at least one style")
+        if not 0.0 <= self.synthetic_validation_fraction < 1.0:
+            raise ValueError("synthetic_validation_fraction must be in [0, 1), got "
+                             f"{self.synthetic_validation_fraction}")
+
+    @property
+    def layout(self) -> str:
+        """The ``batching`` layout: "carry", "packed" or "independent"."""
+        if self.carry_state:
+            return "carry"
+        return "packed" if self.pack_windows else "independent"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """How long to train and what to keep along the way."""
+
+    num_epochs: int = setting(160, "Epochs over the train split (paper: 160).")
+    seed: int = setting(0, "Seed of initialisation, dropout, data order (and synthetic data).")
+    eval_every_epochs: int = setting(1, "Validation MSE every N epochs (and at the end); 0: "
+                                     "only at the end.")
+    checkpoint_every_epochs: int = setting(1, "Checkpoint every N epochs (and at the end); 0: "
+                                           "only at the end. A resumed run restarts at the "
+                                           "last one.")
+    keep_checkpoints: int = setting(3, "Newest checkpoints kept (the best is kept apart).")
+    snapshot_every_epochs: int = setting(10, "Fig. 17-style PNG of a validation song every N "
+                                         "epochs (and at the end); 0: never.")
+    log_every_steps: int = setting(50, "Read metrics from the device and append to "
+                                   "metrics.jsonl every N steps (and at each epoch end).")
+    progress: bool = setting(True, "Show a progress bar per epoch.")
+    debug_nan_step: int = setting(-1, "Testing only: poison the loss with NaN at this global "
+                                  "step to exercise the non-finite stop.")
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "num_epochs", "keep_checkpoints", "log_every_steps")
+        for name in ("eval_every_epochs", "checkpoint_every_epochs", "snapshot_every_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole training run besides its workdir (defaults: the paper's final setup).
+    ``model.num_styles`` is set from the dataset when the run starts."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        """Inverse of ``dataclasses.asdict`` (missing fields take their defaults)."""
+        return cls(**{f.name: _from_dict(f.default_factory, d.get(f.name, {}))
+                      for f in dataclasses.fields(cls)})
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with leaf settings changed by name, e.g. ``replace(hidden_size=8,
+        num_epochs=2)``; each name must be a field of exactly one group."""
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            owner = [g.name for g in dataclasses.fields(self)
+                     if name in {f.name for f in dataclasses.fields(getattr(self, g.name))}]
+            if not owner:
+                raise ValueError(f"unknown setting {name!r}")
+            groups.setdefault(owner[0], {})[name] = value
+        return dataclasses.replace(self, **{g: dataclasses.replace(getattr(self, g), **v)
+                                            for g, v in groups.items()})
+
+
+def _from_dict(cls: type, d: Mapping[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+    return cls(**values)

@@ -1,0 +1,182 @@
+"""The compiled programs of training: ``init_state``, ``train_step`` and ``eval_step``.
+
+Each is ONE module-level ``jax.jit`` whose configs are static arguments (frozen, hashable
+dataclasses), so JAX's own cache serves every run of a process that shares a config (a
+resumed run, a sweep, the tests), and batch shapes never change within a run, so a run
+compiles each once. ``TRACES`` counts traces per (program, config) for the "compiled once"
+check.
+
+* Every batch holds ONE style (see ``batching``). The steps select that style's head out of
+  the stacked head parameters (``model.select_heads`` with a traced index: one program for all
+  styles) and run a one-head StyleNet, so the loss is the paper's MSE of each example's OWN
+  head at 1/S of the head compute. The other heads get neither a gradient nor an optimizer
+  update (``where_heads``), as TF1 skips variables without gradients; Adam's step count is
+  shared, as TF1's ``beta_power`` is.
+* Dropout keys: ``fold_in(state.key, state.step)``, so a resumed run replays the same keys.
+* Metrics accumulate on device (``zero_metrics``); the host reads them with ``summarize``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from stylenet_jax import batching
+from stylenet_jax.config import ModelConfig, OptimConfig
+from stylenet_jax.encoding import onset_channels
+from stylenet_jax.loss import masked_mse
+from stylenet_jax.model import (StyleNet, head_config, is_head_param, reset_carry,
+                                select_heads)
+from stylenet_jax.optim import make_optimizer
+
+Array = jax.Array
+TRACES: collections.Counter = collections.Counter()  # (program name, *static configs) -> traces
+
+
+class TrainState(NamedTuple):
+    """step: int32 (); params, opt_state: pytrees; key: uint32 (2,) base PRNG key."""
+
+    step: Array
+    params: Any
+    opt_state: Any
+    key: Array
+
+
+def init_params(model_config: ModelConfig, key: Array) -> Any:
+    """StyleNet parameters from ``key`` (uint32 (2,) or a typed key); traceable."""
+    dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
+    return StyleNet(model_config).init(key, dummy, jnp.ones((1,), jnp.int32),
+                                       train=False)["params"]
+
+
+@functools.partial(jax.jit, static_argnames=("model_config", "optim"))
+def init_state(seed_key: Array, *, model_config: ModelConfig, optim: OptimConfig) -> TrainState:
+    """A fresh run from ``seed_key`` (uint32 (2,), ``PRNGKey(seed)``): params from
+    ``split(key)[0]``, optimizer state, step 0 and the run's base key ``split(key)[1]``."""
+    init_key, key = jax.random.split(seed_key)
+    params = init_params(model_config, init_key)
+    return TrainState(jnp.zeros((), jnp.int32), params, make_optimizer(optim).init(params), key)
+
+
+def where_heads(present: Array, new: Any, old: Any) -> Any:
+    """``new`` where ``present`` (S,) bool, else ``old``, on every ``heads`` leaf (S, ...) of
+    a params-shaped tree (also optimizer moments); other leaves come from ``new``."""
+    def pick(path, a, b):
+        if not is_head_param(path):
+            return a
+        return jnp.where(present.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree_util.tree_map_with_path(pick, new, old)
+
+
+def zero_metrics(num_styles: int) -> dict[str, Array]:
+    """Device accumulators: per style (S,) float32 ``se`` (squared error), ``cells``,
+    ``steps`` (real time steps), ``batches``, and (evaluation only) ``onset_pred`` /
+    ``onset_target`` (summed predicted / true velocity / 127 on onset cells) and
+    ``onset_cells``; ``grad_norm`` () summed; ``nonfinite`` () bool."""
+    z = lambda: jnp.zeros((num_styles,), jnp.float32)  # noqa: E731 - distinct buffers (donated)
+    return {"se": z(), "cells": z(), "steps": z(), "batches": z(), "onset_pred": z(),
+            "onset_target": z(), "onset_cells": z(),
+            "grad_norm": jnp.zeros((), jnp.float32), "nonfinite": jnp.zeros((), bool)}
+
+
+def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss, onset=None):
+    """``metrics`` plus one batch of ``style``; ``onset``: (predicted, true, cells) sums on
+    onset cells, or None to leave those accumulators as they are."""
+    one = (jnp.arange(metrics["se"].shape[0]) == style).astype(jnp.float32)
+    out = {"se": metrics["se"] + one * se.sum(), "cells": metrics["cells"] + one * cells.sum(),
+           "steps": metrics["steps"] + one * lengths.sum().astype(jnp.float32),
+           "batches": metrics["batches"] + one, "grad_norm": metrics["grad_norm"] + grad_norm,
+           "nonfinite": metrics["nonfinite"] | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)}
+    for name, value in zip(("onset_pred", "onset_target", "onset_cells"), onset or (0, 0, 0)):
+        out[name] = metrics[name] + one * value
+    return out
+
+
+def _own_head(params: Any, model_config: ModelConfig, batch: batching.Batch, carry: Any,
+              **apply_kw) -> tuple[Array, Any]:
+    """Velocities (1, N, T, 88) of the batch's own style head, and the new one-head carry."""
+    head_params = select_heads(params, batch.styles[:1])
+    return StyleNet(head_config(model_config)).apply({"params": head_params}, batch.inputs,
+                                                     batch.lengths, carry=carry, **apply_kw)
+
+
+@functools.partial(jax.jit, static_argnames=("model_config", "optim", "debug_nan_step"),
+                   donate_argnums=(0, 1))
+def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Batch, carry: Any,
+               *, model_config: ModelConfig, optim: OptimConfig,
+               debug_nan_step: int = -1) -> tuple[TrainState, dict[str, Array], Any]:
+    """One optimizer step on a single-style ``batch``; state and metrics are donated.
+
+    ``carry``: None (independent windows) or the one-head carry of the batch's style
+    (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no gradient flows
+    into it. ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for tests).
+    Returns (state, metrics, new carry or None)."""
+    TRACES["train_step", model_config, optim, debug_nan_step] += 1
+    tx = make_optimizer(optim)
+    style = batch.styles[0]
+    if carry is not None:
+        carry = reset_carry(jax.lax.stop_gradient(carry), batch.reset)
+    key = jax.random.fold_in(state.key, state.step)
+
+    def loss_fn(params):
+        vel, new_carry = _own_head(params, model_config, batch, carry, train=True,
+                                   rngs={"dropout": key})
+        value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
+                                      jnp.zeros_like(batch.styles), batch.inputs, optim.loss)
+        return value, (se, cells, new_carry)
+
+    (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    if debug_nan_step >= 0:
+        poison = jnp.where(state.step == debug_nan_step, jnp.nan, 1.0)
+        value, grads = value * poison, jax.tree.map(lambda g: g * poison, grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    present = jnp.arange(model_config.num_styles) == style
+    params = where_heads(present, params, state.params)
+    opt_state = where_heads(present, opt_state, state.opt_state)
+    metrics = _accumulate(metrics, style, se, cells, batch.lengths, optax.tree.norm(grads),
+                          value)
+    new_carry = None if carry is None else new_carry
+    return TrainState(state.step + 1, params, opt_state, state.key), metrics, new_carry
+
+
+@functools.partial(jax.jit, static_argnames=("model_config", "loss"), donate_argnums=(1,))
+def eval_step(params: Any, metrics: dict[str, Array], batch: batching.Batch, carry: Any, *,
+              model_config: ModelConfig, loss: str) -> tuple[dict[str, Array], Any]:
+    """Deterministic forward of the batch's own head; squared errors (``loss`` cells) and
+    onset-velocity sums accumulated into ``metrics`` (donated). Returns (metrics, carry)."""
+    TRACES["eval_step", model_config, loss] += 1
+    if carry is not None:
+        carry = reset_carry(carry, batch.reset)
+    vel, new_carry = _own_head(params, model_config, batch, carry, train=False)
+    value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
+                                  jnp.zeros_like(batch.styles), batch.inputs, loss)
+    real = jnp.arange(vel.shape[2])[None, :, None] < batch.lengths[:, None, None]
+    onset = ((onset_channels(batch.inputs) > 0) & real).astype(jnp.float32)
+    sums = ((vel[0] * onset).sum(), (batch.targets * onset).sum(), onset.sum())
+    metrics = _accumulate(metrics, batch.styles[0], se, cells, batch.lengths, jnp.zeros(()),
+                          value, sums)
+    return metrics, (None if carry is None else new_carry)
+
+
+def summarize(metrics: dict[str, Any], styles: Sequence[str], prefix: str) -> dict[str, float]:
+    """Host-side floats from device accumulators: ``{prefix}loss`` (cell-weighted MSE),
+    ``{prefix}loss/<style>``, ``{prefix}steps`` (real time steps), and where onsets were
+    counted ``{prefix}mean_velocity`` / ``{prefix}mean_velocity_target`` (MIDI units)."""
+    m = jax.device_get(metrics)
+    out = {f"{prefix}loss": float(m["se"].sum() / max(m["cells"].sum(), 1.0)),
+           f"{prefix}steps": int(m["steps"].sum())}
+    for i, s in enumerate(styles):
+        if m["batches"][i]:
+            out[f"{prefix}loss/{s}"] = float(m["se"][i] / max(m["cells"][i], 1.0))
+    if m["onset_cells"].sum() > 0:
+        out[f"{prefix}mean_velocity"] = float(127 * m["onset_pred"].sum() / m["onset_cells"].sum())
+        out[f"{prefix}mean_velocity_target"] = float(127 * m["onset_target"].sum()
+                                                     / m["onset_cells"].sum())
+    return out
