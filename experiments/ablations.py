@@ -123,7 +123,7 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
     cached = _read_json(os.path.join(workdir, "score.json"), {})
     if cached.get("key") == key:
         return cached["scores"]
-    from stylenet_jax.stylize import Stylizer
+    from stylenet_jax.performer import Stylizer
 
     system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, checkpoints.INFERENCE_FILE)))
     result = evaluation.evaluate(performed, [system])

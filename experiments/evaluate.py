@@ -67,15 +67,15 @@ def _define_flags() -> None:
 
 def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each."""
-    from stylenet_jax import stylize
+    from stylenet_jax import performer
 
     systems, described = [], {}
-    for spec in FLAGS.model or [f"model={stylize.DEFAULT_MODEL}"]:
+    for spec in FLAGS.model or [f"model={performer.DEFAULT_MODEL}"]:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
-        stylizer = stylize.Stylizer(path)
-        blend = stylize.parse_blend(FLAGS.blend, stylizer.styles) if FLAGS.blend else None
+        stylizer = performer.Stylizer(path)
+        blend = performer.parse_blend(FLAGS.blend, stylizer.styles) if FLAGS.blend else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
         described[name] = (f"StyleNet `{os.path.relpath(path)}` ("
                            f"{'blend ' + FLAGS.blend if blend else 'each style its own head'})")

@@ -5,7 +5,7 @@ r"""How much do bfloat16 matmuls change a trained model's velocities?
 
 Runs a model's validation split (a dataset built by ``python -m data_prep.build``) twice, with
 ``matmul_dtype="float32"`` and ``"bfloat16"`` (every matmul's inputs rounded to bf16, fp32
-accumulation; see ``stylenet_jax.model.matmul``), each song's windows through its own style
+accumulation; see ``stylenet_jax.lstm.matmul``), each song's windows through its own style
 head, deterministic. Reports per style, on sounding cells only: the MSE of both against the
 human velocities, and how far the bf16 velocities move from the fp32 ones in MIDI units
 (mean and max |difference|, and the share that would round to another MIDI velocity).
@@ -20,8 +20,9 @@ from typing import Sequence
 
 from absl import app, flags
 
+from stylenet_jax.performer import DEFAULT_MODEL
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_MODEL = os.path.join(ROOT, "stylenet_jax", "assets", "stylenet.npz")
 
 
 def _define_flags() -> None:
@@ -40,29 +41,24 @@ def compare(params, config, styles: Sequence[str], songs, rows: int = 32) -> lis
     (sounding), in MIDI units (x127). ``moved``: share of those cells whose rounded velocity
     differs between the two precisions.
     """
-    import jax
     import numpy as np
 
-    from stylenet_jax import batching, training
-    from stylenet_jax.model import StyleNet
+    from stylenet_jax import batching, model
 
-    forwards = {}
-    for dtype in ("float32", "bfloat16"):
-        cfg = training.head_config(dataclasses.replace(config, matmul_dtype=dtype))
-        model = StyleNet(cfg)
-        forwards[dtype] = jax.jit(
-            lambda p, x, n, model=model: model.apply({"params": p}, x, n, train=False)[0][0])
+    configs = {dtype: model.head_config(dataclasses.replace(config, matmul_dtype=dtype), 1)
+               for dtype in ("float32", "bfloat16")}
     out = []
     for s, style in enumerate(styles):
         mine = [w for w in songs if w.style == s]
         if not mine:
             continue
-        head_params = training.select_head(params, np.int32(s))
+        head_params = model.select_heads(params, np.array([s], np.int32))
         sums = {"cells": 0, "se32": 0.0, "se16": 0.0, "abs": 0.0, "max": 0.0, "moved": 0}
         for batch in batching.epoch_batches(mine, songs_per_batch=len(mine),
                                             windows_per_batch=rows):
-            pred = {d: np.asarray(f(head_params, batch.inputs, batch.lengths))
-                    for d, f in forwards.items()}
+            pred = {d: np.asarray(model.predict(head_params, batch.inputs, batch.lengths,
+                                                config=c)[0])
+                    for d, c in configs.items()}
             active = batch.targets > 0
             human = batch.targets[active] * 127.0
             v32, v16 = pred["float32"][active] * 127.0, pred["bfloat16"][active] * 127.0

@@ -167,7 +167,7 @@ def main(argv: Sequence[str]) -> None:
     evaluated = [e for e in curves if "val_loss" in curves[e]]
     best_epoch = min(evaluated, key=lambda e: curves[e]["val_loss"])
     silent = silent_mse(FLAGS.data_dir, "validation")
-    from stylenet_jax.stylize import Stylizer
+    from stylenet_jax.performer import Stylizer
 
     performed = performances.from_dataset(FLAGS.data_dir, "validation", FLAGS.midi_root)
     stats = evaluation.NoteStatistics.from_dataset(FLAGS.data_dir)

@@ -148,7 +148,7 @@ class FeaturesSystem:
 
 @dataclasses.dataclass
 class ModelSystem:
-    """A StyleNet model (``stylize.Stylizer``): each piece's own style head, or one fixed
+    """A StyleNet model (``performer.Stylizer``): each piece's own style head, or one fixed
     ``blend`` ({style: weight}) for every piece."""
 
     stylizer: object

@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     # only the command line needs these (scikit-learn, the StyleNet model)
-    from stylenet_jax import evaluation, feature_baseline, performances, stylize
+    from stylenet_jax import evaluation, feature_baseline, performances, performer
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("data_dir")
@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(performed)} performances, {len({p.piece for p in performed})} pieces")
     systems = baseline_systems(performed, args.seed)
     if args.models:
-        for name, system in (("stylenet_shipped", evaluation.ModelSystem(stylize.Stylizer())),
+        for name, system in (("stylenet_shipped", evaluation.ModelSystem(performer.Stylizer())),
                              ("tree_features", evaluation.FeaturesSystem(
                                  feature_baseline.FeatureBaseline.load(
                                      feature_baseline.DEFAULT_PATH)))):

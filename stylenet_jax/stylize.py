@@ -10,246 +10,25 @@ Long pieces are predicted in overlapping 200-step windows (the length the model 
 on), one window every 100 steps, and overlapping predictions are cross-faded with triangular
 weights, so there are no borders to hear and memory stays bounded whatever the length.
 Windows in which no note sounds are not run, and silences longer than two windows are cut out
-of the grid before predicting (which changes no velocity; see ``performed_grid``), so what a
-file costs follows its notes, not the silence between them.
+of the grid before predicting (which changes no velocity; see ``performer.performed_grid``), so
+what a file costs follows its notes, not the silence between them.
 """
+
+# The command line only (flags, files and folders, stdout, one-line errors); the library it
+# runs (Stylizer, blends, baselines, perform_file) is ``stylenet_jax.performer``.
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import math
 import os
 import sys
 import tempfile
 import time
-from typing import Mapping, NamedTuple, Sequence
+from typing import Sequence
 
-import numpy as np
-
-from stylenet_jax import encoding, midi
-
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
-                             "stylenet.npz")
-WINDOW = 200  # steps per window: the training windows' length
-HOP = WINDOW // 2
-ROWS = 16  # windows per compiled call: fixed, so every file reuses one compilation
-BASELINES = ("random", "constant", "features")
-
-
-class StylizeError(ValueError):
-    """Bad input or arguments; the message is one line naming the problem."""
-
-
-class Result(NamedTuple):
-    """What happened to one file (printed per file)."""
-
-    notes: int
-    changed: int
-    velocities: np.ndarray  # int64 (notes,), the new piano velocities
-    seconds: float
-    warnings: tuple[str, ...] = ()  # repairs made reading the file (midi.Performance.warnings)
-
-
-def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
-    """"jazz" -> {"jazz": 1.0}; "classical=0.7,jazz=0.3" -> weights (must sum to 1)."""
-    weights: dict[str, float] = {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        name, _, weight = part.partition("=")
-        name = name.strip()
-        if name not in styles:
-            raise StylizeError(f"unknown style {name!r}; this model has: {', '.join(styles)}")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise StylizeError(f"--style: weight {weight!r} of {name} is not a number") from None
-        if not math.isfinite(value):
-            raise StylizeError(f"--style: weight {weight!r} of {name} is not a finite number")
-        weights[name] = weights.get(name, 0.0) + value
-    if not weights:
-        raise StylizeError(f"--style is empty; choose from: {', '.join(styles)}")
-    if any(w < 0 for w in weights.values()):
-        raise StylizeError("--style: weights must not be negative")
-    if abs(sum(weights.values()) - 1.0) > 1e-6:
-        raise StylizeError(f"--style: weights must sum to 1 (they sum to {sum(weights.values()):g})")
-    return weights
-
-
-def window_weights() -> np.ndarray:
-    """float32 (WINDOW,): triangular cross-fade weights, largest mid-window, never 0."""
-    i = np.arange(WINDOW, dtype=np.float32) + 0.5
-    return np.minimum(i, WINDOW - i) / HOP
-
-
-class Stylizer:
-    """A loaded model, ready to predict velocities for any number of files (one compile)."""
-
-    def __init__(self, path: str | None = None):
-        """Loads an inference export (``checkpoints.export_inference``; default: the shipped
-        model) or, for a folder, a training run's best (else newest) checkpoint."""
-        import jax  # imported here so that `--help` and argument errors stay instant
-
-        from stylenet_jax import checkpoints
-        from stylenet_jax.model import StyleNet
-
-        self.path = path or DEFAULT_MODEL
-        try:
-            if os.path.isdir(self.path):
-                best = os.path.join(self.path, checkpoints.BEST)
-                params, config, styles = checkpoints.restore_params(
-                    best if os.path.isdir(best) and os.listdir(best) else self.path)
-                params = jax.device_get(params)
-            else:
-                params, config, styles = checkpoints.load_inference(self.path)
-        except checkpoints.CheckpointError as e:
-            raise StylizeError(midi.one_line(e)) from None
-        if (config.input_size, config.output_size) != (encoding.INPUT_SIZE, encoding.NUM_KEYS):
-            raise StylizeError(f"{self.path}: a model of {config.input_size} inputs and "
-                               f"{config.output_size} outputs; stylize needs "
-                               f"{encoding.INPUT_SIZE} and {encoding.NUM_KEYS}")
-        self.params, self.config, self.styles = params, config, list(styles)
-        self._jax = jax
-        self._model_class = StyleNet
-        self._predict = {}
-
-    def _predictor(self, heads: tuple[int, ...]):
-        """A jitted (ROWS, WINDOW, 176) uint8 -> (ROWS, WINDOW, 88) float32 blend function."""
-        if heads not in self._predict:
-            from stylenet_jax.model import is_head_param
-
-            jax, jnp = self._jax, self._jax.numpy
-            config = dataclasses.replace(self.config, num_styles=len(heads))
-            model = self._model_class(config)
-            index = np.array(heads)
-            params = jax.tree_util.tree_map_with_path(
-                lambda p, a: a[index] if is_head_param(p) else a, self.params)
-            params = jax.device_put(params)
-
-            @jax.jit
-            def predict(params, inputs, weights):
-                lengths = jnp.full((inputs.shape[0],), inputs.shape[1], jnp.int32)
-                velocities, _ = model.apply({"params": params}, inputs, lengths, train=False)
-                return jnp.tensordot(weights, velocities, axes=1)
-
-            self._predict[heads] = (predict, params)
-        return self._predict[heads]
-
-    def predict(self, inputs: np.ndarray, blend: Mapping[str, float]) -> np.ndarray:
-        """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176).
-
-        Windows of WINDOW steps start every HOP steps (from -HOP, silence before the music)
-        and are run ROWS at a time; overlapping outputs are cross-faded. A window in which no
-        note sounds is not run: steps that only such windows cover are 0 (every sounding cell
-        gets exactly what running every window would give it).
-        """
-        names = sorted(blend, key=self.styles.index)
-        predict, params = self._predictor(tuple(self.styles.index(n) for n in names))
-        weights = np.array([blend[n] for n in names], np.float32)
-        steps = inputs.shape[0]
-        padded = np.zeros((steps + 2 * WINDOW, inputs.shape[1]), np.uint8)
-        padded[HOP:HOP + steps] = inputs  # padded row r is step r - HOP
-        sounding = np.concatenate([[0], np.cumsum(padded.any(axis=1))])
-        starts = np.arange(-HOP, steps, HOP)
-        starts = starts[sounding[starts + HOP + WINDOW] > sounding[starts + HOP]]
-        fade = window_weights()
-        total = np.zeros((steps + 2 * WINDOW, encoding.NUM_KEYS), np.float32)
-        norm = np.zeros((steps + 2 * WINDOW, 1), np.float32)
-        for first in range(0, len(starts), ROWS):
-            rows = starts[first:first + ROWS] + HOP
-            batch = np.zeros((ROWS, WINDOW, inputs.shape[1]), np.uint8)
-            for r, start in enumerate(rows):
-                batch[r] = padded[start:start + WINDOW]
-            out = np.asarray(predict(params, batch, weights))
-            for r, start in enumerate(rows):
-                total[start:start + WINDOW] += out[r] * fade[:, None]
-                norm[start:start + WINDOW] += fade[:, None]
-        return (total[HOP:HOP + steps] / np.maximum(norm[HOP:HOP + steps], 1e-6)).astype(
-            np.float32)
-
-
-def performed_grid(notes: midi.Notes, ticks_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
-    """Onset and end steps (int64 (n,)) of ``notes`` on the grid the model reads: the 1/16 grid
-    (``encoding.quantize``) with long silences cut out.
-
-    The grid is cut in blocks of HOP steps, the stride of the prediction windows; a window
-    covers two neighbouring blocks. Every block two or more blocks away from any block with an
-    onset is removed. The windows that hold an onset see exactly what they would see on the
-    whole grid (their blocks are all kept, and whole blocks keep the windows' alignment), and
-    the other windows change no velocity (velocities are read at onsets only). So performing
-    on this grid gives every note the velocity the whole grid would, at a cost that follows
-    the notes: two notes ten hours apart make a grid of a few hundred steps.
-    """
-    onset, end = encoding.quantize(notes, ticks_per_beat)
-    if not len(onset):
-        return onset, end
-    blocks = onset // HOP
-    kept = np.unique(np.concatenate([blocks - 1, blocks, blocks + 1]))
-    kept = kept[kept >= 0]
-
-    def kept_steps_before(step: np.ndarray) -> np.ndarray:
-        block = step // HOP
-        index = np.searchsorted(kept, block)  # kept blocks before this step's block
-        inside = kept[np.minimum(index, len(kept) - 1)] == block
-        return index * HOP + np.where(inside, step - block * HOP, 0)
-
-    return kept_steps_before(onset), kept_steps_before(end)
-
-
-def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int = 64) -> np.ndarray:
-    """The paper's baselines: ``random`` uniform 1..127 (seeded) or one ``constant`` velocity."""
-    if kind == "random":
-        return np.random.default_rng(seed).integers(1, 128, notes).astype(np.int64)
-    if kind == "constant":
-        if not 1 <= velocity <= 127:
-            raise StylizeError("--velocity must be in 1..127")
-        return np.full(notes, velocity, np.int64)
-    raise StylizeError(f"--baseline must be one of {', '.join(BASELINES)}")
-
-
-def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
-                 blend: Mapping[str, float] | None = None, baseline: str | None = None,
-                 seed: int = 0, velocity: int = 64, features=None,
-                 make_parents: bool = False) -> Result:
-    """Writes ``source`` with new piano velocities to ``target`` (atomically).
-
-    Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
-    ``features``, a (feature_baseline.FeatureBaseline, style) pair. Raises StylizeError or
-    midi.MidiError (one line naming the file) without writing anything. A file whose notes
-    span more than ``encoding.MAX_STEPS`` steps, long silences left out
-    (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
-    target's missing folders, only once there is something to write.
-    """
-    began = time.perf_counter()
-    perf = midi.load_performance(source)
-    notes = perf.notes.select(encoding.in_piano_range(perf.notes))
-    name = midi.shown(source)
-    if not len(notes):
-        raise StylizeError(f"{name}: no piano notes (MIDI 21..108 outside channel 10)")
-    onset, end = performed_grid(notes, perf.ticks_per_beat)
-    reason = encoding.too_long(int(end.max()), "steps (silences left out)")
-    if reason:
-        raise StylizeError(f"{name}: {reason}")
-    if baseline == "features":
-        model, style = features
-        seconds = midi.tick_seconds(perf.midi, notes.start)
-        velocities = model.predict(notes, perf.ticks_per_beat, style, seconds)
-    elif baseline:
-        velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
-    else:
-        inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
-        predicted = stylizer.predict(inputs, blend)
-        velocities = encoding.velocities_at(predicted, onset, notes.pitch)
-    midi.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
-                         make_parents=make_parents)
-    changed = int((velocities != notes.velocity).sum())
-    return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings)
-
-
-def describe(path: str, result: Result, label: str) -> str:
-    """One line per file: notes changed, velocity min/mean/max, style, seconds."""
-    v = result.velocities
-    return (f"{midi.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
-            f"min {v.min()} mean {v.mean():.1f} max {v.max()}, {label}, {result.seconds:.2f} s")
+from stylenet_jax import midi
+from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, describe, load_features,
+                                    parse_blend, perform_file)
 
 
 def enable_compilation_cache(directory: str) -> str | None:
@@ -270,22 +49,6 @@ def enable_compilation_cache(directory: str) -> str | None:
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return None
-
-
-def _feature_baseline(flags_) -> tuple:
-    """(FeatureBaseline, style) for --baseline features: one style of --features_model."""
-    from stylenet_jax import feature_baseline
-
-    try:
-        model = feature_baseline.FeatureBaseline.load(
-            flags_.features_model or feature_baseline.DEFAULT_PATH)
-    except feature_baseline.FeatureBaselineError as e:
-        raise StylizeError(midi.one_line(e)) from None
-    style = (flags_.style or "").strip()
-    if style not in model.styles:
-        raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
-                           f"(no blends), got {style!r}")
-    return model, style
 
 
 def _warn(text: str) -> None:
@@ -339,7 +102,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
             raise StylizeError(f"choose --style: one of {', '.join(stylizer.styles)} "
                                "or a blend such as a=0.5,b=0.5")
         blend = parse_blend(flags_.style, stylizer.styles)
-    features = _feature_baseline(flags_) if flags_.baseline == "features" else None
+    features = (load_features(flags_.features_model, flags_.style)
+                if flags_.baseline == "features" else None)
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
     label += f" ({features[1]})" if features else ""
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,

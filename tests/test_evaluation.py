@@ -133,9 +133,9 @@ def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_pa
 
 def test_a_style_no_system_knows_is_one_line_before_any_work(folder, model_path):
     found = performances.from_folder(str(folder / "human"), style="rock")
-    from stylenet_jax import stylize
+    from stylenet_jax import performer
 
-    model = evaluation.ModelSystem(stylize.Stylizer(model_path), "m")
+    model = evaluation.ModelSystem(performer.Stylizer(model_path), "m")
     with pytest.raises(ValueError, match="m has no style rock"):
         evaluation.check_styles(found, [model])
     blended = evaluation.ModelSystem(model.stylizer, "b", {"jazz": 1.0})

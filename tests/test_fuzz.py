@@ -1,9 +1,10 @@
-"""Fuzzing stylize with malformed MIDI files: no crash, no hang, nothing written for a refusal.
+"""Fuzzing the performer (stylize's library) with malformed MIDI files: no crash, no hang,
+nothing written for a refusal.
 
-Every generated file goes through ``stylize.perform_file`` (the library path of the command)
+Every generated file goes through ``performer.perform_file`` (the library path of the command)
 with a tiny random model. What must hold for each file:
 
-- it is either performed or refused with ``midi.MidiError`` / ``stylize.StylizeError``, whose
+- it is either performed or refused with ``midi.MidiError`` / ``performer.StylizeError``, whose
   message is one line naming the file; any other exception fails the test;
 - a refused file writes nothing; a performed one is written, reads back, and has the same
   notes (pitch, channel, start, end) with the new velocities;
@@ -35,13 +36,14 @@ import numpy as np
 import pytest
 
 from midi_factory import END_OF_TRACK, chunk, note_events, smf, vlq
-from stylenet_jax import checkpoints, encoding, midi, stylize
-from stylenet_jax.model import ModelConfig, StyleNet
+from stylenet_jax import checkpoints, encoding, midi, performer
+from stylenet_jax.config import ModelConfig
+from stylenet_jax.model import StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS_PER_FILE = 10.0  # generous: the CI machine is shared; typical files take ~0.05 s
 PEAK_GROWTH_KB = 1_500_000
-ONE_LINE_ERRORS = (midi.MidiError, stylize.StylizeError)
+ONE_LINE_ERRORS = (midi.MidiError, performer.StylizeError)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def stylizer(tmp_path_factory):
     params = StyleNet(config).init(jax.random.key(3), jnp.zeros((1, 4, 176)),
                                    jnp.ones((1,), jnp.int32), train=False)["params"]
     path = str(tmp_path_factory.mktemp("fuzz_model") / "model.npz")
-    model = stylize.Stylizer(checkpoints.export_inference(path, params, config, ["a", "b"]))
+    model = performer.Stylizer(checkpoints.export_inference(path, params, config, ["a", "b"]))
     inputs = np.zeros((10, 176), np.uint8)
     inputs[:, 1] = 1
     model.predict(inputs, {"a": 0.5, "b": 0.5})  # compile once, outside the time bounds
@@ -262,13 +264,13 @@ def _sha(path) -> str:
 
 
 def perform_and_check(stylizer, source: str, target: str) -> tuple[bool, str, float]:
-    """Runs one file through stylize's library path and checks every promise; returns
-    (performed, refusal message or warnings, seconds)."""
+    """Runs one file through the performer (stylize's library path) and checks every promise;
+    returns (performed, refusal message or warnings, seconds)."""
     before = _sha(source)
     began = time.perf_counter()
     try:
-        result = stylize.perform_file(source, target, stylizer=stylizer,
-                                      blend={"a": 0.5, "b": 0.5})
+        result = performer.perform_file(source, target, stylizer=stylizer,
+                                        blend={"a": 0.5, "b": 0.5})
     except ONE_LINE_ERRORS as e:
         seconds = time.perf_counter() - began
         message = str(e)

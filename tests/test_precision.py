@@ -10,7 +10,8 @@ import numpy as np
 
 from experiments import precision
 from stylenet_jax import batching
-from stylenet_jax.model import ModelConfig, StyleNet
+from stylenet_jax.config import ModelConfig
+from stylenet_jax.model import StyleNet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

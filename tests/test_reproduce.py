@@ -26,9 +26,9 @@ def test_reproduce_reports_on_a_tiny_run(tmp_path):
     assert trained.returncode == 0, trained.stderr[-2000:]
     data_dir = str(workdir / "data" / "dataset")
     # A training workdir loads like an export (its best checkpoint, float32).
-    from stylenet_jax import stylize
+    from stylenet_jax import performer
 
-    from_run, exported = stylize.Stylizer(str(workdir)), stylize.Stylizer(
+    from_run, exported = performer.Stylizer(str(workdir)), performer.Stylizer(
         str(workdir / "inference.npz"))
     assert from_run.styles == exported.styles == ["classical", "jazz"]
     song = dataset.load_songs(data_dir, "validation")[0]
