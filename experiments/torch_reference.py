@@ -5,8 +5,9 @@ The same network as ``stylenet_jax.model.StyleNet`` with ONE style head, written
 PyTorch user would: ``nn.LSTM`` (cuDNN on a GPU) for every layer.
 
 * interpretation layer: unidirectional ``nn.LSTM(176 -> H)``;
-* GenreNet head: ``num_layers`` bidirectional LSTM layers of H, then ``nn.Linear(2H -> 88)``
-  and a sigmoid;
+* GenreNet head: ``num_layers`` LSTM layers of H (bidirectional unless ``bidirectional=False``),
+  then ``nn.Linear(D*H -> 88)`` and a sigmoid (``from_config`` builds it from the project's
+  ``ModelConfig``);
 * dropout (keep probability ``keep_prob``) exactly where the JAX model has it: on the input
   and the output of every LSTM layer (so twice between two stacked layers). With
   ``fused_layers=True`` the head is ONE ``nn.LSTM(num_layers=L, bidirectional=True)`` call
@@ -21,7 +22,8 @@ Parameters correspond one to one with the JAX model's (``load_jax_params``): gat
 i, f, g, o in both; JAX weights are (F, 4H) used as ``x @ W``, torch's (4H, F): transposed;
 torch's two biases ``b_ih + b_hh`` hold JAX's one ``b`` in ``bias_ih`` while ``bias_hh`` is
 held at zero and frozen (``requires_grad=False``), so the trainable tensors, their gradients,
-the per-tensor clipping and Adam's updates are the JAX model's.
+the per-tensor clipping and Adam's updates are the JAX model's. The loss counts the cells of
+``OptimConfig.loss`` (full, active, onset), selected by ``stylenet_jax.encoding``'s channels.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from stylenet_jax.config import ModelConfig
+from stylenet_jax.encoding import held_channels, onset_channels
 
 
 def _init_lstm(lstm: nn.LSTM) -> None:
@@ -61,11 +66,13 @@ class TorchStyleNet(nn.Module):
 
     def __init__(self, hidden_size: int = 176, num_layers: int = 3, *, input_size: int = 176,
                  output_size: int = 88, keep_prob: float = 0.8,
-                 use_interpretation_layer: bool = True, fused_layers: bool = False):
+                 use_interpretation_layer: bool = True, bidirectional: bool = True,
+                 fused_layers: bool = False):
         super().__init__()
         if not 0.0 < keep_prob <= 1.0:
             raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
         self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.directions = 2 if bidirectional else 1
         self.fused_layers = fused_layers
         p = 1.0 - keep_prob
         self.drop = nn.Dropout(p)
@@ -74,19 +81,32 @@ class TorchStyleNet(nn.Module):
         first = hidden_size if use_interpretation_layer else input_size
         if fused_layers:
             self.head = nn.LSTM(first, hidden_size, num_layers, batch_first=True,
-                                bidirectional=True, dropout=p if num_layers > 1 else 0.0)
+                                bidirectional=bidirectional,
+                                dropout=p if num_layers > 1 else 0.0)
             self.layers = None
         else:
             self.head = None
+            width = self.directions * hidden_size
             self.layers = nn.ModuleList(
-                nn.LSTM(first if l == 0 else 2 * hidden_size, hidden_size, batch_first=True,
-                        bidirectional=True) for l in range(num_layers))
-        self.out = nn.Linear(2 * hidden_size, output_size)
+                nn.LSTM(first if l == 0 else width, hidden_size, batch_first=True,
+                        bidirectional=bidirectional) for l in range(num_layers))
+        self.out = nn.Linear(self.directions * hidden_size, output_size)
         for lstm in self.lstms():
             _init_lstm(lstm)
-        std = math.sqrt(1.0 / (2 * hidden_size)) / 0.87962566103423978  # flax lecun_normal
+        std = (math.sqrt(1.0 / (self.directions * hidden_size))
+               / 0.87962566103423978)  # flax lecun_normal
         nn.init.trunc_normal_(self.out.weight, std=std, a=-2 * std, b=2 * std)
         nn.init.zeros_(self.out.bias)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, fused_layers: bool = False) -> "TorchStyleNet":
+        """The one-head network of the project's ``config`` (its JAX-only speed settings,
+        ``unroll``, ``recurrence``, ``precision`` and ``matmul_dtype``, have no counterpart
+        here: the benchmark maps the last two onto TF32 and autocast)."""
+        return cls(config.hidden_size, config.num_layers, input_size=config.input_size,
+                   output_size=config.output_size, keep_prob=config.keep_prob,
+                   use_interpretation_layer=config.use_interpretation_layer,
+                   bidirectional=config.bidirectional, fused_layers=fused_layers)
 
     def lstms(self) -> list[nn.LSTM]:
         head = [self.head] if self.fused_layers else list(self.layers)
@@ -122,13 +142,21 @@ class TorchStyleNet(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def masked_mse(pred: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The JAX project's ``masked_mse(mode="full")``: squared error summed over every cell of
-    real steps, divided by the number of such cells."""
+def masked_mse(pred: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+               inputs: torch.Tensor | None = None, mode: str = "full") -> torch.Tensor:
+    """The JAX project's ``loss.masked_mse``: squared error summed over the counted cells of
+    real steps, divided by their number. ``mode``: ``full`` every cell, ``active`` / ``onset``
+    the cells whose held / onset channel of ``inputs`` (N, T, 176) is set."""
     weight = (torch.arange(pred.shape[1], device=pred.device)[None, :]
               < lengths[:, None]).to(pred.dtype)[..., None]
-    cells = weight.sum() * pred.shape[2]
-    return (torch.square(pred - targets) * weight).sum() / torch.clamp(cells, min=1.0)
+    if mode in ("active", "onset"):
+        channels = held_channels(inputs) if mode == "active" else onset_channels(inputs)
+        weight = weight * (channels > 0).to(pred.dtype)
+    elif mode == "full":
+        weight = weight.expand_as(pred)
+    else:
+        raise ValueError(f"loss mode must be full, active or onset, got {mode!r}")
+    return (torch.square(pred - targets) * weight).sum() / torch.clamp(weight.sum(), min=1.0)
 
 
 def clip_grads_(params: Iterable[torch.Tensor], mode: str, max_norm: float) -> None:
@@ -150,10 +178,11 @@ def clip_grads_(params: Iterable[torch.Tensor], mode: str, max_norm: float) -> N
 
 
 def make_train_step(model: TorchStyleNet, optimizer: torch.optim.Optimizer, clip: str,
-                    clip_norm: float, autocast_dtype: torch.dtype | None = None):
+                    clip_norm: float, autocast_dtype: torch.dtype | None = None,
+                    loss: str = "full"):
     """``step(x, targets, lengths, packed_lengths=None) -> loss``: one training step
-    (forward, masked MSE, backward, clip, Adam). ``packed_lengths`` is passed to the model
-    (None = full rows, no packing); ``lengths`` masks the loss.
+    (forward, masked MSE over the ``loss`` cells, backward, clip, Adam). ``packed_lengths``
+    is passed to the model (None = full rows, no packing); ``lengths`` masks the loss.
 
     ``autocast_dtype`` (e.g. ``torch.bfloat16``): the forward pass runs under
     ``torch.autocast(x.device.type, dtype=autocast_dtype)`` (matmuls and, on the CPU,
@@ -167,11 +196,11 @@ def make_train_step(model: TorchStyleNet, optimizer: torch.optim.Optimizer, clip
         with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16,
                             enabled=autocast_dtype is not None):
             pred = model(x, packed_lengths)
-        loss = masked_mse(pred.float(), targets, lengths)
-        loss.backward()
+        value = masked_mse(pred.float(), targets, lengths, x, loss)
+        value.backward()
         clip_grads_(params, clip, clip_norm)
         optimizer.step()
-        return loss
+        return value
 
     return step
 
@@ -211,8 +240,8 @@ def load_jax_params(model: TorchStyleNet, params: Mapping[str, Any], style: int 
     for l in range(model.num_layers):
         layer = {k: _np(v)[style] for k, v in heads[f"layer_{l}"].items()}
         if model.fused_layers:
-            _load_layer(model.head, l, layer, 2)
+            _load_layer(model.head, l, layer, model.directions)
         else:
-            _load_layer(model.layers[l], 0, layer, 2)
+            _load_layer(model.layers[l], 0, layer, model.directions)
     _set(model.out.weight, _np(heads["out"]["kernel"])[style].T)
     _set(model.out.bias, _np(heads["out"]["bias"])[style])
