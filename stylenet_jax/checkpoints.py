@@ -1,7 +1,10 @@
 """Orbax checkpoints of a training run, and an inference-only export.
 
-A training checkpoint (``<workdir>/checkpoints/<step>/``, last ``keep`` kept, and
-``<workdir>/best/<step>/``, the best on validation) holds two items:
+A run's checkpoints live in ONE Orbax manager, ``<workdir>/checkpoints/<step>/``, which keeps
+the newest ``keep`` and the best on validation (lowest ``val_loss``, saved as the step's
+metric), so one save per epoch writes both and no kill can leave them out of step. (Run
+directories written before this layout keep their best in ``<workdir>/best/``; they are still
+read.) Each checkpoint holds two items:
 
 * ``state``: the train state pytree (params, optimizer state, step, PRNG key), float32;
 * ``meta``: JSON: ``{"epoch": completed epochs, "model_config": ModelConfig as a dict,
@@ -15,8 +18,11 @@ float16 under its '/'-joined path, plus ``__meta__``: the JSON of model config a
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import logging
 import os
+import shutil
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -26,10 +32,24 @@ import orbax.checkpoint as ocp
 from stylenet_jax.config import ModelConfig
 
 CHECKPOINTS = "checkpoints"
-BEST = "best"
+BEST = "best"  # the best checkpoint's folder in run directories of the old two-manager layout
 _META_KEY = "__meta__"
 EXPORT_FORMAT = "stylenet-jax-inference"
+TMP_PATTERN = "*.orbax-checkpoint-tmp*"  # Orbax's folder for a save in progress
 INFERENCE_FILE = "inference.npz"  # a run's export, in its workdir
+
+
+class _OrbaxChatter(logging.Filter):
+    """Drops Orbax's INFO lines (a dozen per save or restore) and its warning that an epoch
+    without validation saved no metric; its other warnings and errors pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}orbax{os.sep}" not in record.pathname:
+            return True
+        return record.levelno >= logging.WARNING and "tracked_metric" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_OrbaxChatter())
 
 
 class CheckpointError(RuntimeError):
@@ -37,57 +57,79 @@ class CheckpointError(RuntimeError):
 
 
 def _manager(directory: str, keep: int | None) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=False)
+    """The run's manager: the newest ``keep`` (None: all) and the lowest ``val_loss``."""
+    policies = ocp.checkpoint_managers
+    preserve = policies.AnyPreservationPolicy([
+        policies.LatestN(n=keep),
+        policies.BestN(get_metric_fn=_val_loss, reverse=True, n=1,
+                       keep_checkpoints_without_metrics=False)])
+    options = ocp.CheckpointManagerOptions(
+        create=True, enable_async_checkpointing=False, preservation_policy=preserve,
+        # best_fn makes a reopened manager read the kept steps' metrics back, so a resumed
+        # run still knows (and keeps) its best.
+        best_fn=_val_loss, best_mode="min", keep_checkpoints_without_metrics=False)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
+def _val_loss(metrics: Mapping[str, float]) -> float:
+    return float(metrics["val_loss"])
+
+
 class RunCheckpoints:
-    """The checkpoints of one run directory: the last ``keep`` and the best on validation."""
+    """The checkpoints of one run directory: the newest ``keep`` and the best on validation."""
 
-    def __init__(self, workdir: str, keep: int = 3):
+    def __init__(self, workdir: str, keep: int | None = 3, *, directory: str | None = None):
+        """``directory``: the checkpoint folder itself (default ``workdir/checkpoints``);
+        ``keep`` None keeps every step (for reading)."""
         self.workdir = workdir
-        self.latest = _manager(os.path.join(workdir, CHECKPOINTS), keep)
-        self.best = _manager(os.path.join(workdir, BEST), 1)
+        directory = directory or os.path.join(workdir, CHECKPOINTS)
+        if keep is not None:  # a writer: drop what a save killed half-way left behind
+            for partial in glob.glob(os.path.join(glob.escape(directory), TMP_PATTERN)):
+                shutil.rmtree(partial, ignore_errors=True)
+        self.manager = _manager(directory, keep)
 
-    def save(self, step: int, state: Any, meta: Mapping[str, Any], *, best: bool = False) -> None:
-        """Saves ``state`` and JSON ``meta`` as checkpoint ``step`` (also as the best if
-        ``best``). Synchronous: on return the files are complete."""
-        managers = [self.latest] + ([self.best] if best else [])
-        for m in managers:
-            m.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      meta=ocp.args.JsonSave(dict(meta))))
-            m.wait_until_finished()
+    def save(self, step: int, state: Any, meta: Mapping[str, Any],
+             val_loss: float | None = None) -> None:
+        """Saves ``state`` and JSON ``meta`` as checkpoint ``step``, with its validation loss
+        (None: not evaluated; such a step is kept only while among the newest). Synchronous:
+        on return the files are complete."""
+        metrics = None if val_loss is None else {"val_loss": float(val_loss)}
+        self.manager.save(int(step), metrics=metrics, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))))
+        self.manager.wait_until_finished()
 
     def latest_step(self) -> int | None:
         """Step of the newest kept checkpoint, None if there is none."""
-        return self.latest.latest_step()
+        return self.manager.latest_step()
+
+    def best_step(self) -> int | None:
+        """Step of the kept checkpoint of lowest validation loss, None if none was evaluated."""
+        return self.manager.best_step()  # steps saved without metrics are not ranked
 
     def meta(self, step: int | None = None) -> dict:
         """The JSON meta of checkpoint ``step`` (None: the newest) without its arrays."""
-        step = self.latest.latest_step() if step is None else step
+        step = self.manager.latest_step() if step is None else step
         if step is None:
-            raise CheckpointError(f"{self.latest.directory}: no checkpoint")
-        return _meta(self.latest, step)
+            raise CheckpointError(f"{self.manager.directory}: no checkpoint")
+        return _meta(self.manager, step)
 
     def best_meta(self) -> dict | None:
         """The meta of the best checkpoint, None if there is none."""
-        step = self.best.latest_step()
-        return None if step is None else _meta(self.best, step)
+        step = self.best_step()
+        return None if step is None else _meta(self.manager, step)
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
         """Restores (state shaped like ``target``, meta) of ``step`` (None: the newest).
 
         Raises CheckpointError if there is none or it does not match ``target``.
         """
-        step = self.latest.latest_step() if step is None else step
+        step = self.manager.latest_step() if step is None else step
         if step is None:
-            raise CheckpointError(f"{self.latest.directory}: no checkpoint to restore")
-        return _restore(self.latest, step, target)
+            raise CheckpointError(f"{self.manager.directory}: no checkpoint to restore")
+        return _restore(self.manager, step, target)
 
     def close(self) -> None:
-        self.latest.close()
-        self.best.close()
+        self.manager.close()
 
 
 def _meta(manager: ocp.CheckpointManager, step: int) -> dict:
@@ -110,24 +152,41 @@ def _restore(manager: ocp.CheckpointManager, step: int, target: Any | None) -> t
     return out["state"], dict(out["meta"])
 
 
-def restore_params(path: str, step: int | None = None) -> tuple[Any, ModelConfig, list[str]]:
-    """(params float32, ModelConfig, styles) from a run's workdir, or its ``checkpoints`` or
-    ``best`` folder; ``step`` None = the newest. Needs no other file than the checkpoint."""
+def restore_params(path: str, step: int | None = None, *,
+                   best: bool = False) -> tuple[Any, ModelConfig, list[str]]:
+    """(params float32, ModelConfig, styles) from a run's workdir or a checkpoint folder:
+    checkpoint ``step``, else (``best``) the best on validation if any was evaluated, else
+    the newest. Needs no other file than the checkpoint."""
     directory = path
     if os.path.isdir(os.path.join(path, CHECKPOINTS)):
         directory = os.path.join(path, CHECKPOINTS)
     if not os.path.isdir(directory):
         raise CheckpointError(f"{path}: no such checkpoint directory")
-    manager = _manager(directory, None)
+    candidates = [directory]
+    legacy_best = os.path.join(path, BEST)
+    if best and step is None and os.path.isdir(legacy_best) and os.listdir(legacy_best):
+        candidates.append(legacy_best)  # a run written before one manager kept the best
+    found = []  # (val_loss or inf, directory, step)
+    for folder in candidates:
+        run = RunCheckpoints(path, None, directory=folder)
+        try:
+            chosen = step if step is not None else (
+                (best and run.best_step()) or run.latest_step())
+            if chosen is not None:
+                loss = run.meta(chosen).get("val_loss") if best and step is None else None
+                found.append((float("inf") if loss is None else loss, folder, chosen))
+        finally:
+            run.close()
+    if not found:
+        raise CheckpointError(f"{directory}: no checkpoint in it")
+    _, folder, chosen = min(found, key=lambda f: f[0])
+    run = RunCheckpoints(path, None, directory=folder)
     try:
-        step = manager.latest_step() if step is None else step
-        if step is None:
-            raise CheckpointError(f"{directory}: no checkpoint in it")
-        state, meta = _restore(manager, step, None)
+        state, meta = _restore(run.manager, chosen, None)
     finally:
-        manager.close()
+        run.close()
     params = state["params"] if isinstance(state, Mapping) else state.params
-    return params, _config(meta, directory), list(meta["styles"])
+    return params, _config(meta, folder), list(meta["styles"])
 
 
 def _config(meta: Mapping[str, Any], where: str) -> ModelConfig:
@@ -184,9 +243,10 @@ def export_run(workdir: str, last_params: Mapping[str, Any], config: ModelConfig
                styles: Sequence[str]) -> str:
     """Exports a finished run to ``workdir/inference.npz``: its best checkpoint's parameters,
     else ``last_params`` (a run without validation keeps no best). Returns the path."""
-    best = os.path.join(workdir, BEST)
-    if os.path.isdir(best) and os.listdir(best):
-        last_params, config, styles = restore_params(best)
+    try:
+        last_params, config, styles = restore_params(workdir, best=True)
+    except CheckpointError:
+        pass  # nothing saved (e.g. --checkpoint_every_epochs beyond the run): the last state
     return export_inference(os.path.join(workdir, INFERENCE_FILE), last_params, config, styles)
 
 
@@ -194,9 +254,9 @@ def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
     """Reads an ``export_inference`` file: (params as float32 numpy, ModelConfig, styles).
 
     Raises CheckpointError (one-line message) if the file is missing or not a sound export:
-    unreadable (truncated, empty, corrupted members), metadata of the wrong kind, parameters
-    missing, extra or of the wrong shape for the model its config describes (checked against
-    ``jax.eval_shape`` of the model's init), or not finite.
+    unreadable (truncated, empty, corrupted members), metadata of the wrong kind, or
+    parameters that are not finite. Whether the parameters fit the model their config
+    describes is ``model.param_problem``'s check (``performer.Stylizer`` runs it).
     """
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -215,7 +275,7 @@ def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
             or len(set(styles)) != len(styles) or len(styles) != config.num_styles):
         raise CheckpointError(f"{path}: bad styles in the metadata (need {config.num_styles} "
                               f"distinct names, got {_first_line(styles)[:100]})")
-    problem = _check_params(flat, config)
+    problem = _check_params(flat)
     if problem:
         raise CheckpointError(f"{path}: {problem}")
     return _unflatten(flat), config, list(styles)
@@ -226,41 +286,9 @@ def _first_line(x: Any) -> str:
     return lines[0][:200] if lines else ""
 
 
-def expected_param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """{'/'-joined parameter path: shape} of ``StyleNet(config)``, from ``jax.eval_shape`` of
-    its init (nothing is computed or allocated)."""
-    import jax.numpy as jnp
-
-    from stylenet_jax.model import StyleNet
-
-    # The speed-only fields change no parameter; these values trace fastest (0.1 s, not 0.3).
-    config = dataclasses.replace(config, unroll=1, recurrence="autodiff")
-
-    def init():
-        return StyleNet(config).init(jax.random.key(0), jnp.zeros((1, 1, config.input_size)),
-                                     jnp.ones((1,), jnp.int32), train=False)["params"]
-
-    leaves, _ = jax.tree_util.tree_flatten_with_path(jax.eval_shape(init))
-    return {"/".join(str(getattr(k, "key", k)) for k in p): tuple(v.shape) for p, v in leaves}
-
-
-def _check_params(flat: Mapping[str, np.ndarray], config: ModelConfig) -> str | None:
-    """Why ``flat`` parameters do not fit ``config`` (one line), or None if they do."""
-    if config.num_layers > len(flat):  # every layer has parameters: bound before tracing
-        return f"{len(flat)} parameters cannot make {config.num_layers} layers"
-    try:
-        expected = expected_param_shapes(config)
-    except Exception as e:  # noqa: BLE001 - a config of odd values fails in many ways
-        return f"its model config does not build a model ({type(e).__name__}: {_first_line(e)})"
-    missing = sorted(set(expected) - set(flat))
-    extra = sorted(set(flat) - set(expected))
-    wrong = [f"{k} {flat[k].shape} (need {expected[k]})" for k in sorted(expected)
-             if k in flat and flat[k].shape != expected[k]]
-    for what, names in (("missing parameters", missing), ("unexpected parameters", extra),
-                        ("parameters of the wrong shape", wrong)):
-        if names:
-            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-            return f"{what} for its model config: {', '.join(names[:3])}{more}"
+def _check_params(flat: Mapping[str, np.ndarray]) -> str | None:
+    """Why ``flat`` parameters cannot be used (one line), or None. Whether they fit the model
+    config is ``model.param_problem``'s to say (this module does not import the model)."""
     bad = [k for k in sorted(flat) if not np.isfinite(flat[k]).all()]
     if bad:
         return f"non-finite values (NaN or inf) in {', '.join(bad[:3])}" + (

@@ -9,6 +9,8 @@ from typing import Any
 
 from absl import logging
 
+from stylenet_jax.atomic_write import write_text_atomically
+
 
 METRICS_FILE = "metrics.jsonl"  # in a run's workdir
 
@@ -30,13 +32,19 @@ class MetricsWriter:
                 logging.warning("no TensorBoard events: %s", e)
 
     def truncate_after(self, step: int) -> None:
-        """Drops records past ``step`` (a resumed run replays from its checkpoint)."""
+        """Drops records past ``step`` (a resumed run replays from its checkpoint; a fresh
+        run passes 0) and any line a kill cut short."""
         if not os.path.isfile(self.path):
             return
-        with open(self.path, encoding="utf-8") as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.writelines(keep)
+        keep = []
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    if json.loads(line)["step"] <= step:
+                        keep.append(line if line.endswith("\n") else line + "\n")
+                except (ValueError, KeyError, TypeError):
+                    continue  # a half-written line
+        write_text_atomically(self.path, "".join(keep))
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as f:

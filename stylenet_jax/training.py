@@ -199,7 +199,7 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     """Trains on ``config.data.data_dir`` (a built dataset) to ``num_epochs`` epochs,
     resuming from ``workdir``'s newest checkpoint if there is one.
 
-    Leaves in ``workdir``: ``checkpoints/`` (last ``keep_checkpoints``), ``best/`` (best
+    Leaves in ``workdir``: ``checkpoints/`` (the last ``keep_checkpoints`` and the best on
     validation loss), ``metrics.jsonl``, ``snapshots/epoch_XXXX.png``. Raises
     NonFiniteLossError (nothing saved after the last good epoch), CheckpointError, DatasetError.
 
@@ -231,7 +231,7 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
         records.append(record)
         writer.write(record)
 
-    epoch, best, traces_before = 0, None, run.train_traces
+    epoch, traces_before = 0, run.train_traces
     try:
         resume = ckpts.latest_step() is not None
         if resume:  # before compiling anything: a mismatch fails fast
@@ -244,9 +244,9 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
             state = TrainState(*jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), restored))
             epoch = int(meta["epoch"])
             writer.truncate_after(int(state.step))
-            best = (ckpts.best_meta() or {}).get("val_loss")
             logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
-        else:
+        else:  # lines of an attempt killed before its first checkpoint are not this run's
+            writer.truncate_after(0)
             state = init(key)
         val_batches = list(run.batches(val, None))
         while epoch < schedule.num_epochs:
@@ -265,12 +265,10 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
                 if warning:
                     logging.warning("epoch %d: %s", epoch, warning)
             if _is_due(epoch, schedule.checkpoint_every_epochs, last):
-                is_best = val_loss is not None and (best is None or val_loss < best)
-                best = val_loss if is_best else best
                 meta = {"epoch": epoch, "step": int(state.step), "val_loss": val_loss,
                         "model_config": dataclasses.asdict(model_config), "styles": styles,
                         "config": dataclasses.asdict(run.config)}
-                ckpts.save(int(state.step), state, meta, best=is_best)
+                ckpts.save(int(state.step), state, meta, val_loss)
             if schedule.snapshot_every_epochs > 0 and _is_due(
                     epoch, schedule.snapshot_every_epochs, last):
                 snapshot.write_snapshot(

@@ -124,7 +124,14 @@ def test_short_run_learns_compiles_once_and_leaves_files(data_dir, tmp_path):
     assert lines == result.records
     assert os.path.isfile(tmp_path / "snapshots" / "epoch_0004.png")
     assert len(os.listdir(tmp_path / "checkpoints")) == 4
-    assert len(os.listdir(tmp_path / "best")) == 1
+    assert not os.path.exists(tmp_path / "best")  # one manager keeps the best too
+    ckpts = checkpoints.RunCheckpoints(str(tmp_path))
+    try:
+        best = min(evals, key=lambda r: r["val_loss"])
+        assert ckpts.best_step() == best["step"]
+        assert ckpts.best_meta()["val_loss"] == best["val_loss"]
+    finally:
+        ckpts.close()
     params, cfg, styles = checkpoints.restore_params(str(tmp_path))
     assert cfg == result.model_config and styles == ["classical", "jazz"]
     jax.tree.map(np.testing.assert_array_equal, params, jax.device_get(result.state.params))
@@ -195,6 +202,63 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     records = [json.loads(x) for x in open(tmp_path / "run" / "metrics.jsonl")]
     steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == sorted(set(steps))
+
+
+def test_keeps_the_newest_and_the_best_across_a_resume(tmp_path):
+    """One manager: the newest ``keep`` plus the lowest val_loss, also after reopening."""
+    state = {"w": np.zeros(2, np.float32)}
+    losses = {1: 0.5, 2: 0.2, 3: None, 4: 0.4, 5: 0.6}
+    ckpts = checkpoints.RunCheckpoints(str(tmp_path), keep=2)
+    for step in (1, 2, 3):
+        ckpts.save(step, state, {"val_loss": losses[step]}, losses[step])
+    ckpts.close()
+    partial = tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-1732550000"
+    partial.mkdir()  # a save killed half-way
+    ckpts = checkpoints.RunCheckpoints(str(tmp_path), keep=2)  # a resumed run
+    try:
+        assert not partial.exists()
+        for step in (4, 5):
+            ckpts.save(step, state, {"val_loss": losses[step]}, losses[step])
+        assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [2, 4, 5]
+        assert ckpts.best_step() == 2 and ckpts.latest_step() == 5
+    finally:
+        ckpts.close()
+
+
+def test_a_kill_right_after_the_last_save_exports_what_an_uninterrupted_run_does(
+        data_dir, tmp_path, monkeypatch):
+    config = tiny(data_dir, num_epochs=3)
+    whole = training.train_and_evaluate(config, str(tmp_path / "whole"))
+    want = checkpoints.export_run(str(tmp_path / "whole"), whole.state.params,
+                                  whole.model_config, whole.styles)
+    original = checkpoints.RunCheckpoints.save
+
+    def save_then_die(self, step, state, meta, val_loss=None):
+        original(self, step, state, meta, val_loss)
+        if meta["epoch"] == 3:
+            raise KeyboardInterrupt("killed after the epoch's checkpoint")
+
+    monkeypatch.setattr(checkpoints.RunCheckpoints, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_and_evaluate(config, str(tmp_path / "killed"))
+    monkeypatch.undo()
+    again = training.train_and_evaluate(config, str(tmp_path / "killed"))  # the re-run
+    assert again.records == [] and again.epoch == 3
+    got = checkpoints.export_run(str(tmp_path / "killed"), again.state.params,
+                                 again.model_config, again.styles)
+    with np.load(want) as a, np.load(got) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_a_fresh_run_drops_metric_lines_of_an_attempt_killed_before_its_first_checkpoint(
+        data_dir, tmp_path):
+    assert tmp_path.is_dir()
+    (tmp_path / "metrics.jsonl").write_text('{"kind": "train", "step": 4, "epoch": 1}\n{"ki')
+    result = training.train_and_evaluate(tiny(data_dir, num_epochs=1), str(tmp_path))
+    lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert lines == result.records
 
 
 def test_carry_state_run(data_dir, tmp_path):
