@@ -10,30 +10,30 @@ Every rejected file is listed with its reason, then a table of counts per style 
 
 Output (read with ``stylenet_jax.dataset``): ``manifest.json`` and ``songs/<style>/<name>.npz``.
 Files already examined (same content hash, same encoding) are not read again on a re-run.
+
+What a file is examined for is ``data_prep.examine``; which files are kept and why others are
+not, ``data_prep.filters``; style, piece and the split, ``data_prep.split``. This module runs
+them over a folder (in worker processes), keeps the cache, writes the manifest, and is the
+command line.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import concurrent.futures.process
-import csv
-import hashlib
 import json
 import multiprocessing
 import os
 import sys
-import zlib
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-import numpy as np
 from absl import app, flags
 
-from stylenet_jax import dataset, encoding, midi
-from stylenet_jax.atomic_write import write_atomically, write_text_atomically
-
-ENCODING_VERSION = 2  # bump when encoding or reading rules change: files are examined again
-QUARTER_BEAT = "quarter"  # --time_signatures value: any meter whose beat is a quarter note
+from data_prep.examine import ENCODING_VERSION, examine, file_sha256
+from data_prep.filters import QUARTER_BEAT, rejection, summary_table
+from data_prep.split import read_catalogue, split_by_piece, style_and_piece
+from stylenet_jax import dataset, midi_files
+from stylenet_jax.atomic_write import write_text_atomically
 
 
 class BuildError(ValueError):
@@ -58,69 +58,8 @@ def parse_time_signatures(spec: str) -> set[tuple[int, int]] | str:
     return allowed
 
 
-def meter_allowed(signatures: Sequence[Sequence[int]], allowed) -> bool:
-    """True if every time signature of a file is allowed (a file with none is in 4/4)."""
-    signatures = [tuple(s) for s in signatures] or [(4, 4)]
-    if allowed == "any":
-        return True
-    if allowed == QUARTER_BEAT:
-        return all(d == 4 for _, d in signatures)
-    return all(s in allowed for s in signatures)
-
-
-def _sha256(path: str) -> str | None:
-    """The file's SHA-256, or None if it is not a regular file (a FIFO would block) or cannot
-    be read: ``examine`` then says why."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def _save_arrays(path: str, enc: encoding.Encoding) -> None:
-    """Writes inputs/velocities to ``path`` atomically (compressed .npz); nothing is left
-    behind if that fails."""
-    write_atomically(path, lambda f: np.savez_compressed(f, inputs=enc.inputs,
-                                                        velocities=enc.velocities))
-
-
-def examine(path: str, arrays_path: str | None = None) -> dict:
-    """Facts about one MIDI file; writes its arrays to ``arrays_path`` when given, non-empty
-    and not too long (``encoding.MAX_STEPS``).
-
-    Returns {"error": str} for a file that cannot be read (or fails in any other way: one file
-    never stops a build), else {"notes", "out_of_range", "n_velocities", "time_signatures",
-    "steps", "ticks_per_beat"} (+ "arrays" if written).
-    """
-    try:
-        return _examine(path, arrays_path)
-    except midi.MidiError as e:
-        return {"error": midi.one_line(e)}
-    except Exception as e:  # noqa: BLE001 - MemoryError, a bug: report the file, go on
-        return {"error": f"{midi.shown(path)}: failed ({type(e).__name__}: {midi.one_line(e)})"}
-
-
-def _examine(path: str, arrays_path: str | None) -> dict:
-    perf = midi.load_performance(path)
-    in_range = encoding.in_piano_range(perf.notes)
-    notes = perf.notes.select(in_range)
-    facts = {
-        "notes": len(notes), "out_of_range": int((~in_range).sum()),
-        "n_velocities": int(len(np.unique(notes.velocity))),
-        "time_signatures": [list(s) for s in perf.time_signatures],
-        "steps": encoding.grid_steps(notes, perf.ticks_per_beat),
-        "ticks_per_beat": perf.ticks_per_beat,
-    }
-    if arrays_path and len(notes) and not encoding.too_long(facts["steps"]):
-        _save_arrays(arrays_path, encoding.encode(notes, perf.ticks_per_beat))
-        facts["arrays"] = True
-    return facts
-
-
 def _size(path: str) -> int:
+    """The file's size in bytes (0 if it cannot be read): longest files are examined first."""
     try:
         return os.path.getsize(path)
     except OSError:
@@ -128,108 +67,19 @@ def _size(path: str) -> int:
 
 
 def _examine_task(task: tuple[str, str, str | None]) -> tuple[str, dict]:
+    """(relative path, its facts) of one (relative path, path, arrays path) task."""
     rel, path, arrays_path = task
     return rel, examine(path, arrays_path)
 
 
-def rejection(facts: dict, allowed_meters, min_velocities: int) -> str | None:
-    """Why a file is left out (one line), or None if it is kept."""
-    if "error" in facts:
-        return "unreadable: " + facts["error"]
-    if facts["notes"] == 0:
-        return "no piano notes"
-    if encoding.too_long(facts["steps"]):
-        return encoding.too_long(facts["steps"])
-    if not meter_allowed(facts["time_signatures"], allowed_meters):
-        meters = ",".join(f"{n}/{d}" for n, d in facts["time_signatures"])
-        return f"time signature {meters} not allowed"
-    if facts["n_velocities"] < min_velocities:
-        return f"{facts['n_velocities']} distinct velocities (< {min_velocities})"
-    return None
-
-
-def reason_kind(reason: str) -> str:
-    """The table column of a rejection reason."""
-    for kind in ("unreadable", "no piano notes", "too long", "time signature",
-                 "distinct velocities"):
-        if kind in reason:
-            return "too few velocities" if kind == "distinct velocities" else kind
-    return reason
-
-
-def read_catalogue(midi_dir: str) -> dict[str, dict]:
-    """``manifest.csv`` rows of ``midi_dir`` by file, or {} if it has none."""
-    path = os.path.join(midi_dir, "manifest.csv")
-    if not os.path.isfile(path):
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["file"]: row for row in csv.DictReader(f) if row.get("file")}
-
-
-def style_and_piece(rel: str, catalogue: dict[str, dict], forced_style: str | None):
-    """(style or None, piece) of a file: --style, else manifest.csv, else its sub-folder."""
-    row = catalogue.get(rel, {})
-    piece = row.get("piece") or os.path.splitext(rel)[0]
-    if forced_style:
-        return forced_style, piece
-    if row.get("style"):
-        return row["style"], piece
-    return (rel.split("/")[0] if "/" in rel else None), piece
-
-
-def piece_draw(seed: int, style: str, piece: str) -> float:
-    """A number in [0, 1) fixed by (seed, style, piece) alone (SHA-256 of the three)."""
-    digest = hashlib.sha256(f"{seed}\0{style}\0{piece}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
-
-
-def split_by_piece(songs: list[dict], fraction: float, seed: int,
-                   test_fraction: float = 0.0) -> None:
-    """Sets each song's "split" to "train", "validation" or "test", per style, grouped by piece.
-
-    Test (held out to compare recipes): a piece is a test piece when its ``piece_draw(seed,
-    style, piece)`` is below ``test_fraction``. The draw depends on the piece alone, not on which
-    other files a build kept, so builds with other filters (e.g. more meters) hold out the same
-    pieces; the test share is ``test_fraction`` of the pieces on average, not exactly.
-
-    Validation (the paper's split, for checkpoint selection), among the other songs: pieces are
-    shuffled with a generator seeded by (seed, style) and moved to validation, skipping any
-    that would overshoot, until it holds round(fraction * songs) (at least one song when the
-    style has two or more and fraction > 0). With ``test_fraction=0`` this is the whole split.
-    Deterministic: the same songs and seed give the same split.
-    """
-    by_style = collections.defaultdict(list)
-    for song in songs:
-        if test_fraction > 0 and piece_draw(seed, song["style"], song["piece"]) < test_fraction:
-            song["split"] = "test"
-            continue
-        song["split"] = "train"
-        by_style[song["style"]].append(song)
-    for style, members in sorted(by_style.items()):
-        target = int(round(fraction * len(members)))
-        if fraction > 0 and len(members) > 1:
-            target = max(target, 1)  # a small style still gets a validation song
-        pieces = collections.defaultdict(list)
-        for song in members:
-            pieces[song["piece"]].append(song)
-        rng = np.random.default_rng([seed, zlib.crc32(style.encode())])
-        held_out = 0
-        for index in rng.permutation(len(pieces)):
-            group = pieces[sorted(pieces)[index]]
-            if held_out >= target:
-                break
-            if held_out + len(group) <= target:
-                for song in group:
-                    song["split"] = "validation"
-                held_out += len(group)
-
-
 def _song_id(rel: str, style: str) -> str:
+    """A song's id: its path without suffix, under its style's folder (``jazz/x``)."""
     stem = os.path.splitext(rel)[0]
     return stem if stem.split("/")[0] == style else f"{style}/{stem}"
 
 
 def _load_previous(out_dir: str) -> dict:
+    """The facts of a previous build in ``out_dir`` by file, or {} (none, or another encoding)."""
     try:
         previous = dataset.read_manifest(out_dir)
     except dataset.DatasetError:
@@ -244,7 +94,7 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
                   test_fraction: float = 0.0, seed: int = 0,
                   styles: Sequence[str] | None = None, style: str | None = None,
                   workers: int | None = None, progress: bool = False,
-                  log=print) -> dict:
+                  log: Callable[[str], None] = print) -> dict:
     """Builds (or updates) the dataset in ``out_dir`` from the MIDI files below ``midi_dir``.
 
     Returns the manifest (also written to ``out_dir/manifest.json``). ``log`` receives each
@@ -258,7 +108,7 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
         raise BuildError("--test_fraction must be in [0, 1)")
     allowed = parse_time_signatures(time_signatures)
     catalogue = read_catalogue(midi_dir)
-    files = midi.find_midi_files(midi_dir)
+    files = midi_files.find_midi_files(midi_dir)
     if not files:
         raise BuildError(f"--midi_dir {midi_dir}: no .mid or .midi files below it")
     os.makedirs(out_dir, exist_ok=True)
@@ -268,7 +118,7 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
     for rel in files:
         file_style, piece = style_and_piece(rel, catalogue, style)
         path = os.path.join(midi_dir, rel)
-        entry = {"file": rel, "style": file_style, "piece": piece, "sha256": _sha256(path)}
+        entry = {"file": rel, "style": file_style, "piece": piece, "sha256": file_sha256(path)}
         entries[rel] = entry
         if file_style is None or (styles and file_style not in styles):
             continue
@@ -361,36 +211,18 @@ def _run(tasks: list, workers: int, progress: bool) -> list[tuple[str, dict]]:
 
 
 def _write_json(path: str, data) -> None:
+    """Writes ``data`` as indented JSON to ``path`` atomically."""
     write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def _remove_stale_arrays(out_dir: str, keep: Iterable[str]) -> None:
+    """Removes the files under ``out_dir/songs`` that are not in ``keep`` (relative paths)."""
     keep = {os.path.normpath(os.path.join(out_dir, k)) for k in keep}
     for root, _, names in os.walk(os.path.join(out_dir, "songs")):
         for name in names:
             path = os.path.normpath(os.path.join(root, name))
             if path not in keep:
                 os.unlink(path)
-
-
-def summary_table(songs: list[dict], rejected: list[dict]) -> str:
-    """Kept (train/validation/test) and rejected counts per style and per reason, as text."""
-    kinds = sorted({reason_kind(r["reason"]) for r in rejected})
-    styles = sorted({s["style"] for s in songs} | {r["style"] or "(none)" for r in rejected})
-    header = ["style", "kept", "train", "validation", "test", "rejected"] + kinds
-    rows = []
-    for style in styles + ["total"]:
-        mine = [s for s in songs if style in ("total", s["style"])]
-        out = [r for r in rejected if style in ("total", r["style"] or "(none)")]
-        count = collections.Counter(reason_kind(r["reason"]) for r in out)
-        rows.append([style, len(mine), sum(s["split"] == "train" for s in mine),
-                     sum(s["split"] == "validation" for s in mine),
-                     sum(s["split"] == "test" for s in mine), len(out)]
-                    + [count[k] for k in kinds])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).rjust(w) if i else str(x).ljust(w)
-                       for i, (x, w) in enumerate(zip(row, widths))) for row in [header] + rows]
-    return "\n".join(lines)
 
 
 def _define_flags() -> None:

@@ -157,19 +157,18 @@ def profile_train_step(call: Callable[[], Any], compiled_text: Callable[[], str]
     ``traced_s`` (each traced step's seconds, profiler overhead included)."""
     import jax
 
-    from experiments import profile_summary
+    from experiments import profile_summary, profile_trace
 
     os.makedirs(profile_dir, exist_ok=True)
-    before = profile_summary.profile_runs(profile_dir)
+    before = profile_trace.profile_runs(profile_dir)
     traced = []
     with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
         for _ in range(steps):
             t0 = time.perf_counter()
             jax.block_until_ready(call())
             traced.append(time.perf_counter() - t0)
-    path = profile_summary.find_trace_file(profile_dir, exclude=before)
-    summary = profile_summary.summarize(profile_summary.load_trace(path), steps,
-                                        compiled_text())
+    path = profile_trace.find_trace_file(profile_dir, exclude=before)
+    summary = profile_summary.summarize(profile_trace.load_trace(path), steps, compiled_text())
     summary.update(trace=os.path.abspath(path), traced_s=traced)
     return summary
 

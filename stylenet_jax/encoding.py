@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stylenet_jax.midi import Notes
+from stylenet_jax.notes import Notes
 
 LOWEST_KEY = 21  # A0
 NUM_KEYS = 88  # ... C8 = 108

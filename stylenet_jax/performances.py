@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stylenet_jax import dataset, encoding, midi
+from stylenet_jax import dataset, encoding, midi, midi_files, smf
 
 
 class Performed(NamedTuple):
@@ -38,11 +38,11 @@ class PerformancesError(ValueError):
 
 
 def load_performed(path: str, style: str, piece: str, song_id: str | None = None) -> Performed:
-    """Reads one file; raises midi.MidiError (one line) if it is unreadable or has no notes."""
+    """Reads one file; raises smf.MidiError (one line) if it is unreadable or has no notes."""
     perf = midi.load_performance(path)
     notes = perf.notes.select(encoding.in_piano_range(perf.notes))
     if not len(notes):
-        raise midi.MidiError(f"{path}: no piano notes (MIDI 21..108 outside channel 10)")
+        raise smf.MidiError(f"{path}: no piano notes (MIDI 21..108 outside channel 10)")
     return Performed(song_id or os.path.splitext(os.path.basename(path))[0], style, piece, path,
                      notes, perf.ticks_per_beat, midi.tick_seconds(perf.midi, notes.start))
 
@@ -83,7 +83,7 @@ def from_folder(midi_dir: str, style: str | None = None,
         with open(manifest, newline="", encoding="utf-8") as f:
             catalogue = {row["file"]: row for row in csv.DictReader(f) if row.get("file")}
     out = []
-    for rel in midi.find_midi_files(midi_dir):
+    for rel in midi_files.find_midi_files(midi_dir):
         file_style = style or (rel.split("/")[0] if "/" in rel else None)
         if file_style is None:
             log(f"skipped {rel}: no style (not in a sub-folder; give --style)")
@@ -92,7 +92,7 @@ def from_folder(midi_dir: str, style: str | None = None,
         try:
             out.append(load_performed(os.path.join(midi_dir, rel), file_style, piece,
                                       os.path.splitext(rel)[0]))
-        except midi.MidiError as e:
+        except smf.MidiError as e:
             log(f"skipped {e}")
     if not out:
         raise PerformancesError(f"{midi_dir}: no readable MIDI files with a style")

@@ -60,7 +60,7 @@ def vlq(value):
 
 
 class Chunk(bytes):
-    """A whole chunk's bytes (name, length, body), passed to ``smf`` as it is."""
+    """A whole chunk's bytes (name, length, body), passed to ``smf_bytes`` as it is."""
 
 
 def chunk(name, body, length=None):
@@ -68,7 +68,7 @@ def chunk(name, body, length=None):
     return Chunk(name + (len(body) if length is None else length).to_bytes(4, "big") + body)
 
 
-def smf(*tracks, fmt=1, division=480, count=None, header_extra=b""):
+def smf_bytes(*tracks, fmt=1, division=480, count=None, header_extra=b""):
     """A standard MIDI file's bytes from track bodies (event bytes, wrapped in MTrk chunks) or
     ``Chunk``s (kept as they are); ``count`` overrides the header's track count (default:
     the number of MTrk chunks)."""

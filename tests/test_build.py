@@ -1,4 +1,5 @@
-"""data_prep.build and data_prep.synthetic: filters, split, output format, re-runs, the CLI."""
+"""data_prep.build: a dataset from a folder (filters and reasons, split, output format,
+re-runs, hostile files, failed writes) and the command line."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from data_prep import build, synthetic
-from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf, time_signature, vlq
+from midi_factory import (END_OF_TRACK, midi_file, note_events, notes_track, smf_bytes,
+                          time_signature, vlq)
 from stylenet_jax import dataset, encoding, midi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,17 +35,6 @@ def corpus(tmp_path):
     midi_file(notes_track([])).save(str(root / "classical/silent.mid"))
     midi_file(notes_track(waltz)).save(str(root / "loose.mid"))
     return root
-
-
-def test_synthetic_corpus_is_deterministic_and_passes_the_paper_filters(tmp_path):
-    a = synthetic.write_synthetic_corpus(str(tmp_path / "a"), songs_per_style=2, seed=3)
-    b = synthetic.write_synthetic_corpus(str(tmp_path / "b"), songs_per_style=2, seed=3)
-    assert [os.path.relpath(p, tmp_path / "a") for p in a] == \
-           [os.path.relpath(p, tmp_path / "b") for p in b]
-    for pa, pb in zip(a, b):
-        assert open(pa, "rb").read() == open(pb, "rb").read()
-        perf = midi.load_performance(pa)
-        assert len(np.unique(perf.notes.velocity)) >= 20 and perf.time_signatures == ((4, 4),)
 
 
 def test_builds_with_filters_reasons_and_split(corpus, tmp_path):
@@ -114,52 +105,6 @@ def test_rerun_reads_nothing_twice_and_notices_changes(corpus, tmp_path):
                                  if s["file"] == "classical/classical_000.mid"][0]["sha256"]
 
 
-def test_split_is_deterministic_grouped_by_piece_and_seeded():
-    songs = [{"style": "a", "piece": f"p{i // 3}"} for i in range(60)] + \
-            [{"style": "b", "piece": f"q{i}"} for i in range(40)]
-    build.split_by_piece(songs, 0.05, seed=0)
-    first = [s["split"] for s in songs]
-    build.split_by_piece(songs, 0.05, seed=0)
-    assert [s["split"] for s in songs] == first
-    for style, n in (("a", 3), ("b", 2)):
-        assert sum(s["split"] == "validation" for s in songs if s["style"] == style) == n
-    pieces = {}
-    for s in songs:
-        pieces.setdefault(s["piece"], set()).add(s["split"])
-    assert all(len(v) == 1 for v in pieces.values())
-    build.split_by_piece(songs, 0.05, seed=1)
-    assert [s["split"] for s in songs] != first
-
-
-def test_test_split_is_by_piece_and_stable_under_other_filters():
-    """--test_fraction holds out whole pieces, about the asked share of them, and a piece's
-    side does not depend on which other songs a build kept; test_fraction=0 is the paper's
-    split unchanged."""
-    songs = [{"style": "a", "piece": f"p{i // 3}"} for i in range(600)] + \
-            [{"style": "b", "piece": f"q{i}"} for i in range(400)]
-    build.split_by_piece(songs, 0.05, seed=0)
-    paper = [s["split"] for s in songs]
-    assert "test" not in paper
-    build.split_by_piece(songs, 0.05, seed=0, test_fraction=0.2)
-    sides = {}
-    for s in songs:
-        sides.setdefault((s["style"], s["piece"]), set()).add(s["split"])
-    assert all(len(v) == 1 for v in sides.values())
-    test_pieces = {k for k, v in sides.items() if v == {"test"}}
-    for style, pieces in (("a", 200), ("b", 400)):
-        share = sum(k[0] == style for k in test_pieces) / pieces
-        assert 0.13 < share < 0.27, share  # 0.2 on average
-        rest = [s for s in songs if s["style"] == style and s["split"] != "test"]
-        assert sum(s["split"] == "validation" for s in rest) == max(1, round(0.05 * len(rest)))
-    # A build that keeps only every other song holds out the same pieces.
-    half = [dict(s) for s in songs[::2]]
-    build.split_by_piece(half, 0.05, seed=0, test_fraction=0.2)
-    assert {(s["style"], s["piece"]) for s in half if s["split"] == "test"} == {
-        (s["style"], s["piece"]) for s in songs[::2] if s["split"] == "test"}
-    build.split_by_piece(songs, 0.05, seed=0)
-    assert [s["split"] for s in songs] == paper
-
-
 def test_cli_help_bad_folder_and_a_build(corpus, tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "-m", "data_prep.build", *args],
                                        cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -201,15 +146,15 @@ def test_hostile_files_are_rejected_with_reasons_and_the_build_goes_on(tmp_path,
     lively = [(0, 60 + i % 12, int(v), 50) for i, v in enumerate(rng.permutation(np.arange(30, 60)))]
     good = note_events(lively) + END_OF_TRACK
     files = {
-        "good.mid": smf(good),
-        "karaoke.kar": smf(good),
-        "overflow.mid": smf(vlq(2 ** 63) + good[1:]),
-        "key.mid": smf(b"\x00\xff\x59\x02\x08\x00" + good),  # kept as an unknown meta
-        "clock.mid": smf(b"\x00\xf8" + good),
-        "two_tracks_format_0.mid": smf(good, good, fmt=0),
-        "max_delta.mid": smf(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)]) + END_OF_TRACK,
-                             division=1),
-        "memory.mid": smf(note_events(lively[:25]) + END_OF_TRACK),  # encode: MemoryError
+        "good.mid": smf_bytes(good),
+        "karaoke.kar": smf_bytes(good),
+        "overflow.mid": smf_bytes(vlq(2 ** 63) + good[1:]),
+        "key.mid": smf_bytes(b"\x00\xff\x59\x02\x08\x00" + good),  # kept as an unknown meta
+        "clock.mid": smf_bytes(b"\x00\xf8" + good),
+        "two_tracks_format_0.mid": smf_bytes(good, good, fmt=0),
+        "max_delta.mid": smf_bytes(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)])
+                                   + END_OF_TRACK, division=1),
+        "memory.mid": smf_bytes(note_events(lively[:25]) + END_OF_TRACK),  # encode: MemoryError
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
