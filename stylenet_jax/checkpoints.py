@@ -170,8 +170,10 @@ def restore_params(path: str, step: int | None = None, *,
     for folder in candidates:
         run = RunCheckpoints(path, None, directory=folder)
         try:
-            chosen = step if step is not None else (
-                (best and run.best_step()) or run.latest_step())
+            chosen = step
+            if chosen is None:
+                chosen = run.best_step() if best else None
+                chosen = run.latest_step() if chosen is None else chosen
             if chosen is not None:
                 loss = run.meta(chosen).get("val_loss") if best and step is None else None
                 found.append((float("inf") if loss is None else loss, folder, chosen))

@@ -112,27 +112,28 @@ def dense_dot_general(dtype: str) -> Any:
 # row's last real step (frozen through padding).
 
 
-def _direction_times(i: Array, t: int, d: int) -> list[Array]:
-    """Time index of each direction at scan iteration i: [i] or [i, T-1-i]."""
+def _positions_at(i: Array, t: int, d: int) -> list[Array]:
+    """The time position of each direction at scan iteration i: [i] (one direction) or
+    [i, T-1-i] (forward, backward)."""
     return [i] if d == 1 else [i, t - 1 - i]
 
 
-def _read_steps(buf: Array, times: list[Array]) -> Array:
-    """(T, N, D, K) -> (D, N, K): direction j's row at time ``times[j]``."""
+def _read_steps(buf: Array, positions: list[Array]) -> Array:
+    """(T, N, D, K) -> (D, N, K): direction j's row at time ``positions[j]``."""
     return jnp.stack([jax.lax.dynamic_index_in_dim(buf, tj, 0, keepdims=False)[:, j]
-                      for j, tj in enumerate(times)])
+                      for j, tj in enumerate(positions)])
 
 
-def _write_steps(buf: Array, values: Array, times: list[Array]) -> Array:
+def _write_steps(buf: Array, values: Array, positions: list[Array]) -> Array:
     """Writes values (D, N, K) into buf (T, N, D, K) where ``_read_steps`` reads them."""
-    for j, tj in enumerate(times):
+    for j, tj in enumerate(positions):
         buf = jax.lax.dynamic_update_slice(buf, values[j][None, :, None], (tj, 0, j, 0))
     return buf
 
 
-def _is_real_step(times: list[Array], lengths: Array) -> Array:
-    """(D, N, 1) bool: is direction j's time a real step of row n."""
-    return (jnp.stack(times)[:, None] < lengths)[..., None]
+def _unpadded(positions: list[Array], lengths: Array) -> Array:
+    """(D, N, 1) bool: direction j's position is a step of row n, not padding (< its length)."""
+    return (jnp.stack(positions)[:, None] < lengths)[..., None]
 
 
 def _recurrence_forward(proj, w_hh, b, lengths, state0, unroll, precision, dtype, *, save):
@@ -141,18 +142,18 @@ def _recurrence_forward(proj, w_hh, b, lengths, state0, unroll, precision, dtype
 
     def step(carry, i):
         state, out, h_prev = carry
-        times = _direction_times(i, t, d)
-        m = _is_real_step(times, lengths)
-        z = _read_steps(proj, times) + b[:, None] + matmul("dnh,dhk->dnk", state.h, w_hh,
+        positions = _positions_at(i, t, d)
+        m = _unpadded(positions, lengths)
+        z = _read_steps(proj, positions) + b[:, None] + matmul("dnh,dhk->dnk", state.h, w_hh,
                                                            precision, dtype)
         gi, gf, gg, go = lstm_gates(z)
         c = gf * state.c + gi * gg
         tanh_c = jnp.tanh(c)
         h = go * tanh_c
-        out = _write_steps(out, jnp.where(m, h, 0.0), times)
+        out = _write_steps(out, jnp.where(m, h, 0.0), positions)
         saved = None
         if save:  # what the backward pass needs; h_prev in time order for one dw_hh matmul
-            h_prev = _write_steps(h_prev, state.h, times)
+            h_prev = _write_steps(h_prev, state.h, positions)
             saved = (jnp.concatenate([gi, gf, gg, go], -1), tanh_c, state.c)
         new = LSTMState(jnp.where(m, h, state.h), jnp.where(m, c, state.c))
         return (new, out, h_prev), saved
@@ -169,9 +170,9 @@ def _recurrence_autodiff(proj: Array, w_hh: Array, b: Array, lengths: Array, sta
     """The recurrence as a plain ``lax.scan`` over time-ordered inputs that JAX differentiates
     itself (the backward direction's inputs and outputs reversed by copies)."""
     t, n, d, _ = proj.shape
-    real = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
+    unpadded = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
     zx = jnp.stack([proj[:, :, 0], proj[::-1, :, 1]][:d], axis=1) + b[:, None]  # (T, D, N, 4H)
-    mask = jnp.stack([real, real[::-1]][:d], axis=1)  # (T, D, N, 1)
+    mask = jnp.stack([unpadded, unpadded[::-1]][:d], axis=1)  # (T, D, N, 1)
 
     def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
         z_t, m_t = inp
@@ -215,15 +216,15 @@ def _lstm_recurrence_bwd(unroll, precision, dtype, residuals, cotangents):
     def step(carry, inp):
         dh_next, dc_next, d_proj = carry
         i, gates_i, tanh_c_i, c_prev_i = inp
-        times = _direction_times(i, t, d)
-        m = _is_real_step(times, lengths)
-        dh = jnp.where(m, dh_next + _read_steps(d_out, times), 0.0)  # frozen steps: no cell
+        positions = _positions_at(i, t, d)
+        m = _unpadded(positions, lengths)
+        dh = jnp.where(m, dh_next + _read_steps(d_out, positions), 0.0)  # frozen steps: no cell
         dc = jnp.where(m, dc_next, 0.0)
         gi, gf, gg, go = jnp.split(gates_i, 4, axis=-1)
         dc = dc + dh * go * (1.0 - tanh_c_i * tanh_c_i)
         dz = jnp.concatenate([dc * gg * gi * (1.0 - gi), dc * c_prev_i * gf * (1.0 - gf),
                               dc * gi * (1.0 - gg * gg), dh * tanh_c_i * go * (1.0 - go)], -1)
-        d_proj = _write_steps(d_proj, dz, times)
+        d_proj = _write_steps(d_proj, dz, positions)
         dh_prev = matmul("dnk,dkh->dnh", dz, w_hh_t, precision, dtype)
         dh_prev = dh_prev + jnp.where(m, 0.0, dh_next)
         dc_prev = jnp.where(m, dc * gf, dc_next)

@@ -1,10 +1,10 @@
-"""The compiled programs of training: ``init_state``, ``train_step`` and ``eval_step``.
+"""The jitted steps of training: ``init_state``, ``train_step`` and ``eval_step``.
 
 Each is ONE module-level ``jax.jit`` whose configs are static arguments (frozen, hashable
 dataclasses), so JAX's own cache serves every run of a process that shares a config (a
 resumed run, a sweep, the tests), and batch shapes never change within a run, so a run
-compiles each once. ``TRACES`` counts traces per (program, config) for the "compiled once"
-check.
+compiles each once. ``TRACES`` counts traces per (step name, static configs) for the
+"compiled once" check.
 
 * Every batch holds ONE style (see ``batching``). The steps select that style's head out of
   the stacked head parameters (``model.select_heads`` with a traced index: one program for all
@@ -35,7 +35,7 @@ from stylenet_jax.model import (StyleNet, head_config, is_head_param, reset_carr
 from stylenet_jax.optim import make_optimizer
 
 Array = jax.Array
-TRACES: collections.Counter = collections.Counter()  # (program name, *static configs) -> traces
+TRACES: collections.Counter = collections.Counter()  # (step name, *static configs) -> traces
 
 
 class TrainState(NamedTuple):

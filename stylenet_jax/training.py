@@ -70,7 +70,9 @@ class RunResult(NamedTuple):
     records: list[dict]
 
 
-def _is_due(epoch: int, every: int, last: bool) -> bool:
+def _every_nth_or_last(epoch: int, every: int, last: bool) -> bool:
+    """Whether a task run every ``every`` epochs (0: only after the last) runs after
+    ``epoch`` (1-based): at multiples of ``every``, and always after the ``last`` epoch."""
     return last or (every > 0 and epoch % every == 0)
 
 
@@ -254,7 +256,7 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
             epoch += 1
             last = epoch == schedule.num_epochs
             val_loss = None
-            if val_batches and _is_due(epoch, schedule.eval_every_epochs, last):
+            if val_batches and _every_nth_or_last(epoch, schedule.eval_every_epochs, last):
                 result = evaluate(run, state.params, val_batches)
                 val_loss = result["val_loss"]
                 if not np.isfinite(val_loss):
@@ -264,12 +266,12 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
                 warning = collapse_warning(result)
                 if warning:
                     logging.warning("epoch %d: %s", epoch, warning)
-            if _is_due(epoch, schedule.checkpoint_every_epochs, last):
+            if _every_nth_or_last(epoch, schedule.checkpoint_every_epochs, last):
                 meta = {"epoch": epoch, "step": int(state.step), "val_loss": val_loss,
                         "model_config": dataclasses.asdict(model_config), "styles": styles,
                         "config": dataclasses.asdict(run.config)}
                 ckpts.save(int(state.step), state, meta, val_loss)
-            if schedule.snapshot_every_epochs > 0 and _is_due(
+            if schedule.snapshot_every_epochs > 0 and _every_nth_or_last(
                     epoch, schedule.snapshot_every_epochs, last):
                 snapshot.write_snapshot(
                     os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"), model_config,

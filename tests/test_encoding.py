@@ -168,12 +168,18 @@ def test_round_trip_is_exact_on_every_corpus_file(corpus_dir):
     assert notes > 2_000_000 and sum(r[2] for r in results) / notes > 0.98
 
 
-def _brute_force_cover(onset, end, key, velocity, steps):
-    """The loudest covering velocity per cell, cell by cell (the old O(sum of lengths) way)."""
-    out = np.zeros((steps, encoding.NUM_KEYS), np.uint8)
+def cell_by_cell_encoding(onset, end, key, velocity, steps):
+    """``encode_steps``'s (velocities, held, onsets), note by note over every cell it covers
+    (the old O(sum of lengths) way): an onset cell has the loudest note struck there, another
+    cell the loudest note sounding there."""
+    sounding = np.zeros((steps, encoding.NUM_KEYS), np.uint8)
+    struck = np.zeros((steps, encoding.NUM_KEYS), np.uint8)
     for o, e, k, v in zip(onset, end, key, velocity):
-        out[o:e, k] = np.maximum(out[o:e, k], v)
-    return out
+        sounding[o:e, k] = np.maximum(sounding[o:e, k], v)
+        struck[o, k] = max(struck[o, k], v)
+    is_onset = np.zeros((steps, encoding.NUM_KEYS), bool)
+    is_onset[onset, key] = True
+    return np.where(is_onset, struck, sounding), sounding > 0, is_onset
 
 
 def test_overlapping_notes_of_one_key_keep_the_loudest_cell_by_cell():
@@ -185,10 +191,11 @@ def test_overlapping_notes_of_one_key_keep_the_loudest_cell_by_cell():
         key = rng.integers(0, int(rng.integers(1, 88)) if trial % 2 else 3, n)
         velocity = rng.integers(1, 128, n).astype(np.uint8)
         steps = int(end.max()) if n else 0
-        got = encoding._loudest_cover(onset, end, key, velocity, steps)
-        np.testing.assert_array_equal(got, _brute_force_cover(onset, end, key, velocity, steps))
         enc = encoding.encode_steps(onset, end, key + 21, velocity)
-        np.testing.assert_array_equal(enc.inputs[:, 1::2], got > 0)
+        velocities, held, onsets = cell_by_cell_encoding(onset, end, key, velocity, steps)
+        np.testing.assert_array_equal(enc.velocities, velocities)
+        np.testing.assert_array_equal(encoding.held_channels(enc.inputs), held)
+        np.testing.assert_array_equal(encoding.onset_channels(enc.inputs), onsets)
 
 
 def test_encoding_costs_the_grid_not_the_sum_of_note_lengths():
@@ -199,7 +206,7 @@ def test_encoding_costs_the_grid_not_the_sum_of_note_lengths():
     enc = encoding.encode_steps(onset, np.full(n, steps), np.arange(n) % 88 + 21,
                                 np.arange(n) % 127 + 1)
     assert enc.inputs.shape == (steps, 176)
-    assert enc.velocities[-1].max() == 127 and enc.inputs[-1, 1::2].all()
+    assert enc.velocities[-1].max() == 127 and encoding.held_channels(enc.inputs)[-1].all()
 
 
 def test_too_long_names_the_limit():

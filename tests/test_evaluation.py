@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from midi_factory import midi_file, notes_track, tempo, track
-from stylenet_jax import checkpoints, evaluation, metrics, midi, performances
+from stylenet_jax import checkpoints, evaluation, metrics, midi, midi_files, performances
 from stylenet_jax.model import ModelConfig, StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +113,7 @@ def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_pa
         os.makedirs(flat_dir)
         human = [midi.load_performance(str(folder / "human" / style / n)) for n in names]
         for name, perf in zip(names, human):
-            midi.save_atomically(midi.with_velocities(
+            midi_files.save_atomically(midi.with_velocities(
                 perf.midi, perf.notes, np.full(len(perf.notes), 64)), str(flat_dir / name))
         done = subprocess.run(
             [sys.executable, "-m", "stylenet_jax.stylize", str(flat_dir), "-o",

@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.build import build_dataset
 from data_prep.synthetic import write_synthetic_corpus
-from stylenet_jax import feature_baseline, performances
+from stylenet_jax import performances
 from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError, evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +76,7 @@ def test_save_load_round_trip_gives_identical_predictions(trained, unseen, tmp_p
                 baseline.predict(song.notes, song.ticks_per_beat, style, song.seconds))
 
 
-def test_bad_files_raise_one_line_errors(trained, tmp_path, monkeypatch):
+def test_bad_files_raise_one_line_errors(trained, tmp_path):
     baseline, _ = trained
     good = str(tmp_path / "good.pkl")
     baseline.save(good)
@@ -90,13 +90,17 @@ def test_bad_files_raise_one_line_errors(trained, tmp_path, monkeypatch):
         with pytest.raises(FeatureBaselineError, match=expected) as raised:
             FeatureBaseline.load(str(tmp_path / name))
         assert "\n" not in str(raised.value)
-    monkeypatch.setattr(feature_baseline, "_sklearn_version", lambda: "0.0.1")
-    with pytest.raises(FeatureBaselineError, match="scikit-learn .* this is 0.0.1"):
-        FeatureBaseline.load(good)
-    monkeypatch.undo()
-    monkeypatch.setattr(feature_baseline, "FEATURE_NAMES", ("pitch",))
-    with pytest.raises(FeatureBaselineError, match="another feature set"):
-        FeatureBaseline.load(good)
+    # Files whose header names another scikit-learn or feature set (models unchanged).
+    with open(good, "rb") as f:
+        header, models = pickle.load(f), pickle.load(f)
+    for name, change, expected in (
+            ("old_sklearn.pkl", {"sklearn": "0.0.1"}, r"made with scikit-learn 0\.0\.1, this is"),
+            ("other_features.pkl", {"feature_names": ["pitch"]}, "another feature set")):
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({**header, **change}, f)
+            pickle.dump(models, f)
+        with pytest.raises(FeatureBaselineError, match=expected):
+            FeatureBaseline.load(str(tmp_path / name))
 
 
 def cli(*args):

@@ -11,7 +11,6 @@ import pytest
 
 from reference_lstm import reference_lstm
 from stylenet_jax.config import ModelConfig
-from stylenet_jax.lstm import LSTMState
 from stylenet_jax.model import StyleNet, count_params, initial_carry, reset_carry
 
 H = 8

@@ -1,16 +1,19 @@
 """stylenet_jax.performer: the shipped model's velocities, windows and blends, silences and
 length, baselines, bad checkpoints."""
 
+import logging
 import os
+import re
 import resource
 import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
-from midi_factory import END_OF_TRACK, note_events, smf
+from midi_factory import END_OF_TRACK, note_events, smf_bytes
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                broken_exports, export_tiny_model, gappy_file, piano_velocities,
                                rich_file, shipped_reference)
@@ -93,15 +96,31 @@ def test_blend_is_the_weighted_mean_of_heads(stylizer, tmp_path):
     np.testing.assert_allclose(mixed, 0.7 * a + 0.3 * b, atol=1e-5)
 
 
+def predict_compiles(run) -> int:
+    """How many times ``run()`` compiles ``model.predict``, read from JAX's public compile
+    log (``jax.log_compiles``: one "Compiling jit(predict) ..." record per compile)."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            run()
+    finally:
+        logger.removeHandler(handler)
+    return sum(bool(re.match(r"Compiling (jit\()?predict\b", r.getMessage())) for r in records)
+
+
 def test_one_compile_serves_files_of_any_length(model_path, tmp_path):
     fresh = performer.Stylizer(model_path)
-    before = model.predict._cache_size()
-    sizes = []
+    model.predict.clear_cache()  # forget what earlier tests compiled: the first file compiles
+    compiles = []
     for bars in (2, 40, 130):  # one window, several, more than one call's ROWS
         path = rich_file(str(tmp_path / f"{bars}.mid"), bars=bars)
-        performer.perform_file(path, path + ".out.mid", stylizer=fresh, blend={"jazz": 1.0})
-        sizes.append(model.predict._cache_size())
-    assert sizes[0] - before <= 1 and sizes[-1] == sizes[0]
+        compiles.append(predict_compiles(lambda: performer.perform_file(
+            path, path + ".out.mid", stylizer=fresh, blend={"jazz": 1.0})))
+    assert compiles == [1, 0, 0]
 
 
 def test_parse_blend_checks_names_and_weights():
@@ -249,12 +268,13 @@ def test_notes_hours_apart_cost_their_notes_not_the_silence(tmp_path, stylizer):
     """The fuzz findings: a legal maximum delta (0x0FFFFFFF ticks) at 1 tick per beat wanted
     88 GiB, at 96 ticks 3.67 GiB, at 960 it hung; two notes ten hours apart took 25-54 s."""
     ten_hours = 10 * 3600 * 2 * 960  # ticks at 120 bpm, 960 per beat
-    cases = {"max_delta_1": (smf(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)])
-                                 + END_OF_TRACK, division=1), 1),
-             "max_delta_96": (smf(note_events([(0, 60, 80, 10), (0x0FFFFFFF, 62, 90, 10)] * 3)
-                                  + END_OF_TRACK, division=96), 96),
-             "ten_hours": (smf(note_events([(0, 60, 80, 480), (ten_hours, 62, 90, 480)])
-                               + END_OF_TRACK, division=960), 960)}
+    cases = {"max_delta_1": (smf_bytes(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)])
+                                       + END_OF_TRACK, division=1), 1),
+             "max_delta_96": (smf_bytes(note_events([(0, 60, 80, 10),
+                                                     (0x0FFFFFFF, 62, 90, 10)] * 3)
+                                        + END_OF_TRACK, division=96), 96),
+             "ten_hours": (smf_bytes(note_events([(0, 60, 80, 480), (ten_hours, 62, 90, 480)])
+                                     + END_OF_TRACK, division=960), 960)}
     for name, (data, _) in cases.items():
         path = tmp_path / f"{name}.mid"
         path.write_bytes(data)
@@ -270,7 +290,7 @@ def test_files_longer_than_the_bound_are_refused_in_every_mode(tmp_path, stylize
     """Onsets every 300 sixteenths for 131,100 steps: no silence to cut, over MAX_STEPS."""
     notes = [(0 if i == 0 else 299, 60 + i % 12, 80, 1) for i in range(438)]
     path = tmp_path / "long.mid"
-    path.write_bytes(smf(note_events(notes) + END_OF_TRACK, division=4))
+    path.write_bytes(smf_bytes(note_events(notes) + END_OF_TRACK, division=4))
     for options in ({"stylizer": stylizer, "blend": {"jazz": 1.0}}, {"baseline": "random"}):
         with pytest.raises(performer.StylizeError, match=r"too long: 131,\d+ steps \(silences "
                            r"left out\) of a sixteenth \(the limit is 131,072"):

@@ -1,4 +1,5 @@
-"""Tests of stylenet_jax.training and stylenet_jax.checkpoints (tiny models, CPU)."""
+"""Tests of stylenet_jax.training (and the train steps it runs): whole runs, resuming, NaN
+stops, kills; tiny models on CPU. The checkpoint files themselves: test_checkpoints.py."""
 
 import dataclasses
 import glob
@@ -9,41 +10,14 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylenet_jax import (checkpoints, dataset, encoding, input_pipeline, model, train_steps,
-                          training)
-from stylenet_jax.config import Config, ModelConfig, OptimConfig
+from dataset_factory import write_dataset
+from stylenet_jax import checkpoints, dataset, encoding, training
+from stylenet_jax.config import Config, ModelConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def write_dataset(out: str, styles=("classical", "jazz"), n_train=4, n_val=1, steps=(60, 130),
-                  seed=0) -> str:
-    """A dataset in dataset.py's format whose velocities follow a per-style rule of the beat."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.join(out, "songs"), exist_ok=True)
-    songs = []
-    for si, style in enumerate(styles):
-        for k in range(n_train + n_val):
-            t = int(rng.integers(*steps))
-            held = rng.random((t, 88)) < 0.08
-            onset = held & (rng.random((t, 88)) < 0.5)
-            inputs = np.stack([onset, held], -1).reshape(t, 176).astype(np.uint8)
-            beat = np.arange(t)[:, None]
-            rule = (40 + 60 * (beat % 4 == 2)) if si % 2 else (40 + 40 * np.sin(beat / 5.0))
-            velocities = np.where(held, rule, 0).astype(np.uint8)
-            sid = f"{style}_{k}"
-            np.savez(os.path.join(out, "songs", f"{sid}.npz"), inputs=inputs,
-                     velocities=velocities)
-            songs.append({"id": sid, "style": style, "arrays": f"songs/{sid}.npz",
-                          "split": "validation" if k >= n_train else "train"})
-    with open(os.path.join(out, dataset.MANIFEST), "w") as f:
-        json.dump({"format": dataset.FORMAT, "version": dataset.VERSION, "styles": list(styles),
-                   "songs": songs, "rejected": []}, f)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -65,43 +39,6 @@ def test_collapse_warning_names_the_plateau_and_the_cure():
                                          "val_mean_velocity_target": 56.0})
     assert "7.0" in warning and "56.0" in warning and "--loss=onset" in warning
     assert training.collapse_warning({"val_loss": 0.1}) is None
-
-
-def test_select_and_where_heads():
-    params = {"interpretation": {"w": jnp.ones((3,))},
-              "heads": {"out": {"kernel": jnp.arange(3 * 2.0).reshape(3, 2)}}}
-    one = model.select_heads(params, jnp.array([1]))
-    np.testing.assert_array_equal(one["heads"]["out"]["kernel"], [[2.0, 3.0]])
-    np.testing.assert_array_equal(one["interpretation"]["w"], params["interpretation"]["w"])
-    new = jax.tree.map(lambda a: a + 100, params)
-    mixed = train_steps.where_heads(jnp.array([False, True, False]), new, params)
-    np.testing.assert_array_equal(mixed["heads"]["out"]["kernel"], [[0, 1], [102, 103], [4, 5]])
-    np.testing.assert_array_equal(mixed["interpretation"]["w"], new["interpretation"]["w"])
-
-
-def test_train_step_updates_only_own_head(data_dir):
-    from stylenet_jax import batching
-
-    config = tiny(data_dir)
-    cfg = dataclasses.replace(config.model, num_styles=2)
-    state = train_steps.init_state(jax.random.PRNGKey(0), model_config=cfg, optim=config.optim)
-    before = jax.device_get(state.params)
-    songs = batching.window_songs(dataset.load_songs(data_dir, "train"), ["classical", "jazz"],
-                                  16)
-    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
-    assert int(batch.styles[0]) == 0
-    _, on_device = next(input_pipeline.prefetch_to_device(iter([batch])))  # as train_epoch feeds it
-    state, metrics, _ = train_steps.train_step(state, train_steps.zero_metrics(2), on_device,
-                                               None, model_config=cfg, optim=config.optim)
-    after = jax.device_get(state.params)
-    for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
-        a = dict(jax.tree_util.tree_leaves_with_path(after["heads"]))[path]
-        assert not np.array_equal(a[0], b[0]), path  # own head moved
-        np.testing.assert_array_equal(a[1], b[1])  # the other did not
-    shared = [k for k in before if k != "heads"]  # the interpretation layer
-    assert shared and all(not np.array_equal(after[k]["w_hh"], before[k]["w_hh"]) for k in shared)
-    m = jax.device_get(metrics)
-    assert m["batches"].tolist() == [1.0, 0.0] and m["cells"][0] == batch.lengths.sum() * 88
 
 
 # ----------------------------------------------------------------------------- runs
@@ -204,27 +141,6 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     assert steps == sorted(set(steps))
 
 
-def test_keeps_the_newest_and_the_best_across_a_resume(tmp_path):
-    """One manager: the newest ``keep`` plus the lowest val_loss, also after reopening."""
-    state = {"w": np.zeros(2, np.float32)}
-    losses = {1: 0.5, 2: 0.2, 3: None, 4: 0.4, 5: 0.6}
-    ckpts = checkpoints.RunCheckpoints(str(tmp_path), keep=2)
-    for step in (1, 2, 3):
-        ckpts.save(step, state, {"val_loss": losses[step]}, losses[step])
-    ckpts.close()
-    partial = tmp_path / "checkpoints" / "4.orbax-checkpoint-tmp-1732550000"
-    partial.mkdir()  # a save killed half-way
-    ckpts = checkpoints.RunCheckpoints(str(tmp_path), keep=2)  # a resumed run
-    try:
-        assert not partial.exists()
-        for step in (4, 5):
-            ckpts.save(step, state, {"val_loss": losses[step]}, losses[step])
-        assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [2, 4, 5]
-        assert ckpts.best_step() == 2 and ckpts.latest_step() == 5
-    finally:
-        ckpts.close()
-
-
 def test_a_kill_right_after_the_last_save_exports_what_an_uninterrupted_run_does(
         data_dir, tmp_path, monkeypatch):
     config = tiny(data_dir, num_epochs=3)
@@ -267,37 +183,6 @@ def test_carry_state_run(data_dir, tmp_path):
         str(tmp_path))
     assert result.train_compiles == 1
     assert np.isfinite(result.records[-1]["val_loss"])
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def test_export_and_load_inference(tmp_path):
-    cfg = ModelConfig(num_styles=2, hidden_size=4, num_layers=1)
-    state = train_steps.init_state(jax.random.PRNGKey(0), model_config=cfg, optim=OptimConfig())
-    path = checkpoints.export_inference(str(tmp_path / "model"), state.params, cfg,
-                                        ["classical", "jazz"])
-    assert path.endswith(".npz")
-    params, cfg2, styles = checkpoints.load_inference(path)
-    assert cfg2 == cfg and styles == ["classical", "jazz"]
-    ref = jax.device_get(state.params)
-    assert jax.tree.structure(params) == jax.tree.structure(ref)
-    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)  # float16 round trip
-
-
-def test_bad_checkpoints_raise_clear_errors(tmp_path):
-    with pytest.raises(checkpoints.CheckpointError, match="no such inference export"):
-        checkpoints.load_inference(str(tmp_path / "missing.npz"))
-    (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(checkpoints.CheckpointError, match="not a stylenet-jax"):
-        checkpoints.load_inference(str(tmp_path / "junk.npz"))
-    with pytest.raises(checkpoints.CheckpointError, match="no such checkpoint"):
-        checkpoints.restore_params(str(tmp_path / "nope"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(checkpoints.CheckpointError, match="no checkpoint"):
-        checkpoints.restore_params(str(tmp_path / "empty"))
 
 
 # ----------------------------------------------------------------------------- real corpus
