@@ -26,6 +26,8 @@ from typing import Sequence
 
 from absl import app, flags
 
+from stylenet_jax.flag_parsing import parse_flags
+
 from stylenet_jax import checkpoints, dataset, evaluation, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
@@ -174,4 +176,4 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
     _define_flags()
     flags.mark_flag_as_required("data_dir")
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -250,15 +250,6 @@ def run(options: Options, argv: Sequence[str]) -> int:
     return 0
 
 
-def _parse_flags(argv: Sequence[str]) -> list[str]:
-    """absl's flag parsing, with a bad flag reported in one line and exit status 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e} (see --help)", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv: Sequence[str]) -> int:
     """The absl program: ``argv`` is what is left after the flags."""
     if len(argv) > 1:
@@ -274,4 +265,4 @@ if __name__ == "__main__":
     define_flags()
     flags.adopt_module_key_flags(config_flags)  # --help lists the config's flags
     flags.adopt_module_key_flags(launch)  # and --huge_pages
-    launch.run(main, announce=False, flags_parser=_parse_flags)
+    launch.run(main, announce=False)

@@ -20,7 +20,9 @@ from typing import Sequence
 
 from absl import app, flags
 
-from stylenet_jax import dataset, evaluation, midi, performances
+from stylenet_jax.flag_parsing import parse_flags
+
+from stylenet_jax import dataset, evaluation, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -134,7 +136,7 @@ def main(argv: Sequence[str]) -> None:
         performed, data = load_performances()
         systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)
         evaluation.check_styles(performed, systems)
-    except (ValueError, OSError, KeyError, dataset.DatasetError, midi.MidiError) as e:
+    except (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
@@ -167,4 +169,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

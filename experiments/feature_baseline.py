@@ -22,7 +22,9 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
-from stylenet_jax import dataset, midi, performances
+from stylenet_jax.flag_parsing import parse_flags
+
+from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, FeatureBaseline,
                                            FeatureBaselineError, evaluate)
 
@@ -96,7 +98,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         run(f.data_dir, f.midi_dir, f.out, f.seed, max_iter=f.max_iter,
             max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate)
-    except (dataset.DatasetError, performances.PerformancesError, midi.MidiError,
+    except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -104,4 +106,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 from absl import app, flags, logging
 
+from stylenet_jax.flag_parsing import parse_flags
+
 flags.DEFINE_bool("huge_pages", True, "Linux: re-execute with glibc's transparent-huge-page "
                   "malloc (GLIBC_TUNABLES=glibc.malloc.hugetlb=1) unless GLIBC_TUNABLES already "
                   "sets it: far fewer page faults for XLA's large CPU buffers (speed only).")
@@ -20,7 +22,7 @@ flags.DEFINE_bool("huge_pages", True, "Linux: re-execute with glibc's transparen
 
 def run(main: Callable[[Sequence[str]], object], *, announce: bool = True,
         skip: Callable[[], bool] = lambda: False,
-        flags_parser: Callable[[Sequence[str]], object] = app.parse_flags_with_usage) -> None:
+        flags_parser: Callable[[Sequence[str]], object] = parse_flags) -> None:
     """``app.run(main, flags_parser=...)`` with the huge-page re-execution first (unless
     ``--nohuge_pages`` or ``skip()`` after parsing). ``announce``: log the re-execution (a
     benchmark stays quiet and names the allocator in its report instead)."""

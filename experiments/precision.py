@@ -20,6 +20,8 @@ from typing import Sequence
 
 from absl import app, flags
 
+from stylenet_jax.flag_parsing import parse_flags
+
 from stylenet_jax.performer import DEFAULT_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,4 +115,4 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
     _define_flags()
     flags.mark_flag_as_required("data_dir")
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

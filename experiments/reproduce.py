@@ -24,7 +24,10 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
+from stylenet_jax.flag_parsing import parse_flags
+
 from stylenet_jax import checkpoints, dataset, encoding, evaluation, performances
+from stylenet_jax.config import ScheduleConfig
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
@@ -42,7 +45,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "The run's folder (resumed if it exists).")
     flags.DEFINE_bool("train", True, "Train (or resume) to --num_epochs first; --notrain "
                       "reports on the run as it is.")
-    flags.DEFINE_integer("num_epochs", 160, "Epochs to train (the paper: 160).")
+    flags.DEFINE_integer("num_epochs", ScheduleConfig().num_epochs, "Epochs to train (the paper: 160).")
     flags.DEFINE_multi_string("train_flag", [], "Extra flags for experiments.train, e.g. "
                               "--train_flag=--unroll=4.")
     flags.DEFINE_string("midi_root", None, "Where the dataset's MIDI files are now (default: "
@@ -199,4 +202,4 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
     _define_flags()
     flags.mark_flags_as_required(["data_dir", "workdir"])
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

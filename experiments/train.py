@@ -15,9 +15,9 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import launch
 from stylenet_jax import config_flags
@@ -35,13 +35,29 @@ flags.DEFINE_bool("print_config", False, "Print the training config these flags 
                   "(JSON) and exit without training.")
 
 
+def bad_input(message: str) -> NoReturn:
+    """One line on stderr and exit status 2, as for a bad flag."""
+    print(f"error: {message} (see --help)", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        bad_input(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = config_flags.config_from_flags()
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        bad_input(str(e))
+    workdir = FLAGS.workdir
+    if not FLAGS.print_config:
+        if os.path.exists(workdir) and not os.path.isdir(workdir):
+            bad_input(f"--workdir={workdir} is a file, not a folder")
+        try:
+            os.makedirs(workdir, exist_ok=True)
+        except OSError as e:
+            bad_input(f"--workdir={workdir}: cannot make that folder ({e.strerror})")
+        if not os.path.isdir(workdir) or not os.access(workdir, os.W_OK | os.X_OK):
+            bad_input(f"--workdir={workdir}: not a folder this user can write")
     if FLAGS.print_config:
         print(json.dumps(dataclasses.asdict(config), indent=1))
         return
@@ -70,6 +86,8 @@ def main(argv: Sequence[str]) -> None:
     except (training.NonFiniteLossError, checkpoints.CheckpointError,
             dataset.DatasetError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:  # a disk that fills up or turns read-only mid-run
+        sys.exit(f"error: {e.filename or workdir}: {e.strerror or e}")
     logging.info("done: %d epochs, %d steps, train step compiled %d time(s)", result.epoch,
                  int(result.state.step), result.train_compiles)
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from stylenet_jax import encoding, midi
+from stylenet_jax import encoding, midi, midi_files, smf
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
                              "stylenet.npz")
@@ -112,7 +112,7 @@ class Stylizer:
             else:
                 params, config, styles = checkpoints.load_inference(self.path)
         except checkpoints.CheckpointError as e:
-            raise StylizeError(midi.one_line(e)) from None
+            raise StylizeError(smf.one_line(e)) from None
         from stylenet_jax.model import param_problem
 
         problem = param_problem(params, config)
@@ -220,7 +220,7 @@ def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
     try:
         model = feature_baseline.FeatureBaseline.load(path or feature_baseline.DEFAULT_PATH)
     except feature_baseline.FeatureBaselineError as e:
-        raise StylizeError(midi.one_line(e)) from None
+        raise StylizeError(smf.one_line(e)) from None
     style = (style or "").strip()
     if style not in model.styles:
         raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
@@ -236,7 +236,7 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
     ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``). Raises
-    StylizeError or midi.MidiError (one line naming the file) without writing anything. A file
+    StylizeError or smf.MidiError (one line naming the file) without writing anything. A file
     whose notes span more than ``encoding.MAX_STEPS`` steps, long silences left out
     (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
     target's missing folders, only once there is something to write.
@@ -244,7 +244,7 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     began = time.perf_counter()
     perf = midi.load_performance(source)
     notes = perf.notes.select(encoding.in_piano_range(perf.notes))
-    name = midi.shown(source)
+    name = smf.shown(source)
     if not len(notes):
         raise StylizeError(f"{name}: no piano notes (MIDI 21..108 outside channel 10)")
     onset, end = performed_grid(notes, perf.ticks_per_beat)
@@ -261,8 +261,8 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
         predicted = stylizer.predict(inputs, blend)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
-    midi.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
-                         make_parents=make_parents)
+    midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
+                               make_parents=make_parents)
     changed = int((velocities != notes.velocity).sum())
     return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings)
 
@@ -270,5 +270,5 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
 def describe(path: str, result: Result, label: str) -> str:
     """One line per file: notes changed, velocity min/mean/max, style, seconds."""
     v = result.velocities
-    return (f"{midi.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
+    return (f"{smf.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
             f"min {v.min()} mean {v.mean():.1f} max {v.max()}, {label}, {result.seconds:.2f} s")

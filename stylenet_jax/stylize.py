@@ -26,7 +26,8 @@ import tempfile
 import time
 from typing import Sequence
 
-from stylenet_jax import midi
+from stylenet_jax import midi_files, smf
+from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, describe, load_features,
                                     parse_blend, perform_file)
 
@@ -42,7 +43,7 @@ def enable_compilation_cache(directory: str) -> str | None:
         with tempfile.TemporaryFile(dir=directory):
             pass  # the cache must be writable, or JAX fails later
     except OSError as e:
-        return (f"--cache_dir {midi.shown(directory)}: cannot use it "
+        return (f"--cache_dir {smf.shown(directory)}: cannot use it "
                 f"({e.strerror or e}); compiling without a cache")
     import jax
 
@@ -52,7 +53,7 @@ def enable_compilation_cache(directory: str) -> str | None:
 
 
 def _warn(text: str) -> None:
-    print(f"warning: {midi.one_line(text)}", file=sys.stderr, flush=True)
+    print(f"warning: {smf.one_line(text)}", file=sys.stderr, flush=True)
 
 
 def _perform_one(source: str, target: str, label: str, options: dict,
@@ -60,7 +61,7 @@ def _perform_one(source: str, target: str, label: str, options: dict,
     """Performs one file and prints its line (and any warning about how it was read)."""
     result = perform_file(source, target, make_parents=make_parents, **options)
     for warning in result.warnings:
-        _warn(f"{midi.shown(source)}: {warning}")
+        _warn(f"{smf.shown(source)}: {warning}")
     print(describe(target, result, label), flush=True,
           file=sys.stderr if _is_stdout(target) else sys.stdout)
 
@@ -96,7 +97,7 @@ def _run(inputs: Sequence[str], flags_) -> int:
         raise StylizeError("give one INPUT: a MIDI file or a folder of them (see --help)")
     source = inputs[0]
     if not os.path.lexists(source):
-        raise StylizeError(f"{midi.shown(source)}: no such file or folder")
+        raise StylizeError(f"{smf.shown(source)}: no such file or folder")
     if stylizer:
         if not flags_.style:
             raise StylizeError(f"choose --style: one of {', '.join(stylizer.styles)} "
@@ -115,12 +116,12 @@ def _run(inputs: Sequence[str], flags_) -> int:
         return 0
 
     if not flags_.output:
-        raise StylizeError(f"{midi.shown(source)} is a folder: name an output folder with -o")
+        raise StylizeError(f"{smf.shown(source)} is a folder: name an output folder with -o")
     if os.path.exists(flags_.output) and not os.path.isdir(flags_.output):
-        raise StylizeError(f"{midi.shown(flags_.output)}: not a folder (INPUT is a folder)")
-    names = midi.find_midi_files(source)
+        raise StylizeError(f"{smf.shown(flags_.output)}: not a folder (INPUT is a folder)")
+    names = midi_files.find_midi_files(source)
     if not names:
-        raise StylizeError(f"{midi.shown(source)}: no .mid, .midi or .kar files in this folder")
+        raise StylizeError(f"{smf.shown(source)}: no .mid, .midi or .kar files in this folder")
     began, failed = time.perf_counter(), 0
     for name in names:
         path = os.path.join(source, name)
@@ -131,15 +132,15 @@ def _run(inputs: Sequence[str], flags_) -> int:
             failed += 1
             print(f"error: {_naming(path, e)}", file=sys.stderr, flush=True)
     print(f"performed {len(names) - failed} of {len(names)} files into "
-          f"{midi.shown(flags_.output)} ({failed} failed) in {time.perf_counter() - began:.1f} s")
+          f"{smf.shown(flags_.output)} ({failed} failed) in {time.perf_counter() - began:.1f} s")
     return 2 if failed else 0
 
 
 def _naming(path: str, error: BaseException) -> str:
     """The one-line message of ``error``, starting with the input file's name."""
-    message = midi.one_line(error) if isinstance(error, (StylizeError, midi.MidiError)) else (
-        f"unexpected {type(error).__name__}: {midi.one_line(error)}")
-    name = midi.shown(path)
+    message = smf.one_line(error) if isinstance(error, (StylizeError, smf.MidiError)) else (
+        f"unexpected {type(error).__name__}: {smf.one_line(error)}")
+    name = smf.shown(path)
     return message if message.startswith(name) else f"{name}: {message}"
 
 
@@ -149,8 +150,8 @@ def main(argv: Sequence[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # JAX's backend-probing notes are not for users
     try:
         status = _run(argv[1:], flags.FLAGS)
-    except (StylizeError, midi.MidiError) as e:
-        print(f"error: {midi.one_line(e)}", file=sys.stderr)
+    except (StylizeError, smf.MidiError) as e:
+        print(f"error: {smf.one_line(e)}", file=sys.stderr)
         status = 2
     except Exception as e:  # noqa: BLE001 - the promise is one line and status 2, never a traceback
         source = argv[1] if len(argv) == 2 else None
@@ -206,12 +207,7 @@ def cli(argv: Sequence[str] | None = None) -> None:
     if any(arg in HELP_FLAGS for arg in argv[1:]):
         print(__doc__.strip() + "\n\nFlags:\n" + flags.FLAGS.main_module_help())
         sys.exit(0)
-    try:
-        remaining = flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {midi.one_line(e)} (see --help)", file=sys.stderr)
-        sys.exit(2)
-    main(remaining)
+    main(parse_flags(argv))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ nothing written for a refusal.
 Every generated file goes through ``performer.perform_file`` (the library path of the command)
 with a tiny random model. What must hold for each file:
 
-- it is either performed or refused with ``midi.MidiError`` / ``performer.StylizeError``, whose
+- it is either performed or refused with ``smf.MidiError`` / ``performer.StylizeError``, whose
   message is one line naming the file; any other exception fails the test;
 - a refused file writes nothing; a performed one is written, reads back, and has the same
   notes (pitch, channel, start, end) with the new velocities;
@@ -35,15 +35,15 @@ import mido
 import numpy as np
 import pytest
 
-from midi_factory import END_OF_TRACK, chunk, note_events, smf, vlq
-from stylenet_jax import checkpoints, encoding, midi, performer
+from midi_factory import END_OF_TRACK, chunk, note_events, smf_bytes, vlq
+from stylenet_jax import checkpoints, encoding, midi, performer, smf
 from stylenet_jax.config import ModelConfig
 from stylenet_jax.model import StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS_PER_FILE = 10.0  # generous: the CI machine is shared; typical files take ~0.05 s
 PEAK_GROWTH_KB = 1_500_000
-ONE_LINE_ERRORS = (midi.MidiError, performer.StylizeError)
+ONE_LINE_ERRORS = (smf.MidiError, performer.StylizeError)
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +175,8 @@ def raw_file(rng) -> bytes:
     fmt = int(_pick(rng, [0, 1, 1, 1, 2, 3, 7, 0x7FFF, 0x8000, 0xFFFF]))
     division = int(_pick(rng, [1, 96, 480, 960, 0x7FFF, 1, 96, 480, 0, 0xE728]))
     count = None if rng.random() < 0.8 else int(_pick(rng, [0, 1, 5, 0xFFFF]))
-    return smf(*parts, fmt=fmt, division=division, count=count,
-               header_extra=b"\x00" * int(_pick(rng, [0, 0, 0, 2])))
+    return smf_bytes(*parts, fmt=fmt, division=division, count=count,
+                     header_extra=b"\x00" * int(_pick(rng, [0, 0, 0, 2])))
 
 
 def mutate(rng, data: bytes) -> bytes:
@@ -218,7 +218,8 @@ def campaign(seed: int, count: int) -> list[tuple[str, bytes]]:
         elif kind == 3:
             name, data = "raw_mutated", mutate(rng, raw_file(rng))
         else:
-            name, data = "raw_track", smf(raw_track(rng), division=int(_pick(rng, [1, 96, 960])))
+            name, data = "raw_track", smf_bytes(raw_track(rng),
+                                                division=int(_pick(rng, [1, 96, 960])))
         files.append((f"{i:05d}_{name}.mid", data))
     return files
 
@@ -229,28 +230,29 @@ NOTES = note_events([(0, 60, 80, 240), (0, 64, 70, 240)]) + END_OF_TRACK
 # The fuzz campaign's findings, as byte strings: (name, bytes, performed?, words expected in
 # the refusal or in the warnings).
 REPRODUCERS = [
-    ("format_3", smf(NOTES, fmt=3), True, "unknown MIDI format 3"),
-    ("format_7", smf(NOTES, fmt=7), True, "unknown MIDI format 7"),
-    ("format_7fff", smf(NOTES, fmt=0x7FFF), True, "unknown MIDI format 32767"),
-    ("format_8000", smf(NOTES, fmt=0x8000), True, "unknown MIDI format 32768"),
-    ("format_0_two_tracks", smf(NOTES, NOTES, fmt=0), True, "format 0 with 2 tracks"),
-    ("key_signature_8_sharps", smf(b"\x00\xff\x59\x02\x08\x00" + NOTES), True, ""),
-    *[(f"realtime_{b:02x}", smf(b"\x00" + bytes([b]) + NOTES), False, f"realtime message 0x{b:02X}")
-      for b in (0xF8, 0xFA, 0xFB, 0xFC, 0xFE)],
-    ("delta_2_63", smf(vlq(2 ** 63) + NOTES[1:]), False, "delta time longer than 4 bytes"),
-    ("max_delta_tpb_1", smf(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)]) + END_OF_TRACK,
-                            division=1), True, ""),
-    ("max_delta_tpb_96", smf(note_events([(0, 60, 80, 9), (0x0FFFFFFF, 62, 90, 9)]) + END_OF_TRACK,
-                             division=96), True, ""),
-    ("max_delta_tpb_960", smf(note_events([(0x0FFFFFFF, 60, 80, 9)] * 4) + END_OF_TRACK,
-                              division=960), True, ""),
-    ("ten_hours_apart", smf(note_events([(0, 60, 80, 480), (TEN_HOURS, 62, 90, 480)])
-                            + END_OF_TRACK, division=960), True, ""),
-    ("held_to_a_late_event", smf(b"".join(vlq(5) + bytes([0x90 | c, p, 90]) for c in range(15)
-                                          for p in range(21, 109, 3))
-                                 + vlq(0x0FFFFFFF) + b"\xb0\x40\x00" + END_OF_TRACK,
-                                 division=1), True, ""),
-    ("unknown_chunk_first", smf(chunk(b"XFIH", b"\x01\x02"), chunk(b"MTrk", NOTES)), True, ""),
+    ("format_3", smf_bytes(NOTES, fmt=3), True, "unknown MIDI format 3"),
+    ("format_7", smf_bytes(NOTES, fmt=7), True, "unknown MIDI format 7"),
+    ("format_7fff", smf_bytes(NOTES, fmt=0x7FFF), True, "unknown MIDI format 32767"),
+    ("format_8000", smf_bytes(NOTES, fmt=0x8000), True, "unknown MIDI format 32768"),
+    ("format_0_two_tracks", smf_bytes(NOTES, NOTES, fmt=0), True, "format 0 with 2 tracks"),
+    ("key_signature_8_sharps", smf_bytes(b"\x00\xff\x59\x02\x08\x00" + NOTES), True, ""),
+    *[(f"realtime_{b:02x}", smf_bytes(b"\x00" + bytes([b]) + NOTES), False,
+       f"realtime message 0x{b:02X}") for b in (0xF8, 0xFA, 0xFB, 0xFC, 0xFE)],
+    ("delta_2_63", smf_bytes(vlq(2 ** 63) + NOTES[1:]), False, "delta time longer than 4 bytes"),
+    ("max_delta_tpb_1", smf_bytes(note_events([(0, 60, 80, 1), (0x0FFFFFFF, 62, 90, 1)])
+                                  + END_OF_TRACK, division=1), True, ""),
+    ("max_delta_tpb_96", smf_bytes(note_events([(0, 60, 80, 9), (0x0FFFFFFF, 62, 90, 9)])
+                                   + END_OF_TRACK, division=96), True, ""),
+    ("max_delta_tpb_960", smf_bytes(note_events([(0x0FFFFFFF, 60, 80, 9)] * 4) + END_OF_TRACK,
+                                    division=960), True, ""),
+    ("ten_hours_apart", smf_bytes(note_events([(0, 60, 80, 480), (TEN_HOURS, 62, 90, 480)])
+                                  + END_OF_TRACK, division=960), True, ""),
+    ("held_to_a_late_event", smf_bytes(b"".join(vlq(5) + bytes([0x90 | c, p, 90])
+                                                for c in range(15) for p in range(21, 109, 3))
+                                       + vlq(0x0FFFFFFF) + b"\xb0\x40\x00" + END_OF_TRACK,
+                                       division=1), True, ""),
+    ("unknown_chunk_first", smf_bytes(chunk(b"XFIH", b"\x01\x02"), chunk(b"MTrk", NOTES)), True,
+     ""),
     ("text_5_bytes", b"hello", False, "not a MIDI file"),
     ("empty", b"", False, "empty file"),
 ]
@@ -274,7 +276,7 @@ def perform_and_check(stylizer, source: str, target: str) -> tuple[bool, str, fl
     except ONE_LINE_ERRORS as e:
         seconds = time.perf_counter() - began
         message = str(e)
-        assert "\n" not in message and message.startswith(midi.shown(source)), message
+        assert "\n" not in message and message.startswith(smf.shown(source)), message
         assert not os.path.lexists(target), f"{source}: refused but {target} was written"
         performed, words = False, message
     else:
@@ -349,8 +351,8 @@ def test_folder_mode_reports_bad_files_on_one_line_each_and_performs_the_good_on
     bad = {f"a_bad_{name}.mid": data for name, data, ok, _ in REPRODUCERS if not ok}
     rng = np.random.default_rng(7)
     bad["a_bad_truncated.mid"] = random_song(rng)[:30]
-    bad["sub/a_bad_lie.mid"] = smf(chunk(b"MTrk", NOTES, length=5))
-    good = {"b_good_format_3.mid": smf(NOTES, fmt=3), "b_good_plain.kar": smf(NOTES),
+    bad["sub/a_bad_lie.mid"] = smf_bytes(chunk(b"MTrk", NOTES, length=5))
+    good = {"b_good_format_3.mid": smf_bytes(NOTES, fmt=3), "b_good_plain.kar": smf_bytes(NOTES),
             "sub/b_good_hours.mid": REPRODUCERS[[r[0] for r in REPRODUCERS]
                                                 .index("ten_hours_apart")][1]}
     for name, data in {**bad, **good}.items():

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from data_prep.synthetic import write_synthetic_corpus
-from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf
+from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf_bytes
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                broken_exports, export_tiny_model, piano_velocities, rich_file,
                                shipped_reference)
-from stylenet_jax import encoding, midi, performances
+from stylenet_jax import encoding, midi, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaseline
 
 
@@ -172,7 +172,7 @@ def test_cli_flags_help_cache_and_checkpoint_errors(tmp_path, model_path):
                             "/dev/stdout", "--style=jazz", f"--checkpoint={model_path}",
                             "--cache_dir="], cwd=ROOT, capture_output=True, timeout=300)
     assert piped.returncode == 0 and b"notes changed" in piped.stderr
-    assert len(midi.parse_midi(piped.stdout)[0].tracks) == 4  # the MIDI bytes alone
+    assert len(smf.parse_midi(piped.stdout)[0].tracks) == 4  # the MIDI bytes alone
     nan, _ = broken_exports(tmp_path, model_path)["nan"]
     done = cli(good, "-o", str(tmp_path / "out2.mid"), "--style=jazz", f"--checkpoint={nan}")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "non-finite" in done.stderr
@@ -186,8 +186,8 @@ def test_cli_folder_mode_names_inputs_escapes_odd_names_and_repairs_with_warning
     (src / "deep" / "er").mkdir(parents=True)
     rich_file(os.fsdecode(bytes(src) + b"/caf\xe9.mid"), bars=2)  # not UTF-8
     (src / "deep" / "er" / "bad.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00")
-    (src / "sub" / "fmt3.kar").write_bytes(smf(note_events([(0, 60, 80, 96)]) + END_OF_TRACK,
-                                               fmt=3))
+    (src / "sub" / "fmt3.kar").write_bytes(smf_bytes(note_events([(0, 60, 80, 96)])
+                                                     + END_OF_TRACK, fmt=3))
     (out / "blocked.mid").mkdir(parents=True)  # the output path of an input is a folder
     rich_file(str(src / "blocked.mid"), bars=2)
     done = cli(str(src), "-o", str(out), "--style=jazz", f"--checkpoint={model_path}",

@@ -67,6 +67,23 @@ def test_bad_flag_value_is_a_usage_error():
     assert done.returncode != 0 and "window must be >= 1" in done.stderr
 
 
+def test_bad_workdirs_flagfiles_and_settings_are_one_line_and_status_2(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "binary.flags").write_bytes(bytes(range(256)))
+    for args, says in (
+            ([f"--workdir={tmp_path}/a_file"], "is a file, not a folder"),
+            ([f"--workdir={tmp_path}/a_file/run"], "cannot make that folder"),
+            ([f"--workdir={tmp_path}/w", f"--flagfile={tmp_path}/binary.flags"],
+             "--flagfile is not text"),
+            ([f"--workdir={tmp_path}/w", "--num_epochs=0"], "num_epochs must be >= 1"),
+            ([f"--workdir={tmp_path}/w", "--keep_checkpoints=0"], "keep_checkpoints must be"),
+            ([f"--workdir={tmp_path}/w", "--synthetic_steps=0"], "synthetic_steps must be")):
+        done = train(f"--flagfile={TINY}", "--nohuge_pages", *args)
+        assert done.returncode == 2, (args, done.stderr[-1000:])
+        assert "Traceback" not in done.stderr and says in done.stderr, (args, done.stderr)
+    assert not (tmp_path / "w").exists()  # nothing made for a refused run
+
+
 def test_help_lists_every_flag():
     done = train("--help")  # absl exits 1 after printing the help
     assert "flags:" in done.stdout, done.stderr[-2000:]
