@@ -57,6 +57,10 @@ class ModelConfig:
     keep_prob: float = setting(0.8, "Dropout keep probability on every LSTM's inputs and "
                                "outputs (paper: 0.8; its Fig. 15 ablation: 0.5; 1.0 disables "
                                "dropout).")
+    note_context: bool = setting(False, "Beyond the paper: add note-context input channels "
+                                 "computed from the notes (highest and lowest sounding key, "
+                                 "each onset's duration, chord size, place in the beat; see "
+                                 "stylenet_jax/note_context.py). Off: the paper's input.")
     input_size: int = setting(INPUT_SIZE, "Input channels (onset + held per key).", flag=None)
     output_size: int = setting(NUM_KEYS, "Output velocities (one per key).", flag=None)
     unroll: int = setting(1, "lax.scan unroll factor of the time loops (speed only).")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from stylenet_jax.config import ModelConfig
 from stylenet_jax.lstm import LSTMState, dense_dot_general, fused_lstm
+from stylenet_jax.note_context import context_channels
 
 Array = jax.Array
 
@@ -137,7 +138,9 @@ class StyleNet(nn.Module):
         """Predict velocities for every style.
 
         Args:
-          inputs: (N, T, input_size) float32 or uint8 (cast to float32).
+          inputs: (N, T, input_size) float32 or uint8 (cast to float32). With
+            ``config.note_context`` the first layer reads them with ``note_context``'s 269
+            channels appended.
           lengths: (N,) int32, real steps per row (0..T); the rest is padding and ignored.
           train: apply dropout (needs ``rngs={'dropout': key}``); False is deterministic.
           carry: forward LSTM states from the previous window (see ``initial_carry``);
@@ -155,6 +158,9 @@ class StyleNet(nn.Module):
         lengths = jnp.asarray(lengths, jnp.int32)
         mask = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
         x = jnp.where(mask, jnp.asarray(inputs, jnp.float32).swapaxes(0, 1), 0.0)  # (T, N, F)
+        if cfg.note_context:  # (T, N, F + 269): computed from the masked notes
+            context = context_channels(x.swapaxes(0, 1)).swapaxes(0, 1)
+            x = jnp.concatenate([x, jnp.where(mask, context, 0.0)], axis=-1)
         carry = initial_carry(cfg, n) if carry is None else carry
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=not train)
         new_carry = {}
