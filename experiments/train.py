@@ -86,6 +86,8 @@ def main(argv: Sequence[str]) -> None:
     except (training.NonFiniteLossError, checkpoints.CheckpointError,
             dataset.DatasetError) as e:
         sys.exit(f"error: {e}")
+    except training.RunSetupError as e:
+        bad_input(str(e))
     except OSError as e:  # a disk that fills up or turns read-only mid-run
         sys.exit(f"error: {e.filename or workdir}: {e.strerror or e}")
     logging.info("done: %d epochs, %d steps, train step compiled %d time(s)", result.epoch,

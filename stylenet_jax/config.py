@@ -137,6 +137,10 @@ class DataConfig:
     carry_state: bool = setting(False, "Carry each song's forward LSTM state across its "
                                 "consecutive windows (rows = songs) instead of independent "
                                 "windows.")
+    devices: int = setting(0, "Devices to train on, data parallel: each computes its share of "
+                           "every batch's windows (see stylenet_jax/parallel.py). 0: every "
+                           "device of this process (one on a CPU: the single-device run); "
+                           "N: the first N.")
     synthetic_styles: tuple[str, ...] = setting(("classical", "jazz"), "Without --data_dir: "
                                                 "styles of the generated corpus.")
     synthetic_songs_per_style: int = setting(8, "Without --data_dir: songs per style.")
@@ -151,6 +155,8 @@ class DataConfig:
                              "needs each row to be one song)")
         _check_positive(self, "window", "songs_per_batch", "windows_per_batch",
                         "synthetic_songs_per_style", "synthetic_steps")
+        if self.devices < 0:
+            raise ValueError(f"devices must be >= 0, got {self.devices}")
         if not self.synthetic_styles:
             raise ValueError("synthetic_styles must name at least one style")
         if not 0.0 <= self.synthetic_validation_fraction < 1.0:

@@ -30,8 +30,13 @@ from stylenet_jax.config import SPEED_ONLY_FIELDS, Config, ModelConfig
 from stylenet_jax.input_pipeline import prefetch_to_device
 from stylenet_jax.metrics_writer import MetricsWriter
 from stylenet_jax.model import head_config, initial_carry
+from stylenet_jax.parallel import DataParallel
 from stylenet_jax.train_steps import (TRACES, TrainState, eval_step, init_state, summarize,
                                       train_step, zero_metrics)
+
+
+class RunSetupError(ValueError):
+    """The run cannot be laid out on this process's devices (one line)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -77,22 +82,36 @@ def _every_nth_or_last(epoch: int, every: int, last: bool) -> bool:
 
 
 class Run(NamedTuple):
-    """A run's fixed parts: its config (``model.num_styles`` set), styles, and the steps with
-    their static configs bound."""
+    """A run's fixed parts: its config (``model.num_styles`` set), styles, the steps with
+    their static configs bound, and the devices it runs on (``parallel``)."""
 
     config: Config
     styles: list[str]
     train_step: Callable
     eval_step: Callable
+    parallel: DataParallel
 
     @classmethod
     def create(cls, config: Config, styles: Sequence[str]) -> "Run":
         config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, num_styles=len(styles)))
+        devices = jax.devices()
+        if config.data.devices > len(devices):
+            raise RunSetupError(f"--devices={config.data.devices}, but this process has "
+                             f"{len(devices)}: {devices}")
+        parallel = DataParallel(devices[:config.data.devices or None])
+        if config.data.carry_state and config.data.songs_per_batch % parallel.num_devices:
+            raise RunSetupError(f"carry_state on {parallel.num_devices} devices needs "
+                             f"songs_per_batch divisible by {parallel.num_devices}")
         return cls(config, list(styles),
                    lambda *a: train_step(*a, model_config=config.model, optim=config.optim,
                                          debug_nan_step=config.schedule.debug_nan_step),
-                   lambda *a: eval_step(*a, model_config=config.model, loss=config.optim.loss))
+                   lambda *a: eval_step(*a, model_config=config.model, loss=config.optim.loss),
+                   parallel)
+
+    def zero_metrics(self) -> dict[str, jax.Array]:
+        """Fresh metric accumulators, on the run's devices."""
+        return self.parallel.put_replicated(zero_metrics(len(self.styles)))
 
     @property
     def train_traces(self) -> int:
@@ -105,7 +124,7 @@ class Run(NamedTuple):
         if not data.carry_state:
             return None
         n = batching.batch_shape("carry", data.window, data.songs_per_batch)[0]
-        return {s: initial_carry(head_config(self.config.model), n)
+        return {s: self.parallel.put_carry(initial_carry(head_config(self.config.model), n))
                 for s in range(len(self.styles))}
 
     def batches(self, songs: Sequence[batching.Windows], rng) -> Iterator[batching.Batch]:
@@ -129,12 +148,13 @@ def train_epoch(run: Run, state: TrainState, songs: Sequence[batching.Windows], 
     total = batching.count_batches(songs, data.layout, data.songs_per_batch,
                                    data.windows_per_batch, rng())
     carries = run.carries()
-    metrics = zero_metrics(len(run.styles))
+    metrics = run.zero_metrics()
     bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{schedule.num_epochs}", unit="batch",
                disable=not schedule.progress, leave=False, dynamic_ncols=True)
     first, t0 = int(state.step), time.perf_counter()
     try:
-        for i, (style, batch) in enumerate(prefetch_to_device(run.batches(songs, rng())), 1):
+        batches = prefetch_to_device(run.batches(songs, rng()), put=run.parallel.put_batch)
+        for i, (style, batch) in enumerate(batches, 1):
             carry = None if carries is None else carries[style]
             state, metrics, carry = run.train_step(state, metrics, batch, carry)
             if carries is not None:
@@ -157,7 +177,7 @@ def train_epoch(run: Run, state: TrainState, songs: Sequence[batching.Windows], 
             log(record)
             bar.set_postfix(loss=f"{record['train_loss']:.4f}",
                             steps_s=f"{record['steps_per_second']:.0f}")
-            metrics, first, t0 = zero_metrics(len(run.styles)), step, now
+            metrics, first, t0 = run.zero_metrics(), step, now
     finally:
         bar.close()
     return state
@@ -167,10 +187,10 @@ def evaluate(run: Run, params: Any, batches: Sequence[batching.Batch]) -> dict[s
     """``val_loss`` (cell-weighted MSE of each song's own head), ``val_loss/<style>`` and the
     mean onset velocities (see ``train_steps.summarize``)."""
     carries = run.carries()
-    metrics = zero_metrics(len(run.styles))
+    metrics = run.zero_metrics()
     for batch in batches:
         style = int(batch.styles[0])
-        metrics, carry = run.eval_step(params, metrics, batch,
+        metrics, carry = run.eval_step(params, metrics, run.parallel.put_batch(batch),
                                        None if carries is None else carries[style])
         if carries is not None:
             carries[style] = carry
@@ -244,12 +264,13 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
             restored, meta = ckpts.restore(jax.eval_shape(init, key))
             # Uncommitted like a fresh init's arrays: the same compiled step serves both.
             state = TrainState(*jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), restored))
+            state = run.parallel.put_replicated(state)
             epoch = int(meta["epoch"])
             writer.truncate_after(int(state.step))
             logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
         else:  # lines of an attempt killed before its first checkpoint are not this run's
             writer.truncate_after(0)
-            state = init(key)
+            state = run.parallel.put_replicated(init(key))
         val_batches = list(run.batches(val, None))
         while epoch < schedule.num_epochs:
             state = train_epoch(run, state, train, epoch, log)

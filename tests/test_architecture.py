@@ -45,3 +45,15 @@ def test_no_library_file_exceeds_the_size_of_one_room():
     for path in glob.glob(os.path.join(REPO, "stylenet_jax", "*.py")):
         with open(path, encoding="utf-8") as f:
             assert sum(1 for _ in f) <= 420, path
+
+
+def test_only_encoding_slices_the_input_layout():
+    """``encoding.onset_channels`` / ``held_channels`` are the one place the interleaved
+    (176 = 88 x [onset, held]) layout is spelled out."""
+    own = os.path.join(REPO, "stylenet_jax", "encoding.py")
+    for folder in ("stylenet_jax", "experiments", "data_prep", "tests"):
+        for path in glob.glob(os.path.join(REPO, folder, "*.py")):
+            if path == own or path == os.path.abspath(__file__):
+                continue
+            text = open(path, encoding="utf-8").read()
+            assert "0::2]" not in text and "1::2]" not in text, path

@@ -17,6 +17,9 @@ from stylenet_jax.config import Config, DataConfig, ModelConfig, OptimConfig, Sc
     (dict(eval_every_epochs=-1), "eval_every_epochs must be >= 0"),
     (dict(carry_state=True, pack_windows=True), "exclude each other"),
     (dict(synthetic_styles=()), "at least one style"),
+    (dict(synthetic_songs_per_style=0), "synthetic_songs_per_style must be >= 1"),
+    (dict(synthetic_steps=0), "synthetic_steps must be >= 1"),
+    (dict(log_every_steps=0), "log_every_steps must be >= 1"),
 ])
 def test_invalid_settings_are_refused_with_their_name(change, message):
     with pytest.raises(ValueError, match=message):

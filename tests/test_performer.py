@@ -155,7 +155,8 @@ def test_windows_cross_fade_to_the_overlap_add_of_single_windows(stylizer):
     steps = performer.ROWS * performer.HOP + 137  # more windows than one call's ROWS
     inputs = np.zeros((steps, 176), np.uint8)
     on = rng.random((steps, 88)) < 0.05
-    inputs[:, 0::2], inputs[:, 1::2] = on, on
+    encoding.onset_channels(inputs)[:] = on
+    encoding.held_channels(inputs)[:] = on
     got = stylizer.predict(inputs, {"jazz": 1.0})
     np.testing.assert_allclose(got, every_window(stylizer, inputs), atol=1e-5)
     fade = performer.window_weights()
@@ -250,7 +251,8 @@ def test_silent_windows_are_not_run(stylizer, monkeypatch):
     rng = np.random.default_rng(1)
     for lo in (0, 1000, 2950):
         on = rng.random((40, 88)) < 0.1
-        inputs[lo:lo + 40, 0::2], inputs[lo:lo + 40, 1::2] = on, on
+        encoding.onset_channels(inputs)[lo:lo + 40] = on
+        encoding.held_channels(inputs)[lo:lo + 40] = on
     calls = []
     run_windows = stylizer.predict_windows
     monkeypatch.setattr(stylizer, "predict_windows",
@@ -258,7 +260,7 @@ def test_silent_windows_are_not_run(stylizer, monkeypatch):
     got = stylizer.predict(inputs, {"jazz": 1.0})
     monkeypatch.undo()
     assert len(calls) == 1  # 6 windows that sound, not 31: one call of ROWS
-    sounding = inputs[:, 1::2].astype(bool)
+    sounding = encoding.held_channels(inputs).astype(bool)
     np.testing.assert_allclose(got[sounding], every_window(stylizer, inputs)[sounding],
                                atol=1e-6)
     assert (got[1300:2700] == 0).all()
