@@ -26,11 +26,18 @@ FLAGS = flags.FLAGS
 config_flags.define_flags()
 flags.adopt_module_key_flags(config_flags)  # --help lists every setting
 flags.adopt_module_key_flags(launch)
-flags.DEFINE_string("workdir", None, "Run directory: checkpoints/, best/, metrics.jsonl, "
+flags.DEFINE_string("workdir", None, "Run directory: checkpoints/, metrics.jsonl, "
                     "snapshots/, inference.npz. An existing one is resumed.")
 flags.DEFINE_bool("export", True, "Write WORKDIR/inference.npz at the end.")
 flags.DEFINE_string("compilation_cache_dir", "", "Persistent XLA compilation cache directory "
                     "(speeds up re-runs); empty: none.")
+flags.DEFINE_string("coordinator_address", "", "Several processes (jax.distributed): "
+                    "host:port of process 0, the same in every process; with --num_processes "
+                    "and --process_id. Empty: one process, unless --distributed.")
+flags.DEFINE_integer("num_processes", 1, "Several processes: how many.")
+flags.DEFINE_integer("process_id", 0, "Several processes: this one's index, 0 .. N-1.")
+flags.DEFINE_bool("distributed", False, "Several processes, set up from the cluster "
+                  "environment JAX detects (SLURM, Open MPI, ...), without the three flags.")
 flags.DEFINE_bool("print_config", False, "Print the training config these flags resolve to "
                   "(JSON) and exit without training.")
 
@@ -63,6 +70,11 @@ def main(argv: Sequence[str]) -> None:
         return
     import jax
 
+    if FLAGS.coordinator_address or FLAGS.distributed:
+        from stylenet_jax import parallel
+
+        parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
+                                        FLAGS.process_id)
     if FLAGS.compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

@@ -46,7 +46,9 @@ class _OrbaxChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if f"{os.sep}orbax{os.sep}" not in record.pathname:
             return True
-        return record.levelno >= logging.WARNING and "tracked_metric" not in record.getMessage()
+        message = record.getMessage()
+        return (record.levelno >= logging.WARNING and "tracked_metric" not in message
+                and "Metadata file does not exist" not in message)
 
 
 logging.getLogger("absl").addFilter(_OrbaxChatter())
@@ -141,9 +143,23 @@ def _meta(manager: ocp.CheckpointManager, step: int) -> dict:
     return dict(out["meta"])
 
 
+def _local_target(manager: ocp.CheckpointManager, step: int) -> Any:
+    """The saved state's shapes and dtypes, placed on this process's first device: a
+    checkpoint saved by any mesh or number of processes restores here as plain arrays."""
+    saved = ocp.StandardCheckpointer().metadata(
+        os.path.join(str(manager.directory), str(step), "state"))
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        getattr(saved, "item_metadata", saved),
+                        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
+
+
 def _restore(manager: ocp.CheckpointManager, step: int, target: Any | None) -> tuple[Any, dict]:
-    abstract = None if target is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    """(state, meta) of ``step``: shaped and placed like ``target`` (a pytree of arrays or
+    ``jax.ShapeDtypeStruct``), or, for None, as saved on this process's first device."""
     try:
+        abstract = (_local_target(manager, step) if target is None else
+                    jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
         out = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises many types (FileNotFound, ValueError, KeyError...)
@@ -244,12 +260,16 @@ def export_inference(path: str, params: Mapping[str, Any], config: ModelConfig,
 def export_run(workdir: str, last_params: Mapping[str, Any], config: ModelConfig,
                styles: Sequence[str]) -> str:
     """Exports a finished run to ``workdir/inference.npz``: its best checkpoint's parameters,
-    else ``last_params`` (a run without validation keeps no best). Returns the path."""
+    else ``last_params`` (a run without validation keeps no best). Returns the path. In a
+    run of several processes every process calls it and process 0 writes."""
     try:
         last_params, config, styles = restore_params(workdir, best=True)
     except CheckpointError:
         pass  # nothing saved (e.g. --checkpoint_every_epochs beyond the run): the last state
-    return export_inference(os.path.join(workdir, INFERENCE_FILE), last_params, config, styles)
+    path = os.path.join(workdir, INFERENCE_FILE)
+    if jax.process_index() == 0:  # every process restores (collectively); one writes
+        export_inference(path, last_params, config, styles)
+    return path
 
 
 def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:

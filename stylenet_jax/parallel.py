@@ -11,6 +11,12 @@ mean over all real cells of all rows, wherever they live). The global batch is t
 Rows a device count does not divide are padded with empty rows (length 0, which no loss,
 metric or gradient counts). With one device nothing is placed explicitly: the run is
 exactly today's single-device run.
+
+Several processes (``initialize_distributed``; one per host or per GPU) form one mesh of all
+their devices. Every process walks the same batches in the same order (the order is a
+function of seed and epoch) and hands JAX only the rows of its own devices
+(``jax.make_array_from_callback``), so the global batch and the maths are the single-process
+run's. Replicated values are assembled the same way from each process's identical copy.
 """
 
 from __future__ import annotations
@@ -60,11 +66,27 @@ class DataParallel:
         return batching.Batch(pad(batch.inputs, 0), pad(batch.targets, 0), pad(batch.lengths, 0),
                               pad(batch.styles, batch.styles[0]), pad(batch.reset, True))
 
+    @property
+    def multiprocess(self) -> bool:
+        return jax.process_count() > 1
+
     def put_batch(self, batch: batching.Batch) -> batching.Batch:
         """The padded batch on the mesh, every leaf sharded along its rows (axis 0)."""
         if self.num_devices == 1:
             return jax.device_put(batch)
-        return jax.device_put(self.pad_batch(batch), self.rows)
+        return self._place(self.pad_batch(batch), self.rows)
+
+    def _place(self, tree: Any, sharding: NamedSharding) -> Any:
+        """Host values (the same on every process) as global arrays of ``sharding``: each
+        process transfers only the pieces its own devices hold."""
+        if not self.multiprocess:
+            return jax.device_put(tree, sharding)
+
+        def place(a: Any) -> jax.Array:
+            host = np.asarray(a)
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return jax.tree.map(place, tree)
 
     def put_carry(self, carry: Any) -> Any:
         """A one-head carry (``model.initial_carry``) on the mesh, sharded along its rows:
@@ -74,7 +96,7 @@ class DataParallel:
 
         def place(a: jax.Array) -> jax.Array:
             spec = PartitionSpec(*([None] * (a.ndim - 2) + [DATA_AXIS, None]))
-            return jax.device_put(a, NamedSharding(self.mesh, spec))
+            return self._place(a, NamedSharding(self.mesh, spec))
 
         return jax.tree.map(place, carry)
 
@@ -82,4 +104,29 @@ class DataParallel:
         """Every leaf of ``tree`` (train state, metric accumulators) copied to every device."""
         if self.num_devices == 1:
             return tree
-        return jax.device_put(tree, self.replicated)
+        return self._place(tree, self.replicated)
+
+    def abstract_replicated(self, tree: Any) -> Any:
+        """``jax.ShapeDtypeStruct`` leaves of ``tree`` with the replicated sharding: the
+        target a checkpoint is restored into, collectively, on every process."""
+        sharding = None if self.num_devices == 1 else self.replicated
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding),
+                            tree)
+
+
+def is_primary() -> bool:
+    """Whether this process writes the run's files (metrics, snapshots, the export)."""
+    return jax.process_index() == 0
+
+
+def initialize_distributed(coordinator_address: str = "", num_processes: int = 0,
+                           process_id: int = -1) -> None:
+    """``jax.distributed.initialize`` from explicit settings, or (all left unset) from the
+    cluster environment JAX detects (SLURM, Open MPI, Kubernetes, ...). On CPUs the processes
+    talk through gloo. Call before any other JAX work."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {}
+    if coordinator_address:
+        kwargs = {"coordinator_address": coordinator_address, "num_processes": num_processes,
+                  "process_id": process_id}
+    jax.distributed.initialize(**kwargs)

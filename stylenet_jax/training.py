@@ -30,7 +30,7 @@ from stylenet_jax.config import SPEED_ONLY_FIELDS, Config, ModelConfig
 from stylenet_jax.input_pipeline import prefetch_to_device
 from stylenet_jax.metrics_writer import MetricsWriter
 from stylenet_jax.model import head_config, initial_carry
-from stylenet_jax.parallel import DataParallel
+from stylenet_jax.parallel import DataParallel, is_primary
 from stylenet_jax.train_steps import (TRACES, TrainState, eval_step, init_state, summarize,
                                       train_step, zero_metrics)
 
@@ -246,12 +246,13 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     run = Run.create(config, styles)
     model_config = run.config.model
     ckpts = checkpoints.RunCheckpoints(workdir, schedule.keep_checkpoints)
-    writer = MetricsWriter(workdir)
+    writer = MetricsWriter(workdir) if is_primary() else None  # one process writes the files
     records: list[dict] = []
 
     def log(record: dict) -> None:
         records.append(record)
-        writer.write(record)
+        if writer:
+            writer.write(record)
 
     epoch, traces_before = 0, run.train_traces
     try:
@@ -261,15 +262,18 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
         key = jax.random.PRNGKey(schedule.seed)
         init = lambda k: init_state(k, model_config=model_config, optim=config.optim)  # noqa
         if resume:
-            restored, meta = ckpts.restore(jax.eval_shape(init, key))
+            restored, meta = ckpts.restore(run.parallel.abstract_replicated(
+                jax.eval_shape(init, key)))
             # Uncommitted like a fresh init's arrays: the same compiled step serves both.
             state = TrainState(*jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), restored))
             state = run.parallel.put_replicated(state)
             epoch = int(meta["epoch"])
-            writer.truncate_after(int(state.step))
+            if writer:
+                writer.truncate_after(int(state.step))
             logging.info("resumed %s at epoch %d, step %d", workdir, epoch, int(state.step))
         else:  # lines of an attempt killed before its first checkpoint are not this run's
-            writer.truncate_after(0)
+            if writer:
+                writer.truncate_after(0)
             state = run.parallel.put_replicated(init(key))
         val_batches = list(run.batches(val, None))
         while epoch < schedule.num_epochs:
@@ -292,15 +296,16 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
                         "model_config": dataclasses.asdict(model_config), "styles": styles,
                         "config": dataclasses.asdict(run.config)}
                 ckpts.save(int(state.step), state, meta, val_loss)
-            if schedule.snapshot_every_epochs > 0 and _every_nth_or_last(
+            if schedule.snapshot_every_epochs > 0 and is_primary() and _every_nth_or_last(
                     epoch, schedule.snapshot_every_epochs, last):
-                snapshot.write_snapshot(
+                snapshot.write_snapshot(  # host parameters: a local computation
                     os.path.join(workdir, "snapshots", f"epoch_{epoch:04d}.png"), model_config,
-                    state.params, (val or train)[0], styles, f"epoch {epoch}")
+                    jax.device_get(state.params), (val or train)[0], styles, f"epoch {epoch}")
         compiles = run.train_traces - traces_before or min(run.train_traces, 1)
         if compiles > 1:
             logging.warning("train step compiled %d times (expected once)", compiles)
     finally:
-        writer.close()
+        if writer:
+            writer.close()
         ckpts.close()
     return RunResult(state, epoch, model_config, styles, compiles, records)

@@ -57,3 +57,56 @@ def test_pad_batch_appends_empty_rows_of_the_batch_style():
     extra = slice(rows, None)
     assert not padded.inputs[extra].any() and not padded.lengths[extra].any()
     assert (padded.styles == 1).all() and padded.reset[extra].all()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def train(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "experiments.train", *args], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def train_on_processes(count: int, *args: str) -> None:
+    port = free_port()
+    extra = [] if count == 1 else [f"--coordinator_address=localhost:{port}",
+                                   f"--num_processes={count}"]
+    runs = [train(*args, *extra, *([f"--process_id={i}"] if count > 1 else []))
+            for i in range(count)]
+    for run in runs:
+        out, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, out[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_and_resume(tmp_path):
+    """jax.distributed on localhost (CPU collectives through gloo): two processes, one CPU
+    device each, end with the parameters of one process on the same global batches; stopped
+    after epoch 1 and restarted, they resume and end where an uninterrupted pair ends."""
+    import jax
+
+    from dataset_factory import write_dataset
+    from stylenet_jax import checkpoints
+
+    data = write_dataset(str(tmp_path / "data"))
+    common = ["--flagfile=experiments/configs/tiny.flags", f"--data_dir={data}", "--noprogress",
+              "--nohuge_pages", "--window=16", "--windows_per_batch=8", "--songs_per_batch=2",
+              "--snapshot_every_epochs=0", "--keep_prob=1.0"]
+    train_on_processes(1, *common, "--num_epochs=2", f"--workdir={tmp_path}/one")
+    train_on_processes(2, *common, "--num_epochs=2", f"--workdir={tmp_path}/two")
+    train_on_processes(2, *common, "--num_epochs=1", f"--workdir={tmp_path}/resumed")
+    train_on_processes(2, *common, "--num_epochs=2", f"--workdir={tmp_path}/resumed")
+    params = {name: checkpoints.restore_params(str(tmp_path / name))[0]
+              for name in ("one", "two", "resumed")}
+    for a, b, c in zip(*(jax.tree.leaves(params[n]) for n in ("one", "two", "resumed"))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(b, c)
+    lines = [json.loads(x) for x in open(tmp_path / "two" / "metrics.jsonl")]
+    assert lines and [r["epoch"] for r in lines if r["kind"] == "eval"] == [1, 2]  # one writer
+    assert (tmp_path / "two" / "inference.npz").is_file()
