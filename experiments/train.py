@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-from typing import NoReturn, Sequence
+from typing import Sequence
 
 from absl import flags, logging
 
 from experiments import launch
 from stylenet_jax import config_flags
+from stylenet_jax.flag_parsing import make_writable_folder, usage_error
 
 FLAGS = flags.FLAGS
 config_flags.define_flags()
@@ -42,35 +42,25 @@ flags.DEFINE_bool("print_config", False, "Print the training config these flags 
                   "(JSON) and exit without training.")
 
 
-def bad_input(message: str) -> NoReturn:
-    """One line on stderr and exit status 2, as for a bad flag."""
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
-        bad_input(f"unexpected arguments: {' '.join(argv[1:])}")
+        usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = config_flags.config_from_flags()
     except ValueError as e:
-        bad_input(str(e))
+        usage_error(str(e))
     workdir = FLAGS.workdir
+    several = FLAGS.coordinator_address or FLAGS.distributed
+    if several and not config.data.data_dir:
+        usage_error("several processes need --data_dir (a dataset they all read)")
     if not FLAGS.print_config:
-        if os.path.exists(workdir) and not os.path.isdir(workdir):
-            bad_input(f"--workdir={workdir} is a file, not a folder")
-        try:
-            os.makedirs(workdir, exist_ok=True)
-        except OSError as e:
-            bad_input(f"--workdir={workdir}: cannot make that folder ({e.strerror})")
-        if not os.path.isdir(workdir) or not os.access(workdir, os.W_OK | os.X_OK):
-            bad_input(f"--workdir={workdir}: not a folder this user can write")
+        make_writable_folder("workdir", workdir)
     if FLAGS.print_config:
         print(json.dumps(dataclasses.asdict(config), indent=1))
         return
     import jax
 
-    if FLAGS.coordinator_address or FLAGS.distributed:
+    if several:
         from stylenet_jax import parallel
 
         parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
@@ -99,7 +89,7 @@ def main(argv: Sequence[str]) -> None:
             dataset.DatasetError) as e:
         sys.exit(f"error: {e}")
     except training.RunSetupError as e:
-        bad_input(str(e))
+        usage_error(str(e))
     except OSError as e:  # a disk that fills up or turns read-only mid-run
         sys.exit(f"error: {e.filename or workdir}: {e.strerror or e}")
     logging.info("done: %d epochs, %d steps, train step compiled %d time(s)", result.epoch,

@@ -4,8 +4,9 @@ flagfile that is not UTF-8 text escapes it as a UnicodeDecodeError)."""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from absl import flags
 
@@ -25,3 +26,22 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     first = (problem.splitlines() or [""])[0]
     print(f"error: {first} (see --help)", file=sys.stderr)
     sys.exit(2)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Bad input found after parsing: one line on stderr, exit status 2."""
+    print(f"error: {message} (see --help)", file=sys.stderr)
+    sys.exit(2)
+
+
+def make_writable_folder(flag: str, path: str) -> None:
+    """Makes folder ``path`` (given as ``--flag``) if needed, or exits with ``usage_error``
+    when it is a file, cannot be made, or cannot be written by this user."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        usage_error(f"--{flag}={path} is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        usage_error(f"--{flag}={path}: cannot make that folder ({e.strerror})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        usage_error(f"--{flag}={path}: not a folder this user can write")
