@@ -5,6 +5,7 @@ r"""Benchmark: stylenet-jax's training step and inference beside the same networ
     python -m experiments.bench --skip_torch --out=/tmp/perf.md
     python -m experiments.bench --matmul_dtype=bfloat16 --recurrence=autodiff --unroll=2
     python -m experiments.bench --profile_dir=/tmp/prof  # + where the JAX step's time goes
+    python -m experiments.bench --device=cpu --devices=1,2,4  # + data parallel, N devices
 
 Flags may also come from a file (``--flagfile=FILE``, one flag a line); ``--help`` lists them.
 The network and optimizer settings (``--hidden_size``, ``--precision``, ``--clip``, ...) are
@@ -15,10 +16,12 @@ the project's own: their flags come from ``ModelConfig`` and ``OptimConfig``
 In ONE run on one machine it times, for each batch size of the sweep, the project's jitted
 train step and the same network in PyTorch (``experiments.torch_reference``), then inference
 on one piece (``bench_measure``; the machine: ``bench_machine``), and writes a markdown report
-(``bench_report``). By default every measurement runs in a fresh subprocess (``--isolate``).
-PyTorch is optional (``requirements-bench.txt``): without it the script says so and measures
-JAX only. The huge-page allocator step is ``experiments.launch``'s (``--huge_pages``), quiet
-here: the report names the allocator.
+(``bench_report``). ``--devices`` adds the JAX step data parallel over N devices at each
+batch size (``bench_devices``; on a CPU: N forced host devices, not a GPU figure). By default
+every measurement runs in a fresh subprocess (``--isolate``). PyTorch is optional
+(``requirements-bench.txt``): without it the script says so and measures JAX only. The
+huge-page allocator step is ``experiments.launch``'s (``--huge_pages``), quiet here: the
+report names the allocator.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python experiments/bench.py`
     sys.path.insert(0, ROOT)
 
-from experiments import bench_machine, bench_measure, bench_report, launch  # noqa: E402
+from experiments import (bench_devices, bench_machine, bench_measure, bench_report,  # noqa: E402
+                         launch)
 from stylenet_jax import config_flags  # noqa: E402
 from stylenet_jax.config import DataConfig, ModelConfig, OptimConfig, ScheduleConfig  # noqa: E402
 
@@ -47,7 +51,12 @@ FLAGS = flags.FLAGS
 
 
 class _BatchSizesParser(flags.ArgumentParser):
-    """``--batch_sizes=8,32``: a comma list of integers >= 1, as a tuple."""
+    """``--batch_sizes=8,32`` (or ``--devices=1,2``, ``what``): a comma list of integers >= 1,
+    as a tuple."""
+
+    def __init__(self, what: str = "batch sizes"):
+        super().__init__()
+        self.what = what
 
     def parse(self, argument: Any) -> tuple[int, ...] | None:
         if argument is None or isinstance(argument, tuple):
@@ -57,7 +66,7 @@ class _BatchSizesParser(flags.ArgumentParser):
         except ValueError:
             raise ValueError(f"not a comma list of integers: {argument!r}") from None
         if not sizes or min(sizes) < 1:
-            raise ValueError(f"batch sizes must be >= 1: {argument!r}")
+            raise ValueError(f"{self.what} must be >= 1: {argument!r}")
         return sizes
 
     def flag_type(self) -> str:
@@ -78,6 +87,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                  "Comma list of windows per training batch (--windows_per_batch of "
                  f"experiments.train) to sweep. Default: {','.join(map(str, gpu['batch_sizes']))} "
                  f"on a GPU, {','.join(map(str, cpu['batch_sizes']))} on a CPU.",
+                 serializer=flags.CsvListSerializer(","), **fv)
+    flags.DEFINE(_BatchSizesParser("device counts"), "devices", None,
+                 "Comma list of device counts N: also time the JAX train step data parallel "
+                 "(stylenet_jax.parallel) over N devices at each batch size, the batch's rows "
+                 "sharded over them (global batch = the batch size). CPU: N forced host "
+                 "devices (XLA_FLAGS, needs --isolate), which share the cores: not a GPU "
+                 "figure. GPU: the first N GPUs. Empty: off.",
                  serializer=flags.CsvListSerializer(","), **fv)
     flags.DEFINE_integer("repeats", None, "Timed calls per measurement (median and min-max are "
                          f"reported). Default: {gpu['repeats']} on a GPU, {cpu['repeats']} on a "
@@ -137,6 +153,7 @@ class Options:
     seed: int
     device: str
     batch_sizes: tuple[int, ...] | None
+    devices: tuple[int, ...]
     repeats: int | None
     warmup: int | None
     skip_torch: bool
@@ -161,7 +178,8 @@ class Options:
                    "seed": groups[ScheduleConfig].seed}
         own = {f.name: flag_values[f.name].value for f in dataclasses.fields(cls)
                if f.name not in configs}
-        return cls(**configs, **{**own, "note": tuple(own["note"] or ())})
+        return cls(**configs, **{**own, "note": tuple(own["note"] or ()),
+                                 "devices": tuple(own["devices"] or ())})
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -195,6 +213,8 @@ def run(options: Options, argv: Sequence[str]) -> int:
         return _error(f"--notes_file: no such file {options.notes_file}")
     if options.cpu_threads and device == "cpu" and not options.isolate:
         return _error("--cpu_threads needs --isolate (JAX's threads start with the process)")
+    if refused := bench_devices.refusal(device, options.devices, options.isolate):
+        return _error(refused)
     defaults = bench_measure.DEVICE_DEFAULTS[device]
     options = dataclasses.replace(
         options, batch_sizes=options.batch_sizes or defaults["batch_sizes"],
@@ -229,12 +249,16 @@ def run(options: Options, argv: Sequence[str]) -> int:
             profile = options.profile_dir if fw == "jax" and b == options.batch_sizes[0] else ""
             train[b][fw] = measured("train", bench_measure.Spec(
                 fw, "train", b, options.window, profile_dir=profile, **common))
+    parallel: dict[int, dict[int, dict[str, Any]]] = {}
+    for b in options.batch_sizes if options.devices else ():
+        parallel[b] = {n: measured(f"data parallel over {n} devices:", bench_measure.Spec(
+            "jax", "train", b, options.window, devices=n, **common)) for n in options.devices}
     infer = {fw: measured("inference", bench_measure.Spec(
         fw, "infer", 1, options.inference_steps, **common))
         for fw in (frameworks if options.inference_steps else [])}
     results = bench_report.Results(device, device_note, with_torch, torch_note, train, infer,
                                    env, started, time.perf_counter() - t_start,
-                                   (load_before, bench_machine.load_average()))
+                                   (load_before, bench_machine.load_average()), parallel)
     notes, notes_path = "", ""
     if options.notes_file:
         with open(options.notes_file, encoding="utf-8") as f:

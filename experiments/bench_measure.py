@@ -34,6 +34,7 @@ DEVICE_DEFAULTS = {  # per device: windows per batch to sweep, timed calls, unti
 RESULT_MARKER = "BENCH_RESULT "
 PROFILE_STEPS = 3  # steps traced when a spec has a profile_dir
 ENVIRONMENT_KEYS = ("jax_", "torch_", "pinned")  # result keys that describe the machine
+FORCE_HOST_DEVICES = "--xla_force_host_platform_device_count"  # XLA flag: N CPU devices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Spec:
     torch_fused_layers: bool = False
     cpu_threads: int = 0  # CPU: pin the process to this many cores (0: all)
     profile_dir: str = ""  # JAX train only: trace PROFILE_STEPS more steps into this folder
+    devices: int = 0  # JAX train only: data parallel over this many devices (0: as today)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -175,13 +177,19 @@ def profile_train_step(call: Callable[[], Any], compiled_text: Callable[[], str]
 
 def measure_jax(spec: Spec) -> dict[str, Any]:
     """The project's train step (``train_steps.train_step`` on a ``batching.Batch``, state
-    donated) or forward pass (``model.predict``) for ``spec``."""
+    donated) or forward pass (``model.predict``) for ``spec``. With ``spec.devices``, the
+    train step runs data parallel (``stylenet_jax.parallel``): the batch's rows sharded over
+    that many devices (padded with empty rows if they do not divide), state replicated."""
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
+    from experiments import bench_devices
     from stylenet_jax import batching, model, train_steps
 
     configs = {"model_config": spec.model, "optim": spec.optim}
+    parallel = (bench_devices.data_parallel(spec.devices) if spec.devices and spec.kind == "train"
+                else None)
     state = train_steps.init_state(jax.random.PRNGKey(spec.seed), **configs)
     jax.block_until_ready(state)
     inputs, targets, lengths = random_data(spec)
@@ -192,9 +200,13 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
                               jax.block_until_ready, spec.warmup, spec.repeats))
         _jax_memory(out)
         return out
-    batch = batching.Batch(jnp.asarray(inputs), jnp.asarray(targets), jnp.asarray(lengths),
-                           jnp.zeros((spec.batch,), jnp.int32), jnp.ones((spec.batch,), bool))
+    host = batching.Batch(inputs, targets, lengths, np.zeros((spec.batch,), np.int32),
+                          np.ones((spec.batch,), bool))
     holder = {"state": state, "metrics": train_steps.zero_metrics(spec.model.num_styles)}
+    if parallel is None:
+        batch = jax.tree.map(jnp.asarray, host)
+    else:
+        batch, holder = parallel.put_batch(host), parallel.put_replicated(holder)
 
     def call():
         holder["state"], holder["metrics"], _ = train_steps.train_step(
@@ -205,6 +217,8 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
     traces_before = train_steps.TRACES[key]
     out.update(time_calls(call, jax.block_until_ready, spec.warmup, spec.repeats))
     out["compiles"] = train_steps.TRACES[key] - traces_before  # 0: compiled by an earlier run
+    if parallel is not None:
+        out["data_parallel"] = bench_devices.placement(parallel, batch, holder["state"])
     metrics = jax.device_get(holder["metrics"])
     out["loss"] = float(metrics["se"].sum() / max(metrics["cells"].sum(), 1.0))
     _jax_memory(out)  # before profiling: the profiler's buffers are not the step's
@@ -317,15 +331,21 @@ def pin_cpu_threads(n: int) -> str:
     return f"pinned to {min(n, len(cores))} of {len(cores)} cores"
 
 
-def worker_environment(device: str) -> dict[str, str]:
+def worker_environment(device: str, devices: int = 0) -> dict[str, str]:
     """The environment of a measurement's process: this one's (allocator settings included),
-    the repository on the path, no GPU preallocation, and no GPU at all for a CPU run."""
+    the repository on the path, no GPU preallocation, and no GPU at all for a CPU run. A CPU
+    run with ``devices`` gets that many forced host devices (``XLA_FLAGS``, read when JAX
+    starts); a GPU run sees the real GPUs and takes the first ``devices``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # GPU: no 75% grab
     if device == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
+        if devices:
+            kept = [f for f in env.get("XLA_FLAGS", "").split()
+                    if not f.startswith(FORCE_HOST_DEVICES)]
+            env["XLA_FLAGS"] = " ".join(kept + [f"{FORCE_HOST_DEVICES}={devices}"])
     return env
 
 
@@ -333,7 +353,7 @@ def measure_isolated(spec: Spec, timeout: float | None = None) -> dict[str, Any]
     """``measure(spec)`` in a fresh Python process (``worker_main``)."""
     cmd = [sys.executable, "-m", "experiments.bench_measure", spec.to_json()]
     try:
-        done = subprocess.run(cmd, env=worker_environment(spec.device), cwd=ROOT,
+        done = subprocess.run(cmd, env=worker_environment(spec.device, spec.devices), cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -15,7 +15,7 @@ import shlex
 import statistics
 from typing import TYPE_CHECKING, Any, Sequence
 
-from experiments import bench_machine, bench_measure
+from experiments import bench_devices, bench_machine, bench_measure
 from stylenet_jax.config import ModelConfig, OptimConfig
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class Results:
     started: str
     elapsed_s: float
     load: tuple[str, str]
+    devices: dict[int, dict[int, Any]] = dataclasses.field(default_factory=dict)  # bench_devices
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -377,7 +378,7 @@ def render(options: "Options", argv: Sequence[str], results: Results, notes: str
              "python -m experiments.bench " + shlex.join(argv), "```", ""]
     lines += _machine(options, results)
     lines += ["## Setup", ""] + _setup(options, results) + [""]
-    lines += _training(options, results)
+    lines += _training(options, results) + bench_devices.render(options, results)
     if options.profile_dir:
         lines += render_profile(options, results)
     lines += _inference(options, results)

@@ -103,7 +103,7 @@ def test_command_help_and_usage_errors(tmp_path):
     for flag in ("device", "batch_sizes", "window", "repeats", "warmup", "hidden_size",
                  "num_layers", "inference_steps", "out", "epoch_seconds", "cpu_threads",
                  "unroll", "recurrence", "matmul_dtype", "precision", "clip", "loss",
-                 "profile_dir", "keep_prob", "note", "notes_file", "seed"):
+                 "profile_dir", "keep_prob", "note", "notes_file", "seed", "devices"):
         assert f"--{flag}:" in done.stdout, flag
     for flag in ("isolate", "skip_torch", "torch_fused_layers", "huge_pages", "bidirectional",
                  "interpretation_layer"):
