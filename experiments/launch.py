@@ -9,6 +9,7 @@ process parses the same command line again, so ``main`` sees the same flags.
 
 from __future__ import annotations
 
+import logging as std_logging
 from typing import Callable, Sequence
 
 from absl import app, flags, logging
@@ -28,6 +29,8 @@ def run(main: Callable[[Sequence[str]], object], *, announce: bool = True,
     benchmark stays quiet and names the allocator in its report instead)."""
 
     def launched(argv: Sequence[str]) -> object:
+        # JAX logs at INFO that it found no TPU on every start: not the run's news.
+        std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
         if flags.FLAGS.huge_pages and not skip():
             from stylenet_jax import hugepages
 

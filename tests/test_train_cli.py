@@ -113,6 +113,8 @@ def test_tiny_run_builds_data_and_leaves_checkpoints_metrics_snapshot(tmp_path):
     assert [r["epoch"] for r in evals] == list(range(1, 9))
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert "train step compiled 1 time(s)" in done.stderr
+    assert "Unable to initialize backend" not in done.stderr  # JAX's TPU probe is quiet
+    assert "orbax" not in done.stderr.lower()  # so is Orbax's chatter
     if sys.platform == "linux" and "GLIBC_TUNABLES" not in os.environ:
         assert done.stderr.count("re-executing with GLIBC_TUNABLES") == 1  # --huge_pages
     with np.load(os.path.join(work, "inference.npz")) as z:
