@@ -188,7 +188,6 @@ def test_carry_state_run(data_dir, tmp_path):
 # ----------------------------------------------------------------------------- real corpus
 
 
-@pytest.mark.corpus
 def test_loss_falls_on_real_corpus(corpus_dir, tmp_path):
     """Four real performances per style (../shared/data): the training loss falls."""
     for style in ("classical", "jazz"):
