@@ -10,7 +10,8 @@ Windows in which no note sounds are not run, and silences longer than two window
 of the grid before predicting (which changes no velocity; see ``performed_grid``), so what a
 file costs follows its notes, not the silence between them. The network runs through
 ``model.select_heads`` and ``model.predict``; a blend is the weighted sum of its heads'
-velocities. ``perform_file`` writes a file with new piano velocities (only those change).
+velocities. ``perform_file`` writes a file with new piano velocities (only those change),
+after the musician's controls (``dynamics.Controls``: strength, keep_level, velocity_range).
 
 Importing this module does not import JAX (``Stylizer`` does, when it is made), so the command
 line's ``--help`` and argument errors stay instant.
@@ -18,6 +19,7 @@ line's ``--help`` and argument errors stay instant.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import math
 import os
@@ -26,7 +28,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from stylenet_jax import encoding, midi, midi_files, smf
+from stylenet_jax import dynamics, encoding, midi, midi_files, smf
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
                              "stylenet.npz")
@@ -72,6 +74,23 @@ def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
     if abs(sum(weights.values()) - 1.0) > 1e-6:
         raise StylizeError(f"--style: weights must sum to 1 (they sum to {sum(weights.values()):g})")
     return weights
+
+
+def blend_name(blend: Mapping[str, float], styles: Sequence[str]) -> str:
+    """The default output name's part for a blend: "jazz" for one style at weight 1, else
+    each style and its weight in percent, in the model's style order, whatever order the user
+    typed them in: {"jazz": 0.3, "classical": 0.7} -> "classical70-jazz30". The percent is
+    the weight's exact decimal (no rounding), so two different blends never share a name."""
+    if len(blend) == 1 and next(iter(blend.values())) == 1.0:
+        return next(iter(blend))
+    return "-".join(f"{name}{_percent(blend[name])}"
+                    for name in sorted(blend, key=list(styles).index))
+
+
+def _percent(weight: float) -> str:
+    """0.7 -> "70", 1/3 -> "33.33333333333333": 100 times the shortest decimal of ``weight``."""
+    text = format(decimal.Decimal(repr(float(weight))) * 100, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def window_weights() -> np.ndarray:
@@ -231,11 +250,14 @@ def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
                  seed: int = 0, velocity: int = 64, features: tuple[Any, str] | None = None,
-                 make_parents: bool = False) -> Result:
+                 controls: dynamics.Controls | None = None, make_parents: bool = False
+                 ) -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
-    ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``). Raises
+    ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``). The
+    ``controls`` (default: none) then act on those velocities and the file's own, in their
+    fixed order (strength, keep_level, velocity_range; ``dynamics.Controls.apply``). Raises
     StylizeError or smf.MidiError (one line naming the file) without writing anything. A file
     whose notes span more than ``encoding.MAX_STEPS`` steps, long silences left out
     (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
@@ -261,6 +283,8 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
         predicted = stylizer.predict(inputs, blend)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
+    if controls is not None:
+        velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
                                make_parents=make_parents)
     changed = int((velocities != notes.velocity).sum())
@@ -268,7 +292,10 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
 
 
 def describe(path: str, result: Result, label: str) -> str:
-    """One line per file: notes changed, velocity min/mean/max, style, seconds."""
+    """One line per file: notes changed, velocity min/mean/max, any outliers worth a listen
+    ("3 notes at 104-121 (spikes?)", ``dynamics.spike_note``), style, seconds."""
     v = result.velocities
+    spikes = dynamics.spike_note(v)
     return (f"{smf.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
-            f"min {v.min()} mean {v.mean():.1f} max {v.max()}, {label}, {result.seconds:.2f} s")
+            f"min {v.min()} mean {v.mean():.1f} max {v.max()}{', ' + spikes if spikes else ''}, "
+            f"{label}, {result.seconds:.2f} s")

@@ -4,6 +4,9 @@ r"""Perform MIDI files: give every piano note a velocity from a StyleNet style h
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style classical=0.7,jazz=0.3
     python -m stylenet_jax.stylize IN_FOLDER -o OUT_FOLDER --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --baseline features --style jazz
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --strength 0.5
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --velocity_range 40,100
 
 Only piano note-on velocities change; every other message, time and track stays as it was.
 Long pieces are predicted in overlapping 200-step windows (the length the model was trained
@@ -12,6 +15,11 @@ weights, so there are no borders to hear and memory stays bounded whatever the l
 Windows in which no note sounds are not run, and silences longer than two windows are cut out
 of the grid before predicting (which changes no velocity; see ``performer.performed_grid``), so
 what a file costs follows its notes, not the silence between them.
+
+The musician's controls act on the new velocities before writing, in this order: --strength
+(blend with the file's own velocities), --keep_level (the file's own mean level), then
+--velocity_range (the performance's min..max mapped onto LO..HI). Each file's line names any
+notes at 110 and above or far above the file's mean ("3 notes at 104-121 (spikes?)").
 """
 
 # The command line only (flags, files and folders, stdout, one-line errors); the library it
@@ -26,10 +34,10 @@ import tempfile
 import time
 from typing import Sequence
 
-from stylenet_jax import midi_files, smf
+from stylenet_jax import dynamics, midi_files, smf
 from stylenet_jax.flag_parsing import parse_flags
-from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, describe, load_features,
-                                    parse_blend, perform_file)
+from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, blend_name, describe,
+                                    load_features, parse_blend, perform_file)
 
 
 def enable_compilation_cache(directory: str) -> str | None:
@@ -83,6 +91,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
         raise StylizeError(f"--seed must be 0 or more, got {flags_.seed}")
     if flags_.baseline == "constant" and not 1 <= flags_.velocity <= 127:
         raise StylizeError("--velocity must be in 1..127")
+    try:
+        controls = dynamics.Controls.from_flags(flags_.strength, flags_.keep_level,
+                                                flags_.velocity_range)
+    except dynamics.ControlError as e:
+        raise StylizeError(str(e)) from None
+    if flags_.baseline in ("random", "constant") and flags_.style:
+        _warn(f"--baseline {flags_.baseline} ignores --style ({flags_.style})")
     stylizer = blend = None
     if flags_.list_styles or not flags_.baseline:
         if flags_.cache_dir:
@@ -106,11 +121,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
     features = (load_features(flags_.features_model, flags_.style)
                 if flags_.baseline == "features" else None)
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
-    label += f" ({features[1]})" if features else ""
+    label += (f" ({features[1]})" if features else "") + controls.label()
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
-                   velocity=flags_.velocity, features=features)
+                   velocity=flags_.velocity, features=features,
+                   controls=None if controls.is_default else controls)
     if not os.path.isdir(source):
-        stem = f"features-{features[1]}" if features else flags_.baseline or "-".join(blend)
+        stem = (f"features-{features[1]}" if features else flags_.baseline
+                or blend_name(blend, stylizer.styles))
         target = flags_.output or os.path.splitext(source)[0] + f".{stem}.mid"
         _perform_one(source, target, label, options)
         return 0
@@ -165,8 +182,9 @@ def _define_flags() -> None:
     from absl import flags
 
     flags.DEFINE_string("output", None, "Output MIDI file, or output folder when INPUT is a "
-                        "folder (default for a file: INPUT.<style>.mid beside it). INPUT is "
-                        "only overwritten if -o names it.", short_name="o")
+                        "folder (default for a file: INPUT.<style>.mid beside it, a blend as "
+                        "INPUT.classical70-jazz30.mid). INPUT is only overwritten if -o "
+                        "names it.", short_name="o")
     flags.DEFINE_string("style", None, "A style head of the model (see --list_styles), or a "
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "
                         "(weights sum to 1).")
@@ -183,6 +201,15 @@ def _define_flags() -> None:
                         "stylenet_jax/assets/feature_baseline.pkl.")
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random (0 or more).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
+    flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "
+                       "rest being the file's own: round((1-S)*own + S*new); 1 is the model "
+                       "alone, 0 leaves the file as it was. Applied first.")
+    flags.DEFINE_boolean("keep_level", False, "Shift the performance so that its mean "
+                         "velocity is the input file's own (clipped to 1..127). Applied "
+                         "after --strength.")
+    flags.DEFINE_string("velocity_range", None, "LO,HI (1 <= LO <= HI <= 127): map the "
+                        "performance's quietest..loudest note onto LO..HI, keeping its shape "
+                        "(all notes equal: the middle). Applied last.")
     flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache",
                                                   "stylenet-jax", "xla"),
                         "JAX persistent compilation cache ('' to turn it off): later runs "

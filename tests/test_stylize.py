@@ -14,7 +14,7 @@ from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf_
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                broken_exports, export_tiny_model, piano_velocities, rich_file,
                                shipped_reference)
-from stylenet_jax import encoding, midi, performances, smf
+from stylenet_jax import dynamics, encoding, midi, performances, performer, smf
 from stylenet_jax.feature_baseline import FeatureBaseline
 
 
@@ -201,3 +201,88 @@ def test_cli_folder_mode_names_inputs_escapes_odd_names_and_repairs_with_warning
     assert "caf\\xe9.mid: " in done.stdout and "performed 2 of 4 files" in done.stdout
     assert sorted(os.listdir(out)) == ["blocked.mid", "caf\udce9.mid", "sub"]  # no deep/er
     assert mido.MidiFile(str(out / "sub" / "fmt3.kar")).type == 1
+
+
+def _own_and_written(source, target):
+    return np.array(piano_velocities(source)), np.array(piano_velocities(target))
+
+
+def test_cli_controls_change_the_written_velocities_as_stated(tmp_path, model_path):
+    """--strength, --keep_level and --velocity_range, on a baseline and on the model."""
+    source = rich_file(str(tmp_path / "in.mid"), bars=4)
+    own = np.array(piano_velocities(source))
+    drawn = performer.baseline_velocities("random", len(own), seed=0)
+    out = str(tmp_path / "out.mid")
+
+    def written(*flags):
+        done = cli(source, "-o", out, *flags)
+        assert done.returncode == 0, done.stderr
+        return np.array(piano_velocities(out)), done.stdout
+
+    velocities, stdout = written("--baseline=random", "--strength=0")
+    assert velocities.tolist() == own.tolist() and f"0/{len(own)} notes changed" in stdout
+    assert "baseline random, strength 0," in stdout
+    velocities, _ = written("--baseline=random", "--strength=0.5")
+    assert velocities.tolist() == np.floor(0.5 * own + 0.5 * drawn + 0.5).astype(int).tolist()
+    velocities, stdout = written("--baseline=random", "--velocity_range=40,60")
+    assert (velocities.min(), velocities.max()) == (40, 60) and "range 40-60" in stdout
+    assert np.all(np.diff(velocities[np.argsort(drawn, kind="stable")]) >= 0)  # shape kept
+    velocities, stdout = written("--baseline=random", "--keep_level")
+    assert abs(velocities.mean() - own.mean()) < 2 and "level kept" in stdout
+    assert velocities.tolist() == dynamics.keep_level(drawn, own).tolist()
+    velocities, _ = written("--baseline=constant", "--velocity=64", "--velocity_range=40,61")
+    assert set(velocities.tolist()) == {51}  # a flat performance goes to the middle
+
+    model_velocities, _ = written("--style=jazz", f"--checkpoint={model_path}")
+    velocities, stdout = written("--style=jazz", f"--checkpoint={model_path}", "--strength=0.5",
+                                 "--keep_level", "--velocity_range=40,60")
+    expected = dynamics.Controls(0.5, True, (40, 60)).apply(model_velocities, own)
+    assert velocities.tolist() == expected.tolist()
+    assert (velocities.min(), velocities.max()) == (40, 60)
+    assert "style jazz, strength 0.5, level kept, range 40-60" in stdout
+    assert_only_piano_velocities_changed(source, out)
+
+
+def test_cli_bad_control_values_are_one_line_exit_2(tmp_path):
+    good = rich_file(str(tmp_path / "good.mid"), bars=2)
+    out = str(tmp_path / "out.mid")
+    cases = [("--strength=1.5", "--strength must be a number in 0..1, got 1.5"),
+             ("--strength=-0.1", "--strength must be a number in 0..1"),
+             ("--strength=nan", "--strength must be a number in 0..1, got nan"),
+             ("--strength=x", "flag --strength=x"),
+             ("--velocity_range=60,40", "--velocity_range: LO 60 is above HI 40"),
+             ("--velocity_range=0,60", "--velocity_range: 0 is outside 1..127"),
+             ("--velocity_range=40,128", "--velocity_range: 128 is outside 1..127"),
+             ("--velocity_range=40", "--velocity_range must be LO,HI"),
+             ("--velocity_range=forty,60", "--velocity_range must be LO,HI")]
+    for flag, expected in cases:
+        done = cli(good, "-o", out, "--baseline=random", flag)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (flag, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+        assert not os.path.exists(out)
+
+
+def test_cli_blend_names_carry_weights_whatever_the_order(tmp_path, model_path):
+    source = rich_file(str(tmp_path / "in.mid"), bars=2)
+    done = cli(source, "--style", "jazz=0.3,classical=0.7", f"--checkpoint={model_path}")
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.classical70-jazz30.mid", "in.mid"]
+    assert "style jazz=0.3,classical=0.7" in done.stdout
+
+
+def test_cli_warns_when_a_baseline_ignores_the_style_and_names_spikes(tmp_path):
+    source = rich_file(str(tmp_path / "in.mid"), bars=2)
+    done = cli(source, "-o", str(tmp_path / "r.mid"), "--baseline=random", "--style=jazz")
+    assert done.returncode == 0 and done.stderr == (
+        "warning: --baseline random ignores --style (jazz)\n")
+    done = cli(source, "-o", str(tmp_path / "c.mid"), "--baseline=constant", "--velocity=120")
+    assert done.returncode == 0 and done.stderr == ""
+    notes = len(piano_velocities(source))
+    assert f"max 120, {notes} notes at 120 (spikes?), baseline constant" in done.stdout
+
+
+def test_cli_text_file_is_not_a_midi_file(tmp_path):
+    (tmp_path / "text.mid").write_text("hello")
+    done = cli(str(tmp_path / "text.mid"), "-o", str(tmp_path / "out.mid"), "--baseline=random")
+    assert done.returncode == 2 and "not a MIDI file" in done.stderr
