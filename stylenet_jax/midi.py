@@ -3,6 +3,8 @@ velocities written back into a copy of it.
 
 Note rules (the paper merged all hands/tracks into one piano part):
 - Every note of every track and channel is a piano note, except channel 10 (drums; index 9).
+  (What stylize performs of them is its own choice, ``note_selection``; what this module reads,
+  and so the dataset, does not depend on it.)
 - A note-on with velocity 0 is a note-off. Note-offs are paired with the open note of the same
   (track, channel, pitch); a note-off with no open note is ignored.
 - A re-struck key (note-on while the same (track, channel, pitch) is still held) ends the held

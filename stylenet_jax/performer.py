@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from stylenet_jax import dynamics, encoding, midi, midi_files, smf
+from stylenet_jax import dynamics, encoding, midi, midi_files, note_selection, smf
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
                              "stylenet.npz")
@@ -45,11 +45,14 @@ class StylizeError(ValueError):
 class Result(NamedTuple):
     """What happened to one file (printed per file)."""
 
-    notes: int
+    notes: int  # how many notes were performed
     changed: int
-    velocities: np.ndarray  # int64 (notes,), the new piano velocities
+    velocities: np.ndarray  # int64 (notes,), the performed notes' new velocities
     seconds: float
     warnings: tuple[str, ...] = ()  # repairs made reading the file (midi.Performance.warnings)
+    performed: np.ndarray | None = None  # bool: which of the file's piano-range notes (MIDI
+    # 21..108 outside channel 10, file order) were performed (``note_selection.choose``)
+    left: str = ""  # what was left as it was ("12 non-piano notes left as they were: ...")
 
 
 def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
@@ -250,7 +253,8 @@ def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
                  seed: int = 0, velocity: int = 64, features: tuple[Any, str] | None = None,
-                 controls: dynamics.Controls | None = None, make_parents: bool = False
+                 controls: dynamics.Controls | None = None, make_parents: bool = False,
+                 tracks: Sequence[int] | None = None, channels: Sequence[int] | None = None
                  ) -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
@@ -262,6 +266,12 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     whose notes span more than ``encoding.MAX_STEPS`` steps, long silences left out
     (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
     target's missing folders, only once there is something to write.
+
+    Which notes are performed is ``note_selection.choose``: the piano-family programs of a file
+    that names its programs (else every note), or exactly ``tracks`` (counted from 0) and/or
+    ``channels`` (counted from 0 here; 1..16 on the command line). The model reads only the
+    chosen notes (the others are not on its input grid) and only their velocities change; a
+    file in which none is chosen is refused.
     """
     began = time.perf_counter()
     perf = midi.load_performance(source)
@@ -269,6 +279,10 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     name = smf.shown(source)
     if not len(notes):
         raise StylizeError(f"{name}: no piano notes (MIDI 21..108 outside channel 10)")
+    choice = note_selection.choose(perf.midi, notes, tracks, channels)
+    if not choice.mask.any():
+        raise StylizeError(f"{name}: {choice.note}")
+    notes = notes.select(choice.mask)
     onset, end = performed_grid(notes, perf.ticks_per_beat)
     reason = encoding.too_long(int(end.max()), "steps (silences left out)")
     if reason:
@@ -288,14 +302,17 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
                                make_parents=make_parents)
     changed = int((velocities != notes.velocity).sum())
-    return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings)
+    return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings,
+                  choice.mask, choice.note)
 
 
 def describe(path: str, result: Result, label: str) -> str:
-    """One line per file: notes changed, velocity min/mean/max, any outliers worth a listen
-    ("3 notes at 104-121 (spikes?)", ``dynamics.spike_note``), style, seconds."""
+    """One line per file: notes changed (and any left as they were, ``note_selection``),
+    velocity min/mean/max of the performed notes, any outliers worth a listen ("3 notes at
+    104-121 (spikes?)", ``dynamics.spike_note``), style, seconds."""
     v = result.velocities
     spikes = dynamics.spike_note(v)
-    return (f"{smf.shown(path)}: {result.changed}/{result.notes} notes changed, velocity "
+    left = f" ({result.left})" if result.left else ""
+    return (f"{smf.shown(path)}: {result.changed}/{result.notes} notes changed{left}, velocity "
             f"min {v.min()} mean {v.mean():.1f} max {v.max()}{', ' + spikes if spikes else ''}, "
             f"{label}, {result.seconds:.2f} s")

@@ -1,4 +1,4 @@
-r"""Perform MIDI files: give every piano note a velocity from a StyleNet style head.
+r"""Perform MIDI files: give the piano notes velocities from a StyleNet style head.
 
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style classical=0.7,jazz=0.3
@@ -7,11 +7,19 @@ r"""Perform MIDI files: give every piano note a velocity from a StyleNet style h
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --strength 0.5
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --velocity_range 40,100
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --channels 1,2
 
-Only piano note-on velocities change; every other message, time and track stays as it was.
-Long pieces are predicted in overlapping 200-step windows (the length the model was trained
-on), one window every 100 steps, and overlapping predictions are cross-faded with triangular
-weights, so there are no borders to hear and memory stays bounded whatever the length.
+Which notes are performed: in a file that names its instruments (program changes), the notes
+of piano programs (General MIDI 0-7, counted from 0) and of channels with no program set; in
+a file that names none, every note. Drums (channel 10) never. --tracks (counted from 0, as in
+the file) and --channels (1..16) choose instead. Each file's line says how many notes were left
+as they were, and a file with nothing to perform is refused.
+
+Only the performed notes' note-on velocities change; every other message, time and track
+stays as it was. Long pieces are predicted in overlapping 200-step windows (the length the
+model was trained on), one window every 100 steps, and overlapping predictions are
+cross-faded with triangular weights, so there are no borders to hear and memory stays
+bounded whatever the length.
 Windows in which no note sounds are not run, and silences longer than two windows are cut out
 of the grid before predicting (which changes no velocity; see ``performer.performed_grid``), so
 what a file costs follows its notes, not the silence between them.
@@ -34,7 +42,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from stylenet_jax import dynamics, midi_files, smf
+from stylenet_jax import dynamics, midi_files, note_selection, smf
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, blend_name, describe,
                                     load_features, parse_blend, perform_file)
@@ -96,6 +104,11 @@ def _run(inputs: Sequence[str], flags_) -> int:
                                                 flags_.velocity_range)
     except dynamics.ControlError as e:
         raise StylizeError(str(e)) from None
+    try:
+        tracks = note_selection.parse_tracks(flags_.tracks)
+        channels = note_selection.parse_channels(flags_.channels)
+    except note_selection.SelectionError as e:
+        raise StylizeError(str(e)) from None
     if flags_.baseline in ("random", "constant") and flags_.style:
         _warn(f"--baseline {flags_.baseline} ignores --style ({flags_.style})")
     stylizer = blend = None
@@ -124,7 +137,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
     label += (f" ({features[1]})" if features else "") + controls.label()
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
                    velocity=flags_.velocity, features=features,
-                   controls=None if controls.is_default else controls)
+                   controls=None if controls.is_default else controls, tracks=tracks,
+                   channels=channels)
     if not os.path.isdir(source):
         stem = (f"features-{features[1]}" if features else flags_.baseline
                 or blend_name(blend, stylizer.styles))
@@ -210,6 +224,12 @@ def _define_flags() -> None:
     flags.DEFINE_string("velocity_range", None, "LO,HI (1 <= LO <= HI <= 127): map the "
                         "performance's quietest..loudest note onto LO..HI, keeping its shape "
                         "(all notes equal: the middle). Applied last.")
+    flags.DEFINE_string("tracks", None, "Perform only the notes of these tracks, counted "
+                        "from 0 as they lie in the file (in a format 1 file, track 0 is "
+                        "usually the tempo track): 1,2. Default: the piano part (see above).")
+    flags.DEFINE_string("channels", None, "Perform only the notes of these MIDI channels, "
+                        "1..16 (10, drums, never): 1,2. With --tracks, a note must match "
+                        "both. Default: the piano part (see above).")
     flags.DEFINE_string("cache_dir", os.path.join(os.path.expanduser("~"), ".cache",
                                                   "stylenet-jax", "xla"),
                         "JAX persistent compilation cache ('' to turn it off): later runs "

@@ -7,7 +7,8 @@ with a tiny random model. What must hold for each file:
 - it is either performed or refused with ``smf.MidiError`` / ``performer.StylizeError``, whose
   message is one line naming the file; any other exception fails the test;
 - a refused file writes nothing; a performed one is written, reads back, and has the same
-  notes (pitch, channel, start, end) with the new velocities;
+  notes (pitch, channel, start, end) with the new velocities on the notes chosen
+  (``note_selection``) and the others' velocities as they were;
 - the input's bytes are unchanged;
 - each file takes at most ``SECONDS_PER_FILE``, and the process's peak memory does not grow
   by more than ``PEAK_GROWTH_KB`` over the campaign (costs follow the notes, not the ticks).
@@ -286,8 +287,11 @@ def perform_and_check(stylizer, source: str, target: str) -> tuple[bool, str, fl
             np.testing.assert_array_equal(getattr(original.notes, field),
                                           getattr(written.notes, field), err_msg=source)
         piano = encoding.in_piano_range(written.notes)
-        np.testing.assert_array_equal(written.notes.velocity[piano], result.velocities,
-                                      err_msg=source)
+        performed = result.performed  # the chosen notes change; the others are as they were
+        np.testing.assert_array_equal(written.notes.velocity[piano][performed],
+                                      result.velocities, err_msg=source)
+        np.testing.assert_array_equal(written.notes.velocity[piano][~performed],
+                                      original.notes.velocity[piano][~performed], err_msg=source)
         performed, words = True, " ".join(result.warnings)
         os.unlink(target)
     assert _sha(source) == before, f"{source} was modified"

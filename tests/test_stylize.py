@@ -286,3 +286,56 @@ def test_cli_text_file_is_not_a_midi_file(tmp_path):
     (tmp_path / "text.mid").write_text("hello")
     done = cli(str(tmp_path / "text.mid"), "-o", str(tmp_path / "out.mid"), "--baseline=random")
     assert done.returncode == 2 and "not a MIDI file" in done.stderr
+
+
+def _band(path):
+    """Piano (program 0) on channel 1 in track 0, bass (program 33) on channel 2 in track 1."""
+    def part(channel, number, pitch):
+        return notes_track([(i * 240, i * 240 + 200, pitch + i % 5, 70) for i in range(16)],
+                           channel=channel,
+                           extra=[(0, mido.Message("program_change", program=number,
+                                                   channel=channel))])
+    midi_file(part(0, 0, 60), part(1, 33, 36)).save(path)
+    return path
+
+
+def _track_bytes(path, number):
+    return [m.bytes() for m in mido.MidiFile(path).tracks[number] if not m.is_meta]
+
+
+def test_cli_performs_the_piano_part_or_the_tracks_and_channels_chosen(tmp_path, model_path):
+    source = _band(str(tmp_path / "band.mid"))
+    piano, bass = str(tmp_path / "piano.mid"), str(tmp_path / "bass.mid")
+    done = cli(source, "-o", piano, "--style=jazz", f"--checkpoint={model_path}")
+    assert done.returncode == 0, done.stderr
+    assert "/16 notes changed (16 non-piano notes left as they were: program 33)" in done.stdout
+    assert _track_bytes(piano, 1) == _track_bytes(source, 1)
+    assert _track_bytes(piano, 0) != _track_bytes(source, 0)
+    done = cli(source, "-o", bass, "--baseline=constant", "--velocity=99", "--channels=2")
+    assert done.returncode == 0, done.stderr
+    assert "16/16 notes changed (16 notes outside --channels=2 left as they were)" in done.stdout
+    assert _track_bytes(bass, 0) == _track_bytes(source, 0)
+    assert [m.velocity for m in mido.MidiFile(bass).tracks[1] if m.type == "note_on"] == [99] * 16
+    done = cli(source, "-o", str(tmp_path / "all.mid"), "--baseline=constant", "--tracks=0,1")
+    assert done.returncode == 0 and "32/32 notes changed, velocity" in done.stdout, done.stdout
+
+
+def test_cli_refuses_a_file_with_nothing_to_perform_and_bad_choices(tmp_path):
+    source, out = str(tmp_path / "strings.mid"), str(tmp_path / "out.mid")
+    midi_file(notes_track([(0, 480, 60, 80)], channel=0,
+                          extra=[(0, mido.Message("program_change", program=40))]),
+              notes_track([(0, 480, 55, 80)], channel=1,
+                          extra=[(0, mido.Message("program_change", program=42,
+                                                  channel=1))])).save(source)
+    cases = [((), "no piano notes (programs 40, 42 only): use --channels or --tracks to choose"),
+             (("--tracks=5",), "no notes on --tracks=5 (notes are on tracks 0, 1, channels 1, 2)"),
+             (("--channels=x",), "--channels: 'x' is not a number"),
+             (("--channels=17",), "--channels: 17 is out of range 1..16"),
+             (("--channels=10",), "--channels: 10 is the drum channel"),
+             (("--tracks=-1",), "--tracks: -1 is out of range")]
+    for flags, expected in cases:
+        done = cli(source, "-o", out, "--baseline=random", *flags)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (flags, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+        assert not os.path.exists(out)
