@@ -26,10 +26,9 @@ from typing import Sequence
 
 from absl import app, flags
 
-from stylenet_jax.flag_parsing import parse_flags
-
 from stylenet_jax import checkpoints, dataset, evaluation, performances
 from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

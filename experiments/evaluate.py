@@ -20,10 +20,9 @@ from typing import Sequence
 
 from absl import app, flags
 
-from stylenet_jax.flag_parsing import parse_flags
-
 from stylenet_jax import dataset, evaluation, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.flag_parsing import parse_flags
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "stylenet_jax", "assets")

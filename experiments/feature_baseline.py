@@ -22,11 +22,10 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
-from stylenet_jax.flag_parsing import parse_flags
-
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, FeatureBaseline,
                                            FeatureBaselineError, evaluate)
+from stylenet_jax.flag_parsing import parse_flags
 
 
 def _define_flags() -> None:

@@ -21,7 +21,6 @@ from typing import Sequence
 from absl import app, flags
 
 from stylenet_jax.flag_parsing import parse_flags
-
 from stylenet_jax.performer import DEFAULT_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
