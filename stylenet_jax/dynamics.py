@@ -138,6 +138,14 @@ class Controls:
         parts += ["range {}-{}".format(*self.velocity_range)] if self.velocity_range else []
         return "".join(f", {p}" for p in parts)
 
+    def file_suffix(self) -> str:
+        """"" for the defaults, else what sets the output name apart, e.g.
+        "-strength50-keeplevel-range40to100"."""
+        parts = [f"strength{round(self.strength * 100):d}"] if self.strength != 1.0 else []
+        parts += ["keeplevel"] if self.keep_level else []
+        parts += ["range{}to{}".format(*self.velocity_range)] if self.velocity_range else []
+        return "".join(f"-{p}" for p in parts)
+
     def apply(self, new: np.ndarray, own: np.ndarray) -> np.ndarray:
         """int64 (n,) velocities 1..127: strength, then keep_level, then velocity_range, on
         ``new`` (integer (n,)) with the file's ``own`` (integer (n,)). Returns ``new`` itself

@@ -11,7 +11,8 @@ of the grid before predicting (which changes no velocity; see ``performed_grid``
 file costs follows its notes, not the silence between them. The network runs through
 ``model.select_heads`` and ``model.predict``; a blend is the weighted sum of its heads'
 velocities. ``perform_file`` writes a file with new piano velocities (only those change),
-after the musician's controls (``dynamics.Controls``: strength, keep_level, velocity_range).
+after the musician's controls (``dynamics.Controls``: strength, keep_level, velocity_range),
+and on request a picture of before and after (``roll_plot``).
 
 Importing this module does not import JAX (``Stylizer`` does, when it is made), so the command
 line's ``--help`` and argument errors stay instant.
@@ -254,8 +255,8 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
                  seed: int = 0, velocity: int = 64, features: tuple[Any, str] | None = None,
                  controls: dynamics.Controls | None = None, make_parents: bool = False,
-                 tracks: Sequence[int] | None = None, channels: Sequence[int] | None = None
-                 ) -> Result:
+                 tracks: Sequence[int] | None = None, channels: Sequence[int] | None = None,
+                 plot: str | None = None, plot_title: str = "") -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
@@ -272,6 +273,10 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     ``channels`` (counted from 0 here; 1..16 on the command line). The model reads only the
     chosen notes (the others are not on its input grid) and only their velocities change; a
     file in which none is chosen is refused.
+
+    ``plot``: also write a PNG there (``roll_plot.plot_performance``: the performed notes'
+    piano roll before and after, and velocity over time), titled ``plot_title``, after the
+    MIDI file.
     """
     began = time.perf_counter()
     perf = midi.load_performance(source)
@@ -301,6 +306,13 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,
                                make_parents=make_parents)
+    if plot:
+        from stylenet_jax import roll_plot  # matplotlib only when a picture is asked for
+
+        seconds = midi.tick_seconds(perf.midi, np.concatenate([notes.start, notes.end]))
+        roll_plot.plot_performance(plot, seconds[:len(notes)], seconds[len(notes):],
+                                   notes.pitch, notes.velocity, velocities,
+                                   plot_title or smf.shown(source))
     changed = int((velocities != notes.velocity).sum())
     return Result(len(notes), changed, velocities, time.perf_counter() - began, perf.warnings,
                   choice.mask, choice.note)

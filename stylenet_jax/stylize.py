@@ -8,6 +8,7 @@ r"""Perform MIDI files: give the piano notes velocities from a StyleNet style he
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --velocity_range 40,100
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --channels 1,2
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --plot OUTPUT.png
 
 Which notes are performed: in a file that names its instruments (program changes), the notes
 of piano programs (General MIDI 0-7, counted from 0) and of channels with no program set; in
@@ -73,9 +74,11 @@ def _warn(text: str) -> None:
 
 
 def _perform_one(source: str, target: str, label: str, options: dict,
-                 make_parents: bool = False) -> None:
+                 make_parents: bool = False, plot: str | None = None) -> None:
     """Performs one file and prints its line (and any warning about how it was read)."""
-    result = perform_file(source, target, make_parents=make_parents, **options)
+    result = perform_file(source, target, make_parents=make_parents, plot=plot,
+                          plot_title=f"{smf.shown(os.path.basename(source))}: "
+                          f"{label.replace('style ', '', 1)}", **options)
     for warning in result.warnings:
         _warn(f"{smf.shown(source)}: {warning}")
     print(describe(target, result, label), flush=True,
@@ -142,14 +145,26 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if not os.path.isdir(source):
         stem = (f"features-{features[1]}" if features else flags_.baseline
                 or blend_name(blend, stylizer.styles))
-        target = flags_.output or os.path.splitext(source)[0] + f".{stem}.mid"
-        _perform_one(source, target, label, options)
+        if flags_.baseline == "random" and flags_.seed:
+            stem += f"-seed{flags_.seed}"
+        target = flags_.output or (os.path.splitext(source)[0] + f".{stem}"
+                                   f"{controls.file_suffix()}.mid")
+        plot = flags_.plot
+        if plot and (os.path.isdir(plot) or not plot.lower().endswith(".png")):
+            raise StylizeError(f"--plot {smf.shown(plot)}: name a .png file (INPUT is a file)")
+        _perform_one(source, target, label, options, plot=plot)
+        if plot:
+            print(f"picture: {smf.shown(plot)}", file=sys.stderr if _is_stdout(target)
+                  else sys.stdout)
         return 0
 
     if not flags_.output:
         raise StylizeError(f"{smf.shown(source)} is a folder: name an output folder with -o")
     if os.path.exists(flags_.output) and not os.path.isdir(flags_.output):
         raise StylizeError(f"{smf.shown(flags_.output)}: not a folder (INPUT is a folder)")
+    if flags_.plot and os.path.exists(flags_.plot) and not os.path.isdir(flags_.plot):
+        raise StylizeError(f"--plot {smf.shown(flags_.plot)}: not a folder (INPUT is a "
+                           "folder: each file's picture goes into it as NAME.png)")
     names = midi_files.find_midi_files(source)
     if not names:
         raise StylizeError(f"{smf.shown(source)}: no .mid, .midi or .kar files in this folder")
@@ -157,8 +172,10 @@ def _run(inputs: Sequence[str], flags_) -> int:
     for name in names:
         path = os.path.join(source, name)
         try:
+            plot = (os.path.join(flags_.plot, os.path.splitext(name)[0] + ".png")
+                    if flags_.plot else None)
             _perform_one(path, os.path.join(flags_.output, name), label, options,
-                         make_parents=True)
+                         make_parents=True, plot=plot)
         except Exception as e:  # noqa: BLE001 - one bad file never stops the others
             failed += 1
             print(f"error: {_naming(path, e)}", file=sys.stderr, flush=True)
@@ -197,8 +214,9 @@ def _define_flags() -> None:
 
     flags.DEFINE_string("output", None, "Output MIDI file, or output folder when INPUT is a "
                         "folder (default for a file: INPUT.<style>.mid beside it, a blend as "
-                        "INPUT.classical70-jazz30.mid). INPUT is only overwritten if -o "
-                        "names it.", short_name="o")
+                        "INPUT.classical70-jazz30.mid; controls and a random "
+                        "baseline's seed add to the name: INPUT.jazz-strength50.mid, "
+                        "INPUT.random-seed3.mid). INPUT is only overwritten if -o names it.", short_name="o")
     flags.DEFINE_string("style", None, "A style head of the model (see --list_styles), or a "
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "
                         "(weights sum to 1).")
@@ -224,6 +242,10 @@ def _define_flags() -> None:
     flags.DEFINE_string("velocity_range", None, "LO,HI (1 <= LO <= HI <= 127): map the "
                         "performance's quietest..loudest note onto LO..HI, keeping its shape "
                         "(all notes equal: the middle). Applied last.")
+    flags.DEFINE_string("plot", None, "Also draw the performance: a PNG with the piano roll "
+                        "coloured by velocity before and after, and velocity over time. "
+                        "INPUT a file: the .png to write; INPUT a folder: a folder that gets "
+                        "one NAME.png per file.")
     flags.DEFINE_string("tracks", None, "Perform only the notes of these tracks, counted "
                         "from 0 as they lie in the file (in a format 1 file, track 0 is "
                         "usually the tempo track): 1,2. Default: the piano part (see above).")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,13 @@ from stylenet_jax.model import StyleNet
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLES = ["classical", "jazz"]
 SHIPPED_REFERENCE = os.path.join(ROOT, "tests", "data", "minuet_shipped_velocities.json")
+
+
+def cli(*args, timeout=300, env=None) -> subprocess.CompletedProcess:
+    """Runs ``python -m stylenet_jax.stylize ARGS`` from the repository root (text output)."""
+    return subprocess.run([sys.executable, "-m", "stylenet_jax.stylize", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def export_tiny_model(path: str) -> str:

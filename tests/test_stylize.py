@@ -12,8 +12,8 @@ import pytest
 from data_prep.synthetic import write_synthetic_corpus
 from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf_bytes
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
-                               broken_exports, export_tiny_model, piano_velocities, rich_file,
-                               shipped_reference)
+                               broken_exports, cli, export_tiny_model, piano_velocities,
+                               rich_file, shipped_reference)
 from stylenet_jax import dynamics, encoding, midi, performances, performer, smf
 from stylenet_jax.feature_baseline import FeatureBaseline
 
@@ -21,12 +21,6 @@ from stylenet_jax.feature_baseline import FeatureBaseline
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     return export_tiny_model(str(tmp_path_factory.mktemp("model") / "model.npz"))
-
-
-def cli(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "stylenet_jax.stylize", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=None if env is None else {**os.environ, **env})
 
 
 def test_cli_file_list_styles_and_default_output(tmp_path, model_path):
