@@ -67,20 +67,35 @@ def _define_flags() -> None:
 
 
 def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]]:
-    """The systems to score and a line describing each."""
+    """The systems to score and a line describing each (``build_systems`` of the flags)."""
+    return build_systems(FLAGS.model, FLAGS.baselines, blend_spec=FLAGS.blend,
+                         features_model=FLAGS.features_model, train_data_dir=train_data_dir,
+                         seed=FLAGS.seed)
+
+
+def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
+                  blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
+                  train_data_dir: str | None = None, seed: int = 0
+                  ) -> tuple[list, dict[str, str]]:
+    """The systems to score and a line describing each.
+
+    ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
+    from ``evaluation.BASELINES`` (empty strings ignored). Raises ValueError (one line) for a
+    bad spec or an unknown baseline.
+    """
     from stylenet_jax import performer
 
     systems, described = [], {}
-    for spec in FLAGS.model or [f"model={performer.DEFAULT_MODEL}"]:
+    for spec in model_specs or [f"model={performer.DEFAULT_MODEL}"]:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
         stylizer = performer.Stylizer(path)
-        blend = performer.parse_blend(FLAGS.blend, stylizer.styles) if FLAGS.blend else None
+        blend = performer.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
         described[name] = (f"StyleNet `{os.path.relpath(path)}` ("
-                           f"{'blend ' + FLAGS.blend if blend else 'each style its own head'})")
-    baselines = [b for b in FLAGS.baselines if b]
+                           f"{'blend ' + blend_spec if blend else 'each style its own head'})")
+    baselines = [b for b in baseline_names if b]
     unknown = set(baselines) - set(evaluation.BASELINES)
     if unknown:
         raise ValueError(f"--baselines: unknown {sorted(unknown)}; choose from "
@@ -98,31 +113,41 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
             systems.append(evaluation.PerPitchSystem(stats))
             described[name] = f"each key's mean training velocity in the style ({source})"
         elif name == "random":
-            systems.append(evaluation.RandomSystem(FLAGS.seed))
+            systems.append(evaluation.RandomSystem(seed))
             described[name] = "uniform 1..127 (the paper's baseline)"
         elif name == "features":
             from stylenet_jax import feature_baseline
 
             systems.append(evaluation.FeaturesSystem(
-                feature_baseline.FeatureBaseline.load(FLAGS.features_model)))
+                feature_baseline.FeatureBaseline.load(features_model)))
             described[name] = ("gradient-boosted trees on per-note features "
-                               f"(`{os.path.relpath(FLAGS.features_model)}`)")
+                               f"(`{os.path.relpath(features_model)}`)")
     return systems, described
 
 
 def load_performances() -> tuple[list[performances.Performed], str]:
-    if bool(FLAGS.data_dir) == bool(FLAGS.midi_dir):
+    """``read_performances`` of the flags."""
+    return read_performances(FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split,
+                             midi_root=FLAGS.midi_root, files_style=FLAGS.files_style)
+
+
+def read_performances(data_dir: str | None, midi_dir: str | None, *, split: str | None = None,
+                      midi_root: str | None = None, files_style: str | None = None
+                      ) -> tuple[list[performances.Performed], str]:
+    """The human performances to judge (a built dataset's split, default test if it has one,
+    else validation; or a folder of MIDI files) and a line saying what they are."""
+    if bool(data_dir) == bool(midi_dir):
         raise ValueError("give exactly one of --data_dir and --midi_dir")
-    if FLAGS.midi_dir:
-        found = performances.from_folder(FLAGS.midi_dir, FLAGS.files_style,
+    if midi_dir:
+        found = performances.from_folder(midi_dir, files_style,
                                          log=lambda line: print(line, file=sys.stderr))
-        return found, f"the MIDI files below `{FLAGS.midi_dir}`"
-    manifest = dataset.read_manifest(FLAGS.data_dir)
-    split = FLAGS.split or ("test" if any(s["split"] == "test" for s in manifest["songs"])
-                            else "validation")
-    found = performances.from_dataset(FLAGS.data_dir, split, FLAGS.midi_root)
+        return found, f"the MIDI files below `{midi_dir}`"
+    manifest = dataset.read_manifest(data_dir)
+    split = split or ("test" if any(s["split"] == "test" for s in manifest["songs"])
+                      else "validation")
+    found = performances.from_dataset(data_dir, split, midi_root)
     options = manifest.get("options", {})
-    return found, (f"the `{split}` split of `{FLAGS.data_dir}` (built from `"
+    return found, (f"the `{split}` split of `{data_dir}` (built from `"
                    f"{manifest.get('source')}` with {json.dumps(options)}), pieces never "
                    f"trained on")
 
