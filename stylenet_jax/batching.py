@@ -35,7 +35,8 @@ import numpy as np
 
 from stylenet_jax.config import SONGS_PER_BATCH, WINDOW, WINDOWS_PER_BATCH
 from stylenet_jax.dataset import Song
-from stylenet_jax.encoding import INPUT_SIZE
+from stylenet_jax import encoding
+from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
 
 LAYOUTS = ("independent", "carry", "packed")
 OUTPUT_SIZE = 88
@@ -243,6 +244,22 @@ def epoch_batches(songs: Sequence[Windows], *, layout: str = "independent",
                 alive.append(stream)
                 yield batch
         streams = alive
+
+
+def transposed(batches: Iterator[Batch], max_semitones: int, rng: np.random.Generator
+               ) -> Iterator[Batch]:
+    """Pitch-transposition augmentation: each row of each batch moved by a random number of
+    semitones, uniform over the shifts within +-``max_semitones`` that keep all of the row's
+    notes on the keyboard (0 for an empty row). Shapes, masks and styles are unchanged.
+    Rows of one carried song (the carry layout) would be moved apart, so use it with the
+    independent or packed layout."""
+    for batch in batches:
+        low, high = encoding.key_span(batch.inputs)
+        down = np.minimum(max_semitones, np.maximum(low, 0))
+        up = np.minimum(max_semitones, np.maximum(NUM_KEYS - 1 - high, 0))
+        semitones = np.where(high < 0, 0, rng.integers(-down, up + 1))
+        inputs, targets = encoding.transpose(batch.inputs, batch.targets, semitones)
+        yield batch._replace(inputs=inputs, targets=targets)
 
 
 def batch_shape(layout: str, window: int = WINDOW, songs_per_batch: int = SONGS_PER_BATCH,

@@ -20,6 +20,7 @@ RECURRENCES = ("custom_vjp", "autodiff")
 MATMUL_DTYPES = ("float32", "bfloat16")
 LOSSES = ("full", "active", "onset")
 CLIPS = ("per_tensor", "global", "none")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def setting(default: Any, doc: str, *, flag: str | None = "", choices: Sequence[str] = (),
@@ -101,6 +102,14 @@ class OptimConfig:
                         "(the paper's code), the global norm of all gradients "
                         "(optax.clip_by_global_norm), or none.", choices=CLIPS)
     clip_norm: float = setting(10.0, "Maximum gradient norm for --clip (paper: 10).")
+    lr_schedule: str = setting("constant", "Beyond the paper: 'cosine' decays the learning "
+                               "rate to 1% of --learning_rate along a cosine over "
+                               "--lr_decay_steps steps (then stays there); 'constant' (the "
+                               "paper) keeps it.", choices=LR_SCHEDULES)
+    lr_decay_steps: int = setting(0, "Steps of the cosine decay (--lr_schedule=cosine); 0: "
+                                  "the whole run (--num_epochs x the first epoch's batches).")
+    warmup_steps: int = setting(0, "Beyond the paper: raise the learning rate linearly from "
+                                "0 over this many first steps; 0: none (the paper).")
     loss: str = setting("full", "MSE over the whole (T, 88) velocity matrix of real steps "
                         "(paper), over sounding (held) cells only, or over onset cells only "
                         "(the velocities written back to MIDI).", choices=LOSSES)
@@ -108,6 +117,13 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)
         _check_choice(self, "loss", LOSSES)
+        _check_choice(self, "lr_schedule", LR_SCHEDULES)
+        if self.warmup_steps < 0 or self.lr_decay_steps < 0:
+            raise ValueError("warmup_steps and lr_decay_steps must be >= 0")
+        if (self.lr_schedule == "cosine" and self.lr_decay_steps
+                and self.lr_decay_steps <= self.warmup_steps):
+            raise ValueError("lr_schedule=cosine needs lr_decay_steps > warmup_steps, got "
+                             f"{self.lr_decay_steps} and {self.warmup_steps}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.clip_norm > 0:
@@ -137,6 +153,9 @@ class DataConfig:
     carry_state: bool = setting(False, "Carry each song's forward LSTM state across its "
                                 "consecutive windows (rows = songs) instead of independent "
                                 "windows.")
+    transpose: int = setting(0, "Beyond the paper: move every training window by a random "
+                             "number of semitones within +-N (never pushing a note off the "
+                             "keyboard), drawn afresh each epoch; 0: off (the paper).")
     devices: int = setting(0, "Devices to train on, data parallel: each computes its share of "
                            "every batch's windows (see stylenet_jax/parallel.py). 0: every "
                            "device of this process (one on a CPU: the single-device run); "
@@ -157,6 +176,11 @@ class DataConfig:
                         "synthetic_songs_per_style", "synthetic_steps")
         if self.devices < 0:
             raise ValueError(f"devices must be >= 0, got {self.devices}")
+        if not 0 <= self.transpose <= 12:
+            raise ValueError(f"transpose must be within 0..12 semitones, got {self.transpose}")
+        if self.transpose and self.carry_state:
+            raise ValueError("transpose moves each window on its own; it cannot keep a "
+                             "carried song's windows together (carry_state)")
         if not self.synthetic_styles:
             raise ValueError("synthetic_styles must name at least one style")
         if not 0.0 <= self.synthetic_validation_fraction < 1.0:

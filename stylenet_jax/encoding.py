@@ -87,6 +87,36 @@ def velocities_to_target(velocities: np.ndarray) -> np.ndarray:
     return velocities.astype(np.float32) / np.float32(127.0)
 
 
+def key_span(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest key (0..87) held anywhere in each row of inputs (N, W, 176);
+    int64 (N,) each, (88, -1) for a row where nothing sounds."""
+    held = held_channels(inputs).any(axis=1)  # (N, 88)
+    keys = np.arange(NUM_KEYS)
+    return (np.where(held, keys, NUM_KEYS).min(axis=1).astype(np.int64),
+            np.where(held, keys, -1).max(axis=1).astype(np.int64))
+
+
+def transpose(inputs: np.ndarray, targets: np.ndarray, semitones: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's notes moved ``semitones[i]`` keys (positive: up), keys moved in from the
+    edge empty; a note moved off the keyboard is lost (``key_span`` tells how far is safe).
+
+    inputs uint8 (N, W, 176), targets float32 (N, W, 88), semitones int (N,); returns new
+    arrays of the same shapes and dtypes (both channels of a key move together).
+    """
+    n, w = inputs.shape[:2]
+    keys_in = inputs.reshape(n, w, NUM_KEYS, 2)  # (onset, held) per key: the layout above
+    moved_in, moved_out = np.zeros_like(keys_in), np.zeros_like(targets)
+    for shift in np.unique(semitones):
+        rows = np.flatnonzero(semitones == shift)
+        k = int(shift)
+        src = slice(max(-k, 0), NUM_KEYS - max(k, 0))
+        dst = slice(max(k, 0), NUM_KEYS - max(-k, 0))
+        moved_in[rows, :, dst] = keys_in[rows, :, src]
+        moved_out[rows, :, dst] = targets[rows, :, src]
+    return moved_in.reshape(inputs.shape), moved_out
+
+
 def in_piano_range(notes: Notes) -> np.ndarray:
     """bool (n,): the note's pitch is one of the 88 keys (MIDI 21..108)."""
     return (notes.pitch >= LOWEST_KEY) & (notes.pitch < LOWEST_KEY + NUM_KEYS)

@@ -1,4 +1,5 @@
-"""The optimizer: gradient clipping (per tensor as the paper's code, global, or none), then Adam."""
+"""The optimizer: gradient clipping (per tensor as the paper's code, global, or none), then Adam
+at a constant learning rate (the paper) or a warm-up / cosine schedule."""
 
 from __future__ import annotations
 
@@ -42,10 +43,28 @@ def clip_by_tensor_norm(max_norm: float,
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
 
 
+FINAL_LR_FRACTION = 0.01  # where the cosine schedule ends, as a fraction of the peak
+
+
+def learning_rate(config: OptimConfig) -> float | optax.Schedule:
+    """``config.learning_rate`` itself (the paper: constant, no warm-up), or a schedule of
+    the step: a linear warm-up from 0 over ``warmup_steps``, then constant or a cosine decay
+    to ``FINAL_LR_FRACTION`` of the peak at ``lr_decay_steps`` (constant after)."""
+    peak = config.learning_rate
+    if config.lr_schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            0.0, peak, config.warmup_steps, config.lr_decay_steps, peak * FINAL_LR_FRACTION)
+    if config.warmup_steps:
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, peak, config.warmup_steps), optax.constant_schedule(peak)],
+            [config.warmup_steps])
+    return peak
+
+
 def make_optimizer(config: OptimConfig) -> optax.GradientTransformation:
     """Gradient clipping (per tensor, global, or none) then Adam, from ``config``'s
-    ``clip``, ``clip_norm`` and ``learning_rate``."""
+    ``clip``, ``clip_norm`` and learning rate (``learning_rate``: a number or a schedule)."""
     clip = {"per_tensor": lambda: clip_by_tensor_norm(config.clip_norm),
             "global": lambda: optax.clip_by_global_norm(config.clip_norm),
             "none": optax.identity}[config.clip]()
-    return optax.chain(clip, optax.adam(config.learning_rate))
+    return optax.chain(clip, optax.adam(learning_rate(config)))

@@ -128,10 +128,14 @@ class Run(NamedTuple):
                 for s in range(len(self.styles))}
 
     def batches(self, songs: Sequence[batching.Windows], rng) -> Iterator[batching.Batch]:
+        """An epoch's batches in ``rng``'s order (None: manifest order, no augmentation)."""
         data = self.config.data
-        return batching.epoch_batches(songs, layout=data.layout,
-                                      songs_per_batch=data.songs_per_batch,
-                                      windows_per_batch=data.windows_per_batch, rng=rng)
+        shifts = (np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+                  if rng is not None and data.transpose else None)  # before rng is drawn
+        batches = batching.epoch_batches(songs, layout=data.layout,
+                                         songs_per_batch=data.songs_per_batch,
+                                         windows_per_batch=data.windows_per_batch, rng=rng)
+        return batching.transposed(batches, data.transpose, shifts) if shifts else batches
 
 
 def train_epoch(run: Run, state: TrainState, songs: Sequence[batching.Windows], epoch: int,
@@ -243,6 +247,12 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
                                 config.data.window)
     if not train:
         raise dataset.DatasetError(f"{data_dir}: no training songs")
+    if config.optim.lr_schedule == "cosine" and not config.optim.lr_decay_steps:
+        per_epoch = batching.count_batches(train, config.data.layout, config.data.songs_per_batch,
+                                           config.data.windows_per_batch,
+                                           batching.epoch_rng(schedule.seed, 0))
+        config = config.replace(lr_decay_steps=max(schedule.num_epochs * per_epoch,
+                                                   config.optim.warmup_steps + 1))
     run = Run.create(config, styles)
     model_config = run.config.model
     ckpts = checkpoints.RunCheckpoints(workdir, schedule.keep_checkpoints)

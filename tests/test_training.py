@@ -223,3 +223,34 @@ def test_packed_run_fills_batches_and_excludes_carry(data_dir, tmp_path):
     assert int(packed.state.step) < int(plain.state.step)
     assert epoch_fill(packed) > epoch_fill(plain)
     assert packed.train_compiles == plain.train_compiles  # same shapes: no new compile
+
+
+def test_transpose_moves_training_batches_only_and_replays_per_epoch(data_dir, tmp_path):
+    styles = dataset.dataset_styles(data_dir)
+    plain = training.Run.create(tiny(data_dir), styles)
+    moved = training.Run.create(tiny(data_dir, transpose=3), styles)
+    windows = training.batching.window_songs(dataset.load_songs(data_dir, "train"), styles,
+                                             16)
+    rng = lambda epoch: training.batching.epoch_rng(0, epoch)  # noqa: E731
+    paper = list(training.batching.epoch_batches(windows, layout="independent",
+                                                 songs_per_batch=2, windows_per_batch=8,
+                                                 rng=rng(0)))
+    off = list(plain.batches(windows, rng(0)))
+    on, again = (list(moved.batches(windows, rng(0))) for _ in range(2))
+    assert len(off) == len(on) == len(paper)
+    for p, o, a, b in zip(paper, off, on, again):
+        np.testing.assert_array_equal(o.inputs, p.inputs)  # off: the paper's batches exactly
+        np.testing.assert_array_equal(a.inputs, b.inputs)  # on: the same every replay
+        np.testing.assert_array_equal(a.lengths, p.lengths)
+        assert a.inputs.sum() == p.inputs.sum()  # notes moved, none lost
+    assert any(not np.array_equal(a.inputs, p.inputs) for a, p in zip(on, paper))
+    validation = list(moved.batches(windows, None))  # evaluation: never moved
+    np.testing.assert_array_equal(validation[0].inputs, list(plain.batches(windows, None))[0]
+                                  .inputs)
+    result = training.train_and_evaluate(
+        tiny(data_dir, num_epochs=2, transpose=3, lr_schedule="cosine", warmup_steps=2),
+        str(tmp_path / "t"))
+    assert result.train_compiles == 1
+    saved = checkpoints.RunCheckpoints(str(tmp_path / "t"), 5).meta()["config"]
+    assert saved["optim"]["lr_decay_steps"] == int(result.state.step)  # 0: the whole run
+    assert all(np.isfinite(r["train_loss"]) for r in result.records if r["kind"] == "train")
