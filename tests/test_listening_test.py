@@ -141,3 +141,30 @@ def test_page_plays_records_answers_and_exports_a_csv_that_scores(kit, tmp_path)
                            exported], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "3 answers from 1 listener(s)" in done.stdout and "| Ann, O'Neil | 3 |" in done.stdout
+
+
+def test_kit_and_plot_on_real_performances_with_the_shipped_model(corpus_dir, tmp_path):
+    """The README's commands on two pianists of the corpus: a kit with the shipped model and
+    the tree baseline, and stylize's --plot with the controls."""
+    require_audio()
+    songs = tmp_path / "songs"
+    for style in ("classical", "pop"):
+        (songs / style).mkdir(parents=True)
+        first = sorted((corpus_dir / style).glob("*.mid"))[0]
+        os.symlink(first, songs / style / first.name)
+    out = str(tmp_path / "kit")
+    done = kit_command(f"--midi_dir={songs}", f"--out={out}", "--excerpts=2",
+                       "--nowhole_piece", "--sample_rate=16000")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "answer_key.csv"), newline="") as f:
+        key = list(csv.DictReader(f))
+    assert sorted(r["system"] for r in key) == ["features", "features", "model", "model"]
+    assert {r["style"] for r in key} == {"classical", "pop"}
+    source = str(next((songs / "pop").iterdir()))
+    styled = subprocess.run(
+        [sys.executable, "-m", "stylenet_jax.stylize", source, "-o", str(tmp_path / "p.mid"),
+         "--style=pop", "--strength=0.7", "--velocity_range=30,110",
+         "--plot", str(tmp_path / "p.png")], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert styled.returncode == 0, styled.stderr
+    assert open(tmp_path / "p.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
