@@ -1,10 +1,11 @@
 """Songs -> fixed-shape training batches of windows (pure numpy, no JAX).
 
 A song of T steps is zero-padded to ``K = ceil(T / W)`` windows of ``W`` steps (the paper's
-200-step truncated BPTT). Windows are grouped into batches of ONE style and of a FIXED shape,
+200-step truncated BPTT). Windows are grouped into batches of ONE style (but in the
+``"mixed"`` layout) and of a FIXED shape,
 so a jitted step compiles once; missing rows are empty windows (``lengths == 0``).
 
-Two layouts (``LAYOUTS``):
+The layouts (``LAYOUTS``):
 
 * ``"independent"`` (default, the paper): every window is its own sequence (``reset`` all
   True). The windows of ``songs_per_batch`` songs of one style are emitted, song by song, in
@@ -13,6 +14,10 @@ Two layouts (``LAYOUTS``):
   boundaries, so only each style's last batch of the epoch has empty rows (with the paper's
   groups of 4 songs, about a third of the rows were empty on the real corpus). A batch then
   mixes the windows of neighbouring groups: not the paper's 4-song mini-batches.
+* ``"mixed"``: like ``"independent"``, but the songs of ALL styles are shuffled together
+  and cut into groups, so a batch holds several styles (the paper's question "alternating
+  style batches vs mixed"); each row keeps its own style, and the trainer runs every head
+  and takes each row's own (``train_steps``). Evaluation stays one style per batch.
 * ``"carry"``: rows are the ``songs_per_batch`` songs of a group; the group's k-th batch holds
   window k of each song (``reset`` True on k == 0), rows whose song is over are empty. The
   trainer carries the recurrent state from one batch of a style to the next batch of the same
@@ -38,12 +43,12 @@ from stylenet_jax.dataset import Song
 from stylenet_jax import encoding
 from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
 
-LAYOUTS = ("independent", "carry", "packed")
+LAYOUTS = ("independent", "carry", "packed", "mixed")
 OUTPUT_SIZE = 88
 
 
 class Batch(NamedTuple):
-    """One fixed-shape training batch; all rows of a training batch share one style.
+    """One fixed-shape training batch; all rows share one style (but in the mixed layout).
 
     inputs: uint8 (N, W, 176); targets: float32 (N, W, 88) in [0, 1];
     lengths: int32 (N,) real steps per row, 0 for an empty padding row;
@@ -145,6 +150,14 @@ def song_groups(songs: Sequence[Windows], songs_per_batch: int = SONGS_PER_BATCH
     return groups
 
 
+def mixed_groups(songs: Sequence[Windows], songs_per_batch: int = SONGS_PER_BATCH,
+                 rng: np.random.Generator | None = None) -> list[list[int]]:
+    """Every song's index, shuffled by ``rng`` whatever its style (None: kept in order), cut
+    into groups of ``songs_per_batch`` (the last may be smaller)."""
+    idx = np.arange(len(songs)) if rng is None else rng.permutation(len(songs))
+    return [idx[i:i + songs_per_batch].tolist() for i in range(0, len(idx), songs_per_batch)]
+
+
 def _empty(n: int, window: int, style: int) -> Batch:
     return Batch(np.zeros((n, window, INPUT_SIZE), np.uint8),
                  np.zeros((n, window, OUTPUT_SIZE), np.float32),
@@ -154,12 +167,14 @@ def _empty(n: int, window: int, style: int) -> Batch:
 
 def independent_batches(songs: Sequence[Windows], group: Sequence[int],
                         windows_per_batch: int = WINDOWS_PER_BATCH) -> Iterator[Batch]:
-    """The windows of the songs ``group`` (one style), song by song, in batches of
-    ``windows_per_batch`` rows; the last batch is padded with empty windows."""
+    """The windows of the songs ``group``, song by song, in batches of ``windows_per_batch``
+    rows, each row with its song's style; the last batch is padded with empty windows (of
+    the first song's style)."""
     parts = [songs[i] for i in group]
     inputs = np.concatenate([p.inputs for p in parts])
     targets = np.concatenate([p.targets for p in parts])
     lengths = np.concatenate([p.lengths for p in parts])
+    styles = np.concatenate([np.full(len(p.lengths), p.style, np.int32) for p in parts])
     style, n, window = parts[0].style, windows_per_batch, inputs.shape[1]
     for start in range(0, len(lengths), n):
         b = _empty(n, window, style)
@@ -167,6 +182,7 @@ def independent_batches(songs: Sequence[Windows], group: Sequence[int],
         b.inputs[:m] = inputs[start:start + m]
         b.targets[:m] = targets[start:start + m]
         b.lengths[:m] = lengths[start:start + m]
+        b.styles[:m] = styles[start:start + m]  # one style, except in the mixed layout
         yield b
 
 
@@ -228,6 +244,10 @@ def epoch_batches(songs: Sequence[Windows], *, layout: str = "independent",
     carry one."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} not in {LAYOUTS}")
+    if layout == "mixed":
+        for g in mixed_groups(songs, songs_per_batch, rng):
+            yield from independent_batches(songs, g, windows_per_batch)
+        return
     groups = song_groups(songs, songs_per_batch, rng)
     if layout == "packed":  # the same shuffled songs, their groups run together
         streams = [packed_batches(songs, [i for g in gs for i in g], windows_per_batch)
@@ -273,6 +293,9 @@ def count_batches(songs: Sequence[Windows], layout: str = "independent",
                   windows_per_batch: int = WINDOWS_PER_BATCH,
                   rng: np.random.Generator | None = None) -> int:
     """Number of batches ``epoch_batches`` yields with the same arguments (no arrays built)."""
+    if layout == "mixed":
+        return sum(math.ceil(sum(len(songs[i].lengths) for i in g) / windows_per_batch)
+                   for g in mixed_groups(songs, songs_per_batch, rng))
     total = 0
     for gs in song_groups(songs, songs_per_batch, rng).values():
         if layout == "packed":

@@ -62,6 +62,10 @@ class ModelConfig:
                                  "computed from the notes (highest and lowest sounding key, "
                                  "each onset's duration, chord size, place in the beat; see "
                                  "stylenet_jax/note_context.py). Off: the paper's input.")
+    velocity_scale: int = setting(127, "What the heads' sigmoid output 1.0 means: velocity "
+                                  "127 (the paper's text) or 120 (the seed's published code "
+                                  "divides velocities by 120: it then writes at most 120; the "
+                                  "same loss up to a constant factor).")
     input_size: int = setting(INPUT_SIZE, "Input channels (onset + held per key).", flag=None)
     output_size: int = setting(NUM_KEYS, "Output velocities (one per key).", flag=None)
     unroll: int = setting(1, "lax.scan unroll factor of the time loops (speed only).")
@@ -77,6 +81,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_positive(self, "num_styles", "hidden_size", "num_layers", "input_size",
                         "output_size", "unroll")
+        if not 1 <= self.velocity_scale <= 127:
+            raise ValueError(f"velocity_scale must be in 1..127, got {self.velocity_scale}")
         if not 0.0 < self.keep_prob <= 1.0:
             raise ValueError(f"keep_prob must be in (0, 1], got {self.keep_prob}")
         _check_choice(self, "precision", (None,) + PRECISIONS)
@@ -150,6 +156,10 @@ class DataConfig:
                                  "groups, so only its last batch of an epoch has empty rows "
                                  "(faster epochs; batches no longer hold exactly "
                                  "--songs_per_batch songs).")
+    mixed_styles: bool = setting(False, "Shuffle the songs of all styles together, so a "
+                                 "batch mixes styles (each row trained through its own head; "
+                                 "every head is computed: about S times the head compute). "
+                                 "Off: the paper's batches of one style, styles alternating.")
     carry_state: bool = setting(False, "Carry each song's forward LSTM state across its "
                                 "consecutive windows (rows = songs) instead of independent "
                                 "windows.")
@@ -172,6 +182,9 @@ class DataConfig:
         if self.carry_state and self.pack_windows:
             raise ValueError("carry_state and pack_windows exclude each other (a carried state "
                              "needs each row to be one song)")
+        if self.mixed_styles and (self.carry_state or self.pack_windows):
+            raise ValueError("mixed_styles excludes carry_state and pack_windows (a carry and "
+                             "a packed stream are per style)")
         _check_positive(self, "window", "songs_per_batch", "windows_per_batch",
                         "synthetic_songs_per_style", "synthetic_steps")
         if self.devices < 0:
@@ -189,9 +202,11 @@ class DataConfig:
 
     @property
     def layout(self) -> str:
-        """The ``batching`` layout: "carry", "packed" or "independent"."""
+        """The ``batching`` layout: "carry", "packed", "mixed" or "independent"."""
         if self.carry_state:
             return "carry"
+        if self.mixed_styles:
+            return "mixed"
         return "packed" if self.pack_windows else "independent"
 
 

@@ -99,8 +99,8 @@ class LSTMLayer(nn.Module):
 class GenreNet(nn.Module):
     """One style head: L stacked (bi)LSTM layers + Dense(output_size) + sigmoid.
 
-    Time-major (T, N, F) -> velocities (T, N, output_size) in [0, 1]; carry: forward states
-    (L, N, H).
+    Time-major (T, N, F) -> velocities (T, N, output_size) in [0, velocity_scale / 127]
+    (velocity / 127 units; the paper: [0, 1]); carry: forward states (L, N, H).
     """
 
     config: ModelConfig
@@ -119,7 +119,10 @@ class GenreNet(nn.Module):
             states.append(state)
         y = nn.Dense(cfg.output_size, precision=cfg.precision,
                      dot_general=dense_dot_general(cfg.matmul_dtype), name="out")(x)
-        return jax.nn.sigmoid(y), LSTMState(*(jnp.stack(s) for s in zip(*states)))
+        velocity = jax.nn.sigmoid(y)
+        if cfg.velocity_scale != 127:  # the seed code's velocity / 120, in velocity / 127 units
+            velocity = velocity * (cfg.velocity_scale / 127)
+        return velocity, LSTMState(*(jnp.stack(s) for s in zip(*states)))
 
 
 class StyleNet(nn.Module):

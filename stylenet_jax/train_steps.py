@@ -6,12 +6,14 @@ resumed run, a sweep, the tests), and batch shapes never change within a run, so
 compiles each once. ``TRACES`` counts traces per (step name, static configs) for the
 "compiled once" check.
 
-* Every batch holds ONE style (see ``batching``). The steps select that style's head out of
+* A batch holds ONE style (see ``batching``). The steps select that style's head out of
   the stacked head parameters (``model.select_heads`` with a traced index: one program for all
   styles) and run a one-head StyleNet, so the loss is the paper's MSE of each example's OWN
   head at 1/S of the head compute. The other heads get neither a gradient nor an optimizer
   update (``where_heads``), as TF1 skips variables without gradients; Adam's step count is
-  shared, as TF1's ``beta_power`` is.
+  shared, as TF1's ``beta_power`` is. With ``mixed_styles`` (the "mixed" layout) a batch
+  holds several styles: every head runs and each row takes its own; the heads of styles
+  absent from the batch are left alone in the same way.
 * Dropout keys: ``fold_in(state.key, state.step)``, so a resumed run replays the same keys.
 * Metrics accumulate on device (``zero_metrics``); the host reads them with ``summarize``.
 """
@@ -84,16 +86,29 @@ def zero_metrics(num_styles: int) -> dict[str, Array]:
             "grad_norm": jnp.zeros((), jnp.float32), "nonfinite": jnp.zeros((), bool)}
 
 
-def _accumulate(metrics, style, se, cells, lengths, grad_norm, loss, onset=None):
-    """``metrics`` plus one batch of ``style``; ``onset``: (predicted, true, cells) sums on
-    onset cells, or None to leave those accumulators as they are."""
-    one = (jnp.arange(metrics["se"].shape[0]) == style).astype(jnp.float32)
-    out = {"se": metrics["se"] + one * se.sum(), "cells": metrics["cells"] + one * cells.sum(),
-           "steps": metrics["steps"] + one * lengths.sum().astype(jnp.float32),
-           "batches": metrics["batches"] + one, "grad_norm": metrics["grad_norm"] + grad_norm,
+def styles_present(styles: Array, lengths: Array, num_styles: int) -> Array:
+    """bool (S,): the styles of the batch's real rows (``styles``, ``lengths`` (N,))."""
+    return jnp.zeros((num_styles,), bool).at[styles].max(lengths > 0)
+
+
+def _accumulate(metrics, styles, se, cells, lengths, grad_norm, loss, onset=None):
+    """``metrics`` plus one batch whose rows have ``styles`` (N,) int32: per-row ``se`` and
+    ``cells`` (N,) summed into each row's style; a batch counted once per style it holds
+    (padding rows count for their style only in a batch of one style); ``onset``: (predicted,
+    true, cells) sums on onset cells of a one-style batch, or None to leave those as they
+    are."""
+    num_styles = metrics["se"].shape[0]
+    rows = jax.nn.one_hot(styles, num_styles, dtype=jnp.float32)  # (N, S)
+    first = rows[0]
+    batches = jnp.maximum(styles_present(styles, lengths, num_styles).astype(jnp.float32),
+                          first * (lengths.sum() == 0))
+    out = {"se": metrics["se"] + se @ rows, "cells": metrics["cells"] + cells @ rows,
+           "steps": metrics["steps"] + lengths.astype(jnp.float32) @ rows,
+           "batches": metrics["batches"] + batches,
+           "grad_norm": metrics["grad_norm"] + grad_norm,
            "nonfinite": metrics["nonfinite"] | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)}
     for name, value in zip(("onset_pred", "onset_target", "onset_cells"), onset or (0, 0, 0)):
-        out[name] = metrics[name] + one * value
+        out[name] = metrics[name] + first * value
     return out
 
 
@@ -105,29 +120,38 @@ def _own_head(params: Any, model_config: ModelConfig, batch: batching.Batch, car
                                                      batch.lengths, carry=carry, **apply_kw)
 
 
-@functools.partial(jax.jit, static_argnames=("model_config", "optim", "debug_nan_step"),
-                   donate_argnums=(0, 1))
+@functools.partial(jax.jit, static_argnames=("model_config", "optim", "debug_nan_step",
+                                             "mixed_styles"), donate_argnums=(0, 1))
 def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Batch, carry: Any,
-               *, model_config: ModelConfig, optim: OptimConfig,
-               debug_nan_step: int = -1) -> tuple[TrainState, dict[str, Array], Any]:
-    """One optimizer step on a single-style ``batch``; state and metrics are donated.
+               *, model_config: ModelConfig, optim: OptimConfig, debug_nan_step: int = -1,
+               mixed_styles: bool = False) -> tuple[TrainState, dict[str, Array], Any]:
+    """One optimizer step on ``batch``; state and metrics are donated.
 
-    ``carry``: None (independent windows) or the one-head carry of the batch's style
-    (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no gradient flows
-    into it. ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for tests).
-    Returns (state, metrics, new carry or None)."""
-    TRACES["train_step", model_config, optim, debug_nan_step] += 1
+    A batch of one style runs that style's head only (the paper). With ``mixed_styles`` the
+    batch's rows may be of several styles: every head runs on every row and each row's loss
+    takes its own head's output (``masked_mse``'s per-row heads), so each head's gradient is
+    that of its own rows. ``carry``: None (independent windows) or the one-head carry of the
+    batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
+    gradient flows into it. ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for
+    tests). Returns (state, metrics, new carry or None)."""
+    TRACES["train_step", model_config, optim, debug_nan_step, mixed_styles] += 1
     tx = make_optimizer(optim)
-    style = batch.styles[0]
     if carry is not None:
         carry = reset_carry(jax.lax.stop_gradient(carry), batch.reset)
     key = jax.random.fold_in(state.key, state.step)
 
     def loss_fn(params):
-        vel, new_carry = _own_head(params, model_config, batch, carry, train=True,
-                                   rngs={"dropout": key})
-        value, se, cells = masked_mse(vel, batch.targets, batch.lengths,
-                                      jnp.zeros_like(batch.styles), batch.inputs, optim.loss)
+        if mixed_styles:  # (S, N, T, 88): each row then picks its own head
+            vel, new_carry = StyleNet(model_config).apply(
+                {"params": params}, batch.inputs, batch.lengths, train=True,
+                rngs={"dropout": key})
+            heads = batch.styles
+        else:
+            vel, new_carry = _own_head(params, model_config, batch, carry, train=True,
+                                       rngs={"dropout": key})
+            heads = jnp.zeros_like(batch.styles)
+        value, se, cells = masked_mse(vel, batch.targets, batch.lengths, heads, batch.inputs,
+                                      optim.loss)
         return value, (se, cells, new_carry)
 
     (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -137,11 +161,12 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
         value, grads = value * poison, jax.tree.map(lambda g: g * poison, grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    present = jnp.arange(model_config.num_styles) == style
+    present = (styles_present(batch.styles, batch.lengths, model_config.num_styles)
+               if mixed_styles else jnp.arange(model_config.num_styles) == batch.styles[0])
     params = where_heads(present, params, state.params)
     opt_state = where_heads(present, opt_state, state.opt_state)
-    metrics = _accumulate(metrics, style, se, cells, batch.lengths, optax.tree.norm(grads),
-                          value)
+    metrics = _accumulate(metrics, batch.styles, se, cells, batch.lengths,
+                          optax.tree.norm(grads), value)
     new_carry = None if carry is None else new_carry
     return TrainState(state.step + 1, params, opt_state, state.key), metrics, new_carry
 
@@ -160,7 +185,7 @@ def eval_step(params: Any, metrics: dict[str, Array], batch: batching.Batch, car
     real = jnp.arange(vel.shape[2])[None, :, None] < batch.lengths[:, None, None]
     onset = ((onset_channels(batch.inputs) > 0) & real).astype(jnp.float32)
     sums = ((vel[0] * onset).sum(), (batch.targets * onset).sum(), onset.sum())
-    metrics = _accumulate(metrics, batch.styles[0], se, cells, batch.lengths, jnp.zeros(()),
+    metrics = _accumulate(metrics, batch.styles, se, cells, batch.lengths, jnp.zeros(()),
                           value, sums)
     return metrics, (None if carry is None else new_carry)
 

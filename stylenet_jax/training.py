@@ -105,7 +105,8 @@ class Run(NamedTuple):
                              f"songs_per_batch divisible by {parallel.num_devices}")
         return cls(config, list(styles),
                    lambda *a: train_step(*a, model_config=config.model, optim=config.optim,
-                                         debug_nan_step=config.schedule.debug_nan_step),
+                                         debug_nan_step=config.schedule.debug_nan_step,
+                                         mixed_styles=config.data.mixed_styles),
                    lambda *a: eval_step(*a, model_config=config.model, loss=config.optim.loss),
                    parallel)
 
@@ -116,7 +117,8 @@ class Run(NamedTuple):
     @property
     def train_traces(self) -> int:
         c = self.config
-        return TRACES["train_step", c.model, c.optim, c.schedule.debug_nan_step]
+        return TRACES["train_step", c.model, c.optim, c.schedule.debug_nan_step,
+                      c.data.mixed_styles]
 
     def carries(self) -> dict[int, Any] | None:
         """Zero one-head carries per style (carry layout), else None."""
@@ -128,11 +130,13 @@ class Run(NamedTuple):
                 for s in range(len(self.styles))}
 
     def batches(self, songs: Sequence[batching.Windows], rng) -> Iterator[batching.Batch]:
-        """An epoch's batches in ``rng``'s order (None: manifest order, no augmentation)."""
+        """An epoch's batches in ``rng``'s order (None: manifest order for evaluation, one
+        style per batch and no augmentation, whatever the layout)."""
         data = self.config.data
         shifts = (np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
                   if rng is not None and data.transpose else None)  # before rng is drawn
-        batches = batching.epoch_batches(songs, layout=data.layout,
+        layout = "independent" if rng is None and data.layout == "mixed" else data.layout
+        batches = batching.epoch_batches(songs, layout=layout,
                                          songs_per_batch=data.songs_per_batch,
                                          windows_per_batch=data.windows_per_batch, rng=rng)
         return batching.transposed(batches, data.transpose, shifts) if shifts else batches

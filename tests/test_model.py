@@ -319,3 +319,17 @@ def test_bfloat16_training_step_runs_every_matmul_in_bfloat16():
         lambda p: jnp.sum(StyleNet(cfg32).apply({"params": p}, x, lengths, train=False)[0] ** 2)))(
         params))
     assert len(fp32) >= 10 and all(d == ("float32", "float32") for d in fp32)
+
+
+def test_velocity_scale_120_is_the_papers_output_times_120_over_127():
+    x, lengths = _notes(5, 3, 12), jnp.array([12, 9, 4])
+    paper, seed_code = _cfg(), _cfg(velocity_scale=120)
+    variables = _init(paper, x, lengths)  # the same parameters serve both
+    y, _ = _apply(paper, variables, x, lengths)
+    y120, _ = _apply(seed_code, variables, x, lengths)
+    _close(y120, y * (120 / 127), 1e-7)
+    assert float(y120.max()) <= 120 / 127
+    assert float(jnp.abs(y - _apply(_cfg(velocity_scale=127), variables, x, lengths)[0]).max()
+                 ) == 0.0  # the default leaves the paper's maths untouched
+    with pytest.raises(ValueError, match="velocity_scale"):
+        _cfg(velocity_scale=128)

@@ -51,3 +51,71 @@ def test_train_step_updates_only_own_head(data_dir):
     m = jax.device_get(metrics)
     assert m["batches"].tolist() == [1.0, 0.0] and m["cells"][0] == batch.lengths.sum() * 88
 
+
+
+def _three_style_setup(data_dir, **model_kw):
+    config = Config().replace(data_dir=data_dir, hidden_size=8, num_layers=1, window=16,
+                              keep_prob=1.0, **model_kw)
+    cfg = dataclasses.replace(config.model, num_styles=3)
+    state = train_steps.init_state(jax.random.PRNGKey(1), model_config=cfg, optim=config.optim)
+    songs = batching.window_songs(dataset.load_songs(data_dir, "train"), ["classical", "jazz"],
+                                  16)
+    return config, cfg, state, songs
+
+
+def _step(state, batch, cfg, optim, mixed):
+    state = jax.tree.map(jnp.array, state)  # a fresh copy: the step donates its state
+    return train_steps.train_step(state, train_steps.zero_metrics(cfg.num_styles),
+                                  jax.tree.map(jnp.asarray, batch), None, model_config=cfg,
+                                  optim=optim, mixed_styles=mixed)
+
+
+def test_mixed_step_of_one_style_is_the_papers_step(data_dir):
+    config, cfg, state, songs = _three_style_setup(data_dir)
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    paper, paper_metrics, _ = _step(state, batch, cfg, config.optim, False)
+    mixed, mixed_metrics, _ = _step(state, batch, cfg, config.optim, True)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 jax.device_get(mixed.params), jax.device_get(paper.params))
+    for name in ("se", "cells", "steps", "batches"):
+        np.testing.assert_allclose(mixed_metrics[name], paper_metrics[name], rtol=1e-5)
+
+
+def test_mixed_batches_train_each_row_through_its_own_head(data_dir):
+    config, cfg, state, songs = _three_style_setup(data_dir)
+    batches = list(batching.epoch_batches(songs, layout="mixed", songs_per_batch=4,
+                                          windows_per_batch=8, rng=np.random.default_rng(0)))
+    batch = next(b for b in batches if len(set(b.styles[b.lengths > 0].tolist())) == 2)
+    new, metrics, _ = _step(state, batch, cfg, config.optim, True)
+    before, after = jax.device_get(state.params), jax.device_get(new.params)
+    for path, b in jax.tree_util.tree_leaves_with_path(before["heads"]):
+        a = dict(jax.tree_util.tree_leaves_with_path(after["heads"]))[path]
+        assert not np.array_equal(a[0], b[0]) and not np.array_equal(a[1], b[1]), path
+        np.testing.assert_array_equal(a[2], b[2])  # no row of style 2: untouched
+    # the loss is each row against its own head: per style, the squared errors of the
+    # one-head forward of that style's rows
+    m = jax.device_get(metrics)
+    velocities = model.predict(state.params, batch.inputs, batch.lengths, config=cfg)
+    for style in (0, 1):
+        rows = (batch.styles == style) & (batch.lengths > 0)
+        real = np.arange(16)[None, :, None] < batch.lengths[rows][:, None, None]
+        se = ((np.asarray(velocities[style])[rows] - batch.targets[rows]) ** 2 * real).sum()
+        assert m["se"][style] == pytest.approx(se, rel=1e-4)
+        assert m["batches"][style] == 1.0
+    assert m["batches"][2] == 0.0
+
+
+def test_mixed_layout_holds_every_window_once_with_its_own_style(data_dir):
+    _, _, _, songs = _three_style_setup(data_dir)
+    rng = np.random.default_rng(3)
+    batches = list(batching.epoch_batches(songs, layout="mixed", songs_per_batch=4,
+                                          windows_per_batch=8, rng=rng))
+    assert len(batches) == batching.count_batches(songs, "mixed", 4, 8,
+                                                  np.random.default_rng(3))
+    assert all(b.inputs.shape == (8, 16, 176) for b in batches)
+    assert any(len(set(b.styles[b.lengths > 0].tolist())) > 1 for b in batches)
+    got = sorted((int(s), int(n)) for b in batches for s, n in zip(b.styles, b.lengths) if n)
+    want = sorted((w.style, int(n)) for w in songs for n in w.lengths if n)
+    assert got == want
+    with pytest.raises(ValueError, match="mixed_styles"):
+        Config().replace(mixed_styles=True, carry_state=True)
