@@ -62,6 +62,10 @@ class ModelConfig:
                                  "computed from the notes (highest and lowest sounding key, "
                                  "each onset's duration, chord size, place in the beat; see "
                                  "stylenet_jax/note_context.py). Off: the paper's input.")
+    shared_heads: bool = setting(False, "One GenreNet head's weights serve every style (the "
+                                 "seed's published code may have shared them): the styles "
+                                 "then differ in nothing. Off: one head per style (the "
+                                 "paper).")
     velocity_scale: int = setting(127, "What the heads' sigmoid output 1.0 means: velocity "
                                   "127 (the paper's text) or 120 (the seed's published code "
                                   "divides velocities by 120: it then writes at most 120; the "
@@ -94,6 +98,11 @@ class ModelConfig:
         """Inverse of ``dataclasses.asdict``; unknown keys are an error, missing ones take
         their defaults (fields added since a checkpoint was written)."""
         return _from_dict(cls, d)
+
+
+def num_heads(config: "ModelConfig") -> int:
+    """Head parameter sets of a model: 1 with ``shared_heads``, else one per style."""
+    return 1 if config.shared_heads else config.num_styles
 
 
 SPEED_ONLY_FIELDS = ("unroll", "recurrence")  # ModelConfig fields that leave the maths alone

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from stylenet_jax.config import ModelConfig
+from stylenet_jax.config import ModelConfig, num_heads
 from stylenet_jax.lstm import LSTMState, dense_dot_general, fused_lstm
 from stylenet_jax.note_context import context_channels
 
@@ -33,9 +33,10 @@ def initial_carry(config: ModelConfig, n: int) -> dict[str, LSTMState]:
     """Zero carry for a batch of n rows (float32).
 
     ``{'interpretation': LSTMState((n, H), (n, H))`` (only with the interpretation layer),
-    ``'heads': LSTMState((S, L, n, H), (S, L, n, H))}`` (forward direction of each head layer).
+    ``'heads': LSTMState((S, L, n, H), (S, L, n, H))}`` (forward direction of each head layer;
+    S = 1 with ``shared_heads``).
     """
-    s, l, h = config.num_styles, config.num_layers, config.hidden_size
+    s, l, h = num_heads(config), config.num_layers, config.hidden_size
     carry = {"heads": LSTMState(jnp.zeros((s, l, n, h)), jnp.zeros((s, l, n, h)))}
     if config.use_interpretation_layer:
         carry["interpretation"] = LSTMState(jnp.zeros((n, h)), jnp.zeros((n, h)))
@@ -179,23 +180,27 @@ class StyleNet(nn.Module):
             split_rngs={"params": True, "dropout": True},
             in_axes=(0, None, 0),
             out_axes=0,
-            axis_size=cfg.num_styles,
+            axis_size=num_heads(cfg),
         )(cfg, deterministic=not train, name="heads")
         # Each head gets its own copy of x: with a shared (unbatched) x, the gradient sums the
         # heads' input gradients, XLA folds that sum into the matmul, and XLA:CPU cannot run
         # the folded bf16 matmul ("Unsupported element type for DotThunk").
-        xs = jnp.broadcast_to(x, (cfg.num_styles,) + x.shape)
+        xs = jnp.broadcast_to(x, (num_heads(cfg),) + x.shape)
         vel, new_carry["heads"] = heads(xs, lengths, carry["heads"])
-        return jnp.where(mask, vel, 0.0).swapaxes(1, 2), new_carry  # (S, N, T, output_size)
+        vel = jnp.where(mask, vel, 0.0).swapaxes(1, 2)  # (heads, N, T, output_size)
+        # one shared head plays every style: (S, N, T, output_size) like separate heads
+        return jnp.broadcast_to(vel, (cfg.num_styles,) + vel.shape[1:]), new_carry
 
 
 def select_heads(params: Any, heads: Array) -> Any:
     """Params of a model of the heads ``heads`` (K,) int32 only, in that order: every
-    ``heads`` leaf (S, ...) -> (K, ...); other leaves unchanged. Traceable (the training steps
+    ``heads`` leaf (S, ...) -> (K, ...); other leaves unchanged. A shared head (leaf (1, ...),
+    ``shared_heads``) is left as it is: it plays every style. Traceable (the training steps
     pass a traced style) and differentiable."""
     heads = jnp.asarray(heads, jnp.int32)
-    return jax.tree_util.tree_map_with_path(
-        lambda p, a: jnp.take(a, heads, axis=0) if is_head_param(p) else a, params)
+    return jax.tree_util.tree_map_with_path(  # a shared head (leading axis 1) serves them all
+        lambda p, a: jnp.take(a, heads, axis=0) if is_head_param(p) and a.shape[0] > 1 else a,
+        params)
 
 
 def head_config(config: ModelConfig, num_heads: int = 1) -> ModelConfig:

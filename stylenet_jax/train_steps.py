@@ -67,11 +67,13 @@ def init_state(seed_key: Array, *, model_config: ModelConfig, optim: OptimConfig
 
 def where_heads(present: Array, new: Any, old: Any) -> Any:
     """``new`` where ``present`` (S,) bool, else ``old``, on every ``heads`` leaf (S, ...) of
-    a params-shaped tree (also optimizer moments); other leaves come from ``new``."""
+    a params-shaped tree (also optimizer moments); other leaves come from ``new``. A shared
+    head (leading axis 1) takes ``new`` when any style is present."""
     def pick(path, a, b):
         if not is_head_param(path):
             return a
-        return jnp.where(present.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+        here = present if a.shape[0] == present.shape[0] else present.any(keepdims=True)
+        return jnp.where(here.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # shared: any
     return jax.tree_util.tree_map_with_path(pick, new, old)
 
 

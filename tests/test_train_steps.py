@@ -119,3 +119,38 @@ def test_mixed_layout_holds_every_window_once_with_its_own_style(data_dir):
     assert got == want
     with pytest.raises(ValueError, match="mixed_styles"):
         Config().replace(mixed_styles=True, carry_state=True)
+
+
+def test_shared_heads_one_set_of_weights_plays_and_learns_every_style(data_dir):
+    config, cfg, state, songs = _three_style_setup(data_dir, shared_heads=True)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state.params["heads"]):
+        assert leaf.shape[0] == 1, path  # one head's parameters
+    assert model.param_problem(state.params, cfg) is None
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    velocities = model.predict(state.params, batch.inputs, batch.lengths, config=cfg)
+    assert velocities.shape[0] == 3
+    np.testing.assert_array_equal(velocities[0], velocities[2])  # every style the same
+    jazz = batch._replace(styles=np.ones_like(batch.styles))
+    for mixed in (False, True):
+        new, _, _ = _step(state, jazz, cfg, config.optim, mixed)
+        moved = jax.tree.map(lambda a, b: not np.array_equal(a, b),
+                             jax.device_get(new.params["heads"]),
+                             jax.device_get(state.params["heads"]))
+        assert all(jax.tree.leaves(moved))  # a jazz batch trains the one shared head
+    separate = dataclasses.replace(cfg, shared_heads=False)
+    assert "heads" in (model.param_problem(state.params, separate) or "")
+
+
+def test_a_shared_head_export_performs_every_style_and_blend_alike(data_dir, tmp_path):
+    from stylenet_jax import checkpoints, performer
+
+    _, cfg, state, _ = _three_style_setup(data_dir, shared_heads=True)
+    path = checkpoints.export_inference(str(tmp_path / "shared.npz"), state.params, cfg,
+                                        ["classical", "jazz", "pop"])
+    stylizer = performer.Stylizer(path)
+    notes = (np.random.default_rng(0).random((300, 176)) < 0.05).astype(np.uint8)
+    alone = stylizer.predict(notes, {"classical": 1.0})
+    assert alone.shape == (300, 88) and alone.max() > 0
+    np.testing.assert_array_equal(stylizer.predict(notes, {"pop": 1.0}), alone)
+    np.testing.assert_allclose(stylizer.predict(notes, {"jazz": 0.5, "pop": 0.5}), alone,
+                               rtol=1e-6)
