@@ -213,10 +213,10 @@ def measure_jax(spec: Spec) -> dict[str, Any]:
             holder["state"], holder["metrics"], batch, None, **configs)
         return holder["state"]
 
-    key = ("train_step", spec.model, spec.optim, -1)
-    traces_before = train_steps.TRACES[key]
+    traces_before = train_steps.train_traces(spec.model, spec.optim)
     out.update(time_calls(call, jax.block_until_ready, spec.warmup, spec.repeats))
-    out["compiles"] = train_steps.TRACES[key] - traces_before  # 0: compiled by an earlier run
+    out["compiles"] = train_steps.train_traces(spec.model, spec.optim) - traces_before  # 0: an
+    # earlier run of this process compiled it
     if parallel is not None:
         out["data_parallel"] = bench_devices.placement(parallel, batch, holder["state"])
     metrics = jax.device_get(holder["metrics"])

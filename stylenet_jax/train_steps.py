@@ -40,6 +40,12 @@ Array = jax.Array
 TRACES: collections.Counter = collections.Counter()  # (step name, *static configs) -> traces
 
 
+def train_traces(model_config: ModelConfig, optim: OptimConfig, debug_nan_step: int = -1,
+                 mixed_styles: bool = False) -> int:
+    """How many times this process traced ``train_step`` for these static arguments."""
+    return TRACES["train_step", model_config, optim, debug_nan_step, mixed_styles]
+
+
 class TrainState(NamedTuple):
     """step: int32 (); params, opt_state: pytrees; key: uint32 (2,) base PRNG key."""
 

@@ -31,8 +31,8 @@ from stylenet_jax.input_pipeline import prefetch_to_device
 from stylenet_jax.metrics_writer import MetricsWriter
 from stylenet_jax.model import head_config, initial_carry
 from stylenet_jax.parallel import DataParallel, is_primary
-from stylenet_jax.train_steps import (TRACES, TrainState, eval_step, init_state, summarize,
-                                      train_step, zero_metrics)
+from stylenet_jax.train_steps import (TrainState, eval_step, init_state, summarize, train_step,
+                                      train_traces, zero_metrics)
 
 
 class RunSetupError(ValueError):
@@ -117,8 +117,7 @@ class Run(NamedTuple):
     @property
     def train_traces(self) -> int:
         c = self.config
-        return TRACES["train_step", c.model, c.optim, c.schedule.debug_nan_step,
-                      c.data.mixed_styles]
+        return train_traces(c.model, c.optim, c.schedule.debug_nan_step, c.data.mixed_styles)
 
     def carries(self) -> dict[int, Any] | None:
         """Zero one-head carries per style (carry layout), else None."""

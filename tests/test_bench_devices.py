@@ -118,6 +118,7 @@ def test_report_section_from_given_numbers():
         dataclasses.replace(o, devices=()), [], made_up())
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_a_real_tiny_sweep_on_one_and_two_forced_host_devices(tmp_path, monkeypatch):
     """Each N in its own worker process with N forced CPU host devices: the batch really is
     spread over N devices, the parameters replicated on all N, and both rows have steps/s."""

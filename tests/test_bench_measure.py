@@ -52,7 +52,7 @@ def test_jax_train_and_inference_measurements():
     assert first["peak_bytes"] > 0 and first["memory"] == "process peak RSS"
     assert first["jax_backend"] == "cpu"
     assert bench_measure.measure(s)["compiles"] == 0
-    assert train_steps.TRACES["train_step", s.model, s.optim, -1, False] == 1
+    assert train_steps.train_traces(s.model, s.optim) == 1
     infer = bench_measure.measure(dataclasses.replace(s, kind="infer", batch=1, steps=9))
     assert "error" not in infer and len(infer["times_s"]) == 2 and "compiles" not in infer
 

@@ -156,6 +156,7 @@ def _corpus_file_round_trip(path):
     return path, len(notes), int(alone.sum()), exact, rule
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_round_trip_is_exact_on_every_corpus_file(corpus_dir):
     """Every in-range note alone in its onset cell gets its velocity back; shared cells the loudest."""
     paths = sorted(str(p) for p in corpus_dir.glob("*/*.mid"))

@@ -143,6 +143,7 @@ def test_page_plays_records_answers_and_exports_a_csv_that_scores(kit, tmp_path)
     assert "3 answers from 1 listener(s)" in done.stdout and "| Ann, O'Neil | 3 |" in done.stdout
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_kit_and_plot_on_real_performances_with_the_shipped_model(corpus_dir, tmp_path):
     """The README's commands on two pianists of the corpus: a kit with the shipped model and
     the tree baseline, and stylize's --plot with the controls."""

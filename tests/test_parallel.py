@@ -27,16 +27,19 @@ def measured(tmp_path_factory):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_a_data_parallel_step_is_the_single_device_step(measured):
     assert measured["devices"] == 4
     assert measured["step_rows_8"] < 1e-5
     assert measured["metrics_rows_8"] < 1e-3  # sums of squared errors, summed in another order
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_rows_the_devices_do_not_divide_are_padded_with_rows_that_count_for_nothing(measured):
     assert measured["step_rows_6"] < 1e-5 and measured["metrics_rows_6"] < 1e-3
 
 
+@pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_a_run_on_four_devices_compiles_once_keeps_parameters_replicated_and_resumes(measured):
     assert measured["run_difference"] < 1e-4  # 2 epochs of steps, float sums reordered
     assert measured["run_compiles"] == 1
