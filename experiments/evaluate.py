@@ -31,16 +31,22 @@ DEFAULT_FEATURES = os.path.join(ASSETS, "feature_baseline.pkl")
 FLAGS = flags.FLAGS
 
 
-def _define_flags() -> None:
+def define_performance_flags(used_for: str) -> None:
+    """The flags of ``read_performances``: where the human performances come from, for
+    ``used_for`` ("scored", "cut into excerpts")."""
     flags.DEFINE_string("data_dir", None, "A dataset built by data_prep.build: its --split is "
-                        "scored, read from the MIDI files it was built from.")
-    flags.DEFINE_string("split", None, "Split of --data_dir to score (default: test if the "
-                        "dataset has one, else validation).")
+                        f"{used_for}, read from the MIDI files it was built from.")
+    flags.DEFINE_string("split", None, "Split of --data_dir (default: test, pieces no model "
+                        "was trained on, if the dataset has one, else validation).")
     flags.DEFINE_string("midi_root", None, "Where --data_dir's MIDI files are now (default: the "
                         "folder recorded when it was built).")
     flags.DEFINE_string("midi_dir", None, "Instead of --data_dir: a folder of human-performed "
                         "MIDI files, style = first sub-folder (or --files_style).")
     flags.DEFINE_string("files_style", None, "With --midi_dir: the style of every file.")
+
+
+def _define_flags() -> None:
+    define_performance_flags("scored")
     flags.DEFINE_multi_string("model", None, "NAME=PATH of a model to score: an inference "
                               "export (.npz) or a training workdir / checkpoint folder. Repeat "
                               "for several. Default: model=the shipped model.")

@@ -34,8 +34,9 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import listening_audio, listening_kit
-from experiments.evaluate import DEFAULT_FEATURES, build_systems, read_performances
+from experiments import evaluate, listening_audio, listening_kit
+from experiments.evaluate import (DEFAULT_FEATURES, build_systems, define_performance_flags,
+                                  read_performances)
 from stylenet_jax import dataset, encoding, evaluation, midi, midi_files, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags, usage_error
@@ -44,15 +45,8 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("data_dir", None, "A dataset built by data_prep.build: excerpts come "
-                        "from its --split (default test: pieces no model was trained on).")
-    flags.DEFINE_string("split", None, "Split of --data_dir (default: test if the dataset "
-                        "has one, else validation).")
-    flags.DEFINE_string("midi_root", None, "Where --data_dir's MIDI files are now (default: "
-                        "the folder recorded when it was built).")
-    flags.DEFINE_string("midi_dir", None, "Instead of --data_dir: a folder of human-performed "
-                        "MIDI files, style = first sub-folder (or --files_style).")
-    flags.DEFINE_string("files_style", None, "With --midi_dir: the style of every file.")
+    define_performance_flags("cut into excerpts")
+    flags.adopt_module_key_flags(evaluate)  # --help lists them among this command's own
     flags.DEFINE_string("out", None, "The kit's folder (must not exist yet, or be empty).")
     flags.DEFINE_multi_string("model", None, "NAME=PATH of a StyleNet model to put against "
                               "the pianist (inference .npz or training workdir); repeat for "
