@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from stylenet_jax import dataset, evaluation, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
@@ -161,6 +161,7 @@ def read_performances(data_dir: str | None, midi_dir: str | None, *, split: str 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not for this report
     began = time.perf_counter()
     try:
         performed, data = load_performances()
