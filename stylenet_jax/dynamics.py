@@ -131,20 +131,24 @@ class Controls:
         """True when ``apply`` changes nothing."""
         return self.strength == 1.0 and not self.keep_level and self.velocity_range is None
 
+    def _changes(self) -> list[tuple[str, str]]:
+        """(label, file-name part) of each control away from its default, in applying order."""
+        changes = [(f"strength {self.strength:g}", f"strength{round(self.strength * 100):d}")
+                   ] if self.strength != 1.0 else []
+        changes += [("level kept", "keeplevel")] if self.keep_level else []
+        if self.velocity_range:
+            low, high = self.velocity_range
+            changes.append((f"range {low}-{high}", f"range{low}to{high}"))
+        return changes
+
     def label(self) -> str:
         """"" for the defaults, else e.g. ", strength 0.5, level kept, range 40-100"."""
-        parts = [f"strength {self.strength:g}"] if self.strength != 1.0 else []
-        parts += ["level kept"] if self.keep_level else []
-        parts += ["range {}-{}".format(*self.velocity_range)] if self.velocity_range else []
-        return "".join(f", {p}" for p in parts)
+        return "".join(f", {label}" for label, _ in self._changes())
 
     def file_suffix(self) -> str:
         """"" for the defaults, else what sets the output name apart, e.g.
         "-strength50-keeplevel-range40to100"."""
-        parts = [f"strength{round(self.strength * 100):d}"] if self.strength != 1.0 else []
-        parts += ["keeplevel"] if self.keep_level else []
-        parts += ["range{}to{}".format(*self.velocity_range)] if self.velocity_range else []
-        return "".join(f"-{p}" for p in parts)
+        return "".join(f"-{part}" for _, part in self._changes())
 
     def apply(self, new: np.ndarray, own: np.ndarray) -> np.ndarray:
         """int64 (n,) velocities 1..127: strength, then keep_level, then velocity_range, on

@@ -40,10 +40,16 @@ Array = jax.Array
 TRACES: collections.Counter = collections.Counter()  # (step name, *static configs) -> traces
 
 
+def _train_key(model_config: ModelConfig, optim: OptimConfig, debug_nan_step: int = -1,
+               mixed_styles: bool = False) -> tuple:
+    """``train_step``'s key in ``TRACES``: its static arguments."""
+    return "train_step", model_config, optim, debug_nan_step, mixed_styles
+
+
 def train_traces(model_config: ModelConfig, optim: OptimConfig, debug_nan_step: int = -1,
                  mixed_styles: bool = False) -> int:
     """How many times this process traced ``train_step`` for these static arguments."""
-    return TRACES["train_step", model_config, optim, debug_nan_step, mixed_styles]
+    return TRACES[_train_key(model_config, optim, debug_nan_step, mixed_styles)]
 
 
 class TrainState(NamedTuple):
@@ -142,7 +148,7 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
     batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
     gradient flows into it. ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for
     tests). Returns (state, metrics, new carry or None)."""
-    TRACES["train_step", model_config, optim, debug_nan_step, mixed_styles] += 1
+    TRACES[_train_key(model_config, optim, debug_nan_step, mixed_styles)] += 1
     tx = make_optimizer(optim)
     if carry is not None:
         carry = reset_carry(jax.lax.stop_gradient(carry), batch.reset)
