@@ -110,3 +110,45 @@ def test_score_by_style_adds_all():
 def test_mismatched_shapes_raise():
     with pytest.raises(ValueError):
         metrics.note_metrics(np.arange(3), np.arange(4))
+
+
+def _noisy_pieces(rng, n, noise):
+    """n pieces of 40 notes; predictions = human + per-piece offset + N(0, noise) per note."""
+    out = []
+    for i in range(n):
+        h = rng.integers(20, 110, 40)
+        offset = rng.normal(0, 15)  # a hard piece is hard for every system
+        out.append((f"p{i}", h, h + offset))
+    return [(piece, h, base + rng.normal(0, noise, len(h))) for piece, h, base in out]
+
+
+def test_paired_difference_is_b_minus_a_and_tighter_than_separate_intervals():
+    rng = np.random.default_rng(1)
+    pieces = _noisy_pieces(rng, 30, 0.0)
+    a = [_piece(name, h, np.clip(np.rint(p + rng.normal(0, 8, len(h))), 1, 127))
+         for name, h, p in pieces]
+    b = [_piece(name, h, np.clip(np.rint(p + rng.normal(0, 4, len(h))), 1, 127))
+         for name, h, p in pieces]
+    names, sums_a = metrics.piece_sums(a)
+    _, sums_b = metrics.piece_sums(b)
+    d = metrics.paired_difference(names, sums_a, sums_b, resamples=1000)
+    score_a, score_b = metrics.score(a, resamples=1000), metrics.score(b, resamples=1000)
+    assert d["mae"] == pytest.approx(score_b["mae"] - score_a["mae"])
+    assert d["pearson_r"] == pytest.approx(score_b["pearson_r"] - score_a["pearson_r"])
+    assert d["mae_hi"] < 0 < d["pearson_r_lo"]  # b is better, and the interval says so
+    # The separate intervals overlap; the paired one excludes 0.
+    assert score_b["mae_hi"] > score_a["mae_lo"]
+    assert d["mae_hi"] - d["mae_lo"] < (score_a["mae_hi"] - score_a["mae_lo"]) / 2
+    # A system against itself differs by exactly nothing on every resample.
+    same = metrics.paired_difference(names, sums_a, sums_a, resamples=200)
+    assert same["mae_lo"] == same["mae"] == same["mae_hi"] == 0 and same["pieces"] == 30
+
+
+def test_paired_difference_refuses_sums_of_other_performances():
+    a = [_piece("a", [10, 50, 90], [20, 50, 80])]
+    names, sums = metrics.piece_sums(a)
+    _, other = metrics.piece_sums([_piece("a", [11, 50, 90], [20, 50, 80])])
+    with pytest.raises(ValueError, match="same performances"):
+        metrics.paired_difference(names, sums, other)
+    with pytest.raises(ValueError, match="must both be"):
+        metrics.paired_difference(names, sums, sums[:, :4])
