@@ -26,7 +26,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from stylenet_jax import checkpoints, dataset, evaluation, performances
+from stylenet_jax import checkpoints, dataset, evaluation, metrics, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
@@ -54,6 +54,8 @@ def _define_flags() -> None:
     flags.DEFINE_bool("classifier", True, "Score the identify-the-human classifier too.")
     flags.DEFINE_integer("resamples", 500, "Bootstrap resamples for each run's intervals.")
     flags.DEFINE_string("out", "results/ablations.md", "Markdown report to write.")
+    flags.DEFINE_string("reference", "loss_onset", "The variant every other is compared with, "
+                        "paired on the same test notes (its row first; empty: no comparison).")
 
 
 def variant_files(directory: str, names: Sequence[str]) -> dict[str, str]:
@@ -116,14 +118,19 @@ def _write_json(path: str, data) -> None:
     write_text_atomically(path, json.dumps(data, indent=1))
 
 
-def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
-    """The run's scores on the test performances (cached in ``workdir/score.json``, keyed by
-    the epochs trained and the test set): per style and "all", plus classifier accuracy."""
-    key = {"epochs": _completed_epochs(workdir), "test": sorted(p.id for p in performed),
-           "classifier": FLAGS.classifier}
+SCORE_FORMAT = 2  # 2: with each performance's note sums, for paired comparisons
+
+
+def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[dict, dict]:
+    """The run's scores on the test performances and its per-performance note sums (cached in
+    ``workdir/score.json``, keyed by the epochs trained and the test set). Scores: per style
+    and "all", plus classifier accuracy; sums: ``{style: {"ids", "pieces", "sums"}}``, the
+    rows of ``metrics.paired_difference`` in ``performed``'s order."""
+    key = {"format": SCORE_FORMAT, "epochs": _completed_epochs(workdir),
+           "test": sorted(p.id for p in performed), "classifier": FLAGS.classifier}
     cached = _read_json(os.path.join(workdir, "score.json"), {})
     if cached.get("key") == key:
-        return cached["scores"]
+        return cached["scores"], cached["sums"]
     from stylenet_jax.performer import Stylizer
 
     system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, checkpoints.INFERENCE_FILE)))
@@ -132,8 +139,14 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> dict:
     if FLAGS.classifier:
         scores["all"]["classifier_accuracy"] = evaluation.identify_the_human(
             performed, result)["model"]["accuracy"]
-    _write_json(os.path.join(workdir, "score.json"), {"key": key, "scores": scores})
-    return scores
+    sums = {}
+    for style, comparisons in result.comparisons["model"].items():
+        pieces, rows = metrics.piece_sums(comparisons)
+        sums[style] = {"ids": [p.id for p in performed if p.style == style],
+                       "pieces": pieces, "sums": rows.tolist()}
+    _write_json(os.path.join(workdir, "score.json"),
+                {"key": key, "scores": scores, "sums": sums})
+    return scores, sums
 
 
 def main(argv: Sequence[str]) -> None:
@@ -146,6 +159,11 @@ def main(argv: Sequence[str]) -> None:
         seeds = [int(s) for s in FLAGS.seeds]
         if not variants or not seeds or FLAGS.num_epochs < 1:
             raise ValueError("need at least one variant, one seed and --num_epochs >= 1")
+        if FLAGS.reference and FLAGS.reference not in variants:
+            raise ValueError(f"--reference={FLAGS.reference} is not among the variants run "
+                             f"({', '.join(variants)}); add it or pass --reference=")
+        variants = {name: variants[name] for name in sorted(
+            variants, key=lambda n: n != FLAGS.reference)}  # the reference first
         dataset.read_manifest(FLAGS.data_dir or "")
         performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
                                               FLAGS.midi_root)
@@ -162,13 +180,15 @@ def main(argv: Sequence[str]) -> None:
             except RuntimeError as e:
                 print(f"error: {e}; skipping it (re-run to resume)", file=sys.stderr)
                 continue
-            runs.append({"workdir": workdir, "scores": score_run(workdir, performed),
+            scores, sums = score_run(workdir, performed)
+            runs.append({"workdir": workdir, "scores": scores, "sums": sums, "seed": seed,
                          "epochs": _completed_epochs(workdir),
                          "wall_seconds": _read_json(os.path.join(workdir, "wall_seconds.json"),
                                                     {"seconds": float("nan")})["seconds"]})
         rows[name] = {"description": variant_description(flagfile), "runs": runs}
         ablations_report.write(FLAGS.out, rows, performed, command="python -m "
-                               "experiments.ablations " + " ".join(sys.argv[1:]))
+                               "experiments.ablations " + " ".join(sys.argv[1:]),
+                               reference=FLAGS.reference or None, resamples=FLAGS.resamples)
     print(f"wrote {FLAGS.out}")
 
 

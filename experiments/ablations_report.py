@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from stylenet_jax import metrics
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 from stylenet_jax.performances import Performed
@@ -58,6 +59,61 @@ def table(rows: Mapping[str, dict]) -> list[str]:
     return lines
 
 
+PAIRED_COLUMNS = (("mae", "Δ MAE", "{:+.1f}"), ("pearson_r", "Δ r", "{:+.3f}"))
+
+
+def _paired_rows(variant: dict, reference: dict, style: str | None
+                 ) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """The two variants' note sums on one style (None: every style), rows of the seeds both
+    ran, concatenated seed by seed: (pieces, sums of the reference, sums of the variant)."""
+    by_seed = {r["seed"]: r for r in reference["runs"] if "sums" in r}
+    pieces, ref_rows, var_rows = [], [], []
+    for run in variant["runs"]:
+        other = by_seed.get(run.get("seed"))
+        if other is None or "sums" not in run:
+            continue
+        for s in ([style] if style else sorted(run["sums"])):
+            mine, theirs = run["sums"].get(s), other["sums"].get(s)
+            if not mine or not theirs or mine["ids"] != theirs["ids"]:
+                return None  # scored on other performances: not comparable
+            pieces += mine["pieces"]
+            ref_rows += theirs["sums"]
+            var_rows += mine["sums"]
+    if not pieces:
+        return None
+    return pieces, np.asarray(ref_rows), np.asarray(var_rows)
+
+
+def paired_table(rows: Mapping[str, dict], reference: str, resamples: int) -> list[str]:
+    """Markdown lines: each variant minus the reference, per style and over every style, with
+    95% paired bootstrap intervals over pieces; bold where the interval excludes 0."""
+    styles = _styles(rows)
+    header = ["variant"] + [f"{title} {s}" for s in styles + ["all"]
+                            for _, title, _ in PAIRED_COLUMNS] + ["Δ spread (all)", "seeds"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name, row in rows.items():
+        if name == reference:
+            continue
+        cells = [f"`{name}`"]
+        seeds = "-"
+        for style in styles + [None]:
+            paired = _paired_rows(row, rows[reference], style)
+            if paired is None:
+                cells += ["-"] * len(PAIRED_COLUMNS) + ([] if style else ["-"])
+                continue
+            d = metrics.paired_difference(*paired, resamples=resamples)
+            columns = PAIRED_COLUMNS + ((("std_ratio", "", "{:+.2f}"),) if style is None else ())
+            for key, _, fmt in columns:
+                text = (f"{fmt.format(d[key])} [{fmt.format(d[key + '_lo'])}, "
+                        f"{fmt.format(d[key + '_hi'])}]")
+                cells.append(f"**{text}**" if d[key + "_lo"] > 0 or d[key + "_hi"] < 0
+                             else text)
+            seeds = str(len({r.get("seed") for r in row["runs"]}
+                            & {r.get("seed") for r in rows[reference]["runs"]}))
+        lines.append("| " + " | ".join(cells + [seeds]) + " |")
+    return lines
+
+
 def validation_curves(runs_by_variant: Mapping[str, Sequence[str]]) -> dict[str, list]:
     """{variant: [(epochs, val_losses) per run]} from each workdir's metrics.jsonl."""
     out = {}
@@ -94,7 +150,7 @@ def plot_curves(path: str, curves: Mapping[str, list]) -> str:
 
 
 def write(out: str, rows: Mapping[str, dict], performed: Sequence[Performed],
-          command: str) -> str:
+          command: str, reference: str | None = None, resamples: int = 500) -> str:
     """Writes the report (and ``<out without .md>/curves.png``); returns ``out``."""
     picture_dir = os.path.splitext(out)[0]
     os.makedirs(picture_dir, exist_ok=True)
@@ -113,6 +169,15 @@ def write(out: str, rows: Mapping[str, dict], performed: Sequence[Performed],
         "figure; human identified: the classifier's accuracy (0.5 = chance). With several "
         "seeds: mean ± sd.", "",
         *table(rows), "",
+        *([f"## Against `{reference}`", "",
+           f"Each variant minus `{reference}` on the same notes (seed for seed): negative Δ "
+           "MAE and positive Δ r are better. In brackets: 95% intervals by paired bootstrap "
+           f"over pieces ({resamples} resamples; both systems scored on each resample); bold "
+           "where the interval excludes 0. They measure how much the choice of test pieces "
+           "could move the difference, not how much another training seed would: with one "
+           "seed a difference can still be that seed's luck.", "",
+           *paired_table(rows, reference, resamples), ""]
+          if reference in rows and len(rows) > 1 else []),
         "Variants:", "",
         *[f"- `{name}`: {row['description']}" for name, row in rows.items()], "",
         f"![validation curves]({os.path.relpath(picture, os.path.dirname(os.path.abspath(out)))})",

@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from data_prep import build, synthetic
 from experiments import ablations, ablations_report
+from stylenet_jax import metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,6 +36,36 @@ def test_mean_sd():
     assert ablations_report.mean_sd([float("nan")], "{:.1f}") == "-"
 
 
+def _run(seed, pieces, predicted_by_piece, human):
+    comparisons = [metrics.PieceComparison(piece, human, predicted_by_piece[piece])
+                   for piece in pieces]
+    names, sums = metrics.piece_sums(comparisons)
+    return {"seed": seed, "scores": {"jazz": metrics.score(comparisons, resamples=20),
+                                     "all": metrics.score(comparisons, resamples=20)},
+            "sums": {"jazz": {"ids": [f"id-{p}" for p in pieces], "pieces": names,
+                              "sums": sums.tolist()}},
+            "epochs": 1, "wall_seconds": 1.0, "workdir": "nowhere"}
+
+
+def test_paired_table_compares_each_variant_with_the_reference_seed_for_seed():
+    rng = np.random.default_rng(0)
+    pieces = [f"p{i}" for i in range(12)]
+    human = rng.integers(30, 100, 50)
+    noisy = {p: np.clip(human + rng.normal(0, 12, 50).round(), 1, 127) for p in pieces}
+    close = {p: np.clip(human + rng.normal(0, 3, 50).round(), 1, 127) for p in pieces}
+    rows = {"ref": {"runs": [_run(0, pieces, noisy, human)]},
+            "better": {"runs": [_run(0, pieces, close, human)]},
+            "same": {"runs": [_run(0, pieces, noisy, human)]},
+            "other_seed": {"runs": [_run(1, pieces, close, human)]}}
+    lines = ablations_report.paired_table(rows, "ref", resamples=200)
+    by_name = {line.split(" | ")[0].strip("| `"): line for line in lines[2:]}
+    assert set(by_name) == {"better", "same", "other_seed"}  # no row for the reference
+    cells = by_name["better"].split(" | ")
+    assert cells[1].startswith("**-") and cells[2].startswith("**+")  # MAE down, r up: bold
+    assert "**" not in by_name["same"] and "+0.0 [+0.0, +0.0]" in by_name["same"]
+    assert by_name["other_seed"].count(" - ") >= 4  # no common seed: nothing to pair
+
+
 @pytest.mark.slow
 def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
     """Six training processes and three scorings: minutes on 2 cores, hence slow (CI runs
@@ -56,12 +88,14 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
              f"--runs_dir={tmp_path / 'runs'}", f"--variants_dir={variants}",
              f"--num_epochs={epochs}", "--seeds=0", f"--out={out}", "--resamples=20",
              "--train_flag=--noprogress", "--train_flag=--snapshot_every_epochs=0",
-             "--noclassifier"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+             "--noclassifier", "--reference=onset"], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
     first = sweep(1)
     assert first.returncode == 0, first.stderr[-2000:]
     text = out.read_text()
     assert "| `base` |" in text and "| `onset` |" in text and "Onset loss." in text
+    assert text.index("| `onset` |") < text.index("| `base` |")  # the reference first
+    assert "## Against `onset`" in text and text.count("| `base` |") == 2
     assert (tmp_path / "ablations" / "curves.png").is_file()
     score = tmp_path / "runs" / "onset" / "seed_0" / "score.json"
     stamp = score.stat().st_mtime_ns
