@@ -28,6 +28,7 @@ ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
                       "stylenet_jax", "assets")
 DEFAULT_STATS = os.path.join(ASSETS, "note_statistics.json")
 DEFAULT_FEATURES = os.path.join(ASSETS, "feature_baseline.pkl")
+PAIRED_REFERENCE = "features"  # the system every other is compared with, note for note
 FLAGS = flags.FLAGS
 
 
@@ -59,6 +60,10 @@ def _define_flags() -> None:
                         "shipped statistics).")
     flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model.")
     flags.DEFINE_integer("flat_velocity", 64, "Velocity of every note given to a system.")
+    flags.DEFINE_enum("timing", "performed", list(performances.TIMINGS), "When the notes given "
+                      "to a system are played: as the pianist played them (performed), or on "
+                      "the grid at one steady tempo, as a score gives them (score: no rubato, "
+                      "no note early or late; what a musician's sheet-music file holds).")
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the random baseline and the bootstrap.")
     flags.DEFINE_string("out", "results/evaluation.md", "Markdown report to write.")
@@ -173,8 +178,11 @@ def main(argv: Sequence[str]) -> None:
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
         (lambda line: None)
     result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
-                                 progress=log)
+                                 timing=FLAGS.timing, progress=log)
     scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)
+    paired = (evaluation.paired_differences(result, PAIRED_REFERENCE, resamples=FLAGS.resamples,
+                                            seed=FLAGS.seed)
+              if PAIRED_REFERENCE in described and len(described) > 1 else None)
     identified = {}
     if FLAGS.classifier:
         log("training the identify-the-human classifier per system")
@@ -192,7 +200,9 @@ def main(argv: Sequence[str]) -> None:
     text = evaluation_report.render(scores, title=FLAGS.title, command=command, data=data,
                                     systems_described=described, pictures=pictures,
                                     seconds=time.perf_counter() - began, notes=FLAGS.note,
-                                    resamples=FLAGS.resamples, identified=identified)
+                                    resamples=FLAGS.resamples, identified=identified,
+                                    timing=FLAGS.timing, paired=paired,
+                                    paired_reference=PAIRED_REFERENCE)
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
         write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out}, {out_json} and {len(pictures)} picture(s) in {plots_dir}")

@@ -67,11 +67,47 @@ def summary_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
     return lines
 
 
+def paired_table(paired: Mapping[str, Mapping[str, Mapping[str, float]]],
+                 systems: Sequence[str], styles: Sequence[str]) -> list[str]:
+    """Markdown lines: per system, per style its Δ MAE and Δ r against the reference with
+    the paired interval, bold where it excludes 0."""
+    lines = ["| system | " + " | ".join(f"{s} Δ MAE | {s} Δ r" for s in styles) + " |",
+             "|---|" + "---|---|" * len(styles)]
+    for name in systems:
+        if name not in paired:
+            continue
+        cells = []
+        for style in styles:
+            d = paired[name].get(style)
+            for key, fmt in (("mae", "{:+.2f}"), ("pearson_r", "{:+.3f}")):
+                if d is None:
+                    cells.append("-")
+                    continue
+                text = (f"{fmt.format(d[key])} [{fmt.format(d[key + '_lo'])}, "
+                        f"{fmt.format(d[key + '_hi'])}]")
+                cells.append(f"**{text}**" if d[key + "_lo"] > 0 or d[key + "_hi"] < 0
+                             else text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+TIMING_SENTENCES = {
+    "performed": "Systems were given the notes as the pianist timed them (their seconds: "
+                 "rubato, and each note early or late against its grid step).",
+    "score": "Systems were given the notes as a score times them (`--timing=score`): on the "
+             "1/16 grid at one steady tempo, the performance's mean; no rubato, no note early "
+             "or late, as in a musician's sheet-music file.",
+}
+
+
 def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
            command: str, data: str, systems_described: Mapping[str, str],
            pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
            resamples: int = 2000,
-           identified: Mapping[str, Mapping[str, float]] | None = None) -> str:
+           identified: Mapping[str, Mapping[str, float]] | None = None,
+           timing: str = "performed",
+           paired: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+           paired_reference: str = "features") -> str:
     """The whole report. ``results``: ``evaluation.scores``; ``pictures``: (caption, path
     relative to the report)."""
     systems = list(systems_described)
@@ -90,13 +126,20 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            "over the pianist's (below 1: compressed dynamics). W1: Wasserstein distance "
            "between the two velocity distributions. MSE (T,88): the paper's figure, "
            "(velocity/127)^2 over the whole piano-roll matrix; MSE sounding: over the cells "
-           "where a note sounds.", "",
+           "where a note sounds.", "", TIMING_SENTENCES[timing], "",
            "Systems:", ""]
     out += [f"- `{name}`: {text}" for name, text in systems_described.items()]
     out += [""] + [f"- {line}" for line in notes] + ([""] if notes else [])
     out += ["## Summary", "", "MAE (velocity units), Pearson r and spread ratio per style; "
             "the tables below add the intervals and the other figures.", ""]
     out += summary_table(results, systems, [s for s in styles if s != "all"]) + [""]
+    if paired:
+        out += [f"## Against `{paired_reference}`", "",
+                f"Each system minus `{paired_reference}` on the same notes: negative Δ MAE and "
+                "positive Δ r are better. In brackets: 95% intervals by paired bootstrap over "
+                f"pieces ({resamples} resamples, both systems scored on each); bold where the "
+                "interval excludes 0.", ""]
+        out += paired_table(paired, systems, styles) + [""]
     for style in styles:
         if style not in first:
             continue

@@ -20,7 +20,7 @@ from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from stylenet_jax import dataset, encoding, metrics
+from stylenet_jax import dataset, encoding, metrics, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.performances import Performed
 
@@ -229,13 +229,18 @@ class Evaluation(NamedTuple):
 
 
 def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
-             flat_velocity: int = 64,
+             flat_velocity: int = 64, timing: str = "performed",
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
-    """Every system performs every (flattened) performance; returns the comparisons."""
+    """Every system performs every (flattened) performance; returns the comparisons.
+
+    timing: what the systems are told of when each note is played: "performed", the
+    pianist's own seconds, or "score", a steady tempo on the grid (``performances.as_score``:
+    what a musician's sheet-music file gives).
+    """
     comparisons: dict[str, dict[str, list]] = {s.name: {} for s in systems}
     velocities: dict[str, list] = {s.name: [] for s in systems}
     for i, human in enumerate(performed, 1):
-        given = flatten(human, flat_velocity)
+        given = performances.with_timing(flatten(human, flat_velocity), timing)
         for system in systems:
             performance = system.perform(given)
             comparisons[system.name].setdefault(human.style, []).append(
@@ -273,3 +278,29 @@ def scores(evaluation: Evaluation, *, resamples: int = 2000,
     """``{system: {style or "all": {"notes": n, "mae": x, "pearson_r": x, ...}}}``."""
     return {name: metrics.score_by_style(by_style, resamples=resamples, seed=seed)
             for name, by_style in evaluation.comparisons.items()}
+
+
+def paired_differences(evaluation: Evaluation, reference: str, *, resamples: int = 2000,
+                       seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """Each other system minus ``reference`` on the same notes: ``{system: {style or "all":
+    metrics.paired_difference}}`` (95% paired bootstrap over pieces)."""
+    base = evaluation.comparisons[reference]
+    out = {}
+    for name, by_style in evaluation.comparisons.items():
+        if name == reference:
+            continue
+        rows = {}
+        for style in [s for s in by_style if s in base] + ["all"]:
+            mine = by_style[style] if style != "all" else [
+                c for s in by_style if s in base for c in by_style[s]]
+            theirs = base[style] if style != "all" else [
+                c for s in by_style if s in base for c in base[s]]
+            if not mine:
+                continue
+            pieces, sums_b = metrics.piece_sums(mine)
+            _, sums_a = metrics.piece_sums(theirs)
+            rows[style] = metrics.paired_difference(pieces, sums_a, sums_b,
+                                                    resamples=resamples, seed=seed)
+        out[name] = rows
+    return out
+

@@ -33,6 +33,34 @@ class Performed(NamedTuple):
     seconds: np.ndarray
 
 
+TIMINGS = ("performed", "score")
+SCORE_SECONDS_PER_STEP = 0.125  # a score's tempo where a performance has one onset step only
+
+
+def as_score(performed: Performed) -> Performed:
+    """The performance's notes timed as a score would time them: each onset's ``seconds`` at
+    its 1/16 step of one steady tempo, the performance's mean (its first to last onset).
+
+    A pianist's rubato and a note's place before or after its grid step (what the pianist's
+    timing says about the dynamics: the melody note played early and loud) are gone; the
+    notes themselves (their ticks, and so their grid steps) are unchanged, and every system
+    here reads time only through the grid and ``seconds``. seconds: float64 (n,).
+    """
+    onset, _ = encoding.quantize(performed.notes, performed.ticks_per_beat)
+    seconds = np.asarray(performed.seconds, np.float64)
+    span = int(onset.max() - onset.min()) if len(onset) else 0
+    per_step = ((seconds.max() - seconds.min()) / span if span > 0
+                else SCORE_SECONDS_PER_STEP)
+    return performed._replace(seconds=onset.astype(np.float64) * per_step)
+
+
+def with_timing(performed: Performed, timing: str) -> Performed:
+    """``performed`` as played ("performed") or ``as_score`` ("score")."""
+    if timing not in TIMINGS:
+        raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
+    return as_score(performed) if timing == "score" else performed
+
+
 class PerformancesError(ValueError):
     """No performances could be read (one line naming why)."""
 

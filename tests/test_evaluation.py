@@ -76,6 +76,51 @@ def test_baselines_never_see_the_pianist(folder):
         np.abs(first.notes.velocity.astype(float) - 64).mean())
 
 
+def test_score_timing_puts_every_onset_on_the_grid_at_the_mean_tempo(folder):
+    played = performances.from_folder(str(folder / "human"))[0]  # 100 bpm, then 140 from bar 4
+    score = performances.as_score(played)
+    steps = np.rint(played.notes.start / (played.ticks_per_beat / 4))
+    per_step = np.diff(score.seconds)[np.diff(steps) > 0] / np.diff(steps)[np.diff(steps) > 0]
+    np.testing.assert_allclose(per_step, per_step[0])  # one steady tempo
+    span = played.seconds.max() - played.seconds.min()
+    assert score.seconds.max() - score.seconds.min() == pytest.approx(span)  # its mean tempo
+    played_per_step = np.diff(played.seconds)[np.diff(steps) > 0] / np.diff(steps)[
+        np.diff(steps) > 0]
+    assert played_per_step.max() > 1.3 * played_per_step.min()  # the performance was not steady
+    assert score.notes is played.notes and performances.with_timing(played, "performed") is played
+    with pytest.raises(ValueError, match="timing"):
+        performances.with_timing(played, "swing")
+
+
+def test_systems_are_given_the_timing_asked_for_and_compared_paired(folder):
+    found = performances.from_folder(str(folder / "human"))
+    given = []
+
+    class Recorder:
+        name = "recorder"
+
+        def perform(self, p):
+            given.append(p.seconds)
+            return evaluation.Performance(np.clip(p.notes.pitch.astype(np.int64), 1, 127))
+
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": [60.0] * 88, "jazz": [50.0] * 88})
+    systems = [Recorder(), evaluation.ConstantSystem(stats)]
+    performed_run = evaluation.evaluate(found, systems)
+    np.testing.assert_array_equal(given[0], found[0].seconds)
+    given.clear()
+    score_run = evaluation.evaluate(found, systems, timing="score")
+    np.testing.assert_allclose(given[0], performances.as_score(found[0]).seconds)
+    paired = evaluation.paired_differences(score_run, "constant", resamples=50)
+    scores = evaluation.scores(score_run, resamples=50)
+    assert set(paired) == {"recorder"} and set(paired["recorder"]) == {"classical", "jazz", "all"}
+    for style in ("classical", "all"):
+        assert paired["recorder"][style]["mae"] == pytest.approx(
+            scores["recorder"][style]["mae"] - scores["constant"][style]["mae"])
+    assert performed_run.velocities["recorder"][1].tolist() == \
+        score_run.velocities["recorder"][1].tolist()  # this system ignores the timing
+
+
 def test_matrix_mse_of_a_painted_performance(folder):
     p = performances.from_folder(str(folder / "human"))[2]
     same = evaluation.compare(p, evaluation.Performance(p.notes.velocity.astype(np.int64)))
@@ -129,6 +174,24 @@ def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_pa
     text = out.read_text()
     assert "## classical" in text and "| m |" in text and (tmp_path / "report").is_dir()
     assert any(name.endswith(".png") for name in os.listdir(tmp_path / "report"))
+
+
+def test_score_timing_and_the_paired_comparison_reach_the_report(folder, model_path, tmp_path):
+    out = tmp_path / "report.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
+         f"--model=m={model_path}", "--baselines=features,constant", "--timing=score",
+         f"--out={out}", "--resamples=50", "--noprogress", "--noclassifier"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert "as a score times them (`--timing=score`)" in text
+    against = text[text.index("## Against `features`"):text.index("## classical")]
+    assert "| m |" in against and "| constant |" in against and "| features |" not in against
+    bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
+                          f"--midi_dir={folder / 'human'}", "--timing=rubato"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "timing" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_a_style_no_system_knows_is_one_line_before_any_work(folder, model_path):
