@@ -128,6 +128,11 @@ class OptimConfig:
     loss: str = setting("full", "MSE over the whole (T, 88) velocity matrix of real steps "
                         "(paper), over sounding (held) cells only, or over onset cells only "
                         "(the velocities written back to MIDI).", choices=LOSSES)
+    spread_weight: float = setting(0.0, "Beyond the paper: add this weight times each "
+                                   "window's (sd of predicted - sd of the pianist's "
+                                   "velocities)^2 over the loss's cells (velocity / 127), "
+                                   "against the MSE's compression of dynamics "
+                                   "(loss.spread_gap); 0: off (the paper).")
 
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)
@@ -143,6 +148,8 @@ class OptimConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be > 0, got {self.clip_norm}")
+        if not self.spread_weight >= 0:
+            raise ValueError(f"spread_weight must be >= 0, got {self.spread_weight}")
 
 
 WINDOW, SONGS_PER_BATCH, WINDOWS_PER_BATCH = 200, 4, 32  # the paper's batching

@@ -11,6 +11,22 @@ from stylenet_jax.encoding import held_channels, onset_channels
 Array = jax.Array
 
 
+def _own_cells(velocities: Array, targets: Array, lengths: Array, heads: Array,
+               inputs: Array, mode: str) -> tuple[Array, Array]:
+    """Each row's own head's prediction and the weight of each cell in the loss: float32
+    (N, T, 88) each (1 where ``mode`` counts the cell on a real step, else 0)."""
+    n, t = targets.shape[:2]
+    pred = velocities[heads, jnp.arange(n)]  # (N, T, 88)
+    weight = (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)[..., None]
+    if mode == "active":
+        weight = weight * (held_channels(inputs) > 0).astype(jnp.float32)
+    elif mode == "onset":
+        weight = weight * (onset_channels(inputs) > 0).astype(jnp.float32)
+    elif mode != "full":
+        raise ValueError(f"loss mode must be one of {LOSSES}, got {mode!r}")
+    return pred, jnp.broadcast_to(weight, pred.shape)
+
+
 def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
                inputs: Array, mode: str = "full") -> tuple[Array, Array, Array]:
     """MSE of each row's own head, on real steps only.
@@ -27,17 +43,35 @@ def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
       loss: float32 () summed squared error / counted cells (0 if none);
       se: float32 (N,) summed squared error per row; cells: float32 (N,) counted cells per row.
     """
-    n, t = targets.shape[:2]
-    pred = velocities[heads, jnp.arange(n)]  # (N, T, 88)
-    weight = (jnp.arange(t)[None, :] < lengths[:, None]).astype(jnp.float32)[..., None]
-    if mode == "active":
-        weight = weight * (held_channels(inputs) > 0).astype(jnp.float32)
-    elif mode == "onset":
-        weight = weight * (onset_channels(inputs) > 0).astype(jnp.float32)
-    elif mode == "full":
-        weight = jnp.broadcast_to(weight, pred.shape)
-    else:
-        raise ValueError(f"loss mode must be one of {LOSSES}, got {mode!r}")
+    pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
     se = (jnp.square(pred - targets) * weight).sum((1, 2))
     cells = weight.sum((1, 2))
     return se.sum() / jnp.maximum(cells.sum(), 1.0), se, cells
+
+
+SPREAD_EPSILON = 1e-6  # keeps the gradient of a standard deviation finite at 0
+
+
+def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,
+               inputs: Array, mode: str = "onset") -> Array:
+    """How far each window's dynamic spread is from the pianist's: float32 (), the mean over
+    rows with at least two counted cells of (sd of the row's predictions - sd of its targets)
+    squared, both over the cells ``mode`` counts (arguments as ``masked_mse``).
+
+    An MSE-trained regressor shrinks its predictions toward their mean (its spread tends to
+    its correlation with the target, about half here), which a listener hears as flat
+    dynamics; this term pays for every window whose range is narrower (or wider) than the
+    pianist's, whatever the notes' individual errors.
+    """
+    pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
+    cells = weight.sum((1, 2))
+    count = jnp.maximum(cells, 1.0)[:, None, None]
+
+    def row_sd(x: Array) -> Array:
+        mean = (x * weight).sum((1, 2), keepdims=True) / count
+        variance = (jnp.square(x - mean) * weight).sum((1, 2)) / count[:, 0, 0]
+        return jnp.sqrt(variance + SPREAD_EPSILON)
+
+    counted = (cells >= 2).astype(jnp.float32)
+    gap = jnp.square(row_sd(pred) - row_sd(targets)) * counted
+    return gap.sum() / jnp.maximum(counted.sum(), 1.0)

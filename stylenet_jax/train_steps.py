@@ -31,7 +31,7 @@ import optax
 from stylenet_jax import batching
 from stylenet_jax.config import ModelConfig, OptimConfig
 from stylenet_jax.encoding import onset_channels
-from stylenet_jax.loss import masked_mse
+from stylenet_jax.loss import masked_mse, spread_gap
 from stylenet_jax.model import (StyleNet, head_config, is_head_param, reset_carry,
                                 select_heads)
 from stylenet_jax.optim import make_optimizer
@@ -146,8 +146,9 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
     takes its own head's output (``masked_mse``'s per-row heads), so each head's gradient is
     that of its own rows. ``carry``: None (independent windows) or the one-head carry of the
     batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
-    gradient flows into it. ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for
-    tests). Returns (state, metrics, new carry or None)."""
+    gradient flows into it. ``optim.spread_weight`` > 0 adds that times ``spread_gap`` to the
+    loss the gradient follows (the metrics stay the MSE). ``debug_nan_step`` >= 0 poisons that
+    step's loss with NaN (for tests). Returns (state, metrics, new carry or None)."""
     TRACES[_train_key(model_config, optim, debug_nan_step, mixed_styles)] += 1
     tx = make_optimizer(optim)
     if carry is not None:
@@ -166,6 +167,9 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
             heads = jnp.zeros_like(batch.styles)
         value, se, cells = masked_mse(vel, batch.targets, batch.lengths, heads, batch.inputs,
                                       optim.loss)
+        if optim.spread_weight:  # static: off, the step is the paper's
+            value = value + optim.spread_weight * spread_gap(
+                vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss)
         return value, (se, cells, new_carry)
 
     (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -1,9 +1,10 @@
 """stylenet_jax.loss: which cells each loss mode counts, on hand-made arrays."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylenet_jax.loss import masked_mse
+from stylenet_jax.loss import SPREAD_EPSILON, masked_mse, spread_gap
 
 
 def test_masked_mse_ignores_padding_and_other_heads():
@@ -65,3 +66,49 @@ def test_masked_mse_empty_batch_is_zero():
                                      jnp.zeros((2,), jnp.int32), jnp.zeros((2,), jnp.int32),
                                      jnp.zeros((2, 3, 176)))
     assert float(loss) == 0.0
+
+
+def _onsets(n, t, keys):
+    inputs = np.zeros((n, t, 176), np.uint8)
+    for step, key in keys:
+        inputs[:, step, 2 * key] = inputs[:, step, 2 * key + 1] = 1
+    return inputs
+
+
+def test_spread_gap_is_the_squared_difference_of_window_sds():
+    keys = [(0, 10), (1, 20), (2, 30), (3, 40)]
+    inputs = _onsets(2, 5, keys)
+    targets = np.zeros((2, 5, 88), np.float32)
+    for (step, key), v in zip(keys, [0.2, 0.4, 0.6, 0.8]):
+        targets[:, step, key] = v
+    flat = np.full((1, 2, 5, 88), 0.5, np.float32)  # every onset at the mean: no spread
+    lengths, heads = np.array([5, 5], np.int32), np.zeros(2, np.int32)
+    gap = float(spread_gap(flat, targets, lengths, heads, inputs, "onset"))
+    sd, eps = np.std([0.2, 0.4, 0.6, 0.8]), SPREAD_EPSILON  # eps keeps sqrt's gradient finite
+    np.testing.assert_allclose(gap, (np.sqrt(sd ** 2 + eps) - np.sqrt(eps)) ** 2, rtol=1e-4)
+    exact = float(spread_gap(targets[None], targets, lengths, heads, inputs, "onset"))
+    assert exact < 1e-9
+    # Only the counted cells and real steps matter: a row of one onset has no spread to
+    # match, and a step past the length is not counted.
+    short = np.array([5, 1], np.int32)
+    garbage = targets[None].copy()
+    garbage[0, 1, 1:] = 7.0
+    assert float(spread_gap(garbage, targets, short, heads, inputs, "onset")) < 1e-9
+
+
+def test_spread_gap_pushes_a_compressed_prediction_apart():
+    keys = [(s, 10 + s) for s in range(8)]
+    inputs = _onsets(1, 8, keys)
+    targets = np.zeros((1, 8, 88), np.float32)
+    for step, key in keys:
+        targets[0, step, key] = 0.2 + 0.08 * step
+    compressed = 0.5 + 0.3 * (targets - 0.5)  # same order, a third of the spread
+
+    def gap(pred):
+        return spread_gap(pred[None], targets, jnp.array([8]), jnp.array([0]), inputs, "onset")
+
+    grad = np.asarray(jax.grad(gap)(jnp.asarray(compressed)))
+    loud, quiet = keys[-1], keys[0]
+    assert grad[0, loud[0], loud[1]] < 0 < grad[0, quiet[0], quiet[1]]  # loud up, quiet down
+    moved = compressed - 0.5 * grad
+    assert float(gap(jnp.asarray(moved))) < float(gap(jnp.asarray(compressed)))

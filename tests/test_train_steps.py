@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dataset_factory import write_dataset
-from stylenet_jax import batching, dataset, input_pipeline, model, train_steps
+from stylenet_jax import batching, dataset, encoding, input_pipeline, model, train_steps
 from stylenet_jax.config import Config
 
 
@@ -154,3 +154,27 @@ def test_a_shared_head_export_performs_every_style_and_blend_alike(data_dir, tmp
     np.testing.assert_array_equal(stylizer.predict(notes, {"pop": 1.0}), alone)
     np.testing.assert_allclose(stylizer.predict(notes, {"jazz": 0.5, "pop": 0.5}), alone,
                                rtol=1e-6)
+
+
+def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(data_dir):
+    config, cfg, state, songs = _three_style_setup(data_dir, loss="onset")
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    paper, _, _ = _step(state, batch, cfg, config.optim, False)
+    off, _, _ = _step(state, batch, cfg, dataclasses.replace(config.optim, spread_weight=0.0),
+                      False)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(off.params),
+                 jax.device_get(paper.params))
+
+    plain = dataclasses.replace(config.optim, learning_rate=3e-3)
+    same_lr, _, _ = _step(state, batch, cfg, plain, False)
+    widened, metrics, _ = _step(state, batch, cfg,
+                                dataclasses.replace(plain, spread_weight=50.0), False)
+    onsets = np.asarray(encoding.onset_channels(np.asarray(batch.inputs))) > 0
+
+    def sd(params):
+        vel = model.predict(params, jnp.asarray(batch.inputs), jnp.asarray(batch.lengths),
+                            config=cfg)
+        return float(np.asarray(vel)[int(batch.styles[0])][onsets].std())
+
+    assert sd(widened.params) > sd(same_lr.params) and sd(widened.params) > sd(state.params)
+    assert np.isfinite(jax.device_get(metrics)["se"]).all()
