@@ -104,6 +104,9 @@ def paired_table(rows: Mapping[str, dict], reference: str, resamples: int) -> li
             d = metrics.paired_difference(*paired, resamples=resamples)
             columns = PAIRED_COLUMNS + ((("std_ratio", "", "{:+.2f}"),) if style is None else ())
             for key, _, fmt in columns:
+                if not np.isfinite([d[key], d[key + "_lo"], d[key + "_hi"]]).all():
+                    cells.append("-")  # e.g. the r of a constant system
+                    continue
                 text = (f"{fmt.format(d[key])} [{fmt.format(d[key + '_lo'])}, "
                         f"{fmt.format(d[key + '_hi'])}]")
                 cells.append(f"**{text}**" if d[key + "_lo"] > 0 or d[key + "_hi"] < 0

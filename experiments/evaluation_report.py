@@ -6,6 +6,8 @@ import platform
 import time
 from typing import Mapping, Sequence
 
+import numpy as np
+
 COLUMNS = (  # (key, header, format, has an interval)
     ("mae", "MAE", "{:.2f}", True),
     ("rmse", "RMSE", "{:.2f}", True),
@@ -82,6 +84,9 @@ def paired_table(paired: Mapping[str, Mapping[str, Mapping[str, float]]],
             for key, fmt in (("mae", "{:+.2f}"), ("pearson_r", "{:+.3f}")):
                 if d is None:
                     cells.append("-")
+                    continue
+                if not np.isfinite([d[key], d[key + "_lo"], d[key + "_hi"]]).all():
+                    cells.append("-")  # e.g. the r of a constant system
                     continue
                 text = (f"{fmt.format(d[key])} [{fmt.format(d[key + '_lo'])}, "
                         f"{fmt.format(d[key + '_hi'])}]")

@@ -130,6 +130,7 @@ def piece_sums(comparisons: Sequence[PieceComparison]) -> tuple[list[str], np.nd
 
 
 PAIRED_METRICS = ("mae", "rmse", "pearson_r", "std_ratio")
+MIN_VARIANCE = 1e-6  # velocity units squared: below it, summed floats of a constant system
 
 
 def _bootstrap_weights(piece_of: Sequence[str], resamples: int, seed: int) -> np.ndarray:
@@ -176,8 +177,9 @@ def _from_sums(s: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         var_h, var_p = hh / n - (h / n) ** 2, pp / n - (p / n) ** 2
         cov = hp / n - (h / n) * (p / n)
+        spread = (var_h > MIN_VARIANCE) & (var_p > MIN_VARIANCE)  # a constant has no r
         return {"mae": ab / n, "rmse": np.sqrt(sq / n),
-                "pearson_r": cov / np.sqrt(var_h * var_p),
+                "pearson_r": np.where(spread, cov / np.sqrt(var_h * var_p), np.nan),
                 "std_ratio": np.sqrt(np.maximum(var_p, 0) / var_h)}
 
 

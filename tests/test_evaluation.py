@@ -188,6 +188,7 @@ def test_score_timing_and_the_paired_comparison_reach_the_report(folder, model_p
     assert "as a score times them (`--timing=score`)" in text
     against = text[text.index("## Against `features`"):text.index("## classical")]
     assert "| m |" in against and "| constant |" in against and "| features |" not in against
+    assert "nan" not in against and "inf" not in against  # a constant has no r: "-"
     bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
                           f"--midi_dir={folder / 'human'}", "--timing=rubato"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
