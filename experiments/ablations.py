@@ -10,8 +10,10 @@ then its exported model is scored note by note on the test split of ``--eval_dat
 (default ``--data_dir``; build it with ``data_prep.build --test_fraction``) with
 ``stylenet_jax.evaluation``. Resumable: an interrupted training resumes from its checkpoint,
 finished runs and their scores are reused (``score.json``), so re-running the command continues
-where it stopped. Writes ``--out`` (one row per variant, mean +/- sd over seeds) and a PNG of
-the validation curves.
+where it stopped. Writes ``--out`` (one row per variant, mean +/- sd over seeds), a PNG of
+the validation curves, and the finished runs' records beside it (``results/ablations.json``,
+``experiments.ablation_records``): on a machine without the work directories, a run whose
+flags, seed, epochs, data and test set are unchanged is taken from its record, not retrained.
 """
 
 from __future__ import annotations
@@ -84,11 +86,23 @@ def _completed_epochs(workdir: str) -> int:
     return max(read_epoch_curves(path), default=0) if os.path.isfile(path) else 0
 
 
+def _finished(workdir: str) -> bool:
+    return (os.path.isfile(os.path.join(workdir, checkpoints.INFERENCE_FILE))
+            and _completed_epochs(workdir) >= FLAGS.num_epochs)
+
+
+def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
+    """(epochs, validation losses) from the run's metrics.jsonl."""
+    evaluated = {e: c["val_loss"] for e, c in
+                 read_epoch_curves(os.path.join(workdir, METRICS_FILE)).items()
+                 if "val_loss" in c}
+    return list(evaluated), list(evaluated.values())
+
+
 def train_run(flagfile: str, workdir: str, seed: int) -> float:
     """Trains (or resumes) one run to --num_epochs; returns this call's wall seconds and adds
     them to ``workdir/wall_seconds.json`` (the run's total over every resumption)."""
-    export = os.path.join(workdir, checkpoints.INFERENCE_FILE)
-    if os.path.isfile(export) and _completed_epochs(workdir) >= FLAGS.num_epochs:
+    if _finished(workdir):
         return 0.0
     os.makedirs(workdir, exist_ok=True)
     command = [sys.executable, "-m", "experiments.train", f"--flagfile={flagfile}",
@@ -152,7 +166,7 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from experiments import ablations_report
+    from experiments import ablation_records, ablations_report
 
     try:
         variants = variant_files(FLAGS.variants_dir, FLAGS.variants)
@@ -164,32 +178,48 @@ def main(argv: Sequence[str]) -> None:
                              f"({', '.join(variants)}); add it or pass --reference=")
         variants = {name: variants[name] for name in sorted(
             variants, key=lambda n: n != FLAGS.reference)}  # the reference first
-        dataset.read_manifest(FLAGS.data_dir or "")
+        data = ablation_records.data_fingerprint(dataset.read_manifest(FLAGS.data_dir or ""))
+        flag_lines = {name: ablation_records.resolved_flags(path, ROOT)
+                      for name, path in variants.items()}
         performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
                                               FLAGS.midi_root)
     except (ValueError, OSError, dataset.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    records_file = ablation_records.records_path(FLAGS.out)
+    records = ablation_records.read(records_file)
     rows = {}
     for name, flagfile in variants.items():
         runs = []
         for seed in seeds:
             workdir = os.path.join(FLAGS.runs_dir, name, f"seed_{seed}")
+            key = ablation_records.run_key(
+                flag_lines[name], FLAGS.train_flag, seed,
+                FLAGS.num_epochs, data, [p.id for p in performed], FLAGS.classifier)
+            record = ablation_records.matching(records, name, seed, key)
+            if record is not None and not _finished(workdir):
+                print(f"{name} seed {seed}: no finished run in {workdir}; reusing its record "
+                      f"in {records_file}", flush=True)
+                runs.append(record["run"])
+                continue
             try:
                 train_run(flagfile, workdir, seed)
             except RuntimeError as e:
                 print(f"error: {e}; skipping it (re-run to resume)", file=sys.stderr)
                 continue
             scores, sums = score_run(workdir, performed)
-            runs.append({"workdir": workdir, "scores": scores, "sums": sums, "seed": seed,
-                         "epochs": _completed_epochs(workdir),
-                         "wall_seconds": _read_json(os.path.join(workdir, "wall_seconds.json"),
-                                                    {"seconds": float("nan")})["seconds"]})
+            run = {"scores": scores, "sums": sums, "seed": seed,
+                   "epochs": _completed_epochs(workdir), "curve": validation_curve(workdir),
+                   "wall_seconds": _read_json(os.path.join(workdir, "wall_seconds.json"),
+                                              {"seconds": float("nan")})["seconds"]}
+            runs.append(run)
+            records[f"{name}/seed_{seed}"] = {"key": key, "run": run}
         rows[name] = {"description": variant_description(flagfile), "runs": runs}
+        ablation_records.write(records_file, records)
         ablations_report.write(FLAGS.out, rows, performed, command="python -m "
                                "experiments.ablations " + " ".join(sys.argv[1:]),
                                reference=FLAGS.reference or None, resamples=FLAGS.resamples)
-    print(f"wrote {FLAGS.out}")
+    print(f"wrote {FLAGS.out} and {records_file}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import numpy as np
 
 from stylenet_jax import metrics
 from stylenet_jax.atomic_write import write_text_atomically
-from stylenet_jax.metrics_writer import METRICS_FILE, read_epoch_curves
 from stylenet_jax.performances import Performed
 
 STYLE_COLUMNS = (("mae", "MAE", "{:.1f}"), ("pearson_r", "r", "{:.2f}"))
@@ -117,23 +116,8 @@ def paired_table(rows: Mapping[str, dict], reference: str, resamples: int) -> li
     return lines
 
 
-def validation_curves(runs_by_variant: Mapping[str, Sequence[str]]) -> dict[str, list]:
-    """{variant: [(epochs, val_losses) per run]} from each workdir's metrics.jsonl."""
-    out = {}
-    for name, workdirs in runs_by_variant.items():
-        curves = []
-        for workdir in workdirs:
-            path = os.path.join(workdir, METRICS_FILE)
-            if not os.path.isfile(path):
-                continue
-            evaluated = {e: c["val_loss"] for e, c in read_epoch_curves(path).items()
-                         if "val_loss" in c}
-            curves.append((list(evaluated), list(evaluated.values())))
-        out[name] = curves
-    return out
-
-
 def plot_curves(path: str, curves: Mapping[str, list]) -> str:
+    """Draws {variant: [(epochs, validation losses) per run]} to a PNG at ``path``."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 4.2), dpi=110)
@@ -157,8 +141,8 @@ def write(out: str, rows: Mapping[str, dict], performed: Sequence[Performed],
     """Writes the report (and ``<out without .md>/curves.png``); returns ``out``."""
     picture_dir = os.path.splitext(out)[0]
     os.makedirs(picture_dir, exist_ok=True)
-    picture = plot_curves(os.path.join(picture_dir, "curves.png"), validation_curves(
-        {name: [r["workdir"] for r in row["runs"]] for name, row in rows.items()}))
+    picture = plot_curves(os.path.join(picture_dir, "curves.png"), {
+        name: [r["curve"] for r in row["runs"] if r.get("curve")] for name, row in rows.items()})
     notes = sum(len(p.notes) for p in performed)
     text = [
         "# Ablations", "",

@@ -1,6 +1,7 @@
 """experiments.ablations: a sweep of two tiny variants, scored, reported and resumed."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -106,3 +107,10 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert longer.stdout.count("training ") == 2
     assert "resumed" in longer.stderr and score.stat().st_mtime_ns != stamp
+    report = out.read_text()
+    shutil.rmtree(tmp_path / "runs")  # a new machine: only the committed results are there
+    elsewhere = sweep(2)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    assert "training " not in elsewhere.stdout and elsewhere.stdout.count("reusing") == 2
+    assert out.read_text().split("\n")[4:] == report.split("\n")[4:]  # the same tables
+    assert sweep(1).stdout.count("training ") == 2  # another budget: no record matches
