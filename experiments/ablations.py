@@ -28,6 +28,7 @@ from typing import Sequence
 
 from absl import app, flags
 
+from experiments import ablation_builds, ablation_records
 from stylenet_jax import checkpoints, dataset, evaluation, metrics, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
@@ -55,6 +56,10 @@ def _define_flags() -> None:
                               "--train_flag=--unroll=4 (speed only) or --train_flag=--noprogress.")
     flags.DEFINE_bool("classifier", True, "Score the identify-the-human classifier too.")
     flags.DEFINE_integer("resamples", 500, "Bootstrap resamples for each run's intervals.")
+    flags.DEFINE_multi_string("variant_data", [], "VARIANT=DATA_DIR: that variant trains on "
+                              "its own build (one whose flagfile says '# build: OPTION=VALUE' "
+                              "needs one built so); every variant is scored on the same test "
+                              "split.")
     flags.DEFINE_string("out", "results/ablations.md", "Markdown report to write.")
     flags.DEFINE_string("reference", "loss_onset", "The variant every other is compared with, "
                         "paired on the same test notes (its row first; empty: no comparison).")
@@ -99,14 +104,14 @@ def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
     return list(evaluated), list(evaluated.values())
 
 
-def train_run(flagfile: str, workdir: str, seed: int) -> float:
+def train_run(flagfile: str, workdir: str, seed: int, data_dir: str) -> float:
     """Trains (or resumes) one run to --num_epochs; returns this call's wall seconds and adds
     them to ``workdir/wall_seconds.json`` (the run's total over every resumption)."""
     if _finished(workdir):
         return 0.0
     os.makedirs(workdir, exist_ok=True)
     command = [sys.executable, "-m", "experiments.train", f"--flagfile={flagfile}",
-               f"--data_dir={FLAGS.data_dir}", f"--workdir={workdir}",
+               f"--data_dir={data_dir}", f"--workdir={workdir}",
                f"--num_epochs={FLAGS.num_epochs}", f"--seed={seed}", *FLAGS.train_flag]
     print(f"training {workdir}: {' '.join(command[2:])}", flush=True)
     began = time.perf_counter()
@@ -163,10 +168,36 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
     return scores, sums
 
 
+def _data_for_each(variants: dict[str, str], test_pieces: set[str]
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """({variant: the build it trains on}, the variants that can run). A variant whose
+    flagfile asks for a build (``# build: ...``) and has none in --variant_data is refused
+    when --variants named it and skipped with a line otherwise. Raises ValueError for a build
+    without the options its variant needs or with test pieces in its training splits."""
+    own = ablation_builds.parse_variant_data(FLAGS.variant_data, variants)
+    data_dirs, runnable = {}, {}
+    for name, flagfile in variants.items():
+        required = ablation_builds.required_options(flagfile)
+        if required and name not in own:
+            wanted = " ".join(f"{k}={v}" for k, v in required.items())
+            if name in FLAGS.variants:
+                raise ValueError(f"{name} trains on a build with {wanted}: pass it as "
+                                 f"--variant_data={name}=DIR")
+            print(f"{name}: skipped; it trains on a build with {wanted} "
+                  f"(--variant_data={name}=DIR)", flush=True)
+            continue
+        data_dirs[name] = own.get(name, FLAGS.data_dir)
+        ablation_builds.check_build(name, data_dirs[name],
+                                    dataset.read_manifest(data_dirs[name]), required,
+                                    test_pieces)
+        runnable[name] = flagfile
+    return data_dirs, runnable
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from experiments import ablation_records, ablations_report
+    from experiments import ablations_report
 
     try:
         variants = variant_files(FLAGS.variants_dir, FLAGS.variants)
@@ -178,11 +209,14 @@ def main(argv: Sequence[str]) -> None:
                              f"({', '.join(variants)}); add it or pass --reference=")
         variants = {name: variants[name] for name in sorted(
             variants, key=lambda n: n != FLAGS.reference)}  # the reference first
-        data = ablation_records.data_fingerprint(dataset.read_manifest(FLAGS.data_dir or ""))
+        dataset.read_manifest(FLAGS.data_dir or "")
         flag_lines = {name: ablation_records.resolved_flags(path, ROOT)
                       for name, path in variants.items()}
         performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
                                               FLAGS.midi_root)
+        data_dirs, variants = _data_for_each(variants, {p.piece for p in performed})
+        data = {name: ablation_records.data_fingerprint(dataset.read_manifest(directory))
+                for name, directory in data_dirs.items()}
     except (ValueError, OSError, dataset.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -195,7 +229,7 @@ def main(argv: Sequence[str]) -> None:
             workdir = os.path.join(FLAGS.runs_dir, name, f"seed_{seed}")
             key = ablation_records.run_key(
                 flag_lines[name], FLAGS.train_flag, seed,
-                FLAGS.num_epochs, data, [p.id for p in performed], FLAGS.classifier)
+                FLAGS.num_epochs, data[name], [p.id for p in performed], FLAGS.classifier)
             record = ablation_records.matching(records, name, seed, key)
             if record is not None and not _finished(workdir):
                 print(f"{name} seed {seed}: no finished run in {workdir}; reusing its record "
@@ -203,7 +237,7 @@ def main(argv: Sequence[str]) -> None:
                 runs.append(record["run"])
                 continue
             try:
-                train_run(flagfile, workdir, seed)
+                train_run(flagfile, workdir, seed, data_dirs[name])
             except RuntimeError as e:
                 print(f"error: {e}; skipping it (re-run to resume)", file=sys.stderr)
                 continue
