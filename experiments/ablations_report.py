@@ -122,11 +122,12 @@ def plot_curves(path: str, curves: Mapping[str, list]) -> str:
 
     fig = Figure(figsize=(8, 4.2), dpi=110)
     ax = fig.subplots()
-    cmap = [f"C{i % 10}" for i in range(len(curves))]
-    for colour, (name, runs) in zip(cmap, curves.items()):
+    for i, (name, runs) in enumerate(curves.items()):  # 10 colours, then new dashes
+        style = {"color": f"C{i % 10}", "linestyle": ("-", "--", ":")[i // 10 % 3]}
         for k, (epochs, losses) in enumerate(runs):
-            ax.plot(epochs, losses, color=colour, lw=1.2, alpha=0.9 if k == 0 else 0.5,
-                    label=name if k == 0 else None)
+            ax.plot(epochs, losses, lw=1.2, alpha=0.9 if k == 0 else 0.5,
+                    label=name if k == 0 else None, **style)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (each variant's own loss)")
     ax.set_yscale("log")
