@@ -169,13 +169,14 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
 
 
 def _data_for_each(variants: dict[str, str], test_pieces: set[str]
-                   ) -> tuple[dict[str, str], dict[str, str]]:
-    """({variant: the build it trains on}, the variants that can run). A variant whose
+                   ) -> tuple[dict[str, str], dict[str, str], dict[str, dict]]:
+    """({variant: the build it trains on}, the variants that can run, {build: its manifest},
+    each manifest read once). A variant whose
     flagfile asks for a build (``# build: ...``) and has none in --variant_data is refused
     when --variants named it and skipped with a line otherwise. Raises ValueError for a build
     without the options its variant needs or with test pieces in its training splits."""
     own = ablation_builds.parse_variant_data(FLAGS.variant_data, variants)
-    data_dirs, runnable = {}, {}
+    data_dirs, runnable, manifests = {}, {}, {}
     for name, flagfile in variants.items():
         required = ablation_builds.required_options(flagfile)
         if required and name not in own:
@@ -186,12 +187,13 @@ def _data_for_each(variants: dict[str, str], test_pieces: set[str]
             print(f"{name}: skipped; it trains on a build with {wanted} "
                   f"(--variant_data={name}=DIR)", flush=True)
             continue
-        data_dirs[name] = own.get(name, FLAGS.data_dir)
-        ablation_builds.check_build(name, data_dirs[name],
-                                    dataset.read_manifest(data_dirs[name]), required,
+        directory = data_dirs[name] = own.get(name, FLAGS.data_dir)
+        if directory not in manifests:
+            manifests[directory] = dataset.read_manifest(directory)
+        ablation_builds.check_build(name, directory, manifests[directory], required,
                                     test_pieces)
         runnable[name] = flagfile
-    return data_dirs, runnable
+    return data_dirs, runnable, manifests
 
 
 def main(argv: Sequence[str]) -> None:
@@ -214,8 +216,8 @@ def main(argv: Sequence[str]) -> None:
                       for name, path in variants.items()}
         performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
                                               FLAGS.midi_root)
-        data_dirs, variants = _data_for_each(variants, {p.piece for p in performed})
-        data = {name: ablation_records.data_fingerprint(dataset.read_manifest(directory))
+        data_dirs, variants, manifests = _data_for_each(variants, {p.piece for p in performed})
+        data = {name: ablation_records.data_fingerprint(manifests[directory])
                 for name, directory in data_dirs.items()}
     except (ValueError, OSError, dataset.DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
