@@ -62,6 +62,12 @@ class ModelConfig:
                                  "computed from the notes (highest and lowest sounding key, "
                                  "each onset's duration, chord size, place in the beat; see "
                                  "stylenet_jax/note_context.py). Off: the paper's input.")
+    note_readout: int = setting(0, "Beyond the paper: width of each head's note readout, a "
+                                "small per-key MLP that reads the head's state together with "
+                                "the key's place at that step (top or bottom voice, place in "
+                                "the chord, duration, beat; stylenet_jax/note_readout.py) "
+                                "beside the paper's linear layer. 0: the paper's linear "
+                                "readout only.")
     shared_heads: bool = setting(False, "One GenreNet head's weights serve every style (the "
                                  "seed's published code may have shared them): the styles "
                                  "then differ in nothing. Off: one head per style (the "
@@ -85,6 +91,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_positive(self, "num_styles", "hidden_size", "num_layers", "input_size",
                         "output_size", "unroll")
+        if self.note_readout < 0:
+            raise ValueError(f"note_readout must be >= 0, got {self.note_readout}")
         if not 1 <= self.velocity_scale <= 127:
             raise ValueError(f"velocity_scale must be in 1..127, got {self.velocity_scale}")
         if not 0.0 < self.keep_prob <= 1.0:

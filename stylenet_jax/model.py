@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from stylenet_jax.config import ModelConfig, num_heads
 from stylenet_jax.lstm import LSTMState, dense_dot_general, fused_lstm
 from stylenet_jax.note_context import context_channels
+from stylenet_jax.note_readout import NoteReadout, cell_features
 
 Array = jax.Array
 
@@ -108,7 +109,10 @@ class GenreNet(nn.Module):
     deterministic: bool = True
 
     @nn.compact
-    def __call__(self, x: Array, lengths: Array, carry: LSTMState) -> tuple[Array, LSTMState]:
+    def __call__(self, x: Array, lengths: Array, carry: LSTMState,
+                 cells: Array | None = None) -> tuple[Array, LSTMState]:
+        """cells: (T, N, 88, C) ``note_readout.cell_features`` (time-major), needed with
+        ``config.note_readout``."""
         cfg = self.config
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=self.deterministic)
         states = []
@@ -120,6 +124,9 @@ class GenreNet(nn.Module):
             states.append(state)
         y = nn.Dense(cfg.output_size, precision=cfg.precision,
                      dot_general=dense_dot_general(cfg.matmul_dtype), name="out")(x)
+        if cfg.note_readout:
+            y = y + NoteReadout(cfg.note_readout, cfg.precision, cfg.matmul_dtype,
+                                name="note_readout")(x, cells)
         velocity = jax.nn.sigmoid(y)
         if cfg.velocity_scale != 127:  # the seed code's velocity / 120, in velocity / 127 units
             velocity = velocity * (cfg.velocity_scale / 127)
@@ -162,6 +169,10 @@ class StyleNet(nn.Module):
         lengths = jnp.asarray(lengths, jnp.int32)
         mask = (jnp.arange(t)[:, None] < lengths)[..., None]  # (T, N, 1)
         x = jnp.where(mask, jnp.asarray(inputs, jnp.float32).swapaxes(0, 1), 0.0)  # (T, N, F)
+        cells = None
+        if cfg.note_readout:  # (T, N, 88, C) from the masked notes, shared by every head
+            cells = jnp.where(mask[..., None], cell_features(x.swapaxes(0, 1)).swapaxes(0, 1),
+                              0.0)
         if cfg.note_context:  # (T, N, F + 269): computed from the masked notes
             context = context_channels(x.swapaxes(0, 1)).swapaxes(0, 1)
             x = jnp.concatenate([x, jnp.where(mask, context, 0.0)], axis=-1)
@@ -178,7 +189,7 @@ class StyleNet(nn.Module):
             GenreNet,
             variable_axes={"params": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=(0, None, 0),
+            in_axes=(0, None, 0, None),
             out_axes=0,
             axis_size=num_heads(cfg),
         )(cfg, deterministic=not train, name="heads")
@@ -186,7 +197,7 @@ class StyleNet(nn.Module):
         # heads' input gradients, XLA folds that sum into the matmul, and XLA:CPU cannot run
         # the folded bf16 matmul ("Unsupported element type for DotThunk").
         xs = jnp.broadcast_to(x, (num_heads(cfg),) + x.shape)
-        vel, new_carry["heads"] = heads(xs, lengths, carry["heads"])
+        vel, new_carry["heads"] = heads(xs, lengths, carry["heads"], cells)
         vel = jnp.where(mask, vel, 0.0).swapaxes(1, 2)  # (heads, N, T, output_size)
         # one shared head plays every style: (S, N, T, output_size) like separate heads
         return jnp.broadcast_to(vel, (cfg.num_styles,) + vel.shape[1:]), new_carry
