@@ -20,7 +20,7 @@ from typing import Sequence
 
 from absl import app, flags, logging
 
-from stylenet_jax import dataset, evaluation, performances, smf
+from stylenet_jax import dataset, error_breakdown, evaluation, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -191,6 +191,11 @@ def main(argv: Sequence[str]) -> None:
             scores[name]["all"].update({f"classifier_{k}": v for k, v in row.items()})
     from experiments import evaluation_figures, evaluation_report
 
+    breakdown = error_breakdown.breakdown(performed, result.velocities)
+    for name, by_style in breakdown.items():
+        for style, row in by_style.items():
+            scores[name][style]["breakdown"] = row
+
     out_json = FLAGS.out_json or os.path.splitext(FLAGS.out)[0] + ".json"
     plots_dir = FLAGS.plots_dir or os.path.splitext(FLAGS.out)[0]
     pictures = evaluation_figures.write_all(plots_dir, performed, result, list(described),
@@ -202,7 +207,8 @@ def main(argv: Sequence[str]) -> None:
                                     seconds=time.perf_counter() - began, notes=FLAGS.note,
                                     resamples=FLAGS.resamples, identified=identified,
                                     timing=FLAGS.timing, paired=paired,
-                                    paired_reference=PAIRED_REFERENCE)
+                                    paired_reference=PAIRED_REFERENCE,
+                                    breakdown=breakdown)
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
         write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out}, {out_json} and {len(pictures)} picture(s) in {plots_dir}")

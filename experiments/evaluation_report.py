@@ -105,6 +105,48 @@ TIMING_SENTENCES = {
 }
 
 
+def _number(value: float, fmt: str) -> str:
+    return "-" if not np.isfinite(value) else format(value, fmt)
+
+
+def breakdown_sections(breakdown: Mapping[str, Mapping[str, Mapping]], systems: Sequence[str],
+                       styles: Sequence[str]) -> list[str]:
+    """"Level or shape" and "By musical role" (``error_breakdown.breakdown``), as lines."""
+    out = ["## Level or shape", "",
+           "Each performance's overall level (its mean velocity) apart from the shape within "
+           "it (each note's deviation from its own performance's mean): level MAE and level r "
+           "compare the performances' means, system against pianist, over the style's "
+           "performances (r: '-' for a constant system or fewer than 3 performances); "
+           "centred MAE compares the deviations note by note (`stylenet_jax.error_breakdown`).",
+           "", "| system | " + " | ".join(f"{s} level MAE / level r / centred MAE"
+                                           for s in styles) + " |",
+           "|---|" + "---|" * len(styles)]
+    for name in systems:
+        cells = [f"{b['level_mae']:.1f} / {_number(b['level_r'], '.2f')} / "
+                 f"{b['centred_mae']:.1f}" for b in (breakdown[name][s] for s in styles)]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out += ["", "## By musical role", "",
+            "Centred MAE (as above) on the notes of each role, and in brackets the mean "
+            "deviation from the performance's mean that the system gives them; the pianist's "
+            "own is in the third column (the top voice above the piece's mean, the bass "
+            "below it...). Roles from the tree baseline's note features; a note can have "
+            "several.", ""]
+    for style in styles:
+        roles = breakdown[systems[0]][style]["roles"]
+        out += [f"**{style}**", "",
+                "| role | share of notes | pianist | " + " | ".join(systems) + " |",
+                "|---|---|---|" + "---|" * len(systems)]
+        for role, row in roles.items():
+            cells = [f"{_number(breakdown[n][style]['roles'][role]['centred_mae'], '.2f')} "
+                     f"({_number(breakdown[n][style]['roles'][role]['deviation'], '+.1f')})"
+                     for n in systems]
+            out.append(f"| {role} | {row['share']:.2f} | "
+                       f"{_number(row['pianist_deviation'], '+.1f')} | " + " | ".join(cells)
+                       + " |")
+        out.append("")
+    return out
+
+
 def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
            command: str, data: str, systems_described: Mapping[str, str],
            pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
@@ -112,9 +154,10 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            identified: Mapping[str, Mapping[str, float]] | None = None,
            timing: str = "performed",
            paired: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-           paired_reference: str = "features") -> str:
+           paired_reference: str = "features",
+           breakdown: Mapping[str, Mapping[str, Mapping]] | None = None) -> str:
     """The whole report. ``results``: ``evaluation.scores``; ``pictures``: (caption, path
-    relative to the report)."""
+    relative to the report); ``breakdown``: ``error_breakdown.breakdown`` (None: left out)."""
     systems = list(systems_described)
     styles = [s for s in next(iter(results.values())) if s != "all"] + ["all"]
     first = results[systems[0]]
@@ -153,6 +196,8 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
                 f"{row['performances']} performances of {row['pieces']} pieces, "
                 f"{row['notes']:,} notes.", ""]
         out += style_table(results, style, systems) + [""]
+    if breakdown:
+        out += breakdown_sections(breakdown, systems, [s for s in styles if s != "all"])
     if identified:
         out += ["## Identify the human", "",
                 "A small classifier (`stylenet_jax.human_classifier`) learns to pick the "

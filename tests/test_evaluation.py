@@ -189,6 +189,12 @@ def test_score_timing_and_the_paired_comparison_reach_the_report(folder, model_p
     against = text[text.index("## Against `features`"):text.index("## classical")]
     assert "| m |" in against and "| constant |" in against and "| features |" not in against
     assert "nan" not in against and "inf" not in against  # a constant has no r: "-"
+    level = text[text.index("## Level or shape"):text.index("## By musical role")]
+    assert "| m |" in level and "| constant |" in level and "nan" not in level
+    roles = text[text.index("## By musical role"):]
+    assert "| top voice |" in roles and "**jazz**" in roles
+    scores = json.loads((tmp_path / "report.json").read_text())
+    assert scores["m"]["jazz"]["breakdown"]["roles"]["top voice"]["share"] > 0
     bad = subprocess.run([sys.executable, "-m", "experiments.evaluate",
                           f"--midi_dir={folder / 'human'}", "--timing=rubato"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
