@@ -125,7 +125,9 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
         entry["id"] = _song_id(rel, file_style)
         entry["arrays"] = f"songs/{entry['id']}.npz"
         cached = previous.get(rel)
+        # facts of a build from before songs had a tempo are read again (the arrays are alike)
         if cached and entry["sha256"] and cached["sha256"] == entry["sha256"] and (
+                "error" in cached["facts"] or "seconds_per_beat" in cached["facts"]) and (
                 not cached["facts"].get("arrays")
                 or os.path.isfile(os.path.join(out_dir, entry["arrays"]))):
             entry["facts"] = cached["facts"]
@@ -158,6 +160,7 @@ def build_dataset(midi_dir: str, out_dir: str, *, time_signatures: str = "4/4",
                       "out_of_range": facts["out_of_range"],
                       "n_velocities": facts["n_velocities"],
                       "time_signatures": facts["time_signatures"],
+                      "seconds_per_beat": facts["seconds_per_beat"],
                       "sha256": entry["sha256"], "arrays": entry["arrays"]})
     split_by_piece(songs, validation_fraction, seed, test_fraction)
     manifest = {

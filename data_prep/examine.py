@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from stylenet_jax import encoding, midi, smf
+from stylenet_jax import encoding, midi, smf, tempo
 from stylenet_jax.atomic_write import write_atomically
 
 ENCODING_VERSION = 2  # bump when encoding or reading rules change: files are examined again
@@ -45,7 +45,8 @@ def examine(path: str, arrays_path: str | None = None) -> dict:
 
     Returns {"error": str} for a file that cannot be read (or fails in any other way: one file
     never stops a build), else {"notes", "out_of_range", "n_velocities", "time_signatures",
-    "steps", "ticks_per_beat"} (+ "arrays" if written).
+    "steps", "ticks_per_beat", "seconds_per_beat"} (+ "arrays" if written); seconds per beat
+    is the piano notes' mean tempo (``tempo.piece_seconds_per_beat``).
     """
     try:
         return _examine(path, arrays_path)
@@ -66,6 +67,8 @@ def _examine(path: str, arrays_path: str | None) -> dict:
         "time_signatures": [list(s) for s in perf.time_signatures],
         "steps": encoding.grid_steps(notes, perf.ticks_per_beat),
         "ticks_per_beat": perf.ticks_per_beat,
+        "seconds_per_beat": tempo.piece_seconds_per_beat(
+            notes, perf.ticks_per_beat, midi.tick_seconds(perf.midi, notes.start)),
     }
     if arrays_path and len(notes) and not encoding.too_long(facts["steps"]):
         _save_arrays(arrays_path, encoding.encode(notes, perf.ticks_per_beat))

@@ -102,14 +102,17 @@ class TorchStyleNet(nn.Module):
     def from_config(cls, config: ModelConfig, fused_layers: bool = False) -> "TorchStyleNet":
         """The one-head network of the project's ``config`` (its JAX-only speed settings,
         ``unroll``, ``recurrence``, ``precision`` and ``matmul_dtype``, have no counterpart
-        here: the benchmark maps the last two onto TF32 and autocast). ``note_context`` and
-        ``note_readout`` have none either: ValueError."""
+        here: the benchmark maps the last two onto TF32 and autocast). ``note_context``,
+        ``note_readout`` and ``tempo_input`` have none either: ValueError."""
         if config.note_context:
             raise ValueError("the PyTorch reference has no note-context channels: benchmark "
                              "with --nonote_context")
         if config.note_readout:
             raise ValueError("the PyTorch reference has no note readout: benchmark with "
                              "--note_readout=0")
+        if config.tempo_input:
+            raise ValueError("the PyTorch reference has no tempo channel: benchmark with "
+                             "--notempo_input")
         return cls(config.hidden_size, config.num_layers, input_size=config.input_size,
                    output_size=config.output_size, keep_prob=config.keep_prob,
                    use_interpretation_layer=config.use_interpretation_layer,

@@ -42,6 +42,7 @@ from stylenet_jax.config import SONGS_PER_BATCH, WINDOW, WINDOWS_PER_BATCH
 from stylenet_jax.dataset import Song
 from stylenet_jax import encoding
 from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
+from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 LAYOUTS = ("independent", "carry", "packed", "mixed")
 OUTPUT_SIZE = 88
@@ -53,7 +54,9 @@ class Batch(NamedTuple):
     inputs: uint8 (N, W, 176); targets: float32 (N, W, 88) in [0, 1];
     lengths: int32 (N,) real steps per row, 0 for an empty padding row;
     styles: int32 (N,) head index per row; reset: bool (N,) True where the row starts a new
-    sequence (always True in the independent layout).
+    sequence (always True in the independent layout); seconds_per_beat: float32 (N,) each
+    row's song's mean tempo (``tempo``; MIDI's default 0.5 on empty rows), or None (every row
+    at the default: batches made by hand).
     """
 
     inputs: np.ndarray
@@ -61,6 +64,7 @@ class Batch(NamedTuple):
     lengths: np.ndarray
     styles: np.ndarray
     reset: np.ndarray
+    seconds_per_beat: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -70,13 +74,15 @@ class Batch(NamedTuple):
 
 class Windows(NamedTuple):
     """One song cut into K windows: inputs uint8 (K, W, 176), targets float32 (K, W, 88),
-    lengths int32 (K,) (W except maybe the last), style int (head index), id str."""
+    lengths int32 (K,) (W except maybe the last), style int (head index), id str,
+    seconds_per_beat float (the song's mean tempo)."""
 
     inputs: np.ndarray
     targets: np.ndarray
     lengths: np.ndarray
     style: int
     id: str
+    seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT
 
 
 def step_mask(lengths: np.ndarray, window: int) -> np.ndarray:
@@ -113,9 +119,10 @@ def window_song(song: Song, style_index: int, window: int = WINDOW) -> Windows:
     if song.velocities.shape[0] != t:
         raise ValueError(f"{song.id}: inputs have {t} steps, velocities "
                          f"{song.velocities.shape[0]}")
+    spb = DEFAULT_SECONDS_PER_BEAT if song.seconds_per_beat is None else song.seconds_per_beat
     return Windows(window_array(np.asarray(song.inputs, np.uint8), window),
                    window_array(song.target, window),
-                   window_lengths(t, window), int(style_index), song.id)
+                   window_lengths(t, window), int(style_index), song.id, float(spb))
 
 
 def window_songs(songs: Sequence[Song], styles: Sequence[str],
@@ -162,7 +169,7 @@ def _empty(n: int, window: int, style: int) -> Batch:
     return Batch(np.zeros((n, window, INPUT_SIZE), np.uint8),
                  np.zeros((n, window, OUTPUT_SIZE), np.float32),
                  np.zeros((n,), np.int32), np.full((n,), style, np.int32),
-                 np.ones((n,), bool))
+                 np.ones((n,), bool), np.full((n,), DEFAULT_SECONDS_PER_BEAT, np.float32))
 
 
 def independent_batches(songs: Sequence[Windows], group: Sequence[int],
@@ -175,6 +182,8 @@ def independent_batches(songs: Sequence[Windows], group: Sequence[int],
     targets = np.concatenate([p.targets for p in parts])
     lengths = np.concatenate([p.lengths for p in parts])
     styles = np.concatenate([np.full(len(p.lengths), p.style, np.int32) for p in parts])
+    tempos = np.concatenate([np.full(len(p.lengths), p.seconds_per_beat, np.float32)
+                             for p in parts])
     style, n, window = parts[0].style, windows_per_batch, inputs.shape[1]
     for start in range(0, len(lengths), n):
         b = _empty(n, window, style)
@@ -183,6 +192,7 @@ def independent_batches(songs: Sequence[Windows], group: Sequence[int],
         b.targets[:m] = targets[start:start + m]
         b.lengths[:m] = lengths[start:start + m]
         b.styles[:m] = styles[start:start + m]  # one style, except in the mixed layout
+        b.seconds_per_beat[:m] = tempos[start:start + m]
         yield b
 
 
@@ -199,6 +209,7 @@ def packed_batches(songs: Sequence[Windows], order: Sequence[int],
             batch.inputs[filled:filled + take] = song.inputs[k:k + take]
             batch.targets[filled:filled + take] = song.targets[k:k + take]
             batch.lengths[filled:filled + take] = song.lengths[k:k + take]
+            batch.seconds_per_beat[filled:filled + take] = song.seconds_per_beat
             filled, k = filled + take, k + take
             if filled == windows_per_batch:
                 yield batch
@@ -219,6 +230,7 @@ def carry_batches(songs: Sequence[Windows], group: Sequence[int],
         for r, p in enumerate(parts):
             if k < len(p.lengths):
                 b.inputs[r], b.targets[r], b.lengths[r] = p.inputs[k], p.targets[k], p.lengths[k]
+                b.seconds_per_beat[r] = p.seconds_per_beat
         yield b
 
 

@@ -68,6 +68,12 @@ class ModelConfig:
                                 "the chord, duration, beat; stylenet_jax/note_readout.py) "
                                 "beside the paper's linear layer. 0: the paper's linear "
                                 "readout only.")
+    tempo_input: bool = setting(False, "Beyond the paper: one more input channel, the "
+                                "piece's mean tempo (log2 of seconds per beat over 0.5, on "
+                                "every step; stylenet_jax/tempo.py), which the 1/16 grid "
+                                "alone does not tell. Needs a dataset built with tempos "
+                                "(data_prep.build since they were added). Off: the paper's "
+                                "input.")
     shared_heads: bool = setting(False, "One GenreNet head's weights serve every style (the "
                                  "seed's published code may have shared them): the styles "
                                  "then differ in nothing. Off: one head per style (the "

@@ -29,13 +29,16 @@ SONG_FIELDS = ("id", "style", "arrays", "split")  # what every manifest song ent
 class Song(NamedTuple):
     """One encoded performance.
 
-    inputs: uint8 (T, 176), per key [played now, held]; velocities: uint8 (T, 88).
+    inputs: uint8 (T, 176), per key [played now, held]; velocities: uint8 (T, 88);
+    seconds_per_beat: its mean tempo (``tempo.mean_seconds_per_beat``), None in a build made
+    before songs had one.
     """
 
     id: str
     style: str
     inputs: np.ndarray
     velocities: np.ndarray
+    seconds_per_beat: float | None = None
 
     @property
     def target(self) -> np.ndarray:
@@ -103,7 +106,8 @@ def load_songs(data_dir: str, split: str | None = None,
         if styles is not None and entry["style"] not in styles:
             continue
         inputs, velocities = _read_song_arrays(os.path.join(data_dir, entry["arrays"]))
-        songs.append(Song(entry["id"], entry["style"], inputs, velocities))
+        songs.append(Song(entry["id"], entry["style"], inputs, velocities,
+                          entry.get("seconds_per_beat")))
     return songs
 
 

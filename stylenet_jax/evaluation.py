@@ -20,7 +20,7 @@ from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from stylenet_jax import dataset, encoding, metrics, performances
+from stylenet_jax import dataset, encoding, metrics, performances, tempo
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.performances import Performed
 
@@ -158,7 +158,9 @@ class ModelSystem:
     def perform(self, performed: Performed) -> Performance:
         blend = self.blend or {performed.style: 1.0}
         enc = encoding.encode(performed.notes, performed.ticks_per_beat)
-        matrix = self.stylizer.predict(enc.inputs, blend)
+        seconds_per_beat = tempo.piece_seconds_per_beat(
+            performed.notes, performed.ticks_per_beat, performed.seconds)
+        matrix = self.stylizer.predict(enc.inputs, blend, seconds_per_beat)
         return Performance(encoding.decode_velocities(matrix, performed.notes,
                                                       performed.ticks_per_beat), matrix)
 

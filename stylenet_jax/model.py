@@ -26,6 +26,7 @@ from stylenet_jax.config import ModelConfig, num_heads
 from stylenet_jax.lstm import LSTMState, dense_dot_general, fused_lstm
 from stylenet_jax.note_context import context_channels
 from stylenet_jax.note_readout import NoteReadout, cell_features
+from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT, TEMPO_LIMIT
 
 Array = jax.Array
 
@@ -144,7 +145,8 @@ class StyleNet(nn.Module):
 
     @nn.compact
     def __call__(
-        self, inputs: Array, lengths: Array, *, train: bool, carry: dict[str, LSTMState] | None = None
+        self, inputs: Array, lengths: Array, *, train: bool, carry: dict[str, LSTMState] | None = None,
+        seconds_per_beat: Array | None = None,
     ) -> tuple[Array, dict[str, LSTMState]]:
         """Predict velocities for every style.
 
@@ -156,6 +158,9 @@ class StyleNet(nn.Module):
           train: apply dropout (needs ``rngs={'dropout': key}``); False is deterministic.
           carry: forward LSTM states from the previous window (see ``initial_carry``);
             None = zeros.
+          seconds_per_beat: (N,) float32, each row's piece's mean tempo (``tempo``), read
+            only with ``config.tempo_input`` (one more input channel, ``tempo_channel``);
+            None = MIDI's default, 120 beats per minute.
         Returns:
           velocities: (S, N, T, output_size) float32 in [0, 1]; 0 at padded steps.
           new_carry: same structure as ``initial_carry``: every forward-running LSTM's state
@@ -176,6 +181,11 @@ class StyleNet(nn.Module):
         if cfg.note_context:  # (T, N, F + 269): computed from the masked notes
             context = context_channels(x.swapaxes(0, 1)).swapaxes(0, 1)
             x = jnp.concatenate([x, jnp.where(mask, context, 0.0)], axis=-1)
+        if cfg.tempo_input:  # (T, N, F + 1): the row's tempo on every real step
+            spb = (jnp.full((n,), DEFAULT_SECONDS_PER_BEAT) if seconds_per_beat is None
+                   else jnp.asarray(seconds_per_beat, jnp.float32))
+            tempo = jnp.broadcast_to(tempo_channel(spb)[None, :, None], (t, n, 1))
+            x = jnp.concatenate([x, jnp.where(mask, tempo, 0.0)], axis=-1)
         carry = initial_carry(cfg, n) if carry is None else carry
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=not train)
         new_carry = {}
@@ -203,6 +213,15 @@ class StyleNet(nn.Module):
         return jnp.broadcast_to(vel, (cfg.num_styles,) + vel.shape[1:]), new_carry
 
 
+def tempo_channel(seconds_per_beat: Array) -> Array:
+    """The tempo input channel of ``tempo_input``: ``clip(log2(spb / 0.5), -3, 3)`` float32,
+    0 at 120 beats per minute, -1 at 240, +1 at 60; a non-positive or non-finite tempo counts
+    as 120. seconds_per_beat: any shape."""
+    spb = jnp.asarray(seconds_per_beat, jnp.float32)
+    spb = jnp.where(jnp.isfinite(spb) & (spb > 0), spb, DEFAULT_SECONDS_PER_BEAT)
+    return jnp.clip(jnp.log2(spb / DEFAULT_SECONDS_PER_BEAT), -TEMPO_LIMIT, TEMPO_LIMIT)
+
+
 def select_heads(params: Any, heads: Array) -> Any:
     """Params of a model of the heads ``heads`` (K,) int32 only, in that order: every
     ``heads`` leaf (S, ...) -> (K, ...); other leaves unchanged. A shared head (leaf (1, ...),
@@ -221,13 +240,16 @@ def head_config(config: ModelConfig, num_heads: int = 1) -> ModelConfig:
 
 @functools.partial(jax.jit, static_argnames=("config", "with_interpretation"))
 def predict(params: Any, inputs: Array, lengths: Array, *, config: ModelConfig,
-            with_interpretation: bool = False) -> Any:
+            with_interpretation: bool = False, seconds_per_beat: Array | None = None) -> Any:
     """Deterministic velocities of every head in ``params``: (S, N, T, 88) float32 in [0, 1]
     (0 at padded steps) for inputs (N, T, 176) uint8 or float32 and lengths (N,) int32;
     ``config.num_styles`` must equal the heads in ``params``. With ``with_interpretation``,
     returns ``(velocities, interpretation)``: the interpretation layer's outputs (N, T, H), or
-    None without that layer. Compiled once per config and input shape."""
+    None without that layer. ``seconds_per_beat``: (N,) float32 each row's mean tempo, read
+    with ``config.tempo_input`` (None: 120 beats per minute). Compiled once per config and
+    input shape."""
     (vel, _), state = StyleNet(config).apply({"params": params}, inputs, lengths, train=False,
+                                             seconds_per_beat=seconds_per_beat,
                                              mutable=["intermediates"])
     if not with_interpretation:
         return vel

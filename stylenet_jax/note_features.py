@@ -42,13 +42,13 @@ from __future__ import annotations
 import numpy as np
 
 from stylenet_jax import encoding, midi
+from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT, mean_seconds_per_beat
 
 DENSITY_SPANS = (4, 16, 64, 256)
 ROLLING_WINDOWS = (15, 50, 200)
 ROLLED = ("pitch", "duration", "chord_size")
 LOCAL_PITCH_WINDOW = 31  # notes, centred
 TEMPO_SPAN = 16  # steps either side for the local tempo
-DEFAULT_SECONDS_PER_BEAT = 0.5  # MIDI's default tempo, 500,000 us per beat
 MISSING = -1.0
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -180,9 +180,7 @@ def note_features(notes: midi.Notes, ticks_per_beat: int,
     columns["steps_since_same_pitch"] = same_pitch_gap
 
     # Tempo: seconds per beat between the first and last onsets within TEMPO_SPAN steps.
-    span_steps = group_onset[-1] - group_onset[0]
-    piece_spb = (4.0 * (group_seconds[-1] - group_seconds[0]) / span_steps if span_steps > 0
-                 else DEFAULT_SECONDS_PER_BEAT)
+    piece_spb = mean_seconds_per_beat(onset, sec)
     first = np.searchsorted(group_onset, onset - TEMPO_SPAN, side="left")
     last = np.searchsorted(group_onset, onset + TEMPO_SPAN, side="right") - 1
     local_steps = group_onset[last] - group_onset[first]

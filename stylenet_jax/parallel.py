@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from stylenet_jax import batching
+from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 DATA_AXIS = "data"
 
@@ -54,7 +55,8 @@ class DataParallel:
 
     def pad_batch(self, batch: batching.Batch) -> batching.Batch:
         """``batch`` with empty rows appended up to ``padded_rows``: inputs and targets 0,
-        length 0, the batch's style, reset True (a carried state restarts there)."""
+        length 0, the batch's style, reset True (a carried state restarts there), the default
+        tempo."""
         n = batch.inputs.shape[0]
         extra = self.padded_rows(n) - n
         if not extra:
@@ -63,8 +65,10 @@ class DataParallel:
         def pad(a: np.ndarray, value: Any) -> np.ndarray:
             return np.concatenate([a, np.full((extra,) + a.shape[1:], value, a.dtype)])
 
+        tempo = (None if batch.seconds_per_beat is None
+                 else pad(batch.seconds_per_beat, DEFAULT_SECONDS_PER_BEAT))
         return batching.Batch(pad(batch.inputs, 0), pad(batch.targets, 0), pad(batch.lengths, 0),
-                              pad(batch.styles, batch.styles[0]), pad(batch.reset, True))
+                              pad(batch.styles, batch.styles[0]), pad(batch.reset, True), tempo)
 
     @property
     def multiprocess(self) -> bool:

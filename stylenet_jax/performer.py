@@ -29,7 +29,8 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from stylenet_jax import dynamics, encoding, midi, midi_files, note_selection, smf
+from stylenet_jax import dynamics, encoding, midi, midi_files, note_selection, smf, tempo
+from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
                              "stylenet.npz")
@@ -148,10 +149,12 @@ class Stylizer:
         self.params, self.config, self.styles = params, config, list(styles)
         self._selected: dict[tuple[int, ...], Any] = {}  # heads -> their params, on device
 
-    def predict_windows(self, windows: np.ndarray, blend: Mapping[str, float]) -> np.ndarray:
+    def predict_windows(self, windows: np.ndarray, blend: Mapping[str, float],
+                        seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:
         """One compiled call: velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of
         heads ``blend`` ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read
-        whole (no padding) and from a zero state."""
+        whole (no padding) and from a zero state; ``seconds_per_beat``: the piece's mean tempo
+        (``tempo``), heard by a model with ``tempo_input`` only."""
         from stylenet_jax import model
 
         names = sorted(blend, key=self.styles.index)
@@ -160,12 +163,16 @@ class Stylizer:
             self._selected[heads] = model.select_heads(self.params, np.array(heads, np.int32))
         lengths = np.full((windows.shape[0],), windows.shape[1], np.int32)
         velocities = model.predict(self._selected[heads], windows, lengths,
-                                   config=model.head_config(self.config, len(heads)))
+                                   config=model.head_config(self.config, len(heads)),
+                                   seconds_per_beat=np.full(lengths.shape, seconds_per_beat,
+                                                            np.float32))
         weights = np.array([blend[n] for n in names], np.float32)
         return np.asarray(_blend_heads()(weights, velocities))
 
-    def predict(self, inputs: np.ndarray, blend: Mapping[str, float]) -> np.ndarray:
-        """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176).
+    def predict(self, inputs: np.ndarray, blend: Mapping[str, float],
+                seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:
+        """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176) of a piece
+        whose mean tempo is ``seconds_per_beat`` (``tempo.piece_seconds_per_beat``).
 
         Windows of WINDOW steps start every HOP steps (from -HOP, silence before the music)
         and are run ROWS at a time (``predict_windows``); overlapping outputs are cross-faded.
@@ -186,7 +193,7 @@ class Stylizer:
             batch = np.zeros((ROWS, WINDOW, inputs.shape[1]), np.uint8)
             for r, start in enumerate(rows):
                 batch[r] = padded[start:start + WINDOW]
-            out = self.predict_windows(batch, blend)
+            out = self.predict_windows(batch, blend, seconds_per_beat)
             for r, start in enumerate(rows):
                 total[start:start + WINDOW] += out[r] * fade[:, None]
                 norm[start:start + WINDOW] += fade[:, None]
@@ -300,7 +307,9 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
     else:
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
-        predicted = stylizer.predict(inputs, blend)
+        tempo_now = tempo.piece_seconds_per_beat(notes, perf.ticks_per_beat,
+                                                 midi.tick_seconds(perf.midi, notes.start))
+        predicted = stylizer.predict(inputs, blend, tempo_now)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)

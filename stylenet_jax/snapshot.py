@@ -66,7 +66,8 @@ def write_snapshot(path: str, config: ModelConfig, params: Any, song: Windows,
     targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
     n = int(song.lengths[:k].sum())
     vel, inter = predict(params, inputs, np.array([n], np.int32), config=config,
-                         with_interpretation=True)
+                         with_interpretation=True,
+                         seconds_per_beat=np.array([song.seconds_per_beat], np.float32))
     vel = np.asarray(vel)[:, 0, :n]
     inter = None if inter is None else np.asarray(inter)[0, :n]
     return save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style, inter,

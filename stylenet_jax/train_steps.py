@@ -130,8 +130,9 @@ def _own_head(params: Any, model_config: ModelConfig, batch: batching.Batch, car
               **apply_kw) -> tuple[Array, Any]:
     """Velocities (1, N, T, 88) of the batch's own style head, and the new one-head carry."""
     head_params = select_heads(params, batch.styles[:1])
-    return StyleNet(head_config(model_config)).apply({"params": head_params}, batch.inputs,
-                                                     batch.lengths, carry=carry, **apply_kw)
+    return StyleNet(head_config(model_config)).apply(
+        {"params": head_params}, batch.inputs, batch.lengths, carry=carry,
+        seconds_per_beat=batch.seconds_per_beat, **apply_kw)
 
 
 @functools.partial(jax.jit, static_argnames=("model_config", "optim", "debug_nan_step",
@@ -159,7 +160,7 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
         if mixed_styles:  # (S, N, T, 88): each row then picks its own head
             vel, new_carry = StyleNet(model_config).apply(
                 {"params": params}, batch.inputs, batch.lengths, train=True,
-                rngs={"dropout": key})
+                seconds_per_beat=batch.seconds_per_beat, rngs={"dropout": key})
             heads = batch.styles
         else:
             vel, new_carry = _own_head(params, model_config, batch, carry, train=True,

@@ -244,10 +244,15 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     os.makedirs(workdir, exist_ok=True)
     data_dir, schedule = config.data.data_dir, config.schedule
     styles = dataset.dataset_styles(data_dir)
-    train = batching.window_songs(dataset.load_songs(data_dir, "train"), styles,
-                                  config.data.window)
-    val = batching.window_songs(dataset.load_songs(data_dir, "validation"), styles,
-                                config.data.window)
+    train_songs = dataset.load_songs(data_dir, "train")
+    val_songs = dataset.load_songs(data_dir, "validation")
+    if config.model.tempo_input and any(s.seconds_per_beat is None
+                                        for s in train_songs + val_songs):
+        raise dataset.DatasetError(
+            f"{data_dir}: built before songs had a tempo, which --tempo_input needs; run its "
+            f"`python -m data_prep.build` command again (same songs and split, tempos added)")
+    train = batching.window_songs(train_songs, styles, config.data.window)
+    val = batching.window_songs(val_songs, styles, config.data.window)
     if not train:
         raise dataset.DatasetError(f"{data_dir}: no training songs")
     if config.optim.lr_schedule == "cosine" and not config.optim.lr_decay_steps:

@@ -12,9 +12,11 @@ from stylenet_jax import dataset
 
 
 def write_dataset(out: str, styles=("classical", "jazz"), n_train=4, n_val=1, steps=(60, 130),
-                  seed=0) -> str:
+                  seed=0, tempos=False) -> str:
     """Writes ``n_train`` training and ``n_val`` validation songs per style to ``out`` (ids
-    ``<style>_<k>``, the validation ones last) and returns ``out``.
+    ``<style>_<k>``, the validation ones last) and returns ``out``. ``tempos``: each song's
+    manifest entry also has a ``seconds_per_beat``, 0.3 + 0.1 k for song k (else none, as in a
+    build made before songs had a tempo).
 
     Each song has a random number of steps in ``steps`` (low inclusive, high exclusive) and
     about 8% of its cells held, half of those as onsets; its velocities follow a rule of the
@@ -37,6 +39,8 @@ def write_dataset(out: str, styles=("classical", "jazz"), n_train=4, n_val=1, st
                      velocities=velocities)
             songs.append({"id": sid, "style": style, "arrays": f"songs/{sid}.npz",
                           "split": "validation" if k >= n_train else "train"})
+            if tempos:
+                songs[-1]["seconds_per_beat"] = 0.3 + 0.1 * k
     with open(os.path.join(out, dataset.MANIFEST), "w") as f:
         json.dump({"format": dataset.FORMAT, "version": dataset.VERSION, "styles": list(styles),
                    "songs": songs, "rejected": []}, f)

@@ -16,7 +16,8 @@ def test_facts_and_arrays_of_a_file(tmp_path):
     arrays = str(tmp_path / "song.npz")
     facts = examine.examine(path, arrays)
     assert facts == {"notes": 8, "out_of_range": 1, "n_velocities": 8, "time_signatures": [[3, 4]],
-                     "steps": facts["steps"], "ticks_per_beat": 480, "arrays": True}
+                     "steps": facts["steps"], "ticks_per_beat": 480, "seconds_per_beat": 0.5,
+                     "arrays": True}  # eight sixteenths at 120 bpm
     with np.load(arrays) as saved:
         assert saved["inputs"].dtype == np.uint8 and saved["inputs"].shape == (facts["steps"], 176)
         assert saved["velocities"].shape == (facts["steps"], 88)
