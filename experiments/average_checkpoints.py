@@ -1,0 +1,98 @@
+r"""Average a run's checkpoints into one inference export, and score it on validation.
+
+    python -m experiments.average_checkpoints --workdir=RUN                     # every kept one
+    python -m experiments.average_checkpoints --workdir=RUN --steps=8664,8892,9120 --out=M.npz
+
+Every parameter of the written model is the mean of the chosen checkpoints' (``--steps``;
+default: every checkpoint the run kept, its newest ``--keep_checkpoints`` and its best). It
+then measures the average's validation loss the way training does (the run's own settings,
+on the validation split of its ``--data_dir``, or of the one given here), prints it beside
+each checkpoint's recorded one, and writes ``--out`` (default ``RUN/averaged.npz``), a file
+``stylize --model`` and ``experiments.evaluate --model`` read like any export. Nothing is
+written when a step is missing or the checkpoints are of different models.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from absl import app, flags
+
+from stylenet_jax.flag_parsing import parse_flags, usage_error
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("workdir", None, "A training run directory (`experiments.train "
+                        "--workdir`) with checkpoints/.")
+    flags.DEFINE_list("steps", [], "Checkpoint steps to average (the folders in "
+                      "WORKDIR/checkpoints). Empty: every checkpoint the run kept.")
+    flags.DEFINE_string("out", "", "Where to write the averaged model (.npz). Empty: "
+                        "WORKDIR/averaged.npz.")
+    flags.DEFINE_string("data_dir", "", "Dataset whose validation split scores the average. "
+                        "Empty: the run's own --data_dir.")
+    flags.DEFINE_bool("validate", True, "Measure the average's validation loss.")
+
+
+def validation_loss(run_config: dict, data_dir: str, params) -> float:
+    """The validation loss of ``params`` under a checkpoint's training config (its
+    ``meta["config"]`` dict), on ``data_dir``'s validation split, as training measures it."""
+    from stylenet_jax import batching, dataset, training
+    from stylenet_jax.config import Config
+
+    config = Config.from_dict(run_config).replace(data_dir=data_dir, devices=0)
+    styles = dataset.dataset_styles(data_dir)
+    val = batching.window_songs(dataset.load_songs(data_dir, "validation"), styles,
+                                config.data.window)
+    if not val:
+        raise dataset.DatasetError(f"{data_dir}: no validation songs")
+    run = training.Run.create(config, styles)
+    return training.evaluate(run, params, list(run.batches(val, None)))["val_loss"]
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
+    from stylenet_jax import checkpoints, checkpoint_averaging, dataset
+
+    FLAGS = flags.FLAGS
+    try:
+        steps = [int(s) for s in FLAGS.steps]
+    except ValueError:
+        usage_error(f"--steps must be integers, got {FLAGS.steps}")
+    out = FLAGS.out or os.path.join(FLAGS.workdir, "averaged.npz")
+    if not os.path.isdir(os.path.join(FLAGS.workdir, checkpoints.CHECKPOINTS)):
+        sys.exit(f"error: {FLAGS.workdir}: no checkpoints/ folder (not a training run?)")
+    try:
+        kept = checkpoints.RunCheckpoints(FLAGS.workdir, None)
+        try:
+            available = sorted(kept.manager.all_steps())
+            steps = steps or available
+            missing = sorted(set(steps) - set(available))
+            if missing:
+                raise checkpoints.CheckpointError(
+                    f"{FLAGS.workdir}: no checkpoint at step(s) {missing}; it has {available}")
+            metas = {step: kept.meta(step) for step in steps}
+        finally:
+            kept.close()
+        for step, meta in metas.items():
+            recorded = meta.get("val_loss")
+            print(f"step {step} (epoch {meta.get('epoch')}): validation loss "
+                  f"{'-' if recorded is None else f'{recorded:.5f}'} (recorded)")
+        params, config, styles = checkpoint_averaging.average_run(FLAGS.workdir, steps)
+        if FLAGS.validate:
+            run_config = metas[steps[-1]]["config"]
+            data_dir = FLAGS.data_dir or run_config["data"]["data_dir"]
+            loss = validation_loss(run_config, data_dir, params)
+            print(f"mean of {len(steps)}: validation loss {loss:.5f} (measured on {data_dir})")
+        path = checkpoints.export_inference(out, params, config, styles)
+    except (checkpoints.CheckpointError, dataset.DatasetError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    flags.mark_flag_as_required("workdir")
+    app.run(main, flags_parser=parse_flags)
