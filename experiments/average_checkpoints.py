@@ -38,13 +38,12 @@ def _define_flags() -> None:
 def validation_loss(run_config: dict, data_dir: str, params) -> float:
     """The validation loss of ``params`` under a checkpoint's training config (its
     ``meta["config"]`` dict), on ``data_dir``'s validation split, as training measures it."""
-    from stylenet_jax import batching, dataset, training
+    from stylenet_jax import dataset, training
     from stylenet_jax.config import Config
 
     config = Config.from_dict(run_config).replace(data_dir=data_dir, devices=0)
     styles = dataset.dataset_styles(data_dir)
-    val = batching.window_songs(dataset.load_songs(data_dir, "validation"), styles,
-                                config.data.window)
+    val = training.split_windows(config, styles, "validation")
     if not val:
         raise dataset.DatasetError(f"{data_dir}: no validation songs")
     run = training.Run.create(config, styles)

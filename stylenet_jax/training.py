@@ -224,6 +224,20 @@ def check_resumable(meta: dict, model_config: ModelConfig, styles: Sequence[str]
             f"use the same flags or another --workdir")
 
 
+def split_windows(config: Config, styles: Sequence[str], split: str) -> list[batching.Windows]:
+    """The songs of ``split`` ("train" or "validation") of ``config.data.data_dir`` cut into
+    ``config.data.window``-step windows, as training reads them (and as the validation loss
+    of any saved parameters must be measured). Raises DatasetError when the model hears the
+    tempo (``tempo_input``) and the build predates songs having one."""
+    data_dir = config.data.data_dir
+    songs = dataset.load_songs(data_dir, split)
+    if config.model.tempo_input and any(s.seconds_per_beat is None for s in songs):
+        raise dataset.DatasetError(
+            f"{data_dir}: built before songs had a tempo, which --tempo_input needs; run its "
+            f"`python -m data_prep.build` command again (same songs and split, tempos added)")
+    return batching.window_songs(songs, styles, config.data.window)
+
+
 def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     """Trains on ``config.data.data_dir`` (a built dataset) to ``num_epochs`` epochs,
     resuming from ``workdir``'s newest checkpoint if there is one.
@@ -244,15 +258,8 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     os.makedirs(workdir, exist_ok=True)
     data_dir, schedule = config.data.data_dir, config.schedule
     styles = dataset.dataset_styles(data_dir)
-    train_songs = dataset.load_songs(data_dir, "train")
-    val_songs = dataset.load_songs(data_dir, "validation")
-    if config.model.tempo_input and any(s.seconds_per_beat is None
-                                        for s in train_songs + val_songs):
-        raise dataset.DatasetError(
-            f"{data_dir}: built before songs had a tempo, which --tempo_input needs; run its "
-            f"`python -m data_prep.build` command again (same songs and split, tempos added)")
-    train = batching.window_songs(train_songs, styles, config.data.window)
-    val = batching.window_songs(val_songs, styles, config.data.window)
+    train = split_windows(config, styles, "train")
+    val = split_windows(config, styles, "validation")
     if not train:
         raise dataset.DatasetError(f"{data_dir}: no training songs")
     if config.optim.lr_schedule == "cosine" and not config.optim.lr_decay_steps:

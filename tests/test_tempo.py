@@ -127,6 +127,10 @@ def test_training_with_tempo_needs_a_build_that_has_tempos(tmp_path):
                               data_dir=write_dataset(str(tmp_path / "old")))
     with pytest.raises(dataset.DatasetError, match="tempo"):
         training.train_and_evaluate(config, str(tmp_path / "run"))
+    with pytest.raises(dataset.DatasetError, match="tempo"):  # as validation is scored alone
+        training.split_windows(config, ["classical", "jazz"], "validation")
+    assert training.split_windows(config.replace(tempo_input=False), ["classical", "jazz"],
+                                  "validation")  # a model deaf to tempo reads the old build
     config = config.replace(data_dir=write_dataset(str(tmp_path / "new"), tempos=True))
     result = training.train_and_evaluate(config, str(tmp_path / "run2"))
     assert result.model_config.tempo_input and result.epoch == 1
