@@ -13,6 +13,9 @@ read.) Each checkpoint holds two items:
 
 An inference export (``export_inference``) is ONE ``.npz`` file: every parameter cast to
 float16 under its '/'-joined path, plus ``__meta__``: the JSON of model config and styles.
+An ensemble export (``export_ensemble``) is one such file holding several models of the same
+styles, member k's parameters under ``member<k>/``, and ``__meta__`` listing each member's
+config and styles; ``performer.Stylizer`` plays the mean of its members' velocities.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _META_KEY = "__meta__"
 EXPORT_FORMAT = "stylenet-jax-inference"
 TMP_PATTERN = "*.orbax-checkpoint-tmp*"  # Orbax's folder for a save in progress
 INFERENCE_FILE = "inference.npz"  # a run's export, in its workdir
+MEMBER_PREFIX = "member"  # an ensemble export's member k lives under member<k>/
 
 
 class _OrbaxChatter(logging.Filter):
@@ -243,16 +247,47 @@ def export_inference(path: str, params: Mapping[str, Any], config: ModelConfig,
                      styles: Sequence[str]) -> str:
     """Writes params (cast to float16) + config + styles to ONE ``.npz`` file at ``path``
     (suffix added if missing); no optimizer state. Returns the path written."""
-    if not path.endswith(".npz"):
-        path += ".npz"
-    if len(styles) != config.num_styles:
-        raise ValueError(f"{len(styles)} style names for {config.num_styles} heads")
-    flat = {k: v.astype(np.float16) for k, v in _flatten(jax.device_get(params)).items()}
+    _check_styles(config, styles)
     meta = {"format": EXPORT_FORMAT, "version": 1, "model_config": dataclasses.asdict(config),
             "styles": list(styles)}
+    return _write_export(path, _flatten(jax.device_get(params)), meta)
+
+
+def export_ensemble(path: str, members: Sequence[tuple[Mapping[str, Any], ModelConfig,
+                                                       Sequence[str]]]) -> str:
+    """Writes several models, each ``(params, config, styles)``, to ONE ``.npz`` file at
+    ``path`` (float16, suffix added if missing), member k's parameters under
+    ``member<k>/``. Every member must have the same styles in the same order (their configs
+    may differ). Returns the path written; raises ValueError for fewer than two members or
+    styles that differ."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs two models or more, got {len(members)}")
+    styles = list(members[0][2])
+    flat, described = {}, []
+    for k, (params, config, member_styles) in enumerate(members):
+        _check_styles(config, member_styles)
+        if list(member_styles) != styles:
+            raise ValueError(f"model {k + 1} plays styles {list(member_styles)}, model 1 "
+                             f"{styles}: an ensemble's models must have the same styles")
+        flat.update(_flatten(jax.device_get(params), f"{MEMBER_PREFIX}{k}/"))
+        described.append({"model_config": dataclasses.asdict(config), "styles": styles})
+    return _write_export(path, flat, {"format": EXPORT_FORMAT, "version": 1,
+                                      "members": described})
+
+
+def _check_styles(config: ModelConfig, styles: Sequence[str]) -> None:
+    if len(styles) != config.num_styles:
+        raise ValueError(f"{len(styles)} style names for {config.num_styles} heads")
+
+
+def _write_export(path: str, flat: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:
+    """Writes ``flat`` parameters as float16 and ``meta`` as JSON, atomically."""
+    if not path.endswith(".npz"):
+        path += ".npz"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.npz"
-    np.savez(tmp, **flat, **{_META_KEY: np.array(json.dumps(meta))})
+    np.savez(tmp, **{k: v.astype(np.float16) for k, v in flat.items()},
+             **{_META_KEY: np.array(json.dumps(meta))})
     os.replace(tmp, path)
     return path
 
@@ -274,6 +309,17 @@ def export_run(workdir: str, last_params: Mapping[str, Any], config: ModelConfig
 
 def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
     """Reads an ``export_inference`` file: (params as float32 numpy, ModelConfig, styles).
+    Raises CheckpointError as ``load_models`` does, and for an ensemble export."""
+    models = load_models(path)
+    if len(models) != 1:
+        raise CheckpointError(f"{path}: an ensemble of {len(models)} models, not one model "
+                              f"(stylize and experiments.evaluate read it)")
+    return models[0]
+
+
+def load_models(path: str) -> list[tuple[dict, ModelConfig, list[str]]]:
+    """Reads an ``export_inference`` or ``export_ensemble`` file: one ``(params as float32
+    numpy, ModelConfig, styles)`` per model in it (one for a plain export).
 
     Raises CheckpointError (one-line message) if the file is missing or not a sound export:
     unreadable (truncated, empty, corrupted members), metadata of the wrong kind, or
@@ -291,16 +337,36 @@ def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
                               f"({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path}: not a {EXPORT_FORMAT} file")
-    config = _config(meta, path)
-    styles = meta.get("styles")
-    if (not isinstance(styles, list) or not all(isinstance(s, str) and s for s in styles)
-            or len(set(styles)) != len(styles) or len(styles) != config.num_styles):
-        raise CheckpointError(f"{path}: bad styles in the metadata (need {config.num_styles} "
-                              f"distinct names, got {_first_line(styles)[:100]})")
     problem = _check_params(flat)
     if problem:
         raise CheckpointError(f"{path}: {problem}")
-    return _unflatten(flat), config, list(styles)
+    if "members" not in meta:
+        return [(_unflatten(flat), *_config_and_styles(meta, path))]
+    described = meta["members"]
+    if not isinstance(described, list) or len(described) < 2 or not all(
+            isinstance(m, dict) for m in described):
+        raise CheckpointError(f"{path}: bad ensemble metadata (need two members or more)")
+    models = []
+    for k, member in enumerate(described):
+        prefix = f"{MEMBER_PREFIX}{k}/"
+        params = _unflatten({name[len(prefix):]: v for name, v in flat.items()
+                             if name.startswith(prefix)})
+        if not params:
+            raise CheckpointError(f"{path}: ensemble member {k + 1} has no parameters")
+        models.append((params, *_config_and_styles(member, f"{path} (member {k + 1})")))
+    if any(styles != models[0][2] for _, _, styles in models):
+        raise CheckpointError(f"{path}: the ensemble's members have different styles")
+    return models
+
+
+def _config_and_styles(meta: Mapping[str, Any], where: str) -> tuple[ModelConfig, list[str]]:
+    config = _config(meta, where)
+    styles = meta.get("styles")
+    if (not isinstance(styles, list) or not all(isinstance(s, str) and s for s in styles)
+            or len(set(styles)) != len(styles) or len(styles) != config.num_styles):
+        raise CheckpointError(f"{where}: bad styles in the metadata (need {config.num_styles} "
+                              f"distinct names, got {_first_line(styles)[:100]})")
+    return config, list(styles)
 
 
 def _first_line(x: Any) -> str:

@@ -2,7 +2,8 @@
 
 The library behind ``python -m stylenet_jax.stylize`` (the command line lives there).
 
-``Stylizer`` loads a model and predicts (T, 88) velocities for encoded inputs (T, 176) uint8.
+``Stylizer`` loads a model (or an ensemble of models, whose velocities it averages) and
+predicts (T, 88) velocities for encoded inputs (T, 176) uint8.
 Long pieces are predicted in overlapping 200-step windows (the length the model was trained
 on), one window every 100 steps, and overlapping predictions are cross-faded with triangular
 weights, so there are no borders to hear and memory stays bounded whatever the length.
@@ -116,58 +117,70 @@ def _blend_heads() -> Callable:
 class Stylizer:
     """A loaded model, ready to predict velocities for any number of files (one compile).
 
-    Attributes: ``path`` (what was loaded), ``params`` (every head), ``config``
-    (``config.ModelConfig``), ``styles`` (head names, in head order).
+    Attributes: ``path`` (what was loaded), ``members`` (one ``(params, config)`` per model:
+    several for an ensemble export, whose velocities are averaged), ``params`` and
+    ``config`` (``config.ModelConfig``) of the first, ``styles`` (head names, in head order).
     """
 
     def __init__(self, path: str | None = None):
-        """Loads an inference export (``checkpoints.export_inference``; default: the shipped
-        model) or, for a folder, a training run's best (else newest) checkpoint. Raises
-        StylizeError (one line naming the file) for anything that is not a usable model."""
+        """Loads an inference or ensemble export (``checkpoints.export_inference``,
+        ``export_ensemble``; default: the shipped model) or, for a folder, a training run's
+        best (else newest) checkpoint. Raises StylizeError (one line naming the file) for
+        anything that is not a usable model."""
         import jax  # imported here so that `--help` and argument errors stay instant
 
         from stylenet_jax import checkpoints
+        from stylenet_jax.model import param_problem
 
         self.path = path or DEFAULT_MODEL
         try:
             if os.path.isdir(self.path):
                 params, config, styles = checkpoints.restore_params(self.path, best=True)
-                params = jax.device_get(params)
+                models = [(jax.device_get(params), config, styles)]
             else:
-                params, config, styles = checkpoints.load_inference(self.path)
+                models = checkpoints.load_models(self.path)
         except checkpoints.CheckpointError as e:
             raise StylizeError(smf.one_line(e)) from None
-        from stylenet_jax.model import param_problem
-
-        problem = param_problem(params, config)
-        if problem:
-            raise StylizeError(f"{self.path}: {problem}")
-        if (config.input_size, config.output_size) != (encoding.INPUT_SIZE, encoding.NUM_KEYS):
-            raise StylizeError(f"{self.path}: a model of {config.input_size} inputs and "
-                               f"{config.output_size} outputs; stylize needs "
-                               f"{encoding.INPUT_SIZE} and {encoding.NUM_KEYS}")
-        self.params, self.config, self.styles = params, config, list(styles)
-        self._selected: dict[tuple[int, ...], Any] = {}  # heads -> their params, on device
+        for k, (params, config, _) in enumerate(models):
+            where = self.path if len(models) == 1 else f"{self.path} (member {k + 1})"
+            problem = param_problem(params, config)
+            if problem:
+                raise StylizeError(f"{where}: {problem}")
+            if (config.input_size, config.output_size) != (encoding.INPUT_SIZE,
+                                                           encoding.NUM_KEYS):
+                raise StylizeError(f"{where}: a model of {config.input_size} inputs and "
+                                   f"{config.output_size} outputs; stylize needs "
+                                   f"{encoding.INPUT_SIZE} and {encoding.NUM_KEYS}")
+        self.members = [(params, config) for params, config, _ in models]
+        self.params, self.config = self.members[0]
+        self.styles = list(models[0][2])
+        # (member, heads) -> that member's params of those heads, on device
+        self._selected: dict[tuple[int, tuple[int, ...]], Any] = {}
 
     def predict_windows(self, windows: np.ndarray, blend: Mapping[str, float],
                         seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:
-        """One compiled call: velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of
-        heads ``blend`` ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read
-        whole (no padding) and from a zero state; ``seconds_per_beat``: the piece's mean tempo
-        (``tempo``), heard by a model with ``tempo_input`` only."""
+        """Velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of heads ``blend``
+        ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read whole (no
+        padding) and from a zero state: one compiled call per member, the members' blends
+        averaged. ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a
+        member with ``tempo_input`` only."""
         from stylenet_jax import model
 
         names = sorted(blend, key=self.styles.index)
         heads = tuple(self.styles.index(n) for n in names)
-        if heads not in self._selected:
-            self._selected[heads] = model.select_heads(self.params, np.array(heads, np.int32))
         lengths = np.full((windows.shape[0],), windows.shape[1], np.int32)
-        velocities = model.predict(self._selected[heads], windows, lengths,
-                                   config=model.head_config(self.config, len(heads)),
-                                   seconds_per_beat=np.full(lengths.shape, seconds_per_beat,
-                                                            np.float32))
+        tempos = np.full(lengths.shape, seconds_per_beat, np.float32)
         weights = np.array([blend[n] for n in names], np.float32)
-        return np.asarray(_blend_heads()(weights, velocities))
+        total = None
+        for k, (params, config) in enumerate(self.members):
+            if (k, heads) not in self._selected:
+                self._selected[k, heads] = model.select_heads(params, np.array(heads, np.int32))
+            velocities = model.predict(self._selected[k, heads], windows, lengths,
+                                       config=model.head_config(config, len(heads)),
+                                       seconds_per_beat=tempos)
+            blended = np.asarray(_blend_heads()(weights, velocities))
+            total = blended if total is None else total + blended
+        return total / len(self.members)
 
     def predict(self, inputs: np.ndarray, blend: Mapping[str, float],
                 seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:

@@ -1,0 +1,67 @@
+r"""Join several trained models into one ensemble export, which plays their mean velocities.
+
+    python -m experiments.ensemble --model=runs/a/inference.npz --model=runs/b --out=E.npz
+
+Each ``--model`` is an inference export (``.npz``) or a training run directory (its best,
+else newest, checkpoint). The models must play the same styles in the same order; their
+recipes may differ (e.g. one with ``--tempo_input``, one without). The written file is read
+like any model by ``python -m stylenet_jax.stylize --checkpoint=E.npz`` and
+``python -m experiments.evaluate --model=NAME=E.npz``: every note's velocity is the mean of
+what the members predict for it (each member's style blend first), at the cost of one
+network run per member. Nothing is written when a model cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from absl import app, flags
+
+from stylenet_jax.flag_parsing import parse_flags, usage_error
+
+
+def _define_flags() -> None:
+    flags.DEFINE_multi_string("model", [], "A member: an inference export (.npz) or a "
+                              "training run directory. Two or more.")
+    flags.DEFINE_string("out", None, "Where to write the ensemble (.npz).")
+
+
+def load_member(path: str):
+    """(params, ModelConfig, styles) of an export file or of a run directory's best (else
+    newest) checkpoint. Raises checkpoints.CheckpointError."""
+    import jax
+
+    from stylenet_jax import checkpoints
+
+    if os.path.isdir(path):
+        params, config, styles = checkpoints.restore_params(path, best=True)
+        return jax.device_get(params), config, styles
+    return checkpoints.load_inference(path)
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
+    FLAGS = flags.FLAGS
+    if len(FLAGS.model) < 2:
+        usage_error(f"give two --model or more (got {len(FLAGS.model)})")
+    from stylenet_jax import checkpoints
+
+    try:
+        members = [load_member(path) for path in FLAGS.model]
+        for path, (_, config, styles) in zip(FLAGS.model, members):
+            print(f"{path}: styles {', '.join(styles)}; hidden {config.hidden_size}, "
+                  f"{config.num_layers} layer(s), tempo input {config.tempo_input}")
+        path = checkpoints.export_ensemble(FLAGS.out, members)
+    except (checkpoints.CheckpointError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    print(f"wrote {path}: the mean of {len(members)} models "
+          f"({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    flags.mark_flag_as_required("out")
+    app.run(main, flags_parser=parse_flags)
