@@ -104,7 +104,9 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         stylizer = performer.Stylizer(path)
         blend = performer.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
-        described[name] = (f"StyleNet `{os.path.relpath(path)}` ("
+        kind = ("StyleNet" if len(stylizer.members) == 1
+                else f"an ensemble of {len(stylizer.members)} StyleNets")
+        described[name] = (f"{kind} `{os.path.relpath(path)}` ("
                            f"{'blend ' + blend_spec if blend else 'each style its own head'})")
     baselines = [b for b in baseline_names if b]
     unknown = set(baselines) - set(evaluation.BASELINES)

@@ -101,3 +101,14 @@ def test_the_command_writes_a_file_stylize_reads(members, tmp_path):
         bad = _ensemble(*args, f"--out={tmp_path / 'bad.npz'}")
         assert bad.returncode != 0 and message in bad.stderr, bad.stderr[-2000:]
         assert "Traceback" not in bad.stderr and not (tmp_path / "bad.npz").exists()
+
+
+def test_the_evaluation_names_an_ensemble(members, tmp_path):
+    from experiments import evaluate
+
+    path = checkpoints.export_ensemble(
+        str(tmp_path / "e.npz"), [checkpoints.load_inference(p) for p in members])
+    systems, described = evaluate.build_systems([f"one={members[0]}", f"both={path}"], [])
+    assert [s.name for s in systems] == ["one", "both"]
+    assert described["one"].startswith("StyleNet `")
+    assert described["both"].startswith("an ensemble of 2 StyleNets `")
