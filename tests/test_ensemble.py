@@ -112,3 +112,33 @@ def test_the_evaluation_names_an_ensemble(members, tmp_path):
     assert [s.name for s in systems] == ["one", "both"]
     assert described["one"].startswith("StyleNet `")
     assert described["both"].startswith("an ensemble of 2 StyleNets `")
+
+
+def test_a_damaged_ensemble_is_one_line(members, tmp_path):
+    import json
+
+    path = checkpoints.export_ensemble(
+        str(tmp_path / "e.npz"), [checkpoints.load_inference(p) for p in members])
+    with np.load(path) as z:
+        good = {k: z[k] for k in z.files}
+    meta = json.loads(str(good["__meta__"]))
+
+    def damaged(name, arrays=None, **meta_changes):
+        out = str(tmp_path / f"{name}.npz")
+        np.savez(out, **{**(good if arrays is None else arrays),
+                         "__meta__": np.array(json.dumps({**meta, **meta_changes}))})
+        return out
+
+    one_member = damaged("one", members=meta["members"][:1])
+    no_params = damaged("no_params", {k: v for k, v in good.items()
+                                      if not k.startswith("member1/")})
+    styles = [dict(m) for m in meta["members"]]
+    styles[1]["styles"] = list(STYLES[::-1])
+    other_styles = damaged("styles", members=styles)
+    for path_, words in ((one_member, "two members or more"),
+                         (no_params, "member 2 has no parameters"),
+                         (other_styles, "different styles")):
+        with pytest.raises(checkpoints.CheckpointError, match=words):
+            checkpoints.load_models(path_)
+        with pytest.raises(performer.StylizeError, match=words):
+            performer.Stylizer(path_)
