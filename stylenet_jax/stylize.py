@@ -222,9 +222,10 @@ def _define_flags() -> None:
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "
                         "(weights sum to 1).")
     flags.DEFINE_boolean("list_styles", False, "Print the model's styles and exit.")
-    flags.DEFINE_string("checkpoint", None, "Inference export (.npz) or training workdir (its "
-                        "best checkpoint) to use; default: the model shipped in the "
-                        "repository (stylenet_jax/assets/stylenet.npz).")
+    flags.DEFINE_string("checkpoint", None, "Inference or ensemble export (.npz; an "
+                        "ensemble plays its models' mean) or training workdir (its best "
+                        "checkpoint) to use; default: the model shipped in the repository "
+                        "(stylenet_jax/assets/stylenet.npz).")
     flags.DEFINE_string("baseline", None, "Write one of the paper's baselines instead of the "
                         "model: 'random' (uniform velocities 1..127, see --seed), 'constant' "
                         "(see --velocity) or 'features' (gradient-boosted trees on note "
