@@ -2,8 +2,8 @@ r"""Join several trained models into one ensemble export, which plays their mean
 
     python -m experiments.ensemble --model=runs/a/inference.npz --model=runs/b --out=E.npz
 
-Each ``--model`` is an inference export (``.npz``) or a training run directory (its best,
-else newest, checkpoint). The models must play the same styles in the same order; their
+Each ``--model`` is an inference export (``.npz``; an ensemble adds each of its models) or a
+training run directory (its best, else newest, checkpoint). The models must play the same styles in the same order; their
 recipes may differ (e.g. one with ``--tempo_input``, one without). The written file is read
 like any model by ``python -m stylenet_jax.stylize --checkpoint=E.npz`` and
 ``python -m experiments.evaluate --model=NAME=E.npz``: every note's velocity is the mean of
@@ -28,19 +28,6 @@ def _define_flags() -> None:
     flags.DEFINE_string("out", None, "Where to write the ensemble (.npz).")
 
 
-def load_member(path: str):
-    """(params, ModelConfig, styles) of an export file or of a run directory's best (else
-    newest) checkpoint. Raises checkpoints.CheckpointError."""
-    import jax
-
-    from stylenet_jax import checkpoints
-
-    if os.path.isdir(path):
-        params, config, styles = checkpoints.restore_params(path, best=True)
-        return jax.device_get(params), config, styles
-    return checkpoints.load_inference(path)
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -50,10 +37,13 @@ def main(argv: Sequence[str]) -> None:
     from stylenet_jax import checkpoints
 
     try:
-        members = [load_member(path) for path in FLAGS.model]
-        for path, (_, config, styles) in zip(FLAGS.model, members):
-            print(f"{path}: styles {', '.join(styles)}; hidden {config.hidden_size}, "
-                  f"{config.num_layers} layer(s), tempo input {config.tempo_input}")
+        members = []
+        for path in FLAGS.model:  # an ensemble given as a model adds each of its members
+            for member in checkpoints.load_models_at(path):
+                _, config, styles = member
+                print(f"{path}: styles {', '.join(styles)}; hidden {config.hidden_size}, "
+                      f"{config.num_layers} layer(s), tempo input {config.tempo_input}")
+                members.append(member)
         path = checkpoints.export_ensemble(FLAGS.out, members)
     except (checkpoints.CheckpointError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")

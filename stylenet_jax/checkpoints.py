@@ -317,6 +317,15 @@ def load_inference(path: str) -> tuple[dict, ModelConfig, list[str]]:
     return models[0]
 
 
+def load_models_at(path: str) -> list[tuple[dict, ModelConfig, list[str]]]:
+    """``load_models`` of an export file, or for a training run directory its best (else
+    newest) checkpoint's ``(params as numpy, ModelConfig, styles)`` as a list of one."""
+    if os.path.isdir(path):
+        params, config, styles = restore_params(path, best=True)
+        return [(jax.device_get(params), config, styles)]
+    return load_models(path)
+
+
 def load_models(path: str) -> list[tuple[dict, ModelConfig, list[str]]]:
     """Reads an ``export_inference`` or ``export_ensemble`` file: one ``(params as float32
     numpy, ModelConfig, styles)`` per model in it (one for a plain export).

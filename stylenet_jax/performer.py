@@ -127,18 +127,13 @@ class Stylizer:
         ``export_ensemble``; default: the shipped model) or, for a folder, a training run's
         best (else newest) checkpoint. Raises StylizeError (one line naming the file) for
         anything that is not a usable model."""
-        import jax  # imported here so that `--help` and argument errors stay instant
-
+        # imported here so that `--help` and argument errors stay instant
         from stylenet_jax import checkpoints
         from stylenet_jax.model import param_problem
 
         self.path = path or DEFAULT_MODEL
         try:
-            if os.path.isdir(self.path):
-                params, config, styles = checkpoints.restore_params(self.path, best=True)
-                models = [(jax.device_get(params), config, styles)]
-            else:
-                models = checkpoints.load_models(self.path)
+            models = checkpoints.load_models_at(self.path)
         except checkpoints.CheckpointError as e:
             raise StylizeError(smf.one_line(e)) from None
         for k, (params, config, _) in enumerate(models):
