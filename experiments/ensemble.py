@@ -3,8 +3,9 @@ r"""Join several trained models into one ensemble export, which plays their mean
     python -m experiments.ensemble --model=runs/a/inference.npz --model=runs/b --out=E.npz
 
 Each ``--model`` is an inference export (``.npz``; an ensemble adds each of its models) or a
-training run directory (its best, else newest, checkpoint). The models must play the same styles in the same order; their
-recipes may differ (e.g. one with ``--tempo_input``, one without). The written file is read
+training run directory (its best, else newest, checkpoint). The models must play the same
+styles in the same order; their recipes may differ (e.g. one with ``--tempo_input``, one
+without). The written file is read
 like any model by ``python -m stylenet_jax.stylize --checkpoint=E.npz`` and
 ``python -m experiments.evaluate --model=NAME=E.npz``: every note's velocity is the mean of
 what the members predict for it (each member's style blend first), at the cost of one
