@@ -55,6 +55,10 @@ def _define_flags() -> None:
                         "classical=0.5,jazz=0.5) instead of each file's own style's head.")
     flags.DEFINE_list("baselines", list(evaluation.BASELINES), "Baselines to score beside the "
                       "models: " + ", ".join(evaluation.BASELINES) + " (empty: none).")
+    flags.DEFINE_multi_string("mix", [], "NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT: also score, per "
+                              "note, the weighted mean of those systems' velocities (models' "
+                              "names or baselines scored in this run; weights scaled to sum "
+                              "to 1), e.g. model+tree=model:0.5,features:0.5. Repeatable.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -81,18 +85,19 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
     """The systems to score and a line describing each (``build_systems`` of the flags)."""
     return build_systems(FLAGS.model, FLAGS.baselines, blend_spec=FLAGS.blend,
                          features_model=FLAGS.features_model, train_data_dir=train_data_dir,
-                         seed=FLAGS.seed)
+                         seed=FLAGS.seed, mix_specs=FLAGS.mix)
 
 
 def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
                   blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
-                  train_data_dir: str | None = None, seed: int = 0
-                  ) -> tuple[list, dict[str, str]]:
+                  train_data_dir: str | None = None, seed: int = 0,
+                  mix_specs: Sequence[str] = ()) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
-    from ``evaluation.BASELINES`` (empty strings ignored). Raises ValueError (one line) for a
-    bad spec or an unknown baseline.
+    from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
+    per mix of those (``evaluation.parse_mix``), scored after them. Raises ValueError (one
+    line) for a bad spec or an unknown baseline.
     """
     from stylenet_jax import performer
 
@@ -135,6 +140,11 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                 feature_baseline.FeatureBaseline.load(features_model)))
             described[name] = ("gradient-boosted trees on per-note features "
                                f"(`{os.path.relpath(features_model)}`)")
+    for spec in mix_specs:
+        mix = evaluation.parse_mix(spec, [system.name for system in systems])
+        systems.append(mix)
+        described[mix.name] = "per note, " + " + ".join(
+            f"{weight:.2f} × {part}" for part, weight in mix.parts) + " (rounded)"
     return systems, described
 
 

@@ -165,6 +165,51 @@ class ModelSystem:
                                                       performed.ticks_per_beat), matrix)
 
 
+@dataclasses.dataclass(frozen=True)
+class MixSystem:
+    """Per note, a weighted mean of other systems' velocities (rounded, clipped to 1..127): a
+    StyleNet and the tree baseline, say. ``parts``: ((system name, weight), ...), weights > 0
+    summing to 1 (``parse_mix``); the parts are scored in the same evaluation, and ``evaluate``
+    hands their performances of each piece to ``combine`` instead of performing it again."""
+
+    parts: tuple[tuple[str, float], ...]
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance:
+        total = sum(weight * np.asarray(done[part].velocities, np.float64)
+                    for part, weight in self.parts)
+        return Performance(_velocities(total))
+
+
+def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
+    """``NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT,...`` -> MixSystem; the systems must be in ``known``
+    (scored before it), the weights positive; they are scaled to sum to 1. Raises ValueError
+    (one line) for anything else."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    if not sep or not name or not body.strip():
+        raise ValueError(f"--mix {spec!r}: expected NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT")
+    if name in known:
+        raise ValueError(f"--mix {spec!r}: {name!r} is already the name of a system")
+    parts: dict[str, float] = {}
+    for item in body.split(","):
+        part, sep, weight = item.strip().rpartition(":")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float("nan")
+        if not sep or part not in known or not value > 0 or not np.isfinite(value):
+            raise ValueError(f"--mix {spec!r}: {item.strip()!r} is not SYSTEM:WEIGHT with a "
+                             f"weight > 0 and a system of {', '.join(known)}")
+        if part in parts:
+            raise ValueError(f"--mix {spec!r}: {part!r} is named twice")
+        parts[part] = value
+    if len(parts) < 2:
+        raise ValueError(f"--mix {spec!r}: a mix needs two or more systems")
+    total = sum(parts.values())
+    return MixSystem(tuple((part, weight / total) for part, weight in parts.items()), name)
+
+
 def styles_of(system: System) -> list[str] | None:
     """The styles a system can perform (None: any)."""
     if isinstance(system, ModelSystem):
@@ -233,7 +278,8 @@ class Evaluation(NamedTuple):
 def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
              flat_velocity: int = 64, timing: str = "performed",
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
-    """Every system performs every (flattened) performance; returns the comparisons.
+    """Every system performs every (flattened) performance; returns the comparisons. A
+    ``MixSystem`` combines the performances of systems listed before it.
 
     timing: what the systems are told of when each note is played: "performed", the
     pianist's own seconds, or "score", a steady tempo on the grid (``performances.as_score``:
@@ -243,8 +289,11 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
     velocities: dict[str, list] = {s.name: [] for s in systems}
     for i, human in enumerate(performed, 1):
         given = performances.with_timing(flatten(human, flat_velocity), timing)
+        done: dict[str, Performance] = {}
         for system in systems:
-            performance = system.perform(given)
+            performance = (system.combine(done) if isinstance(system, MixSystem)
+                           else system.perform(given))
+            done[system.name] = performance
             comparisons[system.name].setdefault(human.style, []).append(
                 compare(human, performance))
             velocities[system.name].append(np.asarray(performance.velocities, np.int64))

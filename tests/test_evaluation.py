@@ -219,3 +219,61 @@ def test_evaluate_bad_input_is_one_line_exit_2(tmp_path):
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'none'}: no such folder"]
     assert not (tmp_path / "r.md").exists()
+
+
+def test_a_mix_is_the_rounded_weighted_mean_of_its_parts_on_every_note(folder):
+    found = performances.from_folder(str(folder / "human"))
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
+    mix = evaluation.parse_mix("both=constant:3,per_pitch:1", [p.name for p in parts])
+    assert mix.parts == (("constant", 0.75), ("per_pitch", 0.25))
+    calls = []
+
+    class Counting(evaluation.PerPitchSystem):
+        def perform(self, p):
+            calls.append(p.id)
+            return super().perform(p)
+
+    result = evaluation.evaluate(found, [parts[0], Counting(stats), mix])
+    assert len(calls) == len(found)  # the mix reused the part's performance
+    for k, p in enumerate(found):
+        expected = np.clip(np.rint(0.75 * result.velocities["constant"][k]
+                                   + 0.25 * result.velocities["per_pitch"][k]), 1, 127)
+        np.testing.assert_array_equal(result.velocities["both"][k], expected)
+    assert len(set(result.velocities["both"][0])) > 1  # classical: not the constant alone
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("both", "expected NAME=SYSTEM:WEIGHT"),
+    ("constant=constant:1,random:1", "already the name"),
+    ("m=constant:1", "two or more"),
+    ("m=constant:1,tree:1", "'tree:1' is not SYSTEM:WEIGHT"),
+    ("m=constant:1,random:0", "'random:0' is not"),
+    ("m=constant:1,random:x", "'random:x' is not"),
+    ("m=constant:1,constant:2", "named twice"),
+])
+def test_a_bad_mix_is_one_line(spec, words):
+    with pytest.raises(ValueError, match=words):
+        evaluation.parse_mix(spec, ["constant", "random"])
+
+
+def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing(
+        folder, model_path, tmp_path):
+    out = tmp_path / "report.md"
+    args = [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
+            f"--model=m={model_path}", "--baselines=features", f"--out={out}", "--resamples=50",
+            "--noprogress", "--noclassifier", "--plot_pieces=0"]
+    bad = subprocess.run(args + ["--mix=mt=m:1,tree:1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'tree:1'" in bad.stderr
+    assert not out.exists()
+    run = subprocess.run(args + ["--mix=mt=m:1,features:1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "per note, 0.50 × m + 0.50 × features (rounded)" in out.read_text()
+    scores = json.loads((tmp_path / "report.json").read_text())
+    for style in ("classical", "jazz"):
+        assert scores["mt"][style]["notes"] == scores["m"][style]["notes"] > 0
+        assert scores["mt"][style]["mae"] <= max(scores["m"][style]["mae"],
+                                                 scores["features"][style]["mae"]) + 0.5
