@@ -30,7 +30,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "A dataset built by `python -m data_prep.build`; its "
                         "validation split is used.")
     flags.DEFINE_string("model", DEFAULT_MODEL, "An inference export (.npz) from "
-                        "`experiments.train` (default: the shipped model).")
+                        "`experiments.train`, an ensemble export (one table per member) or a "
+                        "run directory (default: the shipped model).")
     flags.DEFINE_integer("rows", 32, "Windows per compiled call.")
     flags.DEFINE_string("out", "", "Also write the markdown table to this file.")
 
@@ -78,9 +79,9 @@ def compare(params, config, styles: Sequence[str], songs, rows: int = 32) -> lis
     return out
 
 
-def render(rows: Sequence[dict], model: str, data_dir: str) -> str:
-    lines = [f"Model `{os.path.relpath(model, ROOT)}`, validation split of `{data_dir}`; sounding "
-             "cells only; velocities in MIDI units.", "",
+def render(rows: Sequence[dict], model: str, data_dir: str, member: str = "") -> str:
+    lines = [f"Model `{os.path.relpath(model, ROOT)}`{member}, validation split of `{data_dir}`; "
+             "sounding cells only; velocities in MIDI units.", "",
              "| style | songs | cells | MSE fp32 | MSE bf16 | mean abs diff | max abs diff | "
              "cells whose rounded velocity moves |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -90,21 +91,32 @@ def render(rows: Sequence[dict], model: str, data_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report(models: Sequence[tuple], model: str, songs, data_dir: str, rows: int = 32) -> str:
+    """``render`` of ``compare`` for each ``(params, config, styles)`` of ``models`` (one, or
+    an ensemble's members, each labelled "member k of n"), joined by a blank line."""
+    tables = []
+    for k, (params, config, styles) in enumerate(models, 1):
+        member = f" (member {k} of {len(models)})" if len(models) > 1 else ""
+        tables.append(render(compare(params, config, styles, songs, rows), model, data_dir,
+                             member))
+    return "\n".join(tables)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from stylenet_jax import batching, checkpoints, dataset
 
     try:
-        params, config, styles = checkpoints.load_inference(flags.FLAGS.model)
+        models = checkpoints.load_models_at(flags.FLAGS.model)
+        styles = models[0][2]
         songs = dataset.load_songs(flags.FLAGS.data_dir, "validation", styles)
     except (checkpoints.CheckpointError, dataset.DatasetError) as e:
         sys.exit(f"error: {e}")
     windows = batching.window_songs(songs, styles)
     print(f"comparing fp32 and bf16 matmuls on {len(windows)} validation songs ...",
           file=sys.stderr)
-    text = render(compare(params, config, styles, windows, flags.FLAGS.rows), flags.FLAGS.model,
-                  flags.FLAGS.data_dir)
+    text = report(models, flags.FLAGS.model, windows, flags.FLAGS.data_dir, flags.FLAGS.rows)
     print(text)
     if flags.FLAGS.out:
         with open(flags.FLAGS.out, "w") as f:

@@ -63,3 +63,18 @@ def test_cli_needs_a_dataset_and_says_so():
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in done.stderr
+
+
+def test_an_ensemble_gets_one_table_per_member():
+    rng = np.random.default_rng(2)
+    songs = _songs(rng, 0, 2) + _songs(rng, 1, 1)
+    config = ModelConfig(num_styles=2, hidden_size=8, num_layers=1)
+    members = [(StyleNet(config).init(jax.random.key(seed), jnp.zeros((1, 40, 176)),
+                                      jnp.array([40]), train=False)["params"], config, ["a", "b"])
+               for seed in (1, 2)]
+    text = precision.report(members, os.path.join(REPO, "e.npz"), songs, "d", rows=4)
+    assert "`e.npz` (member 1 of 2)" in text and "`e.npz` (member 2 of 2)" in text
+    style_a = [line for line in text.splitlines() if line.startswith("| a | 2 |")]
+    assert len(style_a) == 2 and style_a[0] != style_a[1]  # each member's own figures
+    alone = precision.report(members[:1], os.path.join(REPO, "m.npz"), songs, "d", rows=4)
+    assert "member" not in alone and alone.startswith("Model `m.npz`, validation split")
