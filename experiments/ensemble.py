@@ -5,11 +5,10 @@ r"""Join several trained models into one ensemble export, which plays their mean
 Each ``--model`` is an inference export (``.npz``; an ensemble adds each of its models) or a
 training run directory (its best, else newest, checkpoint). The models must play the same
 styles in the same order; their recipes may differ (e.g. one with ``--tempo_input``, one
-without). The written file is read
-like any model by ``python -m stylenet_jax.stylize --checkpoint=E.npz`` and
-``python -m experiments.evaluate --model=NAME=E.npz``: every note's velocity is the mean of
-what the members predict for it (each member's style blend first), at the cost of one
-network run per member. Nothing is written when a model cannot be read.
+without). The written file is read like any model by ``python -m stylenet_jax.stylize
+--checkpoint=E.npz`` and ``python -m experiments.evaluate --model=NAME=E.npz``: every note's
+velocity is the mean of what the members predict for it (each member's style blend first),
+at the cost of one network run per member. Nothing is written when a model cannot be read.
 """
 
 from __future__ import annotations
