@@ -56,7 +56,9 @@ class Batch(NamedTuple):
     styles: int32 (N,) head index per row; reset: bool (N,) True where the row starts a new
     sequence (always True in the independent layout); seconds_per_beat: float32 (N,) each
     row's song's mean tempo (``tempo``; MIDI's default 0.5 on empty rows), or None (every row
-    at the default: batches made by hand).
+    at the default: batches made by hand); priors: float32 (N, W, 88) the tree baseline's
+    velocity / 127 on every active cell (``tree_prior``; 0 on empty rows), or None (the songs
+    carry none).
     """
 
     inputs: np.ndarray
@@ -65,6 +67,7 @@ class Batch(NamedTuple):
     styles: np.ndarray
     reset: np.ndarray
     seconds_per_beat: np.ndarray | None = None
+    priors: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -75,7 +78,8 @@ class Batch(NamedTuple):
 class Windows(NamedTuple):
     """One song cut into K windows: inputs uint8 (K, W, 176), targets float32 (K, W, 88),
     lengths int32 (K,) (W except maybe the last), style int (head index), id str,
-    seconds_per_beat float (the song's mean tempo)."""
+    seconds_per_beat float (the song's mean tempo), priors float32 (K, W, 88) or None (the
+    song's ``prior`` / 127)."""
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -83,6 +87,7 @@ class Windows(NamedTuple):
     style: int
     id: str
     seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT
+    priors: np.ndarray | None = None
 
 
 def step_mask(lengths: np.ndarray, window: int) -> np.ndarray:
@@ -120,9 +125,15 @@ def window_song(song: Song, style_index: int, window: int = WINDOW) -> Windows:
         raise ValueError(f"{song.id}: inputs have {t} steps, velocities "
                          f"{song.velocities.shape[0]}")
     spb = DEFAULT_SECONDS_PER_BEAT if song.seconds_per_beat is None else song.seconds_per_beat
+    priors = None
+    if song.prior is not None:
+        if song.prior.shape != song.velocities.shape:
+            raise ValueError(f"{song.id}: prior of shape {song.prior.shape}, velocities "
+                             f"{song.velocities.shape}")
+        priors = window_array(encoding.velocities_to_target(song.prior), window)
     return Windows(window_array(np.asarray(song.inputs, np.uint8), window),
                    window_array(song.target, window),
-                   window_lengths(t, window), int(style_index), song.id, float(spb))
+                   window_lengths(t, window), int(style_index), song.id, float(spb), priors)
 
 
 def window_songs(songs: Sequence[Song], styles: Sequence[str],
@@ -165,11 +176,20 @@ def mixed_groups(songs: Sequence[Windows], songs_per_batch: int = SONGS_PER_BATC
     return [idx[i:i + songs_per_batch].tolist() for i in range(0, len(idx), songs_per_batch)]
 
 
-def _empty(n: int, window: int, style: int) -> Batch:
+def _empty(n: int, window: int, style: int, priors: bool = False) -> Batch:
     return Batch(np.zeros((n, window, INPUT_SIZE), np.uint8),
                  np.zeros((n, window, OUTPUT_SIZE), np.float32),
                  np.zeros((n,), np.int32), np.full((n,), style, np.int32),
-                 np.ones((n,), bool), np.full((n,), DEFAULT_SECONDS_PER_BEAT, np.float32))
+                 np.ones((n,), bool), np.full((n,), DEFAULT_SECONDS_PER_BEAT, np.float32),
+                 np.zeros((n, window, OUTPUT_SIZE), np.float32) if priors else None)
+
+
+def _has_priors(songs: Sequence[Windows]) -> bool:
+    """Whether the songs carry priors; all of them or none (ValueError otherwise)."""
+    have = {s.priors is not None for s in songs}
+    if len(have) > 1:
+        raise ValueError("some songs carry tree priors and some do not")
+    return have == {True}
 
 
 def independent_batches(songs: Sequence[Windows], group: Sequence[int],
@@ -178,18 +198,22 @@ def independent_batches(songs: Sequence[Windows], group: Sequence[int],
     rows, each row with its song's style; the last batch is padded with empty windows (of
     the first song's style)."""
     parts = [songs[i] for i in group]
+    with_priors = _has_priors(parts)
     inputs = np.concatenate([p.inputs for p in parts])
     targets = np.concatenate([p.targets for p in parts])
     lengths = np.concatenate([p.lengths for p in parts])
     styles = np.concatenate([np.full(len(p.lengths), p.style, np.int32) for p in parts])
     tempos = np.concatenate([np.full(len(p.lengths), p.seconds_per_beat, np.float32)
                              for p in parts])
+    priors = np.concatenate([p.priors for p in parts]) if with_priors else None
     style, n, window = parts[0].style, windows_per_batch, inputs.shape[1]
     for start in range(0, len(lengths), n):
-        b = _empty(n, window, style)
+        b = _empty(n, window, style, with_priors)
         m = min(n, len(lengths) - start)
         b.inputs[:m] = inputs[start:start + m]
         b.targets[:m] = targets[start:start + m]
+        if with_priors:
+            b.priors[:m] = priors[start:start + m]
         b.lengths[:m] = lengths[start:start + m]
         b.styles[:m] = styles[start:start + m]  # one style, except in the mixed layout
         b.seconds_per_beat[:m] = tempos[start:start + m]
@@ -201,19 +225,22 @@ def packed_batches(songs: Sequence[Windows], order: Sequence[int],
     """The windows of the songs ``order`` (one style), song after song, in FULL batches of
     ``windows_per_batch`` rows that run across song boundaries; only the last is padded."""
     style, window = songs[order[0]].style, songs[order[0]].inputs.shape[1]
-    batch, filled = _empty(windows_per_batch, window, style), 0
+    with_priors = _has_priors([songs[i] for i in order])
+    batch, filled = _empty(windows_per_batch, window, style, with_priors), 0
     for i in order:
         song, k = songs[i], 0
         while k < len(song.lengths):
             take = min(windows_per_batch - filled, len(song.lengths) - k)
             batch.inputs[filled:filled + take] = song.inputs[k:k + take]
             batch.targets[filled:filled + take] = song.targets[k:k + take]
+            if with_priors:
+                batch.priors[filled:filled + take] = song.priors[k:k + take]
             batch.lengths[filled:filled + take] = song.lengths[k:k + take]
             batch.seconds_per_beat[filled:filled + take] = song.seconds_per_beat
             filled, k = filled + take, k + take
             if filled == windows_per_batch:
                 yield batch
-                batch, filled = _empty(windows_per_batch, window, style), 0
+                batch, filled = _empty(windows_per_batch, window, style, with_priors), 0
     if filled:
         yield batch
 
@@ -224,13 +251,16 @@ def carry_batches(songs: Sequence[Windows], group: Sequence[int],
     song's end or past the group's size are empty; ``reset`` is True on k == 0 only."""
     parts = [songs[i] for i in group]
     style, window = parts[0].style, parts[0].inputs.shape[1]
+    with_priors = _has_priors(parts)
     for k in range(max(len(p.lengths) for p in parts)):
-        b = _empty(songs_per_batch, window, style)
+        b = _empty(songs_per_batch, window, style, with_priors)
         b.reset[:] = k == 0
         for r, p in enumerate(parts):
             if k < len(p.lengths):
                 b.inputs[r], b.targets[r], b.lengths[r] = p.inputs[k], p.targets[k], p.lengths[k]
                 b.seconds_per_beat[r] = p.seconds_per_beat
+                if with_priors:
+                    b.priors[r] = p.priors[k]
         yield b
 
 
@@ -291,7 +321,9 @@ def transposed(batches: Iterator[Batch], max_semitones: int, rng: np.random.Gene
         up = np.minimum(max_semitones, np.maximum(NUM_KEYS - 1 - high, 0))
         semitones = np.where(high < 0, 0, rng.integers(-down, up + 1))
         inputs, targets = encoding.transpose(batch.inputs, batch.targets, semitones)
-        yield batch._replace(inputs=inputs, targets=targets)
+        priors = (None if batch.priors is None
+                  else encoding.transpose(batch.inputs, batch.priors, semitones)[1])
+        yield batch._replace(inputs=inputs, targets=targets, priors=priors)
 
 
 def batch_shape(layout: str, window: int = WINDOW, songs_per_batch: int = SONGS_PER_BATCH,

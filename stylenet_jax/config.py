@@ -74,6 +74,11 @@ class ModelConfig:
                                 "alone does not tell. Needs a dataset built with tempos "
                                 "(data_prep.build since they were added). Off: the paper's "
                                 "input.")
+    tree_prior: bool = setting(False, "Beyond the paper: each head also reads the tree "
+                               "baseline's velocity of every cell (stylenet_jax/"
+                               "tree_prior.py), beside its LSTM input, in its note readout "
+                               "and added to its logits; set from --tree_prior_dir.",
+                               flag=None)
     shared_heads: bool = setting(False, "One GenreNet head's weights serve every style (the "
                                  "seed's published code may have shared them): the styles "
                                  "then differ in nothing. Off: one head per style (the "
@@ -176,6 +181,10 @@ class DataConfig:
     data_dir: str = setting("", "A dataset built by `python -m data_prep.build`. Empty: "
                             "generate synthetic MIDI and build a small dataset in "
                             "WORKDIR/data.")
+    tree_prior_dir: str = setting("", "Beyond the paper: a hybrid network. Priors made for "
+                                  "--data_dir by `python -m experiments.tree_prior` (the "
+                                  "tree baseline's out-of-fold velocities); the heads then "
+                                  "read them (ModelConfig.tree_prior). Empty: off.")
     window: int = setting(WINDOW, "Truncated-BPTT window in 1/16 steps (paper: 200).")
     songs_per_batch: int = setting(SONGS_PER_BATCH, "Songs of one style per mini-batch "
                                    "(paper: 4).")

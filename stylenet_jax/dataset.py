@@ -31,7 +31,8 @@ class Song(NamedTuple):
 
     inputs: uint8 (T, 176), per key [played now, held]; velocities: uint8 (T, 88);
     seconds_per_beat: its mean tempo (``tempo.mean_seconds_per_beat``), None in a build made
-    before songs had one.
+    before songs had one; prior: uint8 (T, 88) the tree baseline's velocities on the same grid
+    (``tree_prior``), None unless attached for a hybrid network.
     """
 
     id: str
@@ -39,6 +40,7 @@ class Song(NamedTuple):
     inputs: np.ndarray
     velocities: np.ndarray
     seconds_per_beat: float | None = None
+    prior: np.ndarray | None = None
 
     @property
     def target(self) -> np.ndarray:

@@ -111,10 +111,18 @@ class GenreNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, lengths: Array, carry: LSTMState,
-                 cells: Array | None = None) -> tuple[Array, LSTMState]:
+                 cells: Array | None = None, prior: Array | None = None
+                 ) -> tuple[Array, LSTMState]:
         """cells: (T, N, 88, C) ``note_readout.cell_features`` (time-major), needed with
-        ``config.note_readout``."""
+        ``config.note_readout``; prior: (T, N, 88) float32 the tree baseline's velocity / 127
+        of this head's style (0 where nothing sounds), needed with ``config.tree_prior``:
+        the head's LSTM reads it beside x, its note readout as one more cell feature, and
+        ``tree_gain`` (starting at 1) times its logit is added to the head's logits."""
         cfg = self.config
+        if cfg.tree_prior:
+            x = jnp.concatenate([x, prior], axis=-1)
+            if cells is not None:
+                cells = jnp.concatenate([cells, prior[..., None]], axis=-1)
         drop = nn.Dropout(1.0 - cfg.keep_prob, deterministic=self.deterministic)
         states = []
         for l in range(cfg.num_layers):
@@ -128,6 +136,9 @@ class GenreNet(nn.Module):
         if cfg.note_readout:
             y = y + NoteReadout(cfg.note_readout, cfg.precision, cfg.matmul_dtype,
                                 name="note_readout")(x, cells)
+        if cfg.tree_prior:
+            gain = self.param("tree_gain", nn.initializers.ones, ())
+            y = y + gain * prior_logit(prior)
         velocity = jax.nn.sigmoid(y)
         if cfg.velocity_scale != 127:  # the seed code's velocity / 120, in velocity / 127 units
             velocity = velocity * (cfg.velocity_scale / 127)
@@ -146,7 +157,7 @@ class StyleNet(nn.Module):
     @nn.compact
     def __call__(
         self, inputs: Array, lengths: Array, *, train: bool, carry: dict[str, LSTMState] | None = None,
-        seconds_per_beat: Array | None = None,
+        seconds_per_beat: Array | None = None, priors: Array | None = None,
     ) -> tuple[Array, dict[str, LSTMState]]:
         """Predict velocities for every style.
 
@@ -161,6 +172,10 @@ class StyleNet(nn.Module):
           seconds_per_beat: (N,) float32, each row's piece's mean tempo (``tempo``), read
             only with ``config.tempo_input`` (one more input channel, ``tempo_channel``);
             None = MIDI's default, 120 beats per minute.
+          priors: (H, N, T, 88) float32, per head (H = ``num_heads(config)``) the tree
+            baseline's velocity / 127 of the head's style on every active cell
+            (``tree_prior``), or (N, T, 88) for every head alike; needed with, and read only
+            with, ``config.tree_prior``.
         Returns:
           velocities: (S, N, T, output_size) float32 in [0, 1]; 0 at padded steps.
           new_carry: same structure as ``initial_carry``: every forward-running LSTM's state
@@ -199,7 +214,7 @@ class StyleNet(nn.Module):
             GenreNet,
             variable_axes={"params": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=(0, None, 0, None),
+            in_axes=(0, None, 0, None, 0),
             out_axes=0,
             axis_size=num_heads(cfg),
         )(cfg, deterministic=not train, name="heads")
@@ -207,10 +222,25 @@ class StyleNet(nn.Module):
         # heads' input gradients, XLA folds that sum into the matmul, and XLA:CPU cannot run
         # the folded bf16 matmul ("Unsupported element type for DotThunk").
         xs = jnp.broadcast_to(x, (num_heads(cfg),) + x.shape)
-        vel, new_carry["heads"] = heads(xs, lengths, carry["heads"], cells)
+        head_priors = None
+        if cfg.tree_prior:
+            if priors is None:
+                raise ValueError("a model with tree_prior needs priors (the tree baseline's "
+                                 "velocities)")
+            priors = jnp.asarray(priors, jnp.float32)
+            priors = jnp.broadcast_to(priors, (num_heads(cfg),) + priors.shape[-3:])
+            head_priors = jnp.where(mask, priors.swapaxes(1, 2), 0.0)  # (H, T, N, 88)
+        vel, new_carry["heads"] = heads(xs, lengths, carry["heads"], cells, head_priors)
         vel = jnp.where(mask, vel, 0.0).swapaxes(1, 2)  # (heads, N, T, output_size)
         # one shared head plays every style: (S, N, T, output_size) like separate heads
         return jnp.broadcast_to(vel, (cfg.num_styles,) + vel.shape[1:]), new_carry
+
+
+def prior_logit(prior: Array) -> Array:
+    """The logit of a prior velocity / 127 (any shape, float32), the velocity clipped to
+    0.5..126.5 first so that it is finite; 0 where ``prior`` is 0 (nothing sounds)."""
+    clipped = jnp.clip(prior, 0.5 / 127, 126.5 / 127)
+    return jnp.where(prior > 0, jnp.log(clipped) - jnp.log1p(-clipped), 0.0)
 
 
 def tempo_channel(seconds_per_beat: Array) -> Array:
@@ -240,21 +270,28 @@ def head_config(config: ModelConfig, num_heads: int = 1) -> ModelConfig:
 
 @functools.partial(jax.jit, static_argnames=("config", "with_interpretation"))
 def predict(params: Any, inputs: Array, lengths: Array, *, config: ModelConfig,
-            with_interpretation: bool = False, seconds_per_beat: Array | None = None) -> Any:
+            with_interpretation: bool = False, seconds_per_beat: Array | None = None,
+            priors: Array | None = None) -> Any:
     """Deterministic velocities of every head in ``params``: (S, N, T, 88) float32 in [0, 1]
     (0 at padded steps) for inputs (N, T, 176) uint8 or float32 and lengths (N,) int32;
     ``config.num_styles`` must equal the heads in ``params``. With ``with_interpretation``,
     returns ``(velocities, interpretation)``: the interpretation layer's outputs (N, T, H), or
     None without that layer. ``seconds_per_beat``: (N,) float32 each row's mean tempo, read
-    with ``config.tempo_input`` (None: 120 beats per minute). Compiled once per config and
-    input shape."""
+    with ``config.tempo_input`` (None: 120 beats per minute). ``priors``: (S, N, T, 88)
+    float32 per head the tree baseline's velocity / 127, read with ``config.tree_prior``
+    (``StyleNet``). Compiled once per config and input shape."""
     (vel, _), state = StyleNet(config).apply({"params": params}, inputs, lengths, train=False,
-                                             seconds_per_beat=seconds_per_beat,
+                                             seconds_per_beat=seconds_per_beat, priors=priors,
                                              mutable=["intermediates"])
     if not with_interpretation:
         return vel
     inter = state.get("intermediates", {}).get("interpretation")
     return vel, (None if inter is None else inter[0])
+
+
+def dummy_priors(config: ModelConfig) -> Array | None:
+    """Zero priors (1, 1, 88) float32 for initialising a ``tree_prior`` model; else None."""
+    return jnp.zeros((1, 1, config.output_size), jnp.float32) if config.tree_prior else None
 
 
 def expected_param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -265,7 +302,8 @@ def expected_param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
     def init():
         return StyleNet(config).init(jax.random.key(0), jnp.zeros((1, 1, config.input_size)),
-                                     jnp.ones((1,), jnp.int32), train=False)["params"]
+                                     jnp.ones((1,), jnp.int32), train=False,
+                                     priors=dummy_priors(config))["params"]
 
     leaves, _ = jax.tree_util.tree_flatten_with_path(jax.eval_shape(init))
     return {"/".join(str(getattr(k, "key", k)) for k in p): tuple(v.shape) for p, v in leaves}

@@ -67,8 +67,10 @@ class DataParallel:
 
         tempo = (None if batch.seconds_per_beat is None
                  else pad(batch.seconds_per_beat, DEFAULT_SECONDS_PER_BEAT))
+        priors = None if batch.priors is None else pad(batch.priors, 0)
         return batching.Batch(pad(batch.inputs, 0), pad(batch.targets, 0), pad(batch.lengths, 0),
-                              pad(batch.styles, batch.styles[0]), pad(batch.reset, True), tempo)
+                              pad(batch.styles, batch.styles[0]), pad(batch.reset, True), tempo,
+                              priors)
 
     @property
     def multiprocess(self) -> bool:

@@ -122,11 +122,13 @@ class Stylizer:
     ``config`` (``config.ModelConfig``) of the first, ``styles`` (head names, in head order).
     """
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, tree: str | None = None):
         """Loads an inference or ensemble export (``checkpoints.export_inference``,
         ``export_ensemble``; default: the shipped model) or, for a folder, a training run's
-        best (else newest) checkpoint. Raises StylizeError (one line naming the file) for
-        anything that is not a usable model."""
+        best (else newest) checkpoint. A hybrid model (``tree_prior``) also loads the tree
+        baseline at ``tree`` (default: the shipped one) into ``self.tree`` (else None).
+        Raises StylizeError (one line naming the file) for anything that is not a usable
+        model."""
         # imported here so that `--help` and argument errors stay instant
         from stylenet_jax import checkpoints
         from stylenet_jax.model import param_problem
@@ -149,16 +151,22 @@ class Stylizer:
         self.members = [(params, config) for params, config, _ in models]
         self.params, self.config = self.members[0]
         self.styles = list(models[0][2])
+        self.tree = None
+        if any(config.tree_prior for _, config in self.members):
+            self.tree = load_features(tree, None, self.styles)[0]
         # (member, heads) -> that member's params of those heads, on device
         self._selected: dict[tuple[int, tuple[int, ...]], Any] = {}
 
     def predict_windows(self, windows: np.ndarray, blend: Mapping[str, float],
-                        seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:
+                        seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT,
+                        priors: np.ndarray | None = None) -> np.ndarray:
         """Velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of heads ``blend``
         ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read whole (no
         padding) and from a zero state: one compiled call per member, the members' blends
         averaged. ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a
-        member with ``tempo_input`` only."""
+        member with ``tempo_input`` only. ``priors``: float32 (B, ROWS, WINDOW, 88), the
+        tree's velocity / 127 of each of the blend's B styles (in head order), read by a
+        member with ``tree_prior`` only."""
         from stylenet_jax import model
 
         names = sorted(blend, key=self.styles.index)
@@ -172,15 +180,19 @@ class Stylizer:
                 self._selected[k, heads] = model.select_heads(params, np.array(heads, np.int32))
             velocities = model.predict(self._selected[k, heads], windows, lengths,
                                        config=model.head_config(config, len(heads)),
-                                       seconds_per_beat=tempos)
+                                       seconds_per_beat=tempos,
+                                       priors=priors if config.tree_prior else None)
             blended = np.asarray(_blend_heads()(weights, velocities))
             total = blended if total is None else total + blended
         return total / len(self.members)
 
     def predict(self, inputs: np.ndarray, blend: Mapping[str, float],
-                seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT) -> np.ndarray:
+                seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT,
+                priors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176) of a piece
         whose mean tempo is ``seconds_per_beat`` (``tempo.piece_seconds_per_beat``).
+        ``priors``: {style: uint8 (T, 88)} the tree's velocities of every style of ``blend``
+        on the same grid (``tree_prior.tree_grids``), needed when ``self.tree`` is set.
 
         Windows of WINDOW steps start every HOP steps (from -HOP, silence before the music)
         and are run ROWS at a time (``predict_windows``); overlapping outputs are cross-faded.
@@ -190,6 +202,17 @@ class Stylizer:
         steps = inputs.shape[0]
         padded = np.zeros((steps + 2 * WINDOW, inputs.shape[1]), np.uint8)
         padded[HOP:HOP + steps] = inputs  # padded row r is step r - HOP
+        padded_priors = None
+        if self.tree is not None:
+            names = sorted(blend, key=self.styles.index)
+            if priors is None or any(priors.get(n) is None or priors[n].shape[0] != steps
+                                     for n in names):
+                raise StylizeError(f"{self.path}: a hybrid model needs the tree's velocities "
+                                   f"of {', '.join(names)} for all {steps} steps")
+            padded_priors = np.zeros((len(names), steps + 2 * WINDOW, encoding.NUM_KEYS),
+                                     np.float32)
+            for b, n in enumerate(names):
+                padded_priors[b, HOP:HOP + steps] = encoding.velocities_to_target(priors[n])
         sounding = np.concatenate([[0], np.cumsum(padded.any(axis=1))])
         starts = np.arange(-HOP, steps, HOP)
         starts = starts[sounding[starts + HOP + WINDOW] > sounding[starts + HOP]]
@@ -199,9 +222,14 @@ class Stylizer:
         for first in range(0, len(starts), ROWS):
             rows = starts[first:first + ROWS] + HOP
             batch = np.zeros((ROWS, WINDOW, inputs.shape[1]), np.uint8)
+            batch_priors = (None if padded_priors is None else
+                            np.zeros((len(padded_priors), ROWS, WINDOW, encoding.NUM_KEYS),
+                                     np.float32))
             for r, start in enumerate(rows):
                 batch[r] = padded[start:start + WINDOW]
-            out = self.predict_windows(batch, blend, seconds_per_beat)
+                if batch_priors is not None:
+                    batch_priors[:, r] = padded_priors[:, start:start + WINDOW]
+            out = self.predict_windows(batch, blend, seconds_per_beat, batch_priors)
             for r, start in enumerate(rows):
                 total[start:start + WINDOW] += out[r] * fade[:, None]
                 norm[start:start + WINDOW] += fade[:, None]
@@ -249,16 +277,24 @@ def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int =
     raise StylizeError(f"--baseline must be one of {', '.join(BASELINES)}")
 
 
-def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
+def load_features(path: str | None, style: str | None,
+                  needed: Sequence[str] = ()) -> tuple[Any, str]:
     """``(feature_baseline.FeatureBaseline, style)`` for ``baseline="features"``: the tree model
-    at ``path`` (default: the shipped one) and one of its styles (no blends). Raises
-    StylizeError (one line) for a bad model or style."""
+    at ``path`` (default: the shipped one) and one of its styles (no blends). With ``needed``
+    (a hybrid model's styles), the model must know them all and ``style`` is not checked.
+    Raises StylizeError (one line) for a bad model or style."""
     from stylenet_jax import feature_baseline
 
     try:
         model = feature_baseline.FeatureBaseline.load(path or feature_baseline.DEFAULT_PATH)
     except feature_baseline.FeatureBaselineError as e:
         raise StylizeError(smf.one_line(e)) from None
+    missing = sorted(set(needed) - set(model.styles))
+    if missing:
+        raise StylizeError(f"{path or feature_baseline.DEFAULT_PATH}: the tree baseline has no "
+                           f"{', '.join(missing)}, which the hybrid model's heads read")
+    if needed:
+        return model, ""
     style = (style or "").strip()
     if style not in model.styles:
         raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
@@ -315,9 +351,15 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
     else:
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
-        tempo_now = tempo.piece_seconds_per_beat(notes, perf.ticks_per_beat,
-                                                 midi.tick_seconds(perf.midi, notes.start))
-        predicted = stylizer.predict(inputs, blend, tempo_now)
+        seconds = midi.tick_seconds(perf.midi, notes.start)
+        tempo_now = tempo.piece_seconds_per_beat(notes, perf.ticks_per_beat, seconds)
+        priors = None
+        if stylizer.tree is not None:
+            from stylenet_jax.tree_prior import tree_grids
+
+            priors = tree_grids(stylizer.tree, notes, perf.ticks_per_beat, seconds, list(blend),
+                                onset, end)
+        predicted = stylizer.predict(inputs, blend, tempo_now, priors)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)

@@ -65,9 +65,12 @@ def write_snapshot(path: str, config: ModelConfig, params: Any, song: Windows,
     inputs = song.inputs[:k].reshape(1, -1, song.inputs.shape[-1])
     targets = song.targets[:k].reshape(-1, song.targets.shape[-1])
     n = int(song.lengths[:k].sum())
+    priors = (None if song.priors is None  # the song's own style's, shown to every head
+              else song.priors[:k].reshape(1, -1, song.priors.shape[-1]))
     vel, inter = predict(params, inputs, np.array([n], np.int32), config=config,
                          with_interpretation=True,
-                         seconds_per_beat=np.array([song.seconds_per_beat], np.float32))
+                         seconds_per_beat=np.array([song.seconds_per_beat], np.float32),
+                         priors=priors)
     vel = np.asarray(vel)[:, 0, :n]
     inter = None if inter is None else np.asarray(inter)[0, :n]
     return save_snapshot(path, inputs[0, :n], targets[:n], vel, styles, song.style, inter,

@@ -32,7 +32,7 @@ from stylenet_jax import batching
 from stylenet_jax.config import ModelConfig, OptimConfig
 from stylenet_jax.encoding import onset_channels
 from stylenet_jax.loss import masked_mse, spread_gap
-from stylenet_jax.model import (StyleNet, head_config, is_head_param, reset_carry,
+from stylenet_jax.model import (StyleNet, dummy_priors, head_config, is_head_param, reset_carry,
                                 select_heads)
 from stylenet_jax.optim import make_optimizer
 
@@ -64,8 +64,8 @@ class TrainState(NamedTuple):
 def init_params(model_config: ModelConfig, key: Array) -> Any:
     """StyleNet parameters from ``key`` (uint32 (2,) or a typed key); traceable."""
     dummy = jnp.zeros((1, 1, model_config.input_size), jnp.float32)
-    return StyleNet(model_config).init(key, dummy, jnp.ones((1,), jnp.int32),
-                                       train=False)["params"]
+    return StyleNet(model_config).init(key, dummy, jnp.ones((1,), jnp.int32), train=False,
+                                       priors=dummy_priors(model_config))["params"]
 
 
 @functools.partial(jax.jit, static_argnames=("model_config", "optim"))
@@ -132,7 +132,7 @@ def _own_head(params: Any, model_config: ModelConfig, batch: batching.Batch, car
     head_params = select_heads(params, batch.styles[:1])
     return StyleNet(head_config(model_config)).apply(
         {"params": head_params}, batch.inputs, batch.lengths, carry=carry,
-        seconds_per_beat=batch.seconds_per_beat, **apply_kw)
+        seconds_per_beat=batch.seconds_per_beat, priors=batch.priors, **apply_kw)
 
 
 @functools.partial(jax.jit, static_argnames=("model_config", "optim", "debug_nan_step",
@@ -160,7 +160,8 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
         if mixed_styles:  # (S, N, T, 88): each row then picks its own head
             vel, new_carry = StyleNet(model_config).apply(
                 {"params": params}, batch.inputs, batch.lengths, train=True,
-                seconds_per_beat=batch.seconds_per_beat, rngs={"dropout": key})
+                seconds_per_beat=batch.seconds_per_beat, priors=batch.priors,
+                rngs={"dropout": key})
             heads = batch.styles
         else:
             vel, new_carry = _own_head(params, model_config, batch, carry, train=True,

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from stylenet_jax import batching, checkpoints, dataset, snapshot
+from stylenet_jax import batching, checkpoints, dataset, snapshot, tree_prior
 from stylenet_jax.config import SPEED_ONLY_FIELDS, Config, ModelConfig
 from stylenet_jax.input_pipeline import prefetch_to_device
 from stylenet_jax.metrics_writer import MetricsWriter
@@ -94,7 +94,8 @@ class Run(NamedTuple):
     @classmethod
     def create(cls, config: Config, styles: Sequence[str]) -> "Run":
         config = dataclasses.replace(config, model=dataclasses.replace(
-            config.model, num_styles=len(styles)))
+            config.model, num_styles=len(styles),
+            tree_prior=config.model.tree_prior or bool(config.data.tree_prior_dir)))
         devices = jax.devices()
         if config.data.devices > len(devices):
             raise RunSetupError(f"--devices={config.data.devices}, but this process has "
@@ -228,13 +229,20 @@ def split_windows(config: Config, styles: Sequence[str], split: str) -> list[bat
     """The songs of ``split`` ("train" or "validation") of ``config.data.data_dir`` cut into
     ``config.data.window``-step windows, as training reads them (and as the validation loss
     of any saved parameters must be measured). Raises DatasetError when the model hears the
-    tempo (``tempo_input``) and the build predates songs having one."""
+    tempo (``tempo_input``) and the build predates songs having one; with
+    ``data.tree_prior_dir``, every song gets its prior (``tree_prior.load_prior``, which
+    raises TreePriorError for a song without one)."""
     data_dir = config.data.data_dir
     songs = dataset.load_songs(data_dir, split)
     if config.model.tempo_input and any(s.seconds_per_beat is None for s in songs):
         raise dataset.DatasetError(
             f"{data_dir}: built before songs had a tempo, which --tempo_input needs; run its "
             f"`python -m data_prep.build` command again (same songs and split, tempos added)")
+    prior_dir = config.data.tree_prior_dir
+    if prior_dir:
+        index = tree_prior.read_index(prior_dir)
+        songs = [s._replace(prior=tree_prior.load_prior(prior_dir, s.id, s.inputs.shape[0],
+                                                         index)) for s in songs]
     return batching.window_songs(songs, styles, config.data.window)
 
 

@@ -257,8 +257,8 @@ def test_silent_windows_are_not_run(stylizer, monkeypatch):
     calls = []
     run_windows = stylizer.predict_windows
     monkeypatch.setattr(stylizer, "predict_windows",
-                        lambda windows, blend, spb: calls.append(1) or run_windows(windows, blend,
-                                                                                  spb))
+                        lambda windows, blend, *rest: calls.append(1) or run_windows(
+                            windows, blend, *rest))
     got = stylizer.predict(inputs, {"jazz": 1.0})
     monkeypatch.undo()
     assert len(calls) == 1  # 6 windows that sound, not 31: one call of ROWS
