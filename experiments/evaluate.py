@@ -62,7 +62,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
-    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model.")
+    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
+                        "(also what a hybrid model, --tree_prior_dir in training, reads).")
     flags.DEFINE_integer("flat_velocity", 64, "Velocity of every note given to a system.")
     flags.DEFINE_enum("timing", "performed", list(performances.TIMINGS), "When the notes given "
                       "to a system are played: as the pianist played them (performed), or on "
@@ -106,11 +107,13 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
-        stylizer = performer.Stylizer(path)
+        stylizer = performer.Stylizer(path, tree=features_model)
         blend = performer.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
         kind = ("StyleNet" if len(stylizer.members) == 1
                 else f"an ensemble of {len(stylizer.members)} StyleNets")
+        if stylizer.tree is not None:
+            kind += " reading the tree baseline's velocities (hybrid)"
         described[name] = (f"{kind} `{os.path.relpath(path)}` ("
                            f"{'blend ' + blend_spec if blend else 'each style its own head'})")
     baselines = [b for b in baseline_names if b]

@@ -117,7 +117,8 @@ class GenreNet(nn.Module):
         ``config.note_readout``; prior: (T, N, 88) float32 the tree baseline's velocity / 127
         of this head's style (0 where nothing sounds), needed with ``config.tree_prior``:
         the head's LSTM reads it beside x, its note readout as one more cell feature, and
-        ``tree_gain`` (starting at 1) times its logit is added to the head's logits."""
+        ``tree_gain`` (starting at 1) times its logit is added to the head's logits, whose
+        linear layer then starts at zero (the untrained hybrid plays the tree)."""
         cfg = self.config
         if cfg.tree_prior:
             x = jnp.concatenate([x, prior], axis=-1)
@@ -131,8 +132,12 @@ class GenreNet(nn.Module):
             x, state = layer(drop(x), lengths, LSTMState(carry.h[l], carry.c[l]))
             x = drop(x)
             states.append(state)
+        # A hybrid's own logits start at 0, so that an untrained hybrid plays the tree exactly
+        # and training moves it away only as far as that helps.
+        start = {"kernel_init": nn.initializers.zeros, "bias_init": nn.initializers.zeros
+                 } if cfg.tree_prior else {}
         y = nn.Dense(cfg.output_size, precision=cfg.precision,
-                     dot_general=dense_dot_general(cfg.matmul_dtype), name="out")(x)
+                     dot_general=dense_dot_general(cfg.matmul_dtype), name="out", **start)(x)
         if cfg.note_readout:
             y = y + NoteReadout(cfg.note_readout, cfg.precision, cfg.matmul_dtype,
                                 name="note_readout")(x, cells)

@@ -120,7 +120,7 @@ def _run(inputs: Sequence[str], flags_) -> int:
             warning = enable_compilation_cache(flags_.cache_dir)
             if warning:
                 _warn(warning)
-        stylizer = Stylizer(flags_.checkpoint)
+        stylizer = Stylizer(flags_.checkpoint, tree=flags_.features_model)
     if flags_.list_styles:
         print("\n".join(stylizer.styles))
         return 0
@@ -231,7 +231,8 @@ def _define_flags() -> None:
                         "(see --velocity) or 'features' (gradient-boosted trees on note "
                         "features, one --style, see --features_model).")
     flags.DEFINE_string("features_model", None, "The model of --baseline=features (from "
-                        "`python -m experiments.feature_baseline`); default: the shipped "
+                        "`python -m experiments.feature_baseline`), and the tree a hybrid "
+                        "model (--tree_prior_dir in training) reads; default: the shipped "
                         "stylenet_jax/assets/feature_baseline.pkl.")
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random (0 or more).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")

@@ -155,18 +155,16 @@ def hybrid_config(**kw) -> ModelConfig:
                                  tree_prior=True), **kw})
 
 
-def test_a_hybrid_whose_own_layers_say_nothing_plays_the_tree():
+def test_an_untrained_hybrid_plays_the_tree():
     config = hybrid_config()
     params = init_params(config, jax.random.key(0))
     assert params["heads"]["tree_gain"].tolist() == [1.0, 1.0]
-    silent = dict(params, heads=dict(params["heads"], out=jax.tree.map(
-        np.zeros_like, params["heads"]["out"])))  # note readout's v starts at 0 already
     rng = np.random.default_rng(0)
     inputs = (rng.random((2, 30, 176)) < 0.1).astype(np.uint8)
     active = encoding.held_channels(inputs) > 0
     priors = np.stack([np.where(active, rng.integers(1, 128, active.shape), 0),
                        np.where(active, 64, 0)]).astype(np.float32) / 127
-    vel = np.asarray(predict(silent, inputs, np.array([30, 30], np.int32), config=config,
+    vel = np.asarray(predict(params, inputs, np.array([30, 30], np.int32), config=config,
                              priors=priors))
     np.testing.assert_allclose(vel[:, active], priors[:, active],
                                atol=0.5 / 127)  # velocity clipped to 0.5..126.5 first
