@@ -2,6 +2,7 @@ r"""How much do bfloat16 matmuls change a trained model's velocities?
 
     python -m experiments.precision --data_dir=DATASET
     python -m experiments.precision --data_dir=DATASET --model=RUN/inference.npz --out=FILE.md
+    python -m experiments.precision --data_dir=DATASET --tree_prior_dir=PRIORS  # a hybrid
 
 Runs a model's validation split (a dataset built by ``python -m data_prep.build``) twice, with
 ``matmul_dtype="float32"`` and ``"bfloat16"`` (every matmul's inputs rounded to bf16, fp32
@@ -34,6 +35,8 @@ def _define_flags() -> None:
                         "run directory (default: the shipped model).")
     flags.DEFINE_integer("rows", 32, "Windows per compiled call.")
     flags.DEFINE_string("out", "", "Also write the markdown table to this file.")
+    flags.DEFINE_string("tree_prior_dir", None, "For a hybrid model (trained with "
+                        "--tree_prior_dir): the priors of --data_dir's songs.")
 
 
 def compare(params, config, styles: Sequence[str], songs, rows: int = 32) -> list[dict]:
@@ -59,7 +62,7 @@ def compare(params, config, styles: Sequence[str], songs, rows: int = 32) -> lis
         for batch in batching.epoch_batches(mine, songs_per_batch=len(mine),
                                             windows_per_batch=rows):
             pred = {d: np.asarray(model.predict(head_params, batch.inputs, batch.lengths,
-                                                config=c)[0])
+                                                config=c, priors=batch.priors)[0])
                     for d, c in configs.items()}
             active = batch.targets > 0
             human = batch.targets[active] * 127.0
@@ -105,12 +108,18 @@ def report(models: Sequence[tuple], model: str, songs, data_dir: str, rows: int 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from stylenet_jax import batching, checkpoints, dataset
+    from stylenet_jax import batching, checkpoints, dataset, tree_prior
 
     try:
         models = checkpoints.load_models_at(flags.FLAGS.model)
         styles = models[0][2]
         songs = dataset.load_songs(flags.FLAGS.data_dir, "validation", styles)
+        if any(config.tree_prior for _, config, _ in models):
+            if not flags.FLAGS.tree_prior_dir:
+                raise dataset.DatasetError(
+                    f"{flags.FLAGS.model} is a hybrid that reads the tree's velocities: give "
+                    f"--tree_prior_dir (python -m experiments.tree_prior for this dataset)")
+            songs = tree_prior.attach_priors(songs, flags.FLAGS.tree_prior_dir)
     except (checkpoints.CheckpointError, dataset.DatasetError) as e:
         sys.exit(f"error: {e}")
     windows = batching.window_songs(songs, styles)

@@ -162,7 +162,7 @@ class ModelSystem:
         seconds_per_beat = tempo.piece_seconds_per_beat(
             performed.notes, performed.ticks_per_beat, performed.seconds)
         priors = None
-        if getattr(self.stylizer, "tree", None) is not None:  # a hybrid model
+        if self.stylizer.tree is not None:  # a hybrid model
             onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
             priors = tree_grids(self.stylizer.tree, performed.notes, performed.ticks_per_beat,
                                 performed.seconds, list(blend), onset, end)

@@ -230,7 +230,7 @@ def split_windows(config: Config, styles: Sequence[str], split: str) -> list[bat
     ``config.data.window``-step windows, as training reads them (and as the validation loss
     of any saved parameters must be measured). Raises DatasetError when the model hears the
     tempo (``tempo_input``) and the build predates songs having one; with
-    ``data.tree_prior_dir``, every song gets its prior (``tree_prior.load_prior``, which
+    ``data.tree_prior_dir``, every song gets its prior (``tree_prior.attach_priors``, which
     raises TreePriorError for a song without one)."""
     data_dir = config.data.data_dir
     songs = dataset.load_songs(data_dir, split)
@@ -238,11 +238,8 @@ def split_windows(config: Config, styles: Sequence[str], split: str) -> list[bat
         raise dataset.DatasetError(
             f"{data_dir}: built before songs had a tempo, which --tempo_input needs; run its "
             f"`python -m data_prep.build` command again (same songs and split, tempos added)")
-    prior_dir = config.data.tree_prior_dir
-    if prior_dir:
-        index = tree_prior.read_index(prior_dir)
-        songs = [s._replace(prior=tree_prior.load_prior(prior_dir, s.id, s.inputs.shape[0],
-                                                         index)) for s in songs]
+    if config.data.tree_prior_dir:
+        songs = tree_prior.attach_priors(songs, config.data.tree_prior_dir)
     return batching.window_songs(songs, styles, config.data.window)
 
 

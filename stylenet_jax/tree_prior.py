@@ -34,6 +34,7 @@ from stylenet_jax.atomic_write import write_atomically, write_text_atomically
 from stylenet_jax.dataset import DatasetError
 
 if TYPE_CHECKING:
+    from stylenet_jax.dataset import Song
     from stylenet_jax.feature_baseline import FeatureBaseline
     from stylenet_jax.notes import Notes
     from stylenet_jax.performances import Performed
@@ -162,6 +163,14 @@ def load_prior(prior_dir: str, song_id: str, steps: int, index: Mapping | None =
         raise TreePriorError(f"{path}: prior of shape {grid.shape} for song {song_id!r} of "
                              f"{steps} steps; were the priors made for another build?")
     return grid
+
+
+def attach_priors(songs: Sequence["Song"], prior_dir: str) -> list["Song"]:
+    """``songs`` (``dataset.Song``) each with its ``prior`` from ``prior_dir`` (uint8 (T, 88));
+    raises TreePriorError (one line) for a song the folder has no fitting prior for."""
+    index = read_index(prior_dir)
+    return [s._replace(prior=load_prior(prior_dir, s.id, s.inputs.shape[0], index))
+            for s in songs]
 
 
 def read_index(prior_dir: str) -> dict:

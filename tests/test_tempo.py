@@ -139,10 +139,12 @@ def test_training_with_tempo_needs_a_build_that_has_tempos(tmp_path):
 class _Spy:
     """A Stylizer stand-in that records the tempo it is given."""
 
+    tree = None  # not a hybrid: it reads no tree velocities
+
     def __init__(self):
         self.styles, self.tempos = ["jazz"], []
 
-    def predict(self, inputs, blend, seconds_per_beat=DEFAULT_SECONDS_PER_BEAT):
+    def predict(self, inputs, blend, seconds_per_beat=DEFAULT_SECONDS_PER_BEAT, priors=None):
         self.tempos.append(seconds_per_beat)
         return np.full((inputs.shape[0], 88), 0.5, np.float32)
 

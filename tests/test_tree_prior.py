@@ -246,3 +246,26 @@ def test_stylize_hands_a_hybrid_the_trees_velocities_of_each_blended_style(tmp_p
         stylizer.predict(np.zeros((8, 176), np.uint8), {"jazz": 1.0})
     with pytest.raises(performer.StylizeError, match="no such feature baseline"):
         performer.Stylizer(model, tree=str(tmp_path / "none.pkl"))
+
+
+def test_precision_reads_a_hybrids_priors_and_asks_for_them(data_dir, tmp_path):
+    from stylenet_jax import checkpoints
+
+    config = hybrid_config(num_styles=2, hidden_size=8)
+    model = checkpoints.export_inference(str(tmp_path / "hybrid.npz"),
+                                         init_params(config, jax.random.key(5)), config,
+                                         ["classical", "jazz"])
+    folder = str(tmp_path / "priors")
+    tree_prior.save_priors(folder, {s.id: s.velocities for s in dataset.load_songs(data_dir)},
+                           {})
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "experiments.precision",
+                               f"--data_dir={data_dir}", f"--model={model}", "--rows=4", *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    refused = run()
+    assert refused.returncode == 1 and "give --tree_prior_dir" in refused.stderr
+    done = run(f"--tree_prior_dir={folder}")
+    assert done.returncode == 0, done.stderr
+    assert "| classical |" in done.stdout and "| jazz |" in done.stdout
