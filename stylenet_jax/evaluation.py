@@ -23,7 +23,6 @@ import numpy as np
 from stylenet_jax import dataset, encoding, metrics, performances, tempo
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.performances import Performed
-from stylenet_jax.tree_prior import tree_grids
 
 BASELINES = ("constant", "random", "per_pitch", "features")
 
@@ -161,11 +160,9 @@ class ModelSystem:
         enc = encoding.encode(performed.notes, performed.ticks_per_beat)
         seconds_per_beat = tempo.piece_seconds_per_beat(
             performed.notes, performed.ticks_per_beat, performed.seconds)
-        priors = None
-        if self.stylizer.tree is not None:  # a hybrid model
-            onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
-            priors = tree_grids(self.stylizer.tree, performed.notes, performed.ticks_per_beat,
-                                performed.seconds, list(blend), onset, end)
+        onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
+        priors = self.stylizer.tree_priors(performed.notes, performed.ticks_per_beat,
+                                           performed.seconds, blend, onset, end)  # a hybrid's
         matrix = self.stylizer.predict(enc.inputs, blend, seconds_per_beat, priors)
         return Performance(encoding.decode_velocities(matrix, performed.notes,
                                                       performed.ticks_per_beat), matrix)

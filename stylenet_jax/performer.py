@@ -157,6 +157,19 @@ class Stylizer:
         # (member, heads) -> that member's params of those heads, on device
         self._selected: dict[tuple[int, tuple[int, ...]], Any] = {}
 
+    def tree_priors(self, notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray,
+                    blend: Mapping[str, float], onset: np.ndarray, end: np.ndarray
+                    ) -> dict[str, np.ndarray] | None:
+        """What ``predict`` needs beside the notes for a hybrid model: {style: uint8 (T, 88)}
+        the tree's velocities of ``notes`` (onsets at ``seconds``, float (n,)) in every style
+        of ``blend``, on the grid of their ``onset`` and ``end`` steps (int (n,)); None for a
+        model without ``tree_prior``."""
+        if self.tree is None:
+            return None
+        from stylenet_jax.tree_prior import tree_grids
+
+        return tree_grids(self.tree, notes, ticks_per_beat, seconds, list(blend), onset, end)
+
     def predict_windows(self, windows: np.ndarray, blend: Mapping[str, float],
                         seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT,
                         priors: np.ndarray | None = None) -> np.ndarray:
@@ -192,7 +205,7 @@ class Stylizer:
         """Velocities in [0, 1], float32 (T, 88), for encoded inputs uint8 (T, 176) of a piece
         whose mean tempo is ``seconds_per_beat`` (``tempo.piece_seconds_per_beat``).
         ``priors``: {style: uint8 (T, 88)} the tree's velocities of every style of ``blend``
-        on the same grid (``tree_prior.tree_grids``), needed when ``self.tree`` is set.
+        on the same grid (``tree_priors``), needed when ``self.tree`` is set.
 
         Windows of WINDOW steps start every HOP steps (from -HOP, silence before the music)
         and are run ROWS at a time (``predict_windows``); overlapping outputs are cross-faded.
@@ -353,12 +366,7 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
         seconds = midi.tick_seconds(perf.midi, notes.start)
         tempo_now = tempo.piece_seconds_per_beat(notes, perf.ticks_per_beat, seconds)
-        priors = None
-        if stylizer.tree is not None:
-            from stylenet_jax.tree_prior import tree_grids
-
-            priors = tree_grids(stylizer.tree, notes, perf.ticks_per_beat, seconds, list(blend),
-                                onset, end)
+        priors = stylizer.tree_priors(notes, perf.ticks_per_beat, seconds, blend, onset, end)
         predicted = stylizer.predict(inputs, blend, tempo_now, priors)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
     if controls is not None:

@@ -139,10 +139,11 @@ def test_training_with_tempo_needs_a_build_that_has_tempos(tmp_path):
 class _Spy:
     """A Stylizer stand-in that records the tempo it is given."""
 
-    tree = None  # not a hybrid: it reads no tree velocities
-
     def __init__(self):
         self.styles, self.tempos = ["jazz"], []
+
+    def tree_priors(self, *args):
+        return None  # not a hybrid: it reads no tree velocities
 
     def predict(self, inputs, blend, seconds_per_beat=DEFAULT_SECONDS_PER_BEAT, priors=None):
         self.tempos.append(seconds_per_beat)
