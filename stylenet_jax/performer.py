@@ -153,7 +153,7 @@ class Stylizer:
         self.styles = list(models[0][2])
         self.tree = None
         if any(config.tree_prior for _, config in self.members):
-            self.tree = load_features(tree, None, self.styles)[0]
+            self.tree = load_tree(tree, self.styles)
         # (member, heads) -> that member's params of those heads, on device
         self._selected: dict[tuple[int, tuple[int, ...]], Any] = {}
 
@@ -290,24 +290,29 @@ def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int =
     raise StylizeError(f"--baseline must be one of {', '.join(BASELINES)}")
 
 
-def load_features(path: str | None, style: str | None,
-                  needed: Sequence[str] = ()) -> tuple[Any, str]:
-    """``(feature_baseline.FeatureBaseline, style)`` for ``baseline="features"``: the tree model
-    at ``path`` (default: the shipped one) and one of its styles (no blends). With ``needed``
-    (a hybrid model's styles), the model must know them all and ``style`` is not checked.
-    Raises StylizeError (one line) for a bad model or style."""
+def load_tree(path: str | None, styles: Sequence[str] = ()) -> Any:
+    """The tree baseline (``feature_baseline.FeatureBaseline``) at ``path`` (default: the
+    shipped one), which must know every one of ``styles``. Raises StylizeError (one line) for
+    a bad model or a missing style."""
     from stylenet_jax import feature_baseline
 
+    path = path or feature_baseline.DEFAULT_PATH
     try:
-        model = feature_baseline.FeatureBaseline.load(path or feature_baseline.DEFAULT_PATH)
+        model = feature_baseline.FeatureBaseline.load(path)
     except feature_baseline.FeatureBaselineError as e:
         raise StylizeError(smf.one_line(e)) from None
-    missing = sorted(set(needed) - set(model.styles))
+    missing = sorted(set(styles) - set(model.styles))
     if missing:
-        raise StylizeError(f"{path or feature_baseline.DEFAULT_PATH}: the tree baseline has no "
-                           f"{', '.join(missing)}, which the hybrid model's heads read")
-    if needed:
-        return model, ""
+        raise StylizeError(f"{path}: the tree baseline has no {', '.join(missing)}, which the "
+                           f"hybrid model's heads read")
+    return model
+
+
+def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
+    """``(feature_baseline.FeatureBaseline, style)`` for ``baseline="features"``: the tree model
+    at ``path`` (default: the shipped one) and one of its styles (no blends). Raises
+    StylizeError (one line) for a bad model or style."""
+    model = load_tree(path)
     style = (style or "").strip()
     if style not in model.styles:
         raise StylizeError(f"--baseline features needs --style: one of {', '.join(model.styles)} "
