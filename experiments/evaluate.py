@@ -59,6 +59,10 @@ def _define_flags() -> None:
                               "note, the weighted mean of those systems' velocities (models' "
                               "names or baselines scored in this run; weights scaled to sum "
                               "to 1), e.g. model+tree=model:0.5,features:0.5. Repeatable.")
+    flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also score that system (or mix) "
+                              "with every note's distance from the performance's mean "
+                              "velocity times C, as stylize --contrast=C writes it, e.g. "
+                              "wide=model:1.5. Repeatable.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -86,19 +90,22 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
     """The systems to score and a line describing each (``build_systems`` of the flags)."""
     return build_systems(FLAGS.model, FLAGS.baselines, blend_spec=FLAGS.blend,
                          features_model=FLAGS.features_model, train_data_dir=train_data_dir,
-                         seed=FLAGS.seed, mix_specs=FLAGS.mix)
+                         seed=FLAGS.seed, mix_specs=FLAGS.mix,
+                         contrast_specs=FLAGS.contrast)
 
 
 def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
                   blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
                   train_data_dir: str | None = None, seed: int = 0,
-                  mix_specs: Sequence[str] = ()) -> tuple[list, dict[str, str]]:
+                  mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = ()
+                  ) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
-    per mix of those (``evaluation.parse_mix``), scored after them. Raises ValueError (one
-    line) for a bad spec or an unknown baseline.
+    per mix of those (``evaluation.parse_mix``), scored after them; ``contrast_specs``:
+    NAME=SYSTEM:C per widened system (``evaluation.parse_contrast``), scored last. Raises
+    ValueError (one line) for a bad spec or an unknown baseline.
     """
     from stylenet_jax import performer
 
@@ -148,6 +155,12 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         systems.append(mix)
         described[mix.name] = "per note, " + " + ".join(
             f"{weight:.2f} × {part}" for part, weight in mix.parts) + " (rounded)"
+    for spec in contrast_specs:
+        widened = evaluation.parse_contrast(spec, [system.name for system in systems])
+        systems.append(widened)
+        described[widened.name] = (f"{widened.part} with every note's distance from the "
+                                   f"performance's mean × {widened.contrast:g} (stylize "
+                                   f"--contrast={widened.contrast:g})")
     return systems, described
 
 

@@ -6,14 +6,20 @@ values 1..127. "new" is what the model (or a baseline) wrote; "own" is what the 
 had for the same notes. Halves round up (``floor(x + 0.5)``), so results never depend on
 numpy's round-half-to-even.
 
-``Controls.apply`` runs the three controls in one fixed order:
+``Controls.apply`` runs the four controls in one fixed order:
 
-1. ``strength`` S in [0, 1]: ``round((1 - S) * own + S * new)`` (1, the default, is ``new``
+1. ``contrast`` C >= 0: ``round(m + C * (new - m))``, m the mean of ``new``, clipped to 1..127
+   (1, the default, is ``new`` untouched; 1.5 spreads every note 50% further from the
+   performance's mean level; 0 plays every note at that level). A model trained to the least
+   squared error plays its uncertain notes near the mean, so its dynamics are narrower than a
+   pianist's (by about its correlation with the pianist, r); C > 1 trades some of its note
+   accuracy for the pianist's range (measured in the README's model card).
+2. ``strength`` S in [0, 1]: ``round((1 - S) * own + S * new)`` (1, the default, is ``new``
    untouched; 0 is ``own``), so the file's own accents survive in proportion.
-2. ``keep_level``: shift every velocity by one whole number, the file's own mean minus the
+3. ``keep_level``: shift every velocity by one whole number, the file's own mean minus the
    performance's mean (rounded), then clip to 1..127: the overall loudness follows the input
    and the shape (every interval between notes) is kept, except where the clip bites.
-3. ``velocity_range`` (LO, HI): map the performance's own min..max linearly onto LO..HI
+4. ``velocity_range`` (LO, HI): map the performance's own min..max linearly onto LO..HI
    (the quietest note becomes LO, the loudest HI); a flat performance goes to the middle,
    ``(LO + HI + 1) // 2``.
 
@@ -30,6 +36,7 @@ import numpy as np
 LOUD = 110  # a note at this velocity or above is reported (the pop head's fortissimo spikes)
 SPIKE_STDS = 3.0  # ... and so is one this many standard deviations above the file's mean
 SPIKE_MIN_JUMP = 20.0  # ... when it is also this many velocity steps above the mean
+MAX_CONTRAST = 4.0  # beyond this almost every note of a performance is clipped to 1 or 127
 
 
 class ControlError(ValueError):
@@ -48,6 +55,17 @@ def blend_with_own(new: np.ndarray, own: np.ndarray, strength: float) -> np.ndar
     ``new``, exactly)."""
     mixed = (1.0 - strength) * np.asarray(own, np.float64) + strength * np.asarray(new, np.float64)
     return np.clip(round_half_up(mixed), 1, 127)
+
+
+def widen(velocities: np.ndarray, contrast: float) -> np.ndarray:
+    """int64 (n,): ``round(m + contrast * (velocities - m))`` clipped to 1..127, m the mean of
+    ``velocities`` (integer (n,)). The mean stays where it was (to rounding, unless the clip
+    bites) and every distance from it is multiplied by ``contrast`` (>= 0). Empty stays empty."""
+    v = np.asarray(velocities, np.float64)
+    if not v.size:
+        return v.astype(np.int64)
+    mean = v.mean()
+    return np.clip(round_half_up(mean + float(contrast) * (v - mean)), 1, 127)
 
 
 def keep_level(new: np.ndarray, own: np.ndarray) -> np.ndarray:
@@ -76,6 +94,18 @@ def map_range(velocities: np.ndarray, low: int, high: int) -> np.ndarray:
     return round_half_up(low + (v - smallest) * (high - low) / (largest - smallest))
 
 
+def check_contrast(value: object) -> float:
+    """``value`` as a float in 0..MAX_CONTRAST; raises ControlError (one line) otherwise."""
+    try:
+        contrast = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        contrast = float("nan")
+    if not (math.isfinite(contrast) and 0.0 <= contrast <= MAX_CONTRAST):
+        raise ControlError(f"--contrast must be a number in 0..{MAX_CONTRAST:g} (1: as the "
+                           f"model plays, 1.5: 50% wider dynamics), got {value!r}")
+    return contrast
+
+
 def parse_velocity_range(text: str | None) -> tuple[int, int] | None:
     """"LO,HI" -> (LO, HI) with 1 <= LO <= HI <= 127; None or "" -> None (no mapping).
     Raises ControlError (one line) for anything else."""
@@ -96,14 +126,16 @@ def parse_velocity_range(text: str | None) -> tuple[int, int] | None:
 
 @dataclasses.dataclass(frozen=True)
 class Controls:
-    """The three controls (see the module's docstring for what each does, and their order).
+    """The four controls (see the module's docstring for what each does, and their order).
     Made with bad values it raises ControlError (one line naming the flag)."""
 
     strength: float = 1.0
     keep_level: bool = False
     velocity_range: tuple[int, int] | None = None
+    contrast: float = 1.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "contrast", check_contrast(self.contrast))
         try:
             strength = float(self.strength)
         except (TypeError, ValueError):
@@ -121,20 +153,24 @@ class Controls:
             object.__setattr__(self, "velocity_range", parse_velocity_range(text))
 
     @classmethod
-    def from_flags(cls, strength: float, keep_level: bool, velocity_range: str | None
-                   ) -> "Controls":
+    def from_flags(cls, strength: float, keep_level: bool, velocity_range: str | None,
+                   contrast: float = 1.0) -> "Controls":
         """From the command line's values (``velocity_range`` as text "LO,HI" or None)."""
-        return cls(strength, bool(keep_level), parse_velocity_range(velocity_range))
+        return cls(strength, bool(keep_level), parse_velocity_range(velocity_range),
+                   check_contrast(contrast))
 
     @property
     def is_default(self) -> bool:
         """True when ``apply`` changes nothing."""
-        return self.strength == 1.0 and not self.keep_level and self.velocity_range is None
+        return (self.contrast == 1.0 and self.strength == 1.0 and not self.keep_level
+                and self.velocity_range is None)
 
     def _changes(self) -> list[tuple[str, str]]:
         """(label, file-name part) of each control away from its default, in applying order."""
-        changes = [(f"strength {self.strength:g}", f"strength{round(self.strength * 100):d}")
-                   ] if self.strength != 1.0 else []
+        changes = [(f"contrast {self.contrast:g}", f"contrast{round(self.contrast * 100):d}")
+                   ] if self.contrast != 1.0 else []
+        changes += [(f"strength {self.strength:g}", f"strength{round(self.strength * 100):d}")
+                    ] if self.strength != 1.0 else []
         changes += [("level kept", "keeplevel")] if self.keep_level else []
         if self.velocity_range:
             low, high = self.velocity_range
@@ -142,21 +178,24 @@ class Controls:
         return changes
 
     def label(self) -> str:
-        """"" for the defaults, else e.g. ", strength 0.5, level kept, range 40-100"."""
+        """"" for the defaults, else e.g. ", contrast 1.5, strength 0.5, level kept, range
+        40-100"."""
         return "".join(f", {label}" for label, _ in self._changes())
 
     def file_suffix(self) -> str:
         """"" for the defaults, else what sets the output name apart, e.g.
-        "-strength50-keeplevel-range40to100"."""
+        "-contrast150-strength50-keeplevel-range40to100"."""
         return "".join(f"-{part}" for _, part in self._changes())
 
     def apply(self, new: np.ndarray, own: np.ndarray) -> np.ndarray:
-        """int64 (n,) velocities 1..127: strength, then keep_level, then velocity_range, on
+        """int64 (n,) velocities 1..127: contrast, strength, keep_level, velocity_range, on
         ``new`` (integer (n,)) with the file's ``own`` (integer (n,)). Returns ``new`` itself
         when every control is at its default."""
         if self.is_default:
             return new
         out = np.asarray(new, np.int64)
+        if self.contrast != 1.0:
+            out = widen(out, self.contrast)
         if self.strength != 1.0:
             out = blend_with_own(out, own, self.strength)
         if self.keep_level:

@@ -213,6 +213,45 @@ def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
     return MixSystem(tuple((part, weight / total) for part, weight in parts.items()), name)
 
 
+@dataclasses.dataclass(frozen=True)
+class ContrastSystem:
+    """Another system's velocities with every note's distance from that performance's mean
+    multiplied by ``contrast`` (``dynamics.widen``: what ``stylize --contrast`` writes). Like a
+    ``MixSystem`` it is scored after ``part`` and reuses its performance of each piece."""
+
+    part: str
+    contrast: float
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance:
+        from stylenet_jax import dynamics
+
+        return Performance(dynamics.widen(done[self.part].velocities, self.contrast))
+
+
+def parse_contrast(spec: str, known: Sequence[str]) -> ContrastSystem:
+    """``NAME=SYSTEM:C`` -> ContrastSystem; SYSTEM must be in ``known`` (scored before it) and
+    C in 0..dynamics.MAX_CONTRAST. Raises ValueError (one line) for anything else."""
+    from stylenet_jax import dynamics
+
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    part, colon, value = body.strip().rpartition(":")
+    if not sep or not name or not colon or part not in known:
+        raise ValueError(f"--contrast {spec!r}: expected NAME=SYSTEM:C with a system of "
+                         f"{', '.join(known)}")
+    if name in known:
+        raise ValueError(f"--contrast {spec!r}: {name!r} is already the name of a system")
+    try:
+        contrast = dynamics.check_contrast(value)
+    except dynamics.ControlError as e:
+        raise ValueError(f"{spec!r}: {e}") from None
+    return ContrastSystem(part, contrast, name)
+
+
+DERIVED = (MixSystem, ContrastSystem)  # systems made from the performances of others
+
+
 def styles_of(system: System) -> list[str] | None:
     """The styles a system can perform (None: any)."""
     if isinstance(system, ModelSystem):
@@ -282,7 +321,8 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
              flat_velocity: int = 64, timing: str = "performed",
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
     """Every system performs every (flattened) performance; returns the comparisons. A
-    ``MixSystem`` combines the performances of systems listed before it.
+    ``MixSystem`` or ``ContrastSystem`` (``DERIVED``) combines the performances of systems
+    listed before it.
 
     timing: what the systems are told of when each note is played: "performed", the
     pianist's own seconds, or "score", a steady tempo on the grid (``performances.as_score``:
@@ -294,7 +334,7 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
         given = performances.with_timing(flatten(human, flat_velocity), timing)
         done: dict[str, Performance] = {}
         for system in systems:
-            performance = (system.combine(done) if isinstance(system, MixSystem)
+            performance = (system.combine(done) if isinstance(system, DERIVED)
                            else system.perform(given))
             done[system.name] = performance
             comparisons[system.name].setdefault(human.style, []).append(

@@ -12,8 +12,8 @@ of the grid before predicting (which changes no velocity; see ``performed_grid``
 file costs follows its notes, not the silence between them. The network runs through
 ``model.select_heads`` and ``model.predict``; a blend is the weighted sum of its heads'
 velocities. ``perform_file`` writes a file with new piano velocities (only those change),
-after the musician's controls (``dynamics.Controls``: strength, keep_level, velocity_range),
-and on request a picture of before and after (``roll_plot``).
+after the musician's controls (``dynamics.Controls``: contrast, strength, keep_level,
+velocity_range), and on request a picture of before and after (``roll_plot``).
 
 Importing this module does not import JAX (``Stylizer`` does, when it is made), so the command
 line's ``--help`` and argument errors stay instant.
@@ -331,11 +331,11 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
     ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``). The
     ``controls`` (default: none) then act on those velocities and the file's own, in their
-    fixed order (strength, keep_level, velocity_range; ``dynamics.Controls.apply``). Raises
-    StylizeError or smf.MidiError (one line naming the file) without writing anything. A file
-    whose notes span more than ``encoding.MAX_STEPS`` steps, long silences left out
-    (``performed_grid``), is refused, whatever the mode. ``make_parents`` creates the
-    target's missing folders, only once there is something to write.
+    fixed order (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
+    naming the file) without writing anything. A file whose notes span more than
+    ``encoding.MAX_STEPS`` steps, long silences left out (``performed_grid``), is refused,
+    whatever the mode. ``make_parents`` creates the target's missing folders, only once there
+    is something to write.
 
     Which notes are performed is ``note_selection.choose``: the piano-family programs of a file
     that names its programs (else every note), or exactly ``tracks`` (counted from 0) and/or

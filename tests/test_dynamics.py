@@ -39,6 +39,40 @@ def test_velocity_range_maps_min_and_max_onto_lo_and_hi_keeping_the_shape():
     assert dynamics.map_range(ints(), 40, 60).tolist() == []
 
 
+def test_contrast_multiplies_every_distance_from_the_mean_then_clips():
+    assert dynamics.widen(ints(50, 60, 70), 1.5).tolist() == [45, 60, 75]
+    assert dynamics.widen(ints(50, 60, 70), 0.5).tolist() == [55, 60, 65]
+    assert dynamics.widen(ints(50, 60, 70), 0.0).tolist() == [60, 60, 60]
+    assert dynamics.widen(ints(50, 60, 70), 1.0).tolist() == [50, 60, 70]
+    assert dynamics.widen(ints(60, 61), 2.0).tolist() == [60, 62]  # 59.5 -> 60, 61.5 -> 62
+    assert dynamics.widen(ints(10, 100, 100), 2.0).tolist() == [1, 127, 127]  # clipped
+    assert dynamics.widen(ints(), 2.0).tolist() == []
+    rng = np.random.default_rng(0)
+    played = rng.integers(40, 90, 500)
+    wide = dynamics.widen(played, 1.5)
+    assert abs(wide.mean() - played.mean()) < 0.5  # the level stays
+    assert wide.std() == pytest.approx(1.5 * played.std(), rel=0.01)  # the spread grows
+    assert np.corrcoef(wide, played)[0, 1] > 0.999  # the shape is kept
+
+
+def test_controls_apply_contrast_first():
+    new, own = ints(100, 20, 90), ints(50, 60, 40)
+    # mean 70; contrast 0.5: 85, 45, 80; strength 0.5 with own: 67.5 -> 68, 52.5 -> 53, 60
+    assert Controls(contrast=0.5).apply(new, own).tolist() == [85, 45, 80]
+    assert Controls(0.5, contrast=0.5).apply(new, own).tolist() == [68, 53, 60]
+    assert not Controls(contrast=1.5).is_default
+    assert Controls(contrast=1.25).label() == ", contrast 1.25"
+    assert Controls(0.5, contrast=1.5).file_suffix() == "-contrast150-strength50"
+    assert Controls.from_flags(1.0, False, None, 1.0) == Controls()
+
+
+@pytest.mark.parametrize("contrast", [-0.5, 4.5, float("nan"), float("inf"), "x", None])
+def test_bad_contrast_is_a_one_line_error(contrast):
+    with pytest.raises(ControlError, match=r"^--contrast must be a number in 0\.\.4 ") as e:
+        Controls(contrast=contrast)
+    assert "\n" not in str(e.value)
+
+
 def test_controls_apply_strength_then_keep_level_then_range():
     new, own = ints(100, 20, 90), ints(50, 60, 40)
     # strength 0.5: 75, 40, 65 (mean 60); own mean 50 -> shift -10: 65, 30, 55; 30..65 -> 40..60

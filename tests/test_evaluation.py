@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from midi_factory import midi_file, notes_track, tempo, track
-from stylenet_jax import checkpoints, evaluation, metrics, midi, midi_files, performances
+from stylenet_jax import (checkpoints, dynamics, evaluation, metrics, midi, midi_files,
+                          performances)
 from stylenet_jax.model import ModelConfig, StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -258,6 +259,31 @@ def test_a_bad_mix_is_one_line(spec, words):
         evaluation.parse_mix(spec, ["constant", "random"])
 
 
+def test_a_contrast_system_widens_its_parts_performance_of_each_piece(folder):
+    found = performances.from_folder(str(folder / "human"))
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    part = evaluation.PerPitchSystem(stats)
+    wide = evaluation.parse_contrast("wide=per_pitch:1.5", [part.name])
+    assert wide == evaluation.ContrastSystem("per_pitch", 1.5, "wide")
+    result = evaluation.evaluate(found, [part, wide])
+    for played, widened in zip(result.velocities["per_pitch"], result.velocities["wide"]):
+        np.testing.assert_array_equal(widened, dynamics.widen(played, 1.5))
+    first = result.velocities["per_pitch"][0]
+    assert result.velocities["wide"][0].std() > 1.4 * first.std() > 0
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("wide", "expected NAME=SYSTEM:C"), ("wide=tree:1.5", "expected NAME=SYSTEM:C"),
+    ("wide=per_pitch", "expected NAME=SYSTEM:C"), ("per_pitch=per_pitch:2", "already the name"),
+    ("wide=per_pitch:9", "--contrast must be a number in 0..4"),
+    ("wide=per_pitch:x", "--contrast must be a number in 0..4")])
+def test_a_bad_contrast_spec_is_one_line(spec, words):
+    with pytest.raises(ValueError, match=words) as raised:
+        evaluation.parse_contrast(spec, ["per_pitch"])
+    assert "\n" not in str(raised.value)
+
+
 def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing(
         folder, model_path, tmp_path):
     out = tmp_path / "report.md"
@@ -268,12 +294,15 @@ def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing
                          text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'tree:1'" in bad.stderr
     assert not out.exists()
-    run = subprocess.run(args + ["--mix=mt=m:1,features:1"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(args + ["--mix=mt=m:1,features:1", "--contrast=wide=mt:1.5"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "per note, 0.50 × m + 0.50 × features (rounded)" in out.read_text()
+    assert "mt with every note's distance from the performance's mean × 1.5" in out.read_text()
     scores = json.loads((tmp_path / "report.json").read_text())
     for style in ("classical", "jazz"):
         assert scores["mt"][style]["notes"] == scores["m"][style]["notes"] > 0
         assert scores["mt"][style]["mae"] <= max(scores["m"][style]["mae"],
                                                  scores["features"][style]["mae"]) + 0.5
+        assert scores["wide"][style]["notes"] == scores["mt"][style]["notes"]
+        assert scores["wide"][style]["std_ratio"] > 1.2 * scores["mt"][style]["std_ratio"]

@@ -202,7 +202,8 @@ def _own_and_written(source, target):
 
 
 def test_cli_controls_change_the_written_velocities_as_stated(tmp_path, model_path):
-    """--strength, --keep_level and --velocity_range, on a baseline and on the model."""
+    """--contrast, --strength, --keep_level and --velocity_range, on a baseline and on the
+    model."""
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
     own = np.array(piano_velocities(source))
     drawn = performer.baseline_velocities("random", len(own), seed=0)
@@ -224,16 +225,19 @@ def test_cli_controls_change_the_written_velocities_as_stated(tmp_path, model_pa
     velocities, stdout = written("--baseline=random", "--keep_level")
     assert abs(velocities.mean() - own.mean()) < 2 and "level kept" in stdout
     assert velocities.tolist() == dynamics.keep_level(drawn, own).tolist()
+    velocities, stdout = written("--baseline=random", "--contrast=0.5")
+    assert velocities.tolist() == dynamics.widen(drawn, 0.5).tolist() and "contrast 0.5" in stdout
+    assert velocities.std() < 0.6 * drawn.std()
     velocities, _ = written("--baseline=constant", "--velocity=64", "--velocity_range=40,61")
     assert set(velocities.tolist()) == {51}  # a flat performance goes to the middle
 
     model_velocities, _ = written("--style=jazz", f"--checkpoint={model_path}")
     velocities, stdout = written("--style=jazz", f"--checkpoint={model_path}", "--strength=0.5",
-                                 "--keep_level", "--velocity_range=40,60")
-    expected = dynamics.Controls(0.5, True, (40, 60)).apply(model_velocities, own)
+                                 "--keep_level", "--velocity_range=40,60", "--contrast=1.5")
+    expected = dynamics.Controls(0.5, True, (40, 60), 1.5).apply(model_velocities, own)
     assert velocities.tolist() == expected.tolist()
     assert (velocities.min(), velocities.max()) == (40, 60)
-    assert "style jazz, strength 0.5, level kept, range 40-60" in stdout
+    assert "style jazz, contrast 1.5, strength 0.5, level kept, range 40-60" in stdout
     assert_only_piano_velocities_changed(source, out)
 
 
@@ -248,7 +252,9 @@ def test_cli_bad_control_values_are_one_line_exit_2(tmp_path):
              ("--velocity_range=0,60", "--velocity_range: 0 is outside 1..127"),
              ("--velocity_range=40,128", "--velocity_range: 128 is outside 1..127"),
              ("--velocity_range=40", "--velocity_range must be LO,HI"),
-             ("--velocity_range=forty,60", "--velocity_range must be LO,HI")]
+             ("--velocity_range=forty,60", "--velocity_range must be LO,HI"),
+             ("--contrast=-1", "--contrast must be a number in 0..4"),
+             ("--contrast=5", "--contrast must be a number in 0..4")]
     for flag, expected in cases:
         done = cli(good, "-o", out, "--baseline=random", flag)
         lines = done.stderr.strip().splitlines()
