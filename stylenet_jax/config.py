@@ -23,6 +23,11 @@ CLIPS = ("per_tensor", "global", "none")
 LR_SCHEDULES = ("constant", "cosine")
 
 
+SHARED_HEADS_WITH_PRIORS = ("shared_heads and a tree prior (tree_prior, --tree_prior_dir) "
+                            "exclude each other: the tree's velocities differ per style, and a "
+                            "shared head plays every style alike")
+
+
 def setting(default: Any, doc: str, *, flag: str | None = "", choices: Sequence[str] = (),
             ) -> Any:
     """A config field with its doc line. ``flag``: the command-line name ("" = the field's
@@ -111,6 +116,8 @@ class ModelConfig:
         _check_choice(self, "precision", (None,) + PRECISIONS)
         _check_choice(self, "recurrence", RECURRENCES)
         _check_choice(self, "matmul_dtype", MATMUL_DTYPES)
+        if self.shared_heads and self.tree_prior:
+            raise ValueError(SHARED_HEADS_WITH_PRIORS)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
@@ -285,6 +292,10 @@ class Config:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.shared_heads and self.data.tree_prior_dir:
+            raise ValueError(SHARED_HEADS_WITH_PRIORS)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Config":

@@ -269,3 +269,17 @@ def test_precision_reads_a_hybrids_priors_and_asks_for_them(data_dir, tmp_path):
     done = run(f"--tree_prior_dir={folder}")
     assert done.returncode == 0, done.stderr
     assert "| classical |" in done.stdout and "| jazz |" in done.stdout
+
+
+def test_a_hybrid_whose_tree_lacks_one_of_its_styles_is_refused_in_one_line(tmp_path):
+    from stylenet_jax import checkpoints, performer
+
+    config = hybrid_config(num_styles=2, hidden_size=8)
+    params = init_params(config, jax.random.key(0))
+    model = checkpoints.export_inference(str(tmp_path / "hybrid.npz"), params, config,
+                                         ["jazz", "swing"])
+    with pytest.raises(performer.StylizeError) as raised:
+        performer.Stylizer(model)  # the shipped tree knows classical, jazz and pop
+    message = str(raised.value)
+    assert "the tree baseline has no swing, which the hybrid model's heads read" in message
+    assert "\n" not in message
