@@ -7,14 +7,19 @@ quarter-beat meters instead of 4/4) says so in its flagfile's header with a line
 
 and trains on the build given as ``--variant_data=NAME=DIR``, whose manifest must have been
 built with those options. Every variant is scored on the same test performances, so no build a
-variant trains on may hold one of their pieces in its training or validation split.
+variant trains on may hold one of their pieces in its training or validation split. A hybrid
+variant (its header has ``# priors: tree``) also needs the tree baseline's out-of-fold
+velocities for its build, ``--variant_priors=NAME=DIR`` (``experiments.tree_prior``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Iterable, Mapping, Sequence
 
 BUILD_PREFIX = "# build:"
+PRIORS_LINE = "# priors: tree"  # the variant is a hybrid: it needs --variant_priors=NAME=DIR
 
 
 def required_options(flagfile: str) -> dict[str, str]:
@@ -35,18 +40,51 @@ def required_options(flagfile: str) -> dict[str, str]:
     return options
 
 
-def parse_variant_data(pairs: Sequence[str], variants: Iterable[str]) -> dict[str, str]:
-    """{variant: data_dir} from ``NAME=DIR`` strings; raises ValueError for a malformed pair
-    or a variant not in the sweep."""
+def needs_priors(flagfile: str) -> bool:
+    """True when the flagfile's header has the line ``# priors: tree``: a hybrid variant,
+    trained with ``--tree_prior_dir`` (given to the sweep as ``--variant_priors=NAME=DIR``)."""
+    with open(flagfile, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                return False
+            if line.strip() == PRIORS_LINE:
+                return True
+    return False
+
+
+def parse_variant_data(pairs: Sequence[str], variants: Iterable[str],
+                       flag: str = "--variant_data") -> dict[str, str]:
+    """{variant: directory} from ``NAME=DIR`` strings (of ``flag``, named in errors); raises
+    ValueError for a malformed pair or a variant not in the sweep."""
     known, out = set(variants), {}
     for pair in pairs:
         name, sep, directory = pair.partition("=")
         if not sep or not name or not directory:
-            raise ValueError(f"--variant_data={pair}: expected VARIANT=DATA_DIR")
+            raise ValueError(f"{flag}={pair}: expected VARIANT=DIR")
         if name not in known:
-            raise ValueError(f"--variant_data={pair}: {name} is not among the variants run")
+            raise ValueError(f"{flag}={pair}: {name} is not among the variants run")
         out[name] = directory
     return out
+
+
+def check_priors(variant: str, prior_dir: str, manifest: Mapping) -> str:
+    """The priors' fingerprint (sha256 of their index) after checking that ``prior_dir``
+    (``experiments.tree_prior``) has a prior for every training and validation song of the
+    variant's build. Raises ValueError (one line) otherwise."""
+    from stylenet_jax import tree_prior
+
+    try:
+        index = tree_prior.read_index(prior_dir)
+    except tree_prior.TreePriorError as e:
+        raise ValueError(f"{variant}: {e}") from None
+    wanted = {s["id"] for s in manifest.get("songs", []) if s.get("split") != "test"}
+    missing = sorted(wanted - set(index["songs"]))
+    if missing:
+        raise ValueError(f"{variant}: {prior_dir} has no prior for {len(missing)} of its "
+                         f"build's songs (e.g. {missing[0]}); make them for that build "
+                         "(python -m experiments.tree_prior)")
+    text = json.dumps(index, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_build(variant: str, data_dir: str, manifest: Mapping, required: Mapping[str, str],

@@ -60,6 +60,10 @@ def _define_flags() -> None:
                               "its own build (one whose flagfile says '# build: OPTION=VALUE' "
                               "needs one built so); every variant is scored on the same test "
                               "split.")
+    flags.DEFINE_multi_string("variant_priors", [], "VARIANT=PRIORS_DIR: a hybrid variant "
+                              "(its flagfile says '# priors: tree') trains with "
+                              "--tree_prior_dir=PRIORS_DIR, made by experiments.tree_prior for "
+                              "the build it trains on; it is scored with the shipped tree.")
     flags.DEFINE_string("out", "results/ablations.md", "Markdown report to write.")
     flags.DEFINE_string("reference", "loss_onset", "The variant every other is compared with, "
                         "paired on the same test notes (its row first; empty: no comparison).")
@@ -104,15 +108,18 @@ def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
     return list(evaluated), list(evaluated.values())
 
 
-def train_run(flagfile: str, workdir: str, seed: int, data_dir: str) -> float:
+def train_run(flagfile: str, workdir: str, seed: int, data_dir: str,
+              extra_flags: Sequence[str] = ()) -> float:
     """Trains (or resumes) one run to --num_epochs; returns this call's wall seconds and adds
-    them to ``workdir/wall_seconds.json`` (the run's total over every resumption)."""
+    them to ``workdir/wall_seconds.json`` (the run's total over every resumption).
+    ``extra_flags``: this variant's own (a hybrid's ``--tree_prior_dir``)."""
     if _finished(workdir):
         return 0.0
     os.makedirs(workdir, exist_ok=True)
     command = [sys.executable, "-m", "experiments.train", f"--flagfile={flagfile}",
                f"--data_dir={data_dir}", f"--workdir={workdir}",
-               f"--num_epochs={FLAGS.num_epochs}", f"--seed={seed}", *FLAGS.train_flag]
+               f"--num_epochs={FLAGS.num_epochs}", f"--seed={seed}", *FLAGS.train_flag,
+               *extra_flags]
     print(f"training {workdir}: {' '.join(command[2:])}", flush=True)
     began = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT)
@@ -168,32 +175,50 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
     return scores, sums
 
 
+def _skip_or_refuse(name: str, needs: str, flag: str) -> None:
+    """A variant lacking what it needs: refused (ValueError) when --variants named it,
+    else skipped with a line."""
+    if name in FLAGS.variants:
+        raise ValueError(f"{name} {needs}: pass it as {flag}={name}=DIR")
+    print(f"{name}: skipped; it {needs} ({flag}={name}=DIR)", flush=True)
+
+
 def _data_for_each(variants: dict[str, str], test_pieces: set[str]
-                   ) -> tuple[dict[str, str], dict[str, str], dict[str, dict]]:
+                   ) -> tuple[dict[str, str], dict[str, str], dict[str, dict], dict[str, tuple]]:
     """({variant: the build it trains on}, the variants that can run, {build: its manifest},
-    each manifest read once). A variant whose
-    flagfile asks for a build (``# build: ...``) and has none in --variant_data is refused
-    when --variants named it and skipped with a line otherwise. Raises ValueError for a build
-    without the options its variant needs or with test pieces in its training splits."""
+    each manifest read once, {variant: (its own training flags, what they add to its run
+    key)}; a hybrid's key holds its priors' fingerprint, not their folder). A variant whose flagfile
+    asks for a build (``# build: ...``) without one in --variant_data, or for tree priors
+    (``# priors: tree``) without them in --variant_priors, is refused when --variants named
+    it and skipped with a line otherwise. Raises ValueError for a build without the options
+    its variant needs or with test pieces in its training splits, or priors that miss one of
+    its songs."""
     own = ablation_builds.parse_variant_data(FLAGS.variant_data, variants)
-    data_dirs, runnable, manifests = {}, {}, {}
+    priors = ablation_builds.parse_variant_data(FLAGS.variant_priors, variants,
+                                                "--variant_priors")
+    data_dirs, runnable, manifests, extra = {}, {}, {}, {}
     for name, flagfile in variants.items():
         required = ablation_builds.required_options(flagfile)
         if required and name not in own:
             wanted = " ".join(f"{k}={v}" for k, v in required.items())
-            if name in FLAGS.variants:
-                raise ValueError(f"{name} trains on a build with {wanted}: pass it as "
-                                 f"--variant_data={name}=DIR")
-            print(f"{name}: skipped; it trains on a build with {wanted} "
-                  f"(--variant_data={name}=DIR)", flush=True)
+            _skip_or_refuse(name, f"trains on a build with {wanted}", "--variant_data")
+            continue
+        hybrid = ablation_builds.needs_priors(flagfile)
+        if hybrid and name not in priors:
+            _skip_or_refuse(name, "reads the tree baseline's out-of-fold velocities",
+                            "--variant_priors")
             continue
         directory = data_dirs[name] = own.get(name, FLAGS.data_dir)
         if directory not in manifests:
             manifests[directory] = dataset.read_manifest(directory)
         ablation_builds.check_build(name, directory, manifests[directory], required,
                                     test_pieces)
+        extra[name] = ([], [])
+        if hybrid:
+            fingerprint = ablation_builds.check_priors(name, priors[name], manifests[directory])
+            extra[name] = ([f"--tree_prior_dir={priors[name]}"], [f"tree priors {fingerprint}"])
         runnable[name] = flagfile
-    return data_dirs, runnable, manifests
+    return data_dirs, runnable, manifests, extra
 
 
 def main(argv: Sequence[str]) -> None:
@@ -216,7 +241,8 @@ def main(argv: Sequence[str]) -> None:
                       for name, path in variants.items()}
         performed = performances.from_dataset(FLAGS.eval_data_dir or FLAGS.data_dir, "test",
                                               FLAGS.midi_root)
-        data_dirs, variants, manifests = _data_for_each(variants, {p.piece for p in performed})
+        data_dirs, variants, manifests, own_flags = _data_for_each(
+            variants, {p.piece for p in performed})
         data = {name: ablation_records.data_fingerprint(manifests[directory])
                 for name, directory in data_dirs.items()}
     except (ValueError, OSError, dataset.DatasetError) as e:
@@ -230,7 +256,7 @@ def main(argv: Sequence[str]) -> None:
         for seed in seeds:
             workdir = os.path.join(FLAGS.runs_dir, name, f"seed_{seed}")
             key = ablation_records.run_key(
-                flag_lines[name], FLAGS.train_flag, seed,
+                flag_lines[name], FLAGS.train_flag + own_flags[name][1], seed,
                 FLAGS.num_epochs, data[name], [p.id for p in performed], FLAGS.classifier)
             record = ablation_records.matching(records, name, seed, key)
             if record is not None and not _finished(workdir):
@@ -239,7 +265,7 @@ def main(argv: Sequence[str]) -> None:
                 runs.append(record["run"])
                 continue
             try:
-                train_run(flagfile, workdir, seed, data_dirs[name])
+                train_run(flagfile, workdir, seed, data_dirs[name], own_flags[name][0])
             except RuntimeError as e:
                 print(f"error: {e}; skipping it (re-run to resume)", file=sys.stderr)
                 continue

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from data_prep import build, synthetic
@@ -31,8 +32,37 @@ def test_variant_data_pairs_name_variants_of_the_sweep():
     assert ablation_builds.parse_variant_data(["q=/d/q"], ["q", "r"]) == {"q": "/d/q"}
     with pytest.raises(ValueError, match="not among"):
         ablation_builds.parse_variant_data(["x=/d"], ["q"])
-    with pytest.raises(ValueError, match="VARIANT=DATA_DIR"):
+    with pytest.raises(ValueError, match="^--variant_data=q: expected VARIANT=DIR"):
         ablation_builds.parse_variant_data(["q"], ["q"])
+    with pytest.raises(ValueError, match="^--variant_priors=h: expected"):
+        ablation_builds.parse_variant_data(["h"], ["h"], "--variant_priors")
+
+
+def test_the_priors_line_marks_a_hybrid_variant_in_the_header_only(tmp_path):
+    hybrid = tmp_path / "h.flags"
+    hybrid.write_text("# A hybrid.\n# priors: tree\n--loss=onset\n")
+    assert ablation_builds.needs_priors(str(hybrid))
+    late = tmp_path / "l.flags"
+    late.write_text("# Not one.\n--loss=onset\n# priors: tree\n")
+    assert not ablation_builds.needs_priors(str(late))
+
+
+def test_priors_must_cover_every_song_the_variant_trains_or_validates_on(tmp_path):
+    from stylenet_jax import tree_prior
+
+    grid = np.zeros((4, 88), np.uint8)
+    tree_prior.save_priors(str(tmp_path / "p"), {"a": grid, "c": grid}, {"folds": 3})
+    manifest = {"songs": [{"id": "a", "split": "train"}, {"id": "b", "split": "test"},
+                          {"id": "c", "split": "validation"}]}
+    fingerprint = ablation_builds.check_priors("h", str(tmp_path / "p"), manifest)
+    assert len(fingerprint) == 64  # the test song needs none
+    tree_prior.save_priors(str(tmp_path / "q"), {"a": grid}, {"folds": 3})
+    with pytest.raises(ValueError, match="no prior for 1 of its build's songs \\(e.g. c\\)"):
+        ablation_builds.check_priors("h", str(tmp_path / "q"), manifest)
+    with pytest.raises(ValueError, match="^h: .*no priors.json"):
+        ablation_builds.check_priors("h", str(tmp_path / "none"), manifest)
+    assert ablation_builds.check_priors("h", str(tmp_path / "q"), {"songs": [
+        {"id": "a", "split": "train"}]}) != fingerprint  # other priors, another run key
 
 
 def test_a_build_without_the_options_or_holding_test_pieces_is_refused():
@@ -57,16 +87,22 @@ def test_the_sweep_refuses_a_data_variant_without_its_build_before_training(tmp_
     (variants / "quarter.flags").write_text("# Every meter.\n# build: time_signatures=quarter\n"
                                             "--loss=onset\n")
 
-    def sweep(*extra):
+    def sweep(*extra, variant="quarter"):
         return subprocess.run(
             [sys.executable, "-m", "experiments.ablations", f"--data_dir={data_dir}",
              f"--runs_dir={tmp_path / 'runs'}", f"--variants_dir={variants}", "--reference=",
-             f"--out={tmp_path / 'a.md'}", "--variants=quarter", *extra],
+             f"--out={tmp_path / 'a.md'}", f"--variants={variant}", *extra],
             cwd=ROOT, capture_output=True, text=True, timeout=120)
 
+    (variants / "hybrid.flags").write_text("# A hybrid.\n# priors: tree\n--loss=onset\n")
     missing = sweep()
     assert missing.returncode == 2 and "--variant_data=quarter=DIR" in missing.stderr
+    no_priors = sweep(variant="hybrid")
+    assert no_priors.returncode == 2 and "--variant_priors=hybrid=DIR" in no_priors.stderr
+    bad_priors = sweep(f"--variant_priors=hybrid={tmp_path / 'none'}", variant="hybrid")
+    assert bad_priors.returncode == 2 and "hybrid: " in bad_priors.stderr
+    assert "no priors.json" in bad_priors.stderr
     wrong = sweep(f"--variant_data=quarter={data_dir}")  # a 4/4 build
     assert wrong.returncode == 2 and "needs a build with time_signatures=quarter" in wrong.stderr
-    assert "Traceback" not in missing.stderr + wrong.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr + no_priors.stderr + bad_priors.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "a.md").exists()

@@ -69,8 +69,8 @@ def test_paired_table_compares_each_variant_with_the_reference_seed_for_seed():
 
 @pytest.mark.slow
 def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
-    """Six training processes and three scorings: minutes on 2 cores, hence slow (CI runs
-    it)."""
+    """Nine training processes (one variant a hybrid reading tree priors) and their
+    scorings: minutes on 2 cores, hence slow (CI runs it)."""
     midi_dir, data_dir = str(tmp_path / "midi"), str(tmp_path / "data")
     synthetic.write_synthetic_corpus(midi_dir, styles=("classical", "jazz"), songs_per_style=6,
                                      steps=300, seed=0)
@@ -81,6 +81,13 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
     tiny = os.path.join(ROOT, "experiments", "configs", "tiny.flags")
     (variants / "base.flags").write_text(f"# The tiny setup.\n--flagfile={tiny}\n")
     (variants / "onset.flags").write_text(f"# Onset loss.\n--flagfile={tiny}\n--loss=onset\n")
+    (variants / "hybrid.flags").write_text(f"# Reads the tree.\n# priors: tree\n"
+                                           f"--flagfile={tiny}\n--loss=onset\n")
+    priors = str(tmp_path / "priors")
+    made = subprocess.run([sys.executable, "-m", "experiments.tree_prior",
+                           f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
     out = tmp_path / "ablations.md"
 
     def sweep(epochs):
@@ -89,12 +96,14 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
              f"--runs_dir={tmp_path / 'runs'}", f"--variants_dir={variants}",
              f"--num_epochs={epochs}", "--seeds=0", f"--out={out}", "--resamples=20",
              "--train_flag=--noprogress", "--train_flag=--snapshot_every_epochs=0",
-             "--noclassifier", "--reference=onset"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+             "--noclassifier", "--reference=onset", f"--variant_priors=hybrid={priors}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=900)
 
     first = sweep(1)
     assert first.returncode == 0, first.stderr[-2000:]
     text = out.read_text()
     assert "| `base` |" in text and "| `onset` |" in text and "Onset loss." in text
+    assert "| `hybrid` |" in text and "--tree_prior_dir" in first.stdout
     assert text.index("| `onset` |") < text.index("| `base` |")  # the reference first
     assert "## Against `onset`" in text and text.count("| `base` |") == 2
     assert (tmp_path / "ablations" / "curves.png").is_file()
@@ -105,12 +114,12 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
     assert score.stat().st_mtime_ns == stamp
     longer = sweep(2)  # resumes each run from its checkpoint for one more epoch
     assert longer.returncode == 0, longer.stderr[-2000:]
-    assert longer.stdout.count("training ") == 2
+    assert longer.stdout.count("training ") == 3
     assert "resumed" in longer.stderr and score.stat().st_mtime_ns != stamp
     report = out.read_text()
     shutil.rmtree(tmp_path / "runs")  # a new machine: only the committed results are there
     elsewhere = sweep(2)
     assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
-    assert "training " not in elsewhere.stdout and elsewhere.stdout.count("reusing") == 2
+    assert "training " not in elsewhere.stdout and elsewhere.stdout.count("reusing") == 3
     assert out.read_text().split("\n")[4:] == report.split("\n")[4:]  # the same tables
-    assert sweep(1).stdout.count("training ") == 2  # another budget: no record matches
+    assert sweep(1).stdout.count("training ") == 3  # another budget: no record matches
