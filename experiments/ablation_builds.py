@@ -67,6 +67,19 @@ def parse_variant_data(pairs: Sequence[str], variants: Iterable[str],
     return out
 
 
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes (a hybrid variant's scoring tree, for its run key); raises
+    ValueError (one line) when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from None
+    return digest.hexdigest()
+
+
 def check_priors(variant: str, prior_dir: str, manifest: Mapping) -> str:
     """The priors' fingerprint (sha256 of their index) after checking that ``prior_dir``
     (``experiments.tree_prior``) has a prior for every training and validation song of the

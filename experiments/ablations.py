@@ -63,7 +63,11 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("variant_priors", [], "VARIANT=PRIORS_DIR: a hybrid variant "
                               "(its flagfile says '# priors: tree') trains with "
                               "--tree_prior_dir=PRIORS_DIR, made by experiments.tree_prior for "
-                              "the build it trains on; it is scored with the shipped tree.")
+                              "the build it trains on; it is scored with --features_model.")
+    flags.DEFINE_string("features_model", None, "The tree a hybrid variant reads when it is "
+                        "scored (default: the shipped stylenet_jax/assets/feature_baseline.pkl, "
+                        "fitted on the training split of the README's quarter build: use "
+                        "another for a test split that is not that build's).")
     flags.DEFINE_string("out", "results/ablations.md", "Markdown report to write.")
     flags.DEFINE_string("reference", "loss_onset", "The variant every other is compared with, "
                         "paired on the same test notes (its row first; empty: no comparison).")
@@ -159,7 +163,8 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
         return cached["scores"], cached["sums"]
     from stylenet_jax.performer import Stylizer
 
-    system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, checkpoints.INFERENCE_FILE)))
+    system = evaluation.ModelSystem(Stylizer(os.path.join(workdir, checkpoints.INFERENCE_FILE),
+                                             tree=FLAGS.features_model))
     result = evaluation.evaluate(performed, [system])
     scores = evaluation.scores(result, resamples=FLAGS.resamples)["model"]
     if FLAGS.classifier:
@@ -173,6 +178,13 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
     _write_json(os.path.join(workdir, "score.json"),
                 {"key": key, "scores": scores, "sums": sums})
     return scores, sums
+
+
+def _scoring_tree() -> str:
+    """The tree a hybrid variant is scored with: --features_model, else the shipped one."""
+    from stylenet_jax import feature_baseline
+
+    return FLAGS.features_model or feature_baseline.DEFAULT_PATH
 
 
 def _skip_or_refuse(name: str, needs: str, flag: str) -> None:
@@ -216,7 +228,9 @@ def _data_for_each(variants: dict[str, str], test_pieces: set[str]
         extra[name] = ([], [])
         if hybrid:
             fingerprint = ablation_builds.check_priors(name, priors[name], manifests[directory])
-            extra[name] = ([f"--tree_prior_dir={priors[name]}"], [f"tree priors {fingerprint}"])
+            extra[name] = ([f"--tree_prior_dir={priors[name]}"],
+                           [f"tree priors {fingerprint}",
+                            f"scoring tree {ablation_builds.file_sha256(_scoring_tree())}"])
         runnable[name] = flagfile
     return data_dirs, runnable, manifests, extra
 
