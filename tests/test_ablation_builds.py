@@ -106,3 +106,13 @@ def test_the_sweep_refuses_a_data_variant_without_its_build_before_training(tmp_
     assert wrong.returncode == 2 and "needs a build with time_signatures=quarter" in wrong.stderr
     assert "Traceback" not in missing.stderr + wrong.stderr + no_priors.stderr + bad_priors.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "a.md").exists()
+
+
+def test_a_scoring_trees_fingerprint_is_its_bytes_and_a_missing_one_is_one_line(tmp_path):
+    import hashlib
+
+    tree = tmp_path / "tree.pkl"
+    tree.write_bytes(b"x" * (3 << 20))
+    assert ablation_builds.file_sha256(str(tree)) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+    with pytest.raises(ValueError, match="none.pkl: No such file"):
+        ablation_builds.file_sha256(str(tmp_path / "none.pkl"))
