@@ -128,6 +128,7 @@ def test_command_help_and_usage_errors(tmp_path):
 # ----------------------------------------------------------------------------- whole runs
 
 
+@pytest.mark.slow
 def test_end_to_end_in_process(tmp_path):
     text = run_bench(tmp_path, "--noisolate", "--epoch_seconds=90", "--note=tiny test",
                      "--batch_sizes=2,3")
@@ -175,6 +176,7 @@ def test_torch_missing_measures_jax_only(tmp_path, monkeypatch, capsys):
     assert "not measured on this cpu" in text.lower()  # no --epoch_seconds
 
 
+@pytest.mark.slow
 def test_isolated_workers_and_profile(tmp_path):
     """Every measurement in a worker process (``python -m experiments.bench_measure SPEC``);
     the profile of the first batch size's JAX step is taken inside its worker and comes back

@@ -35,6 +35,7 @@ def _average(*args):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_averaging_a_runs_checkpoints(tmp_path):
     config = Config().replace(hidden_size=8, num_layers=1, num_epochs=3, progress=False,
                               snapshot_every_epochs=0, window=50, keep_checkpoints=3,

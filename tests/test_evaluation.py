@@ -142,6 +142,7 @@ def model_path(tmp_path_factory):
     return checkpoints.export_inference(path, params, config, ["classical", "jazz"])
 
 
+@pytest.mark.slow
 def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_path, tmp_path):
     """The command's MAE and r equal those of the files stylize writes, read back note by note
     and compared with the pianist's files (each style performed by its own head)."""

@@ -35,6 +35,7 @@ def unseen(tmp_path_factory):
     return corpus(tmp_path_factory.mktemp("unseen"), seed=1)
 
 
+@pytest.mark.slow
 def test_learns_each_styles_velocity_rule(trained, unseen):
     baseline, lines = trained
     assert baseline.styles == list(STYLES) and len(lines) == 2 and "training notes" in lines[0]
@@ -48,6 +49,7 @@ def test_learns_each_styles_velocity_rule(trained, unseen):
         assert results[style]["notes"] == len(human)
 
 
+@pytest.mark.slow
 def test_predictions_are_rounded_velocities_and_styles_differ(trained, unseen):
     baseline, _ = trained
     song = unseen[0]
@@ -59,6 +61,7 @@ def test_predictions_are_rounded_velocities_and_styles_differ(trained, unseen):
         baseline.predict(song.notes, song.ticks_per_beat, "rock")
 
 
+@pytest.mark.slow
 def test_save_load_round_trip_gives_identical_predictions(trained, unseen, tmp_path):
     baseline, _ = trained
     path = str(tmp_path / "model.pkl")
@@ -76,6 +79,7 @@ def test_save_load_round_trip_gives_identical_predictions(trained, unseen, tmp_p
                 baseline.predict(song.notes, song.ticks_per_beat, style, song.seconds))
 
 
+@pytest.mark.slow
 def test_bad_files_raise_one_line_errors(trained, tmp_path):
     baseline, _ = trained
     good = str(tmp_path / "good.pkl")

@@ -95,6 +95,7 @@ def test_help_lists_every_flag():
         assert f"--{flag}" in done.stdout or f"--[no]{flag}" in done.stdout, flag
 
 
+@pytest.mark.slow
 def test_tiny_run_builds_data_and_leaves_checkpoints_metrics_snapshot(tmp_path):
     """The acceptance run: tiny.flags on data it generates and builds itself."""
     work = str(tmp_path / "run")
