@@ -199,8 +199,8 @@ def _data_for_each(variants: dict[str, str], test_pieces: set[str]
                    ) -> tuple[dict[str, str], dict[str, str], dict[str, dict], dict[str, tuple]]:
     """({variant: the build it trains on}, the variants that can run, {build: its manifest},
     each manifest read once, {variant: (its own training flags, what they add to its run
-    key)}; a hybrid's key holds its priors' fingerprint, not their folder). A variant whose flagfile
-    asks for a build (``# build: ...``) without one in --variant_data, or for tree priors
+    key)}; a hybrid's key holds its priors' fingerprint, not their folder). A variant whose
+    flagfile asks for a build (``# build: ...``) without one in --variant_data, or for tree priors
     (``# priors: tree``) without them in --variant_priors, is refused when --variants named
     it and skipped with a line otherwise. Raises ValueError for a build without the options
     its variant needs or with test pieces in its training splits, or priors that miss one of

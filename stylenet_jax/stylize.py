@@ -239,10 +239,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random (0 or more).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
-                       "performance's mean velocity by C (clipped to 1..127). The model plays "
-                       "narrower dynamics than a pianist (about half the spread in classical "
-                       "and jazz); 1.5 widens them by half, at some cost in note accuracy "
-                       "(README, model card). Applied first.")
+                       "performance's mean velocity by C (clipped to 1..127). The shipped model "
+                       "plays narrower dynamics than a pianist (0.54 and 0.63 of the spread in "
+                       "classical and jazz); 1.4 gives about a pianist's range at some cost in "
+                       "note accuracy (README, model card). Applied first.")
     flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "
                        "rest being the file's own: round((1-S)*own + S*new); 1 is the model "
                        "alone, 0 leaves the file as it was. Applied after --contrast.")
