@@ -53,17 +53,18 @@ def needs_priors(flagfile: str) -> bool:
 
 
 def parse_variant_data(pairs: Sequence[str], variants: Iterable[str],
-                       flag: str = "--variant_data") -> dict[str, str]:
-    """{variant: directory} from ``NAME=DIR`` strings (of ``flag``, named in errors); raises
-    ValueError for a malformed pair or a variant not in the sweep."""
+                       flag: str = "--variant_data", what: str = "DIR") -> dict[str, str]:
+    """{variant: value} from ``NAME=VALUE`` strings (of ``flag``, a directory unless ``what``
+    names the value otherwise; both named in errors); raises ValueError for a malformed pair
+    or a variant not in the sweep."""
     known, out = set(variants), {}
     for pair in pairs:
-        name, sep, directory = pair.partition("=")
-        if not sep or not name or not directory:
-            raise ValueError(f"{flag}={pair}: expected VARIANT=DIR")
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{flag}={pair}: expected VARIANT={what}")
         if name not in known:
             raise ValueError(f"{flag}={pair}: {name} is not among the variants run")
-        out[name] = directory
+        out[name] = value
     return out
 
 

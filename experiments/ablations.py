@@ -3,6 +3,7 @@ r"""A sweep of training variants, each scored on unseen pieces: ``results/ablati
     python -m experiments.ablations --data_dir=HELDOUT_DATASET --runs_dir=runs/ablations \
         --num_epochs=16 --seeds=0,1
     python -m experiments.ablations ... --variants=paper,keep05,loss_onset   # a subset
+    python -m experiments.ablations ... --variant_seeds=keep05=0,1 --variant_seeds=loss_onset=0,1
 
 Every ``experiments/configs/ablations/<variant>.flags`` (or ``--variants_dir``) is trained with
 ``experiments.train`` for ``--num_epochs`` epochs per seed in ``RUNS_DIR/<variant>/seed_<k>``,
@@ -52,6 +53,11 @@ def _define_flags() -> None:
     flags.DEFINE_list("variants", [], "Variants to run (default: every flagfile there).")
     flags.DEFINE_integer("num_epochs", 16, "Epochs per run: the same budget for every variant.")
     flags.DEFINE_list("seeds", ["0"], "Training seeds; mean +/- sd over them.")
+    flags.DEFINE_multi_string("variant_seeds", [], "VARIANT=S1,S2,...: that variant's seeds "
+                              "instead of --seeds (e.g. a second seed for the variants whose "
+                              "difference from the reference is within a seed's luck; give "
+                              "the reference the same seeds, the comparison is seed for "
+                              "seed). Repeatable.")
     flags.DEFINE_multi_string("train_flag", [], "Extra flags for every training run, e.g. "
                               "--train_flag=--unroll=4 (speed only) or --train_flag=--noprogress.")
     flags.DEFINE_bool("classifier", True, "Score the identify-the-human classifier too.")
@@ -180,6 +186,31 @@ def score_run(workdir: str, performed: list[performances.Performed]) -> tuple[di
     return scores, sums
 
 
+def parse_seeds(text: str, flag: str) -> list[int]:
+    """[seed, ...] from "0,1" (``flag`` names it in errors); raises ValueError (one line) for
+    an empty list, a non-integer or a repeated seed."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"{flag}: '{text}' is not a comma-separated list of integer seeds"
+                         ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{flag}: '{text}' needs at least one seed, none repeated")
+    return seeds
+
+
+def seeds_of_each(variants: Sequence[str], seeds: Sequence[str],
+                  variant_seeds: Sequence[str]) -> dict[str, list[int]]:
+    """{variant: its training seeds}: its ``variant_seeds`` pair ("NAME=0,1", as
+    --variant_seeds) where given, else ``seeds`` (--seeds' items). Raises ValueError (one
+    line) for a malformed pair or list, or a variant not in the sweep."""
+    default = parse_seeds(",".join(seeds), "--seeds")
+    own = ablation_builds.parse_variant_data(variant_seeds, variants, "--variant_seeds",
+                                             "SEEDS")
+    return {name: (parse_seeds(own[name], f"--variant_seeds={name}") if name in own
+                   else default) for name in variants}
+
+
 def _scoring_tree() -> str:
     """The tree a hybrid variant is scored with: --features_model, else the shipped one."""
     from stylenet_jax import feature_baseline
@@ -242,9 +273,9 @@ def main(argv: Sequence[str]) -> None:
 
     try:
         variants = variant_files(FLAGS.variants_dir, FLAGS.variants)
-        seeds = [int(s) for s in FLAGS.seeds]
-        if not variants or not seeds or FLAGS.num_epochs < 1:
-            raise ValueError("need at least one variant, one seed and --num_epochs >= 1")
+        seeds = seeds_of_each(variants, FLAGS.seeds, FLAGS.variant_seeds)
+        if not variants or FLAGS.num_epochs < 1:
+            raise ValueError("need at least one variant and --num_epochs >= 1")
         if FLAGS.reference and FLAGS.reference not in variants:
             raise ValueError(f"--reference={FLAGS.reference} is not among the variants run "
                              f"({', '.join(variants)}); add it or pass --reference=")
@@ -267,7 +298,7 @@ def main(argv: Sequence[str]) -> None:
     rows = {}
     for name, flagfile in variants.items():
         runs = []
-        for seed in seeds:
+        for seed in seeds[name]:
             workdir = os.path.join(FLAGS.runs_dir, name, f"seed_{seed}")
             key = ablation_records.run_key(
                 flag_lines[name], FLAGS.train_flag + own_flags[name][1], seed,

@@ -37,6 +37,19 @@ def test_mean_sd():
     assert ablations_report.mean_sd([float("nan")], "{:.1f}") == "-"
 
 
+def test_a_variants_own_seeds_replace_the_sweeps_and_bad_lists_are_one_line():
+    seeds = ablations.seeds_of_each(["ref", "keep05", "paper"], ["0"],
+                                    ["keep05=0,1", "ref=1, 0"])
+    assert seeds == {"ref": [1, 0], "keep05": [0, 1], "paper": [0]}
+    for bad, said in ((["keep05=0,x"], "not a comma-separated list"),
+                      (["keep05=0,0"], "none repeated"), (["keep05="], "VARIANT=SEEDS"),
+                      (["other=1"], "not among the variants run")):
+        with pytest.raises(ValueError, match=said):
+            ablations.seeds_of_each(["keep05"], ["0"], bad)
+    with pytest.raises(ValueError, match="--seeds"):
+        ablations.seeds_of_each(["keep05"], [], [])
+
+
 def _run(seed, pieces, predicted_by_piece, human):
     comparisons = [metrics.PieceComparison(piece, human, predicted_by_piece[piece])
                    for piece in pieces]
