@@ -123,12 +123,27 @@ def note_features(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray,
     return np.concatenate([velocity[:, :3], context, velocity[:, 3:]], axis=1).astype(np.float32)
 
 
-def pair_arrays(pairs: Sequence[Pair], max_notes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def feature_mask(features: Sequence[str] | None = None) -> np.ndarray:
+    """float32 (NUM_FEATURES,): 1 for each of ``features`` (None: all of FEATURE_NAMES), 0 for
+    the columns the classifier then sees as zeros; ValueError for an unknown name or none."""
+    if features is None:
+        return np.ones(NUM_FEATURES, np.float32)
+    unknown = sorted(set(features) - set(FEATURE_NAMES))
+    if unknown or not features:
+        raise ValueError(f"unknown classifier feature(s) {unknown}; known: "
+                         f"{', '.join(FEATURE_NAMES)}" if unknown else "no features kept")
+    return np.array([name in features for name in FEATURE_NAMES], np.float32)
+
+
+def pair_arrays(pairs: Sequence[Pair], max_notes: int, features: Sequence[str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pads/truncates every pair to ``max_notes`` notes (static shapes, one compile).
 
-    Returns human, system float32 (P, max_notes, NUM_FEATURES) (zeros where padded) and the
-    mask bool (P, max_notes) of real notes. Truncation keeps an excerpt's first notes.
+    Returns human, system float32 (P, max_notes, NUM_FEATURES) (zeros where padded, and in
+    the columns of features not in ``features``: ``feature_mask``) and the mask bool
+    (P, max_notes) of real notes. Truncation keeps an excerpt's first notes.
     """
+    keep = feature_mask(features)
     human = np.zeros((len(pairs), max_notes, NUM_FEATURES), np.float32)
     system = np.zeros_like(human)
     mask = np.zeros((len(pairs), max_notes), bool)
@@ -139,7 +154,7 @@ def pair_arrays(pairs: Sequence[Pair], max_notes: int) -> tuple[np.ndarray, np.n
             out[i, :n] = note_features(pair.notes, pair.ticks_per_beat, pair.seconds,
                                        velocities, context)[:n]
         mask[i, :n] = True
-    return human, system, mask
+    return human * keep, system * keep, mask
 
 
 class HumannessScorer(nn.Module):
@@ -218,13 +233,14 @@ def _scores(params, features: jax.Array, mask: jax.Array, *, width: int) -> jax.
 def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int = 400,
                     seed: int = 0, batch_size: int = 32, learning_rate: float = 3e-3,
                     width: int = 24, max_notes: int | None = None,
-                    max_notes_cap: int = 8192) -> dict:
+                    max_notes_cap: int = 8192, features: Sequence[str] | None = None) -> dict:
     """Trains a ``HumannessScorer`` on ``train`` pairs, scores it on ``test`` pairs.
 
     Adam, ``steps`` jitted steps of ``batch_size`` train pairs drawn with replacement by an
     explicit PRNG key (seeded). ``max_notes``: notes per excerpt after padding/truncation
     (default: the longest excerpt's count rounded up to a power of two, at least 16, at most
-    ``max_notes_cap``). Calls with equal shapes and settings share compiled programs.
+    ``max_notes_cap``). ``features``: the only FEATURE_NAMES the scorer sees (None: all).
+    Calls with equal shapes and settings share compiled programs.
     Returns accuracy (mean over test pairs, ties 0.5), pairs, pieces (test), ci95 (bootstrap
     over test pieces), train_pairs, train_pieces, final_loss (mean of the last 50 steps'
     losses), margins (float64 (P,) f(human) - f(system) per test pair), max_notes, params,
@@ -237,7 +253,7 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         longest = max(len(p.notes) for p in (*train, *test))
         max_notes = min(max(_next_power_of_two(longest), 16), max_notes_cap)
     settings = dict(width=width, learning_rate=learning_rate)
-    human, system, mask = (jnp.asarray(a) for a in pair_arrays(train, max_notes))
+    human, system, mask = (jnp.asarray(a) for a in pair_arrays(train, max_notes, features))
     init_key, key = jax.random.split(jax.random.PRNGKey(seed))
     params, opt_state = _init(init_key, human[:1], mask[:1], **settings)
     losses = []
@@ -245,7 +261,8 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         params, opt_state, key, loss = _train_step(params, opt_state, key, human, system, mask,
                                                    batch_size=batch_size, **settings)
         losses.append(loss)
-    margins = pair_margins(params, test, max_notes, width=width, batch_size=batch_size)
+    margins = pair_margins(params, test, max_notes, width=width, batch_size=batch_size,
+                           features=features)
     correct = np.where(np.abs(margins) < TIE_TOLERANCE, 0.5, (margins > 0).astype(np.float64))
     test_pieces = [p.piece for p in test]
     return {
@@ -264,13 +281,13 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
 
 
 def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = 24,
-                 batch_size: int = 32) -> np.ndarray:
+                 batch_size: int = 32, features: Sequence[str] | None = None) -> np.ndarray:
     """f(human) - f(system) for each pair: float64 (P,), ``params`` from ``train_and_score``.
 
     Human and system versions are scored in separate calls of one shape (batches of
     ``batch_size``, the last padded), so identical versions score bit-identically.
     """
-    human, system, mask = pair_arrays(pairs, max_notes)
+    human, system, mask = pair_arrays(pairs, max_notes, features)
     padded = -(-len(pairs) // batch_size) * batch_size
     pad = [(0, padded - len(pairs))] + [(0, 0)] * (human.ndim - 1)
     human, system = np.pad(human, pad), np.pad(system, pad)

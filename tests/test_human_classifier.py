@@ -167,6 +167,25 @@ def test_separable_velocities_are_identified_and_the_seed_decides():
     assert not np.allclose(other["margins"], result["margins"])
 
 
+def test_a_feature_ablation_hides_the_columns_it_leaves_out():
+    train = scenario(varied, constant_64, TRAIN_PAIRS, seed=0)
+    test = scenario(varied, constant_64, 100, seed=1, first_piece=TRAIN_PAIRS)
+    context = [n for n in hc.FEATURE_NAMES if not n.startswith("velocity")]
+    blind = hc.train_and_score(train, test, steps=20, seed=0, features=context)
+    assert blind["accuracy"] == 0.5 and np.all(blind["margins"] == 0.0)  # velocity unseen
+    steps = hc.train_and_score(train, test, steps=150, seed=0,
+                               features=["velocity_minus_previous"])
+    assert steps["accuracy"] >= 0.95  # a constant system never moves from note to note
+    human, system, _ = hc.pair_arrays(test[:2], 64, ["velocity", "pitch"])
+    kept = [hc.FEATURE_NAMES.index("velocity"), hc.FEATURE_NAMES.index("pitch")]
+    assert human[..., kept].any() and system[..., kept].any()
+    assert not np.delete(human, kept, axis=-1).any()
+    assert not np.delete(system, kept, axis=-1).any()
+    for bad, said in ((["loudness"], "unknown classifier feature"), ([], "no features kept")):
+        with pytest.raises(ValueError, match=said):
+            hc.feature_mask(bad)
+
+
 def test_identical_versions_always_tie():
     train = scenario(varied, lambda rng, human: human, TRAIN_PAIRS, seed=2)
     test = scenario(varied, lambda rng, human: human, 50, seed=3, first_piece=TRAIN_PAIRS)

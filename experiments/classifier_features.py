@@ -1,0 +1,219 @@
+r"""What gives a system away: the identify-the-human classifier retrained with some of its
+features hidden (``results/classifier_features.md``).
+
+    python -m experiments.classifier_features --data_dir=runs/data/heldout
+    python -m experiments.classifier_features --data_dir=DATASET --model=m=runs/a \
+        --baselines=features --contrast=wide=m:1.4 --out=runs/classifier_features.md
+
+``experiments.evaluate`` reports one number per system: how often the classifier
+(``stylenet_jax.human_classifier``; 10-second excerpts, trained on half of the pieces, scored
+on the other half) picks the pianist's velocities over the system's on the same notes. This
+command asks which of its per-note features carry that verdict. For every system it trains
+the classifier again under each condition of ``CONDITIONS``: every feature; every feature but
+one velocity feature; one velocity feature with the notes' context; one velocity feature
+alone. Hidden features are zero columns (``human_classifier.feature_mask``); the pairs, the
+split and the seed are the same in every condition, so the accuracies differ only by what the
+classifier may see. Writes the Markdown table, its JSON and a bar chart; bad input prints
+one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+from absl import app, flags, logging
+
+from experiments.evaluate import DEFAULT_FEATURES, build_systems, define_performance_flags, \
+    read_performances
+from stylenet_jax import dataset, encoding, evaluation, human_classifier, smf
+from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.flag_parsing import parse_flags
+
+FLAGS = flags.FLAGS
+VELOCITY = tuple(n for n in human_classifier.FEATURE_NAMES if n.startswith("velocity"))
+CONTEXT = tuple(n for n in human_classifier.FEATURE_NAMES if n not in VELOCITY)
+CONDITIONS: dict[str, tuple[str, ...]] = {
+    "every feature": human_classifier.FEATURE_NAMES,
+    **{f"all but {v}": tuple(n for n in human_classifier.FEATURE_NAMES if n != v)
+       for v in VELOCITY},
+    **{f"{v} + context": (v,) + CONTEXT for v in VELOCITY},
+    **{f"{v} alone": (v,) for v in VELOCITY},
+}
+STEPS, BATCH = 400, 32  # evaluation.identify_the_human's, for 10-second excerpts
+
+
+def _chord_deviation(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
+    onset, _ = encoding.quantize(pair.notes, pair.ticks_per_beat)
+    _, chord, size = np.unique(onset, return_inverse=True, return_counts=True)
+    return float(np.abs(velocity - (np.bincount(chord, weights=velocity) / size)[chord]).mean())
+
+
+# One-line rules: "the version with the larger statistic is the pianist's" (no training).
+RULES = {
+    "larger velocity sd": lambda pair, v: float(v.std()),
+    "larger mean |step| between successive notes": lambda pair, v: float(
+        np.abs(np.diff(v)).mean()),
+    "larger mean |velocity - its chord's mean|": _chord_deviation,
+}
+
+
+def rule_accuracy(pairs: Sequence[human_classifier.Pair], statistic) -> float:
+    """How often ``statistic(pair, velocities float64 (n,))`` is larger for the pianist's
+    version than for the system's (ties count half)."""
+    human = np.array([statistic(p, p.human.astype(np.float64)) for p in pairs])
+    system = np.array([statistic(p, p.system.astype(np.float64)) for p in pairs])
+    return float(np.mean(np.where(np.isclose(human, system), 0.5, human > system)))
+
+
+def _define_flags() -> None:
+    define_performance_flags("cut into excerpts")
+    flags.DEFINE_multi_string("model", None, "NAME=PATH of a model (inference export or "
+                              "training workdir). Repeatable. Default: model=the shipped "
+                              "model.")
+    flags.DEFINE_list("baselines", ["features"], "Baselines to ask the same of: "
+                      + ", ".join(evaluation.BASELINES) + " (empty: none).")
+    flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also a widened system, as in "
+                              "experiments.evaluate --contrast. Repeatable.")
+    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
+                        "(also what a hybrid model reads).")
+    flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
+    flags.DEFINE_integer("seed", 0, "Seed of the piece split, the classifier and its bootstrap.")
+    flags.DEFINE_string("out", "results/classifier_features.md", "Markdown report to write "
+                        "(with .json and a .png beside it).")
+    flags.DEFINE_bool("progress", True, "Print a line per performance and per condition.")
+
+
+def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float, seed: int,
+           steps: int = STEPS, log=lambda line: None) -> dict[str, dict]:
+    """{condition: {"accuracy", "lo", "hi", "features", "pairs", "pieces"}} for one system's
+    ``velocities`` (int (n,) per performance of ``performed``): the classifier trained for
+    ``steps`` and scored on the same pairs under every ``CONDITIONS`` entry; and {rule:
+    {"accuracy"}} for each of ``RULES`` on the same test pairs."""
+    pairs = human_classifier.make_pairs(performed, velocities, excerpt_seconds)
+    train, test = human_classifier.split_pieces(pairs, 0.5, seed)
+    out = {rule: {"accuracy": rule_accuracy(test, statistic)}
+           for rule, statistic in RULES.items()}
+    for condition, features in CONDITIONS.items():
+        result = human_classifier.train_and_score(train, test, steps=steps, batch_size=BATCH,
+                                                  seed=seed, features=features)
+        lo, hi = result["ci95"]
+        out[condition] = {"accuracy": result["accuracy"], "lo": float(lo), "hi": float(hi),
+                          "features": list(features), "pairs": result["pairs"],
+                          "pieces": result["pieces"]}
+        log(f"  {condition}: {result['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] "
+            f"({result['seconds']:.0f} s)")
+    return out
+
+
+def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
+           described: dict[str, str], seconds: float, picture: str,
+           excerpt_seconds: float) -> str:
+    """The Markdown report: one row per condition, one column per system."""
+    names = list(results)
+    first = next(iter(results.values()))["every feature"]
+    lines = [
+        "# What gives a system away", "",
+        f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{seconds:.0f} s wall.", "",
+        f"Data: {data}; {first['pairs']} test excerpt pairs of {first['pieces']} pieces per "
+        "system.", "",
+        "How often the identify-the-human classifier (`stylenet_jax.human_classifier`, "
+        f"{excerpt_seconds:g}-second excerpts, trained on half of the pieces, scored on "
+        "the other half) picks the pianist's velocities over the system's on the same notes, "
+        "when it may see only some of its per-note features (the others are zero columns). "
+        "0.5 is chance; in brackets, 95% intervals by bootstrap over the test pieces. The "
+        f"velocity features: {', '.join(f'`{v}`' for v in VELOCITY)}; the context: "
+        f"{', '.join(f'`{c}`' for c in CONTEXT)}.", "",
+        "| classifier sees | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---" * (len(names) + 1) + "|"]
+    for condition in CONDITIONS:
+        cells = [f"{results[n][condition]['accuracy']:.3f} [{results[n][condition]['lo']:.3f}, "
+                 f"{results[n][condition]['hi']:.3f}]" for n in names]
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    lines += ["", "No classifier at all: the share of the same test pairs in which one "
+              "statistic of the excerpt's velocities is larger for the pianist's version "
+              "(ties count half).", "",
+              "| rule: the pianist's version has the | " + " | ".join(f"`{n}`" for n in names)
+              + " |", "|---" * (len(names) + 1) + "|",
+              *[f"| {rule} | " + " | ".join(f"{results[n][rule]['accuracy']:.3f}"
+                                             for n in names) + " |" for rule in RULES]]
+    lines += ["", "Systems:", "", *[f"- `{n}`: {described[n]}" for n in names], "",
+              f"![accuracy by condition]({picture})", ""]
+    return "\n".join(lines)
+
+
+def plot(path: str, results: dict[str, dict[str, dict]]) -> str:
+    """A horizontal bar per condition and system, with its interval; writes ``path``."""
+    from matplotlib.figure import Figure
+
+    conditions, names = list(CONDITIONS), list(results)
+    fig = Figure(figsize=(8, 0.45 * len(conditions) * max(len(names), 1) ** 0.5 + 1.2), dpi=110)
+    ax = fig.subplots()
+    height = 0.8 / len(names)
+    for k, name in enumerate(names):
+        rows = [results[name][c] for c in conditions]
+        y = np.arange(len(conditions)) + k * height
+        acc = np.array([r["accuracy"] for r in rows])
+        err = np.array([[a - r["lo"] for a, r in zip(acc, rows)],
+                        [r["hi"] - a for a, r in zip(acc, rows)]])
+        ax.barh(y, acc, height, xerr=err, label=name, color=f"C{k}", capsize=2)
+    ax.axvline(0.5, color="k", lw=0.8, ls=":")
+    ax.set_yticks(np.arange(len(conditions)) + 0.4 - height / 2, conditions, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0.4, 1.0)
+    ax.set_xlabel("pianist picked (0.5 = chance)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    began = time.perf_counter()
+    try:
+        if not FLAGS.excerpt_seconds > 0:
+            raise ValueError(f"--excerpt_seconds must be positive, got {FLAGS.excerpt_seconds}")
+        performed, data = read_performances(FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split,
+                                            midi_root=FLAGS.midi_root,
+                                            files_style=FLAGS.files_style)
+        systems, described = build_systems(FLAGS.model, FLAGS.baselines,
+                                           features_model=FLAGS.features_model,
+                                           seed=FLAGS.seed, contrast_specs=FLAGS.contrast)
+        evaluation.check_styles(performed, systems)
+        if len({p.piece for p in performed}) < 2:
+            raise ValueError("need performances of at least 2 pieces (half train the "
+                             "classifier, half score it)")
+    except (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
+        (lambda line: None)
+    played = evaluation.evaluate(performed, systems, progress=log)
+    results = {}
+    for name, velocities in played.velocities.items():
+        log(f"{name}: {len(CONDITIONS)} classifiers")
+        results[name] = ablate(performed, velocities, excerpt_seconds=FLAGS.excerpt_seconds,
+                               seed=FLAGS.seed, log=log)
+    stem = os.path.splitext(FLAGS.out)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    picture = plot(stem + ".png", results)
+    text = render(results, command="python -m experiments.classifier_features "
+                  + " ".join(sys.argv[1:]), data=data, described=described,
+                  seconds=time.perf_counter() - began, excerpt_seconds=FLAGS.excerpt_seconds,
+                  picture=os.path.relpath(picture, os.path.dirname(os.path.abspath(FLAGS.out))))
+    write_text_atomically(stem + ".json", json.dumps(results, indent=1) + "\n")
+    write_text_atomically(FLAGS.out, text + "\n")
+    print(f"wrote {FLAGS.out}, {stem}.json and {picture}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main, flags_parser=parse_flags)

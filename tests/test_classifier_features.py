@@ -1,0 +1,83 @@
+"""experiments.classifier_features: the classifier retrained with features hidden finds a
+difference only through the features that carry it; bad input is one line."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from experiments import classifier_features as cf
+from stylenet_jax import human_classifier, midi
+from stylenet_jax.performances import Performed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def performed(piece: str, rng: np.random.Generator, notes: int = 16) -> Performed:
+    """``notes`` notes 0.25 s apart (one 10-second excerpt), random keys and velocities,
+    every third a two-note chord with the one before."""
+    gaps = np.where(np.arange(notes) % 3 == 0, 0, 240)
+    start = np.cumsum(gaps).astype(np.int64)
+    n = notes
+    velocity = rng.integers(30, 100, n).astype(np.uint8)
+    midi_notes = midi.Notes(pitch=rng.integers(40, 90, n).astype(np.int16), start=start,
+                            end=start + 240, velocity=velocity, channel=np.zeros(n, np.uint8),
+                            track=np.zeros(n, np.int32), index=np.arange(n, dtype=np.int32))
+    return Performed(piece, "jazz", piece, f"{piece}.mid", midi_notes, 480, start / 960.0)
+
+
+def test_a_level_shift_is_seen_only_by_the_absolute_velocity():
+    rng = np.random.default_rng(0)
+    pianist = [performed(f"p{k}", rng) for k in range(40)]
+    louder = [p.notes.velocity.astype(np.int64) + 12 for p in pianist]  # same shape, +12
+    result = cf.ablate(pianist, louder, excerpt_seconds=10.0, seed=0, steps=80)
+    assert list(result) == [*cf.RULES, *cf.CONDITIONS]
+    for rule in cf.RULES:  # a shift changes no spread, step or chord deviation
+        assert result[rule]["accuracy"] == 0.5
+    assert result["every feature"]["accuracy"] >= 0.9
+    assert result["velocity alone"]["accuracy"] >= 0.9
+    for relative in ("velocity_minus_excerpt_mean", "velocity_minus_previous",
+                     "velocity_minus_chord_mean"):  # a shift leaves every difference alike
+        assert result[f"{relative} alone"]["accuracy"] == 0.5
+        assert result[f"{relative} + context"]["accuracy"] == 0.5
+    assert result["all but velocity"]["accuracy"] == 0.5
+    row = result["velocity + context"]
+    assert row["features"] == ["velocity", *cf.CONTEXT] and row["pieces"] == 20
+    assert row["lo"] <= row["accuracy"] <= row["hi"]
+
+
+def test_a_rule_counts_the_pairs_whose_pianist_has_the_larger_statistic():
+    rng = np.random.default_rng(1)
+    pianist = [performed(f"p{k}", rng) for k in range(4)]
+    pairs = human_classifier.make_pairs(pianist, [np.full(16, 64) for _ in pianist])
+    pairs[0] = pairs[0]._replace(system=pairs[0].human * 2)  # twice the pianist's spread
+    sd = cf.RULES["larger velocity sd"]
+    assert cf.rule_accuracy(pairs, sd) == 0.75
+    assert cf.rule_accuracy(pairs[:1], sd) == 0.0
+    assert cf.rule_accuracy([pairs[1]._replace(system=pairs[1].human)], sd) == 0.5
+    chord = cf.RULES["larger mean |velocity - its chord's mean|"]
+    v = np.array([60.0, 70.0, 50.0, 50.0, 40.0, 40.0] + [64.0] * 10)  # notes 2-3 a chord
+    deviation = chord(pairs[1], v)
+    assert deviation > 0 and np.isclose(deviation, chord(pairs[1], v + 9))
+
+
+def test_the_conditions_cover_every_velocity_feature_each_way():
+    assert set(cf.VELOCITY) | set(cf.CONTEXT) == set(human_classifier.FEATURE_NAMES)
+    assert len(cf.VELOCITY) == 4 and len(cf.CONDITIONS) == 1 + 3 * len(cf.VELOCITY)
+    for features in cf.CONDITIONS.values():
+        human_classifier.feature_mask(features)  # every name is known
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "c.md"
+    for args, said in (([], "exactly one of --data_dir and --midi_dir"),
+                       ([f"--data_dir={tmp_path / 'none'}"], "error: "),
+                       ([f"--midi_dir={tmp_path}", "--excerpt_seconds=0"],
+                        "--excerpt_seconds must be positive")):
+        done = subprocess.run([sys.executable, "-m", "experiments.classifier_features",
+                               f"--out={out}", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not os.listdir(tmp_path)
