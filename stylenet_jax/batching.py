@@ -45,6 +45,7 @@ from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
 from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 LAYOUTS = ("independent", "carry", "packed", "mixed")
+PER_PIECE_STREAM = 1  # per_piece's draw: a generator apart from the epoch order's
 OUTPUT_SIZE = 88
 
 
@@ -79,7 +80,7 @@ class Windows(NamedTuple):
     """One song cut into K windows: inputs uint8 (K, W, 176), targets float32 (K, W, 88),
     lengths int32 (K,) (W except maybe the last), style int (head index), id str,
     seconds_per_beat float (the song's mean tempo), priors float32 (K, W, 88) or None (the
-    song's ``prior`` / 127)."""
+    song's ``prior`` / 127), piece str (the piece it performs; its id where unknown)."""
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -88,6 +89,7 @@ class Windows(NamedTuple):
     id: str
     seconds_per_beat: float = DEFAULT_SECONDS_PER_BEAT
     priors: np.ndarray | None = None
+    piece: str = ""
 
 
 def step_mask(lengths: np.ndarray, window: int) -> np.ndarray:
@@ -133,7 +135,8 @@ def window_song(song: Song, style_index: int, window: int = WINDOW) -> Windows:
         priors = window_array(encoding.velocities_to_target(song.prior), window)
     return Windows(window_array(np.asarray(song.inputs, np.uint8), window),
                    window_array(song.target, window),
-                   window_lengths(t, window), int(style_index), song.id, float(spb), priors)
+                   window_lengths(t, window), int(style_index), song.id, float(spb), priors,
+                   song.piece or song.id)
 
 
 def window_songs(songs: Sequence[Song], styles: Sequence[str],
@@ -149,6 +152,26 @@ def window_songs(songs: Sequence[Song], styles: Sequence[str],
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     """The generator that orders epoch ``epoch`` of a run seeded ``seed``."""
     return np.random.default_rng([int(seed), int(epoch)])
+
+
+def per_piece(songs: Sequence[Windows], limit: int, seed: int, epoch: int) -> list[Windows]:
+    """The songs epoch ``epoch`` of a run seeded ``seed`` trains on when it takes at most
+    ``limit`` performances of each piece (of each style): for a piece with more, ``limit``
+    of them drawn afresh each epoch (from a generator of its own, so the epoch's order from
+    ``epoch_rng`` is untouched); the kept songs stay in their given order. ``limit`` 0:
+    every song."""
+    if limit <= 0:
+        return list(songs)
+    by_piece: dict[tuple[int, str], list[int]] = {}
+    for i, s in enumerate(songs):
+        by_piece.setdefault((s.style, s.piece or s.id), []).append(i)
+    rng = np.random.default_rng([int(seed), int(epoch), PER_PIECE_STREAM])
+    kept = set()
+    for key in sorted(by_piece):
+        members = by_piece[key]
+        kept.update(members if len(members) <= limit
+                    else rng.choice(members, limit, replace=False).tolist())
+    return [s for i, s in enumerate(songs) if i in kept]
 
 
 def song_groups(songs: Sequence[Windows], songs_per_batch: int = SONGS_PER_BATCH,

@@ -212,6 +212,11 @@ class DataConfig:
     transpose: int = setting(0, "Beyond the paper: move every training window by a random "
                              "number of semitones within +-N (never pushing a note off the "
                              "keyboard), drawn afresh each epoch; 0: off (the paper).")
+    performances_per_piece: int = setting(0, "Beyond the paper: each epoch trains on at "
+                                          "most N performances of each piece, drawn afresh "
+                                          "every epoch, so that a piece many pianists played "
+                                          "(classical: about 5 each) weighs no more than one "
+                                          "played once; 0: every performance (the paper).")
     devices: int = setting(0, "Devices to train on, data parallel: each computes its share of "
                            "every batch's windows (see stylenet_jax/parallel.py). 0: every "
                            "device of this process (one on a CPU: the single-device run); "
@@ -235,6 +240,9 @@ class DataConfig:
                         "synthetic_songs_per_style", "synthetic_steps")
         if self.devices < 0:
             raise ValueError(f"devices must be >= 0, got {self.devices}")
+        if self.performances_per_piece < 0:
+            raise ValueError("performances_per_piece must be >= 0 (0: every performance), "
+                             f"got {self.performances_per_piece}")
         if not 0 <= self.transpose <= 12:
             raise ValueError(f"transpose must be within 0..12 semitones, got {self.transpose}")
         if self.transpose and self.carry_state:

@@ -32,7 +32,8 @@ class Song(NamedTuple):
     inputs: uint8 (T, 176), per key [played now, held]; velocities: uint8 (T, 88);
     seconds_per_beat: its mean tempo (``tempo.mean_seconds_per_beat``), None in a build made
     before songs had one; prior: uint8 (T, 88) the tree baseline's velocities on the same grid
-    (``tree_prior``), None unless attached for a hybrid network.
+    (``tree_prior``), None unless attached for a hybrid network; piece: the piece it performs
+    (the manifest's, e.g. "Bach/Fugue_bwv_846"), None where the manifest has none.
     """
 
     id: str
@@ -41,6 +42,7 @@ class Song(NamedTuple):
     velocities: np.ndarray
     seconds_per_beat: float | None = None
     prior: np.ndarray | None = None
+    piece: str | None = None
 
     @property
     def target(self) -> np.ndarray:
@@ -109,7 +111,7 @@ def load_songs(data_dir: str, split: str | None = None,
             continue
         inputs, velocities = _read_song_arrays(os.path.join(data_dir, entry["arrays"]))
         songs.append(Song(entry["id"], entry["style"], inputs, velocities,
-                          entry.get("seconds_per_beat")))
+                          entry.get("seconds_per_beat"), piece=entry.get("piece")))
     return songs
 
 

@@ -144,7 +144,8 @@ class Run(NamedTuple):
 
 def train_epoch(run: Run, state: TrainState, songs: Sequence[batching.Windows], epoch: int,
                 log: Callable[[dict], None]) -> TrainState:
-    """Trains epoch ``epoch`` (0-based) on ``songs`` in the order of ``epoch_rng(seed, epoch)``.
+    """Trains epoch ``epoch`` (0-based) on ``songs`` (those ``batching.per_piece`` keeps with
+    ``data.performances_per_piece``) in the order of ``epoch_rng(seed, epoch)``.
 
     Every ``log_every_steps`` batches and at the end, reads the device metrics once, calls
     ``log(record)`` and raises NonFiniteLossError if a loss or gradient norm was not finite.
@@ -152,6 +153,7 @@ def train_epoch(run: Run, state: TrainState, songs: Sequence[batching.Windows], 
     from tqdm.auto import tqdm
 
     data, schedule = run.config.data, run.config.schedule
+    songs = batching.per_piece(songs, data.performances_per_piece, schedule.seed, epoch)
     rng = lambda: batching.epoch_rng(schedule.seed, epoch)  # noqa: E731
     total = batching.count_batches(songs, data.layout, data.songs_per_batch,
                                    data.windows_per_batch, rng())
@@ -268,7 +270,8 @@ def train_and_evaluate(config: Config, workdir: str) -> RunResult:
     if not train:
         raise dataset.DatasetError(f"{data_dir}: no training songs")
     if config.optim.lr_schedule == "cosine" and not config.optim.lr_decay_steps:
-        per_epoch = batching.count_batches(train, config.data.layout, config.data.songs_per_batch,
+        first = batching.per_piece(train, config.data.performances_per_piece, schedule.seed, 0)
+        per_epoch = batching.count_batches(first, config.data.layout, config.data.songs_per_batch,
                                            config.data.windows_per_batch,
                                            batching.epoch_rng(schedule.seed, 0))
         config = config.replace(lr_decay_steps=max(schedule.num_epochs * per_epoch,

@@ -137,6 +137,29 @@ def test_order_deterministic_by_seed_and_epoch():
     assert order(5, 2) != order(6, 2)
 
 
+def test_per_piece_keeps_at_most_n_performances_of_a_piece_drawn_afresh_each_epoch():
+    songs = corpus({"classical": [100] * 7, "jazz": [100] * 3})
+    pieces = ["a", "a", "a", "a", "b", "b", "c", "a", "x", "y"]  # jazz's "a" is another piece
+    songs = [s._replace(piece=p) for s, p in zip(songs, pieces)]
+    windows = batching.window_songs(songs, STYLES, window=100)
+    assert [w.piece for w in windows] == pieces
+    assert batching.window_songs([songs[0]._replace(piece=None)], STYLES)[0].piece == "classical-0"
+
+    def kept(limit, seed, epoch):
+        return [w.id for w in batching.per_piece(windows, limit, seed, epoch)]
+
+    every = [w.id for w in windows]
+    assert kept(0, 0, 0) == every  # off: the paper's epochs
+    one = kept(1, 0, 0)
+    assert len(one) == 6 and one == [i for i in every if i in one]  # a, b, c, a, x, y; order kept
+    assert sum(i in one for i in every[:4]) == 1 and sum(i in one for i in every[4:6]) == 1
+    assert all(i in one for i in every[6:])  # pieces played once, and jazz's own "a"
+    assert kept(1, 0, 0) == one
+    drawn = {tuple(kept(1, 0, epoch)) for epoch in range(40)}
+    assert len(drawn) > 3 and {i for d in drawn for i in d} == set(every)  # every one, in turn
+    assert len(kept(2, 0, 0)) == 8 and kept(4, 3, 1) == every
+
+
 def test_no_rng_keeps_manifest_order():
     songs = corpus({"classical": [100, 100], "jazz": [100]})
     windows = batching.window_songs(songs, STYLES, window=100)

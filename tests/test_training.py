@@ -254,3 +254,28 @@ def test_transpose_moves_training_batches_only_and_replays_per_epoch(data_dir, t
     saved = checkpoints.RunCheckpoints(str(tmp_path / "t"), 5).meta()["config"]
     assert saved["optim"]["lr_decay_steps"] == int(result.state.step)  # 0: the whole run
     assert all(np.isfinite(r["train_loss"]) for r in result.records if r["kind"] == "train")
+
+
+def test_performances_per_piece_trains_each_epoch_on_a_draw_of_each_pieces_performances(
+        data_dir, tmp_path):
+    shared = str(tmp_path / "data")  # the same songs, every training song of a style one piece
+    shutil.copytree(data_dir, shared)
+    manifest_path = os.path.join(shared, dataset.MANIFEST)
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    for song in manifest["songs"]:
+        song["piece"] = f"{song['style']}-piece" if song["split"] == "train" else song["id"]
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f)
+    train = dataset.load_songs(shared, "train")
+    assert len(train) > len({s.style for s in train})  # several performances of each piece
+    with pytest.raises(ValueError, match="performances_per_piece must be >= 0"):
+        tiny(shared, performances_per_piece=-1)
+    every = training.train_and_evaluate(tiny(shared, num_epochs=1), str(tmp_path / "a"))
+    one = training.train_and_evaluate(tiny(shared, num_epochs=2, performances_per_piece=1),
+                                      str(tmp_path / "b"))
+    per_epoch = [max(r["step"] for r in one.records if r["kind"] == "train" and r["epoch"] == e)
+                 for e in (1, 2)]
+    assert 0 < per_epoch[0] and per_epoch[1] - per_epoch[0] > 0
+    assert per_epoch[0] < int(every.state.step) and one.train_compiles == 1
+    assert np.isfinite([r["val_loss"] for r in one.records if r["kind"] == "eval"]).all()
