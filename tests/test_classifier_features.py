@@ -33,8 +33,8 @@ def test_a_level_shift_is_seen_only_by_the_absolute_velocity():
     louder = [p.notes.velocity.astype(np.int64) + 12 for p in pianist]  # same shape, +12
     result = cf.ablate(pianist, louder, excerpt_seconds=10.0, seed=0, steps=80)
     assert list(result) == [*cf.RULES, *cf.CONDITIONS]
-    for rule in cf.RULES:  # a shift changes no spread, step or chord deviation
-        assert result[rule]["accuracy"] == 0.5
+    for rule in cf.RULES:  # a shift changes no shape but the softest note's
+        assert result[rule]["accuracy"] == (1.0 if rule == "lower softest note" else 0.5)
     assert result["every feature"]["accuracy"] >= 0.9
     assert result["velocity alone"]["accuracy"] >= 0.9
     for relative in ("velocity_minus_excerpt_mean", "velocity_minus_previous",
@@ -60,6 +60,24 @@ def test_a_rule_counts_the_pairs_whose_pianist_has_the_larger_statistic():
     v = np.array([60.0, 70.0, 50.0, 50.0, 40.0, 40.0] + [64.0] * 10)  # notes 2-3 a chord
     deviation = chord(pairs[1], v)
     assert deviation > 0 and np.isclose(deviation, chord(pairs[1], v + 9))
+    tail, smooth = (cf.RULES[r] for r in ("longer soft tail (more negative skew)",
+                                          "larger lag-1 correlation (smoother note to note)"))
+    assert tail(None, np.array([80.0, 80, 80, 20])) > 0 > tail(None, np.array([20.0, 20, 20, 80]))
+    assert smooth(None, np.arange(16.0)) > 0.9 > smooth(None, np.tile([40.0, 90], 8))
+    assert smooth(None, np.full(16, 64.0)) == 0.0 == tail(None, np.full(16, 64.0))
+
+
+def test_the_report_has_a_row_per_condition_and_rule_and_escapes_pipes_in_cells():
+    row = {"accuracy": 0.75, "lo": 0.7, "hi": 0.8, "pairs": 10, "pieces": 4}
+    results = {name: {**{c: row for c in cf.CONDITIONS}, **{r: {"accuracy": 0.6}
+                                                           for r in cf.RULES}}
+               for name in ("model", "features")}
+    text = cf.render(results, command="c", data="d", described={"model": "m", "features": "f"},
+                     seconds=1.0, picture="p.png", excerpt_seconds=10.0)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 + len(cf.CONDITIONS) + len(cf.RULES)  # two header rows
+    assert all(line.replace("\\|", "").count("|") == 4 for line in table)  # 3 cells each
+    assert "0.750 [0.700, 0.800] | 0.750 [0.700, 0.800]" in text and "10 test excerpt pairs" in text
 
 
 def test_the_conditions_cover_every_velocity_feature_each_way():
