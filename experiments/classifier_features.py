@@ -30,7 +30,7 @@ from absl import app, flags, logging
 
 from experiments.evaluate import DEFAULT_FEATURES, build_systems, define_performance_flags, \
     read_performances
-from stylenet_jax import dataset, encoding, evaluation, human_classifier, smf
+from stylenet_jax import dataset, evaluation, human_classifier, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -48,9 +48,12 @@ STEPS, BATCH = 400, 32  # evaluation.identify_the_human's, for 10-second excerpt
 
 
 def _chord_deviation(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
-    onset, _ = encoding.quantize(pair.notes, pair.ticks_per_beat)
-    _, chord, size = np.unique(onset, return_inverse=True, return_counts=True)
-    return float(np.abs(velocity - (np.bincount(chord, weights=velocity) / size)[chord]).mean())
+    """Mean |velocity - its chord's mean velocity| (the classifier's own feature, in MIDI
+    units)."""
+    features = human_classifier.note_features(pair.notes, pair.ticks_per_beat, pair.seconds,
+                                              velocity)
+    column = human_classifier.FEATURE_NAMES.index("velocity_minus_chord_mean")
+    return float(np.abs(features[:, column]).mean() * 127)
 
 
 def _soft_tail(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
