@@ -44,7 +44,7 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     **{f"{v} + context": (v,) + CONTEXT for v in VELOCITY},
     **{f"{v} alone": (v,) for v in VELOCITY},
 }
-STEPS, BATCH = 400, 32  # evaluation.identify_the_human's, for 10-second excerpts
+STEPS, BATCH = evaluation.EXCERPT_TRAINING  # as experiments.evaluate trains it
 
 
 def _chord_deviation(pair: human_classifier.Pair, velocity: np.ndarray) -> float:

@@ -344,6 +344,9 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
     return Evaluation(comparisons, velocities)
 
 
+EXCERPT_TRAINING, WHOLE_PIECE_TRAINING = (400, 32), (200, 8)  # classifier (steps, batch)
+
+
 def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *,
                        length_seconds: float | None = 10.0, seed: int = 0,
                        ) -> dict[str, dict[str, float]]:
@@ -357,7 +360,7 @@ def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *
     for name, velocities in evaluation.velocities.items():
         pairs = human_classifier.make_pairs(performed, velocities, length_seconds)
         train, test = human_classifier.split_pieces(pairs, 0.5, seed)
-        steps, batch = (400, 32) if length_seconds else (200, 8)
+        steps, batch = EXCERPT_TRAINING if length_seconds else WHOLE_PIECE_TRAINING
         result = human_classifier.train_and_score(train, test, seed=seed, steps=steps,
                                                   batch_size=batch)
         lo, hi = result["ci95"]
