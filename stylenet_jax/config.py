@@ -19,6 +19,7 @@ PRECISIONS = ("default", "high", "highest")
 RECURRENCES = ("custom_vjp", "autodiff")
 MATMUL_DTYPES = ("float32", "bfloat16")
 LOSSES = ("full", "active", "onset")
+ERRORS = ("squared", "absolute")
 CLIPS = ("per_tensor", "global", "none")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -154,6 +155,11 @@ class OptimConfig:
     loss: str = setting("full", "MSE over the whole (T, 88) velocity matrix of real steps "
                         "(paper), over sounding (held) cells only, or over onset cells only "
                         "(the velocities written back to MIDI).", choices=LOSSES)
+    error: str = setting("squared", "Each counted cell's error in the loss: squared (the "
+                         "paper's MSE: its best guess is a note's mean velocity) or absolute "
+                         "(beyond the paper: the evaluation's MAE, whose best guess is the "
+                         "median). The validation loss stays the MSE either way.",
+                         choices=ERRORS)
     spread_weight: float = setting(0.0, "Beyond the paper: add this weight times each "
                                    "window's (sd of predicted - sd of the pianist's "
                                    "velocities)^2 over the loss's cells (velocity / 127), "
@@ -163,6 +169,7 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)
         _check_choice(self, "loss", LOSSES)
+        _check_choice(self, "error", ERRORS)
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         if self.warmup_steps < 0 or self.lr_decay_steps < 0:
             raise ValueError("warmup_steps and lr_decay_steps must be >= 0")

@@ -1,11 +1,12 @@
-"""The training loss: MSE of each row's own style head, on the cells a loss mode counts."""
+"""The training loss: the squared (or absolute) error of each row's own style head, on the
+cells a loss mode counts."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from stylenet_jax.config import LOSSES
+from stylenet_jax.config import ERRORS, LOSSES
 from stylenet_jax.encoding import held_channels, onset_channels
 
 Array = jax.Array
@@ -29,7 +30,15 @@ def _own_cells(velocities: Array, targets: Array, lengths: Array, heads: Array,
 
 def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
                inputs: Array, mode: str = "full") -> tuple[Array, Array, Array]:
-    """MSE of each row's own head, on real steps only.
+    """MSE of each row's own head, on real steps only: ``masked_error`` with squared errors
+    (arguments and returns as there)."""
+    return masked_error(velocities, targets, lengths, heads, inputs, mode, "squared")
+
+
+def masked_error(velocities: Array, targets: Array, lengths: Array, heads: Array,
+                 inputs: Array, mode: str = "full",
+                 error: str = "squared") -> tuple[Array, Array, Array]:
+    """Mean squared (or absolute) error of each row's own head, on real steps only.
 
     Args:
       velocities: float32 (S, N, T, 88), every head's prediction.
@@ -39,12 +48,17 @@ def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
         cell (the paper), ``"active"`` cells where a note sounds (held channel 1),
         ``"onset"`` cells where a note starts (played-now channel 1: the only velocities that
         are written back to a MIDI file).
+      error: ``"squared"`` (the paper) or ``"absolute"`` (|prediction - target|).
     Returns:
-      loss: float32 () summed squared error / counted cells (0 if none);
-      se: float32 (N,) summed squared error per row; cells: float32 (N,) counted cells per row.
+      loss: float32 () summed error / counted cells (0 if none);
+      se: float32 (N,) summed error per row; cells: float32 (N,) counted cells per row.
     """
+    if error not in ERRORS:
+        raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
-    se = (jnp.square(pred - targets) * weight).sum((1, 2))
+    diff = pred - targets
+    per_cell = jnp.square(diff) if error == "squared" else jnp.abs(diff)
+    se = (per_cell * weight).sum((1, 2))
     cells = weight.sum((1, 2))
     return se.sum() / jnp.maximum(cells.sum(), 1.0), se, cells
 

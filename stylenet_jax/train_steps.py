@@ -31,7 +31,7 @@ import optax
 from stylenet_jax import batching
 from stylenet_jax.config import ModelConfig, OptimConfig
 from stylenet_jax.encoding import onset_channels
-from stylenet_jax.loss import masked_mse, spread_gap
+from stylenet_jax.loss import masked_error, masked_mse, spread_gap
 from stylenet_jax.model import (StyleNet, dummy_priors, head_config, is_head_param, reset_carry,
                                 select_heads)
 from stylenet_jax.optim import make_optimizer
@@ -144,11 +144,12 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
 
     A batch of one style runs that style's head only (the paper). With ``mixed_styles`` the
     batch's rows may be of several styles: every head runs on every row and each row's loss
-    takes its own head's output (``masked_mse``'s per-row heads), so each head's gradient is
+    takes its own head's output (``masked_error``'s per-row heads), so each head's gradient is
     that of its own rows. ``carry``: None (independent windows) or the one-head carry of the
     batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
     gradient flows into it. ``optim.spread_weight`` > 0 adds that times ``spread_gap`` to the
-    loss the gradient follows (the metrics stay the MSE). ``debug_nan_step`` >= 0 poisons that
+    loss the gradient follows (the metrics stay the MSE); ``optim.error="absolute"`` makes the
+    loss and the training metrics absolute errors. ``debug_nan_step`` >= 0 poisons that
     step's loss with NaN (for tests). Returns (state, metrics, new carry or None)."""
     TRACES[_train_key(model_config, optim, debug_nan_step, mixed_styles)] += 1
     tx = make_optimizer(optim)
@@ -167,8 +168,8 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
             vel, new_carry = _own_head(params, model_config, batch, carry, train=True,
                                        rngs={"dropout": key})
             heads = jnp.zeros_like(batch.styles)
-        value, se, cells = masked_mse(vel, batch.targets, batch.lengths, heads, batch.inputs,
-                                      optim.loss)
+        value, se, cells = masked_error(vel, batch.targets, batch.lengths, heads,
+                                        batch.inputs, optim.loss, optim.error)
         if optim.spread_weight:  # static: off, the step is the paper's
             value = value + optim.spread_weight * spread_gap(
                 vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss)

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylenet_jax.loss import SPREAD_EPSILON, masked_mse, spread_gap
+import pytest
+
+from stylenet_jax.loss import SPREAD_EPSILON, masked_error, masked_mse, spread_gap
 
 
 def test_masked_mse_ignores_padding_and_other_heads():
@@ -59,6 +61,45 @@ def test_masked_mse_onset_cells_only():
     assert float(cells[0]) == 2.0
     np.testing.assert_allclose(se[0], 0.5, rtol=1e-6)
     np.testing.assert_allclose(loss, 0.25, rtol=1e-6)
+
+
+def test_masked_error_absolute_counts_each_cell_once():
+    """--error=absolute: |prediction - target| per counted cell, so a cell 0.4 off weighs
+    4 times one 0.1 off (squared: 16 times), and a too-low guess costs what a too-high one
+    does; the squared error of the same arrays is masked_mse's."""
+    vel = jnp.zeros((1, 1, 2, 88)).at[0, 0, 0, 7].set(0.9).at[0, 0, 1, 9].set(0.1)
+    targets = jnp.zeros((1, 2, 88)).at[0, 0, 7].set(0.5).at[0, 1, 9].set(0.2)
+    inputs = np.zeros((1, 2, 176), np.uint8)
+    inputs[0, 0, 2 * 7: 2 * 7 + 2] = 1
+    inputs[0, 1, 2 * 9: 2 * 9 + 2] = 1
+    args = (vel, targets, jnp.array([2]), jnp.array([0]), inputs, "onset")
+    loss, se, cells = masked_error(*args, "absolute")
+    assert float(cells[0]) == 2.0
+    np.testing.assert_allclose(se[0], 0.4 + 0.1, rtol=1e-5)
+    np.testing.assert_allclose(loss, 0.25, rtol=1e-5)
+    squared, _, _ = masked_error(*args, "squared")
+    np.testing.assert_allclose(squared, masked_mse(*args)[0], rtol=1e-6)
+    np.testing.assert_allclose(squared, (0.16 + 0.01) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="error must be one of"):
+        masked_error(*args, "huber")
+
+
+def test_absolute_error_gradient_moves_toward_the_median():
+    """The gradient of the absolute error pulls a shared guess toward the targets' median
+    (here below it: two of three targets are lower), the squared error's toward their mean
+    (here above it)."""
+    targets = jnp.zeros((1, 3, 88)).at[0, :, 0].set(jnp.array([0.2, 0.3, 1.0]))
+    inputs = np.zeros((1, 3, 176), np.uint8)
+    inputs[0, :, 0:2] = 1
+
+    def loss_at(guess, error):
+        vel = jnp.full((1, 1, 3, 88), guess)
+        return masked_error(vel, targets, jnp.array([3]), jnp.array([0]), inputs, "onset",
+                            error)[0]
+
+    guess = 0.4  # above the median 0.3, below the mean 0.5
+    assert float(jax.grad(loss_at)(guess, "absolute")) > 0  # descent lowers it
+    assert float(jax.grad(loss_at)(guess, "squared")) < 0  # descent raises it
 
 
 def test_masked_mse_empty_batch_is_zero():

@@ -178,3 +178,31 @@ def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(da
 
     assert sd(widened.params) > sd(same_lr.params) and sd(widened.params) > sd(state.params)
     assert np.isfinite(jax.device_get(metrics)["se"]).all()
+
+
+def test_absolute_error_step_scores_and_follows_the_absolute_error(data_dir):
+    """--error=absolute: the step's per-style "se" sums |prediction - target| over the onset
+    cells of the parameters it started from, and its update differs from the squared error's
+    (the default, the paper's)."""
+    config, cfg, state, songs = _three_style_setup(data_dir, loss="onset")
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    absolute = dataclasses.replace(config.optim, error="absolute")
+    after_abs, metrics, _ = _step(state, batch, cfg, absolute, False)
+    after_sq, metrics_sq, _ = _step(state, batch, cfg, config.optim, False)
+
+    vel = model.predict(state.params, jnp.asarray(batch.inputs), jnp.asarray(batch.lengths),
+                        config=cfg)
+    own = np.asarray(vel)[int(batch.styles[0])]
+    real = np.arange(own.shape[1])[None, :, None] < np.asarray(batch.lengths)[:, None, None]
+    onsets = (np.asarray(encoding.onset_channels(np.asarray(batch.inputs))) > 0) & real
+    diff = (own - np.asarray(batch.targets))[onsets]
+    style = int(batch.styles[0])
+    got = jax.device_get(metrics)
+    np.testing.assert_allclose(got["cells"][style], onsets.sum())
+    np.testing.assert_allclose(got["se"][style], np.abs(diff).sum(), rtol=1e-3)
+    np.testing.assert_allclose(jax.device_get(metrics_sq)["se"][style], np.square(diff).sum(),
+                               rtol=1e-3)
+    moved = [not np.allclose(a, b) for a, b in zip(
+        jax.tree.leaves(jax.device_get(after_abs.params)),
+        jax.tree.leaves(jax.device_get(after_sq.params)))]
+    assert any(moved)
