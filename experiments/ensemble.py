@@ -9,6 +9,14 @@ without). The written file is read like any model by ``python -m stylenet_jax.st
 --checkpoint=E.npz`` and ``python -m experiments.evaluate --model=NAME=E.npz``: every note's
 velocity is the mean of what the members predict for it (each member's style blend first),
 at the cost of one network run per member. Nothing is written when a model cannot be read.
+
+A member may play only some styles: ``--model=classical,pop=runs/c`` (styles, ``=``, the
+model). A style's velocity is then the mean of the members that play it, and every style
+needs at least one (``stylenet_jax.ensemble_plays``). For example, absolute-error models for
+classical and pop beside squared-error ones for jazz:
+
+    python -m experiments.ensemble --model=classical,pop=runs/abs0 --model=classical,pop=runs/abs1 \
+        --model=jazz=runs/sq0 --model=jazz=runs/sq1 --out=E.npz
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from stylenet_jax.flag_parsing import parse_flags, usage_error
 
 def _define_flags() -> None:
     flags.DEFINE_multi_string("model", [], "A member: an inference export (.npz) or a "
-                              "training run directory. Two or more.")
+                              "training run directory, optionally after STYLE,STYLE= to have it "
+                              "play only those styles. Two or more.")
     flags.DEFINE_string("out", None, "Where to write the ensemble (.npz).")
 
 
@@ -34,17 +43,27 @@ def main(argv: Sequence[str]) -> None:
     FLAGS = flags.FLAGS
     if len(FLAGS.model) < 2:
         usage_error(f"give two --model or more (got {len(FLAGS.model)})")
-    from stylenet_jax import checkpoints
+    from stylenet_jax import checkpoints, ensemble_plays
 
     try:
-        members = []
-        for path in FLAGS.model:  # an ensemble given as a model adds each of its members
-            for member in checkpoints.load_models_at(path):
+        members, plays = [], []
+        for spec in FLAGS.model:  # an ensemble given as a model adds each of its members
+            asked, path = ensemble_plays.split_member_spec(spec)
+            models = checkpoints.load_models_at(path)
+            recorded = ensemble_plays.member_plays(path, len(models), models[0][2])
+            for member, own in zip(models, recorded):
                 _, config, styles = member
+                if asked is not None:  # checked against the model's own styles
+                    ensemble_plays.check_plays([asked], styles, every_style=False)
+                chosen = [s for s in own if asked is None or s in asked]
+                if not chosen:
+                    raise ValueError(f"{spec}: a member of it plays none of {asked}")
                 print(f"{path}: styles {', '.join(styles)}; hidden {config.hidden_size}, "
-                      f"{config.num_layers} layer(s), tempo input {config.tempo_input}")
+                      f"{config.num_layers} layer(s), tempo input {config.tempo_input}"
+                      + ("" if chosen == list(styles) else f"; plays {', '.join(chosen)}"))
                 members.append(member)
-        path = checkpoints.export_ensemble(FLAGS.out, members)
+                plays.append(None if chosen == list(styles) else chosen)
+        path = checkpoints.export_ensemble(FLAGS.out, members, plays)
     except (checkpoints.CheckpointError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote {path}: the mean of {len(members)} models "

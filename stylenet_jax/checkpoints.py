@@ -33,10 +33,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from stylenet_jax.config import ModelConfig
+from stylenet_jax.ensemble_plays import META_KEY as _META_KEY, check_plays
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # the best checkpoint's folder in run directories of the old two-manager layout
-_META_KEY = "__meta__"
 EXPORT_FORMAT = "stylenet-jax-inference"
 TMP_PATTERN = "*.orbax-checkpoint-tmp*"  # Orbax's folder for a save in progress
 INFERENCE_FILE = "inference.npz"  # a run's export, in its workdir
@@ -254,12 +254,14 @@ def export_inference(path: str, params: Mapping[str, Any], config: ModelConfig,
 
 
 def export_ensemble(path: str, members: Sequence[tuple[Mapping[str, Any], ModelConfig,
-                                                       Sequence[str]]]) -> str:
+                                                       Sequence[str]]],
+                    plays: Sequence[Sequence[str] | None] | None = None) -> str:
     """Writes several models, each ``(params, config, styles)``, to ONE ``.npz`` file at
     ``path`` (float16, suffix added if missing), member k's parameters under
     ``member<k>/``. Every member must have the same styles in the same order (their configs
-    may differ). Returns the path written; raises ValueError for fewer than two members or
-    styles that differ."""
+    may differ). ``plays``: per member, None (every style) or the styles it alone plays
+    (``ensemble_plays``). Returns the path written; raises ValueError for fewer than two
+    members, styles that differ, or a bad ``plays``."""
     if len(members) < 2:
         raise ValueError(f"an ensemble needs two models or more, got {len(members)}")
     styles = list(members[0][2])
@@ -271,6 +273,10 @@ def export_ensemble(path: str, members: Sequence[tuple[Mapping[str, Any], ModelC
                              f"{styles}: an ensemble's models must have the same styles")
         flat.update(_flatten(jax.device_get(params), f"{MEMBER_PREFIX}{k}/"))
         described.append({"model_config": dataclasses.asdict(config), "styles": styles})
+    for member, chosen, asked in zip(described, check_plays(plays or [None] * len(members),
+                                                            styles), plays or []):
+        if asked is not None:  # an unrestricted member is written as before
+            member["plays"] = chosen
     return _write_export(path, flat, {"format": EXPORT_FORMAT, "version": 1,
                                       "members": described})
 

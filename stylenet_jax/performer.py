@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from stylenet_jax import dynamics, encoding, midi, midi_files, note_selection, smf, tempo
+from stylenet_jax.ensemble_plays import member_plays, member_weights
 from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
@@ -151,6 +152,10 @@ class Stylizer:
         self.members = [(params, config) for params, config, _ in models]
         self.params, self.config = self.members[0]
         self.styles = list(models[0][2])
+        try:  # each member's styles (ensemble_plays); every style unless the export chose
+            self.plays = member_plays(self.path, len(models), self.styles)
+        except ValueError as e:
+            raise StylizeError(smf.one_line(e)) from None
         self.tree = None
         if any(config.tree_prior for _, config in self.members):
             self.tree = load_tree(tree, self.styles)
@@ -176,7 +181,7 @@ class Stylizer:
         """Velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of heads ``blend``
         ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read whole (no
         padding) and from a zero state: one compiled call per member, the members' blends
-        averaged. ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a
+        averaged (a style that only some members play, ``self.plays``, is their mean). ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a
         member with ``tempo_input`` only. ``priors``: float32 (B, ROWS, WINDOW, 88), the
         tree's velocity / 127 of each of the blend's B styles (in head order), read by a
         member with ``tree_prior`` only."""
@@ -186,9 +191,12 @@ class Stylizer:
         heads = tuple(self.styles.index(n) for n in names)
         lengths = np.full((windows.shape[0],), windows.shape[1], np.int32)
         tempos = np.full(lengths.shape, seconds_per_beat, np.float32)
-        weights = np.array([blend[n] for n in names], np.float32)
         total = None
-        for k, (params, config) in enumerate(self.members):
+        for k, ((params, config), weighted) in enumerate(
+                zip(self.members, member_weights(self.plays, dict(blend)))):
+            if not weighted:
+                continue  # this member plays none of the blend's styles
+            weights = np.array([weighted.get(n, 0.0) for n in names], np.float32)
             if (k, heads) not in self._selected:
                 self._selected[k, heads] = model.select_heads(params, np.array(heads, np.int32))
             velocities = model.predict(self._selected[k, heads], windows, lengths,
