@@ -120,7 +120,8 @@ class Stylizer:
 
     Attributes: ``path`` (what was loaded), ``members`` (one ``(params, config)`` per model:
     several for an ensemble export, whose velocities are averaged), ``params`` and
-    ``config`` (``config.ModelConfig``) of the first, ``styles`` (head names, in head order).
+    ``config`` (``config.ModelConfig``) of the first, ``styles`` (head names, in head order),
+    ``plays`` (per member, the styles it plays: ``ensemble_plays``).
     """
 
     def __init__(self, path: str | None = None, tree: str | None = None):
@@ -181,8 +182,9 @@ class Stylizer:
         """Velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of heads ``blend``
         ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read whole (no
         padding) and from a zero state: one compiled call per member, the members' blends
-        averaged (a style that only some members play, ``self.plays``, is their mean). ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a
-        member with ``tempo_input`` only. ``priors``: float32 (B, ROWS, WINDOW, 88), the
+        averaged (a style that only some members play, ``self.plays``, is their mean).
+        ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a member with
+        ``tempo_input`` only. ``priors``: float32 (B, ROWS, WINDOW, 88), the
         tree's velocity / 127 of each of the blend's B styles (in head order), read by a
         member with ``tree_prior`` only."""
         from stylenet_jax import model
