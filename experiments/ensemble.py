@@ -51,10 +51,10 @@ def main(argv: Sequence[str]) -> None:
             asked, path = ensemble_plays.split_member_spec(spec)
             models = checkpoints.load_models_at(path)
             recorded = ensemble_plays.member_plays(path, len(models), models[0][2])
+            if asked is not None:  # checked against the model's own styles (all members')
+                ensemble_plays.check_plays([asked], models[0][2], every_style=False)
             for member, own in zip(models, recorded):
                 _, config, styles = member
-                if asked is not None:  # checked against the model's own styles
-                    ensemble_plays.check_plays([asked], styles, every_style=False)
                 chosen = [s for s in own if asked is None or s in asked]
                 if not chosen:
                     raise ValueError(f"{spec}: a member of it plays none of {asked}")
