@@ -20,7 +20,7 @@ from typing import Sequence
 
 from absl import app, flags, logging
 
-from stylenet_jax import dataset, error_breakdown, evaluation, performances, smf
+from stylenet_jax import dataset, derived_systems, error_breakdown, evaluation, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -103,11 +103,11 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
 
     ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
-    per mix of those (``evaluation.parse_mix``), scored after them; ``contrast_specs``:
-    NAME=SYSTEM:C per widened system (``evaluation.parse_contrast``), scored last. Raises
+    per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
+    NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``), scored last. Raises
     ValueError (one line) for a bad spec or an unknown baseline.
     """
-    from stylenet_jax import performer
+    from stylenet_jax import performer, style_choice
 
     systems, described = [], {}
     for spec in model_specs or [f"model={performer.DEFAULT_MODEL}"]:
@@ -115,7 +115,7 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
         stylizer = performer.Stylizer(path, tree=features_model)
-        blend = performer.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
+        blend = style_choice.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
         kind = ("StyleNet" if len(stylizer.members) == 1
                 else f"an ensemble of {len(stylizer.members)} StyleNets")
@@ -151,12 +151,12 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
             described[name] = ("gradient-boosted trees on per-note features "
                                f"(`{os.path.relpath(features_model)}`)")
     for spec in mix_specs:
-        mix = evaluation.parse_mix(spec, [system.name for system in systems])
+        mix = derived_systems.parse_mix(spec, [system.name for system in systems])
         systems.append(mix)
         described[mix.name] = "per note, " + " + ".join(
             f"{weight:.2f} × {part}" for part, weight in mix.parts) + " (rounded)"
     for spec in contrast_specs:
-        widened = evaluation.parse_contrast(spec, [system.name for system in systems])
+        widened = derived_systems.parse_contrast(spec, [system.name for system in systems])
         systems.append(widened)
         described[widened.name] = (f"{widened.part} with every note's distance from the "
                                    f"performance's mean × {widened.contrast:g} (stylize "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Callable, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -42,6 +42,17 @@ class System(Protocol):
     name: str
 
     def perform(self, performed: Performed) -> Performance: ...
+
+
+@runtime_checkable
+class DerivedSystem(Protocol):
+    """A system made from the performances of systems scored before it in the same evaluation
+    (``derived_systems``: a mix, a widened system); ``evaluate`` hands it those performances
+    of each piece instead of asking it to perform."""
+
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance: ...
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -92,7 +103,8 @@ def _style_value(table: Mapping[str, object], style: str, what: str):
 # ----------------------------------------------------------------------------- systems
 
 
-def _velocities(values: np.ndarray) -> np.ndarray:
+def as_velocities(values: np.ndarray) -> np.ndarray:
+    """float (n,) -> int64 (n,): rounded to the nearest velocity and clipped to 1..127."""
     return np.clip(np.rint(values), 1, 127).astype(np.int64)
 
 
@@ -105,7 +117,7 @@ class ConstantSystem:
 
     def perform(self, performed: Performed) -> Performance:
         mean = _style_value(self.stats.mean, performed.style, "the note statistics")
-        return Performance(_velocities(np.full(len(performed.notes), mean)))
+        return Performance(as_velocities(np.full(len(performed.notes), mean)))
 
 
 @dataclasses.dataclass
@@ -118,7 +130,7 @@ class PerPitchSystem:
     def perform(self, performed: Performed) -> Performance:
         table = np.asarray(_style_value(self.stats.per_key, performed.style,
                                         "the note statistics"))
-        return Performance(_velocities(table[performed.notes.pitch - encoding.LOWEST_KEY]))
+        return Performance(as_velocities(table[performed.notes.pitch - encoding.LOWEST_KEY]))
 
 
 @dataclasses.dataclass
@@ -166,90 +178,6 @@ class ModelSystem:
         matrix = self.stylizer.predict(enc.inputs, blend, seconds_per_beat, priors)
         return Performance(encoding.decode_velocities(matrix, performed.notes,
                                                       performed.ticks_per_beat), matrix)
-
-
-@dataclasses.dataclass(frozen=True)
-class MixSystem:
-    """Per note, a weighted mean of other systems' velocities (rounded, clipped to 1..127): a
-    StyleNet and the tree baseline, say. ``parts``: ((system name, weight), ...), weights > 0
-    summing to 1 (``parse_mix``); the parts are scored in the same evaluation, and ``evaluate``
-    hands their performances of each piece to ``combine`` instead of performing it again."""
-
-    parts: tuple[tuple[str, float], ...]
-    name: str
-
-    def combine(self, done: Mapping[str, Performance]) -> Performance:
-        total = sum(weight * np.asarray(done[part].velocities, np.float64)
-                    for part, weight in self.parts)
-        return Performance(_velocities(total))
-
-
-def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
-    """``NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT,...`` -> MixSystem; the systems must be in ``known``
-    (scored before it), the weights positive; they are scaled to sum to 1. Raises ValueError
-    (one line) for anything else."""
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    if not sep or not name or not body.strip():
-        raise ValueError(f"--mix {spec!r}: expected NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT")
-    if name in known:
-        raise ValueError(f"--mix {spec!r}: {name!r} is already the name of a system")
-    parts: dict[str, float] = {}
-    for item in body.split(","):
-        part, sep, weight = item.strip().rpartition(":")
-        try:
-            value = float(weight)
-        except ValueError:
-            value = float("nan")
-        if not sep or part not in known or not value > 0 or not np.isfinite(value):
-            raise ValueError(f"--mix {spec!r}: {item.strip()!r} is not SYSTEM:WEIGHT with a "
-                             f"weight > 0 and a system of {', '.join(known)}")
-        if part in parts:
-            raise ValueError(f"--mix {spec!r}: {part!r} is named twice")
-        parts[part] = value
-    if len(parts) < 2:
-        raise ValueError(f"--mix {spec!r}: a mix needs two or more systems")
-    total = sum(parts.values())
-    return MixSystem(tuple((part, weight / total) for part, weight in parts.items()), name)
-
-
-@dataclasses.dataclass(frozen=True)
-class ContrastSystem:
-    """Another system's velocities with every note's distance from that performance's mean
-    multiplied by ``contrast`` (``dynamics.widen``: what ``stylize --contrast`` writes). Like a
-    ``MixSystem`` it is scored after ``part`` and reuses its performance of each piece."""
-
-    part: str
-    contrast: float
-    name: str
-
-    def combine(self, done: Mapping[str, Performance]) -> Performance:
-        from stylenet_jax import dynamics
-
-        return Performance(dynamics.widen(done[self.part].velocities, self.contrast))
-
-
-def parse_contrast(spec: str, known: Sequence[str]) -> ContrastSystem:
-    """``NAME=SYSTEM:C`` -> ContrastSystem; SYSTEM must be in ``known`` (scored before it) and
-    C in 0..dynamics.MAX_CONTRAST. Raises ValueError (one line) for anything else."""
-    from stylenet_jax import dynamics
-
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    part, colon, value = body.strip().rpartition(":")
-    if not sep or not name or not colon or part not in known:
-        raise ValueError(f"--contrast {spec!r}: expected NAME=SYSTEM:C with a system of "
-                         f"{', '.join(known)}")
-    if name in known:
-        raise ValueError(f"--contrast {spec!r}: {name!r} is already the name of a system")
-    try:
-        contrast = dynamics.check_contrast(value)
-    except dynamics.ControlError as e:
-        raise ValueError(f"{spec!r}: {e}") from None
-    return ContrastSystem(part, contrast, name)
-
-
-DERIVED = (MixSystem, ContrastSystem)  # systems made from the performances of others
 
 
 def styles_of(system: System) -> list[str] | None:
@@ -321,8 +249,8 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
              flat_velocity: int = 64, timing: str = "performed",
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
     """Every system performs every (flattened) performance; returns the comparisons. A
-    ``MixSystem`` or ``ContrastSystem`` (``DERIVED``) combines the performances of systems
-    listed before it.
+    ``DerivedSystem`` (``derived_systems``: a mix, a widened system) combines the performances
+    of systems listed before it.
 
     timing: what the systems are told of when each note is played: "performed", the
     pianist's own seconds, or "score", a steady tempo on the grid (``performances.as_score``:
@@ -334,7 +262,7 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
         given = performances.with_timing(flatten(human, flat_velocity), timing)
         done: dict[str, Performance] = {}
         for system in systems:
-            performance = (system.combine(done) if isinstance(system, DERIVED)
+            performance = (system.combine(done) if isinstance(system, DerivedSystem)
                            else system.perform(given))
             done[system.name] = performance
             comparisons[system.name].setdefault(human.style, []).append(

@@ -21,9 +21,7 @@ line's ``--help`` and argument errors stay instant.
 
 from __future__ import annotations
 
-import decimal
 import functools
-import math
 import os
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -32,6 +30,7 @@ import numpy as np
 
 from stylenet_jax import dynamics, encoding, midi, midi_files, note_selection, smf, tempo
 from stylenet_jax.ensemble_plays import member_plays, member_weights
+from stylenet_jax.style_choice import StylizeError, baseline_velocities
 from stylenet_jax.tempo import DEFAULT_SECONDS_PER_BEAT
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
@@ -39,11 +38,6 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets
 WINDOW = 200  # steps per window: the training windows' length
 HOP = WINDOW // 2
 ROWS = 16  # windows per compiled call: fixed, so every file reuses one compilation
-BASELINES = ("random", "constant", "features")
-
-
-class StylizeError(ValueError):
-    """Bad input or arguments; the message is one line naming the problem."""
 
 
 class Result(NamedTuple):
@@ -57,47 +51,6 @@ class Result(NamedTuple):
     performed: np.ndarray | None = None  # bool: which of the file's piano-range notes (MIDI
     # 21..108 outside channel 10, file order) were performed (``note_selection.choose``)
     left: str = ""  # what was left as it was ("12 non-piano notes left as they were: ...")
-
-
-def parse_blend(spec: str, styles: Sequence[str]) -> dict[str, float]:
-    """"jazz" -> {"jazz": 1.0}; "classical=0.7,jazz=0.3" -> weights (must sum to 1)."""
-    weights: dict[str, float] = {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        name, _, weight = part.partition("=")
-        name = name.strip()
-        if name not in styles:
-            raise StylizeError(f"unknown style {name!r}; this model has: {', '.join(styles)}")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise StylizeError(f"--style: weight {weight!r} of {name} is not a number") from None
-        if not math.isfinite(value):
-            raise StylizeError(f"--style: weight {weight!r} of {name} is not a finite number")
-        weights[name] = weights.get(name, 0.0) + value
-    if not weights:
-        raise StylizeError(f"--style is empty; choose from: {', '.join(styles)}")
-    if any(w < 0 for w in weights.values()):
-        raise StylizeError("--style: weights must not be negative")
-    if abs(sum(weights.values()) - 1.0) > 1e-6:
-        raise StylizeError(f"--style: weights must sum to 1 (they sum to {sum(weights.values()):g})")
-    return weights
-
-
-def blend_name(blend: Mapping[str, float], styles: Sequence[str]) -> str:
-    """The default output name's part for a blend: "jazz" for one style at weight 1, else
-    each style and its weight in percent, in the model's style order, whatever order the user
-    typed them in: {"jazz": 0.3, "classical": 0.7} -> "classical70-jazz30". The percent is
-    the weight's exact decimal (no rounding), so two different blends never share a name."""
-    if len(blend) == 1 and next(iter(blend.values())) == 1.0:
-        return next(iter(blend))
-    return "-".join(f"{name}{_percent(blend[name])}"
-                    for name in sorted(blend, key=list(styles).index))
-
-
-def _percent(weight: float) -> str:
-    """0.7 -> "70", 1/3 -> "33.33333333333333": 100 times the shortest decimal of ``weight``."""
-    text = format(decimal.Decimal(repr(float(weight))) * 100, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def window_weights() -> np.ndarray:
@@ -286,18 +239,6 @@ def performed_grid(notes: midi.Notes, ticks_per_beat: int) -> tuple[np.ndarray, 
         return index * HOP + np.where(inside, step - block * HOP, 0)
 
     return kept_steps_before(onset), kept_steps_before(end)
-
-
-def baseline_velocities(kind: str, notes: int, *, seed: int = 0, velocity: int = 64) -> np.ndarray:
-    """The paper's baselines, int64 (notes,): ``random`` uniform 1..127 (seeded) or one
-    ``constant`` velocity."""
-    if kind == "random":
-        return np.random.default_rng(seed).integers(1, 128, notes).astype(np.int64)
-    if kind == "constant":
-        if not 1 <= velocity <= 127:
-            raise StylizeError("--velocity must be in 1..127")
-        return np.full(notes, velocity, np.int64)
-    raise StylizeError(f"--baseline must be one of {', '.join(BASELINES)}")
 
 
 def load_tree(path: str | None, styles: Sequence[str] = ()) -> Any:

@@ -47,8 +47,8 @@ from typing import Sequence
 
 from stylenet_jax import dynamics, midi_files, note_selection, smf
 from stylenet_jax.flag_parsing import parse_flags
-from stylenet_jax.performer import (BASELINES, StylizeError, Stylizer, blend_name, describe,
-                                    load_features, parse_blend, perform_file)
+from stylenet_jax.performer import Stylizer, describe, load_features, perform_file
+from stylenet_jax.style_choice import BASELINES, StylizeError, blend_name, parse_blend
 
 
 def enable_compilation_cache(directory: str) -> str | None:

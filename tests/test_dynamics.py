@@ -4,7 +4,7 @@ arrays, and the parts of stylenet_jax.performer that use them: describe's line, 
 import numpy as np
 import pytest
 
-from stylenet_jax import dynamics, performer
+from stylenet_jax import dynamics, performer, style_choice
 from stylenet_jax.dynamics import Controls, ControlError
 
 
@@ -137,12 +137,12 @@ def test_describe_names_the_spikes_only_when_there_are_some():
 
 def test_blend_names_carry_the_weights_in_the_models_style_order():
     styles = ["classical", "jazz", "pop"]
-    name = performer.blend_name
-    assert name(performer.parse_blend("jazz", styles), styles) == "jazz"
-    assert name(performer.parse_blend("jazz=1", styles), styles) == "jazz"
-    assert name(performer.parse_blend("jazz=0.3,classical=0.7", styles), styles) == (
+    name = style_choice.blend_name
+    assert name(style_choice.parse_blend("jazz", styles), styles) == "jazz"
+    assert name(style_choice.parse_blend("jazz=1", styles), styles) == "jazz"
+    assert name(style_choice.parse_blend("jazz=0.3,classical=0.7", styles), styles) == (
         "classical70-jazz30")
-    assert name(performer.parse_blend("classical=0.7,jazz=0.3", styles), styles) == (
+    assert name(style_choice.parse_blend("classical=0.7,jazz=0.3", styles), styles) == (
         "classical70-jazz30")
     assert name({"pop": 0.125, "classical": 0.875}, styles) == "classical87.5-pop12.5"
     assert name({"jazz": 0.00001, "pop": 0.99999}, styles) == "jazz0.001-pop99.999"
@@ -150,5 +150,5 @@ def test_blend_names_carry_the_weights_in_the_models_style_order():
               "classical=0.7,pop=0.3", "jazz=0.7,pop=0.3", "classical=0.3333,jazz=0.6667",
               "classical=0.33333,jazz=0.66667", "classical=1,jazz=0", "classical",
               "classical=0.2,jazz=0.3,pop=0.5"]
-    names = [name(performer.parse_blend(b, styles), styles) for b in blends]
+    names = [name(style_choice.parse_blend(b, styles), styles) for b in blends]
     assert len(set(names)) == len(names), names

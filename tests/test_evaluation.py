@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from midi_factory import midi_file, notes_track, tempo, track
-from stylenet_jax import (checkpoints, dynamics, evaluation, metrics, midi, midi_files,
-                          performances)
+from stylenet_jax import (checkpoints, derived_systems, dynamics, evaluation, metrics, midi,
+                          midi_files, performances)
 from stylenet_jax.model import ModelConfig, StyleNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -228,7 +228,7 @@ def test_a_mix_is_the_rounded_weighted_mean_of_its_parts_on_every_note(folder):
     stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
                                       {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
     parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
-    mix = evaluation.parse_mix("both=constant:3,per_pitch:1", [p.name for p in parts])
+    mix = derived_systems.parse_mix("both=constant:3,per_pitch:1", [p.name for p in parts])
     assert mix.parts == (("constant", 0.75), ("per_pitch", 0.25))
     calls = []
 
@@ -257,7 +257,7 @@ def test_a_mix_is_the_rounded_weighted_mean_of_its_parts_on_every_note(folder):
 ])
 def test_a_bad_mix_is_one_line(spec, words):
     with pytest.raises(ValueError, match=words):
-        evaluation.parse_mix(spec, ["constant", "random"])
+        derived_systems.parse_mix(spec, ["constant", "random"])
 
 
 def test_a_contrast_system_widens_its_parts_performance_of_each_piece(folder):
@@ -265,8 +265,8 @@ def test_a_contrast_system_widens_its_parts_performance_of_each_piece(folder):
     stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
                                       {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
     part = evaluation.PerPitchSystem(stats)
-    wide = evaluation.parse_contrast("wide=per_pitch:1.5", [part.name])
-    assert wide == evaluation.ContrastSystem("per_pitch", 1.5, "wide")
+    wide = derived_systems.parse_contrast("wide=per_pitch:1.5", [part.name])
+    assert wide == derived_systems.ContrastSystem("per_pitch", 1.5, "wide")
     result = evaluation.evaluate(found, [part, wide])
     for played, widened in zip(result.velocities["per_pitch"], result.velocities["wide"]):
         np.testing.assert_array_equal(widened, dynamics.widen(played, 1.5))
@@ -281,7 +281,7 @@ def test_a_contrast_system_widens_its_parts_performance_of_each_piece(folder):
     ("wide=per_pitch:x", "--contrast must be a number in 0..4")])
 def test_a_bad_contrast_spec_is_one_line(spec, words):
     with pytest.raises(ValueError, match=words) as raised:
-        evaluation.parse_contrast(spec, ["per_pitch"])
+        derived_systems.parse_contrast(spec, ["per_pitch"])
     assert "\n" not in str(raised.value)
 
 

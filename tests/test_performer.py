@@ -17,7 +17,7 @@ from midi_factory import END_OF_TRACK, note_events, smf_bytes
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                assert_plays_as_recorded, broken_exports, export_tiny_model,
                                gappy_file, piano_velocities, rich_file, shipped_reference)
-from stylenet_jax import encoding, midi, model, performer
+from stylenet_jax import encoding, midi, model, performer, style_choice
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_the_shipped_model_writes_the_recorded_velocities(tmp_path):
             continue  # tests/test_stylize.py runs the README command
         target = str(tmp_path / "out.mid")
         result = performer.perform_file(source, target, stylizer=shipped,
-                                        blend=performer.parse_blend(spec, shipped.styles))
+                                        blend=style_choice.parse_blend(spec, shipped.styles))
         assert piano_velocities(target) == result.velocities.tolist(), spec
         assert_plays_as_recorded(result.velocities, recorded, spec)
 
@@ -125,14 +125,14 @@ def test_one_compile_serves_files_of_any_length(model_path, tmp_path):
 
 
 def test_parse_blend_checks_names_and_weights():
-    assert performer.parse_blend("jazz", STYLES) == {"jazz": 1.0}
-    assert performer.parse_blend("classical=0.25, jazz=0.75", STYLES) == {"classical": 0.25,
+    assert style_choice.parse_blend("jazz", STYLES) == {"jazz": 1.0}
+    assert style_choice.parse_blend("classical=0.25, jazz=0.75", STYLES) == {"classical": 0.25,
                                                                           "jazz": 0.75}
     for bad, message in [("rock", "unknown style 'rock'"), ("jazz=0.5", "sum to 1"),
                          ("jazz=x", "not a number"), ("jazz=1.5,classical=-0.5", "negative"),
                          ("", "empty")]:
-        with pytest.raises(performer.StylizeError, match=message):
-            performer.parse_blend(bad, STYLES)
+        with pytest.raises(style_choice.StylizeError, match=message):
+            style_choice.parse_blend(bad, STYLES)
 
 
 def every_window(stylizer, inputs):
@@ -176,10 +176,10 @@ def test_baselines_are_seeded(tmp_path):
     c = performer.perform_file(source, str(tmp_path / "c.mid"), baseline="constant", velocity=80)
     assert set(c.velocities.tolist()) == {80}
     assert assert_only_piano_velocities_changed(source, str(tmp_path / "c.mid")) == c.changed
-    with pytest.raises(performer.StylizeError, match="--velocity must be in 1..127"):
-        performer.baseline_velocities("constant", 3, velocity=0)
-    with pytest.raises(performer.StylizeError, match="--baseline must be one of"):
-        performer.baseline_velocities("loud", 3)
+    with pytest.raises(style_choice.StylizeError, match="--velocity must be in 1..127"):
+        style_choice.baseline_velocities("constant", 3, velocity=0)
+    with pytest.raises(style_choice.StylizeError, match="--baseline must be one of"):
+        style_choice.baseline_velocities("loud", 3)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf_
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                assert_plays_as_recorded, broken_exports, cli, export_tiny_model,
                                piano_velocities, rich_file, shipped_reference)
-from stylenet_jax import dynamics, encoding, midi, performances, performer, smf
+from stylenet_jax import dynamics, encoding, midi, performances, performer, smf, style_choice
 from stylenet_jax.feature_baseline import FeatureBaseline
 
 
@@ -206,7 +206,7 @@ def test_cli_controls_change_the_written_velocities_as_stated(tmp_path, model_pa
     model."""
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
     own = np.array(piano_velocities(source))
-    drawn = performer.baseline_velocities("random", len(own), seed=0)
+    drawn = style_choice.baseline_velocities("random", len(own), seed=0)
     out = str(tmp_path / "out.mid")
 
     def written(*flags):

@@ -1,0 +1,98 @@
+"""Systems made from the performances of other systems in the same evaluation.
+
+``MixSystem`` (``experiments.evaluate --mix``): per note, a weighted mean of other systems'
+velocities. ``ContrastSystem`` (``--contrast``): another system's velocities widened as
+``stylize --contrast`` widens them. Both are ``evaluation.DerivedSystem``s: ``evaluation.evaluate``
+scores them after their parts and hands them the parts' performances of each piece, so no piece
+is performed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stylenet_jax.evaluation import Performance, as_velocities
+
+
+@dataclasses.dataclass(frozen=True)
+class MixSystem:
+    """Per note, a weighted mean of other systems' velocities (rounded, clipped to 1..127): a
+    StyleNet and the tree baseline, say. ``parts``: ((system name, weight), ...), weights > 0
+    summing to 1 (``parse_mix``); the parts are scored in the same evaluation, and ``evaluate``
+    hands their performances of each piece to ``combine`` instead of performing it again."""
+
+    parts: tuple[tuple[str, float], ...]
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance:
+        total = sum(weight * np.asarray(done[part].velocities, np.float64)
+                    for part, weight in self.parts)
+        return Performance(as_velocities(total))
+
+
+def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
+    """``NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT,...`` -> MixSystem; the systems must be in ``known``
+    (scored before it), the weights positive; they are scaled to sum to 1. Raises ValueError
+    (one line) for anything else."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    if not sep or not name or not body.strip():
+        raise ValueError(f"--mix {spec!r}: expected NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT")
+    if name in known:
+        raise ValueError(f"--mix {spec!r}: {name!r} is already the name of a system")
+    parts: dict[str, float] = {}
+    for item in body.split(","):
+        part, sep, weight = item.strip().rpartition(":")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float("nan")
+        if not sep or part not in known or not value > 0 or not np.isfinite(value):
+            raise ValueError(f"--mix {spec!r}: {item.strip()!r} is not SYSTEM:WEIGHT with a "
+                             f"weight > 0 and a system of {', '.join(known)}")
+        if part in parts:
+            raise ValueError(f"--mix {spec!r}: {part!r} is named twice")
+        parts[part] = value
+    if len(parts) < 2:
+        raise ValueError(f"--mix {spec!r}: a mix needs two or more systems")
+    total = sum(parts.values())
+    return MixSystem(tuple((part, weight / total) for part, weight in parts.items()), name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastSystem:
+    """Another system's velocities with every note's distance from that performance's mean
+    multiplied by ``contrast`` (``dynamics.widen``: what ``stylize --contrast`` writes). Like a
+    ``MixSystem`` it is scored after ``part`` and reuses its performance of each piece."""
+
+    part: str
+    contrast: float
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance:
+        from stylenet_jax import dynamics
+
+        return Performance(dynamics.widen(done[self.part].velocities, self.contrast))
+
+
+def parse_contrast(spec: str, known: Sequence[str]) -> ContrastSystem:
+    """``NAME=SYSTEM:C`` -> ContrastSystem; SYSTEM must be in ``known`` (scored before it) and
+    C in 0..dynamics.MAX_CONTRAST. Raises ValueError (one line) for anything else."""
+    from stylenet_jax import dynamics
+
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    part, colon, value = body.strip().rpartition(":")
+    if not sep or not name or not colon or part not in known:
+        raise ValueError(f"--contrast {spec!r}: expected NAME=SYSTEM:C with a system of "
+                         f"{', '.join(known)}")
+    if name in known:
+        raise ValueError(f"--contrast {spec!r}: {name!r} is already the name of a system")
+    try:
+        contrast = dynamics.check_contrast(value)
+    except dynamics.ControlError as e:
+        raise ValueError(f"{spec!r}: {e}") from None
+    return ContrastSystem(part, contrast, name)
