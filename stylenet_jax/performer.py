@@ -134,8 +134,9 @@ class Stylizer:
                         priors: np.ndarray | None = None) -> np.ndarray:
         """Velocities float32 (ROWS, WINDOW, 88) in [0, 1] of the blend of heads ``blend``
         ({style: weight}) for windows uint8 (ROWS, WINDOW, 176), each read whole (no
-        padding) and from a zero state: one compiled call per member, the members' blends
-        averaged (a style that only some members play, ``self.plays``, is their mean).
+        padding) and from a zero state: one compiled call per member, running only the heads
+        of the blend's styles that it plays (``self.plays``), the members' blends averaged (a
+        style that only some members play is their mean).
         ``seconds_per_beat``: the piece's mean tempo (``tempo``), heard by a member with
         ``tempo_input`` only. ``priors``: float32 (B, ROWS, WINDOW, 88), the
         tree's velocity / 127 of each of the blend's B styles (in head order), read by a
@@ -143,7 +144,6 @@ class Stylizer:
         from stylenet_jax import model
 
         names = sorted(blend, key=self.styles.index)
-        heads = tuple(self.styles.index(n) for n in names)
         lengths = np.full((windows.shape[0],), windows.shape[1], np.int32)
         tempos = np.full(lengths.shape, seconds_per_beat, np.float32)
         total = None
@@ -151,13 +151,17 @@ class Stylizer:
                 zip(self.members, member_weights(self.plays, dict(blend)))):
             if not weighted:
                 continue  # this member plays none of the blend's styles
-            weights = np.array([weighted.get(n, 0.0) for n in names], np.float32)
+            own = [b for b, n in enumerate(names) if n in weighted]  # only the heads it plays
+            heads = tuple(self.styles.index(names[b]) for b in own)
+            weights = np.array([weighted[names[b]] for b in own], np.float32)
             if (k, heads) not in self._selected:
                 self._selected[k, heads] = model.select_heads(params, np.array(heads, np.int32))
+            own_priors = None
+            if config.tree_prior:
+                own_priors = priors if len(own) == len(names) else priors[np.array(own)]
             velocities = model.predict(self._selected[k, heads], windows, lengths,
                                        config=model.head_config(config, len(heads)),
-                                       seconds_per_beat=tempos,
-                                       priors=priors if config.tree_prior else None)
+                                       seconds_per_beat=tempos, priors=own_priors)
             blended = np.asarray(_blend_heads()(weights, velocities))
             total = blended if total is None else total + blended
         return total / len(self.members)

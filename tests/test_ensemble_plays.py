@@ -75,6 +75,8 @@ def test_a_style_is_the_mean_of_the_members_that_play_it(members, tmp_path):
     half = split.predict(inputs, {CLASSICAL: 0.5, JAZZ: 0.5})
     np.testing.assert_allclose(half, 0.5 * classical + 0.5 * two.predict(inputs, {JAZZ: 1.0}),
                                atol=1e-6)
+    classical_head = STYLES.index(CLASSICAL)
+    assert {heads for member, heads in split._selected if member == 0} == {(classical_head,)}
     assert not np.allclose(split.predict(inputs, {JAZZ: 1.0}),
                            performer.Stylizer(plain).predict(inputs, {JAZZ: 1.0}), atol=1e-3)
 
