@@ -114,15 +114,18 @@ def breakdown_sections(breakdown: Mapping[str, Mapping[str, Mapping]], systems: 
     """"Level or shape" and "By musical role" (``error_breakdown.breakdown``), as lines."""
     out = ["## Level or shape", "",
            "Each performance's overall level (its mean velocity) apart from the shape within "
-           "it (each note's deviation from its own performance's mean): level MAE and level r "
-           "compare the performances' means, system against pianist, over the style's "
-           "performances (r: '-' for a constant system or fewer than 3 performances); "
+           "it (each note's deviation from its own performance's mean): level bias (the mean "
+           "signed difference: below 0, the system plays the style softer than the pianists "
+           "did), level MAE and level r compare the performances' means, system against "
+           "pianist, over the style's performances (r: '-' for a constant system or fewer "
+           "than 3 performances); "
            "centred MAE compares the deviations note by note (`stylenet_jax.error_breakdown`).",
-           "", "| system | " + " | ".join(f"{s} level MAE / level r / centred MAE"
+           "", "| system | " + " | ".join(f"{s} level bias / level MAE / level r / centred MAE"
                                            for s in styles) + " |",
            "|---|" + "---|" * len(styles)]
     for name in systems:
-        cells = [f"{b['level_mae']:.1f} / {_number(b['level_r'], '.2f')} / "
+        cells = [f"{b['level_bias']:+.1f} / {b['level_mae']:.1f} / "
+                 f"{_number(b['level_r'], '.2f')} / "
                  f"{b['centred_mae']:.1f}" for b in (breakdown[name][s] for s in styles)]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     out += ["", "## By musical role", "",

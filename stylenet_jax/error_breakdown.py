@@ -6,9 +6,11 @@ mean velocity over the piece, which depends on the piece, the pianist and the re
 the dynamics within it (which notes are louder than the piece's own mean). ``breakdown``
 splits every system's error that way per style:
 
-* level: each performance's mean velocity, system against pianist: the mean absolute
-  difference (``level_mae``) and their correlation over the style's performances
-  (``level_r``; NaN with fewer than 3 performances or a constant system);
+* level: each performance's mean velocity, system against pianist: the mean signed
+  difference (``level_bias``: negative for a system that plays the style's pieces softer
+  than the pianists did, on average), the mean absolute difference (``level_mae``) and their
+  correlation over the style's performances (``level_r``; NaN with fewer than 3
+  performances or a constant system);
 * within: each note's deviation from its own performance's mean, system against pianist:
   ``centred_mae`` over every note, and per role in ``ROLES`` (``roles[name]``: the share of
   notes, the centred MAE on them, and the mean deviation the system gives them beside the
@@ -63,7 +65,8 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[np.ndarray]],
               ) -> dict[str, dict[str, dict]]:
-    """``{system: {style: {"level_mae", "level_r", "centred_mae", "roles": {role: {"share",
+    """``{system: {style: {"level_bias", "level_mae", "level_r", "centred_mae", "roles":
+    {role: {"share",
     "centred_mae", "deviation", "pianist_deviation"}}}}}``.
 
     performed: the human performances (velocities as played); velocities[system]: int (n,) per
@@ -93,6 +96,7 @@ def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[
                     "deviation": float(system_dev[mask].mean()) if some else float("nan"),
                     "pianist_deviation": float(human_dev[mask].mean()) if some else float("nan")}
             out[system][style] = {
+                "level_bias": float((system_level - human_level).mean()),
                 "level_mae": float(np.abs(system_level - human_level).mean()),
                 "level_r": _correlation(human_level, system_level),
                 "centred_mae": float(error.mean()), "roles": role_rows}

@@ -32,6 +32,8 @@ def test_level_and_shape_are_told_apart_and_roles_carry_the_shape():
                                                  "level": flat_right_level})
     shape_only, level_only = result["shape"]["jazz"], result["level"]["jazz"]
     assert shape_only["centred_mae"] == 0.0 and shape_only["level_mae"] == 5.0
+    assert np.isclose(shape_only["level_bias"], 5 / 3)  # +5, -5, +5: signed, unlike the MAE
+    assert level_only["level_bias"] == 0.0
     assert level_only["level_mae"] == 0.0 and level_only["level_r"] == 1.0
     assert np.isclose(level_only["centred_mae"], 20 / 3)
     top, bottom, inner = (level_only["roles"][r] for r in ("top voice", "bottom voice",
