@@ -8,7 +8,7 @@ default: every checkpoint the run kept, its newest ``--keep_checkpoints`` and it
 then measures the average's validation loss the way training does (the run's own settings,
 on the validation split of its ``--data_dir``, or of the one given here), prints it beside
 each checkpoint's recorded one, and writes ``--out`` (default ``RUN/averaged.npz``), a file
-``stylize --model`` and ``experiments.evaluate --model`` read like any export. Nothing is
+``stylize --checkpoint`` and ``experiments.evaluate --model`` read like any export. Nothing is
 written when a step is missing or the checkpoints are of different models.
 """
 

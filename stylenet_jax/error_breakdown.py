@@ -65,9 +65,8 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[np.ndarray]],
               ) -> dict[str, dict[str, dict]]:
-    """``{system: {style: {"level_bias", "level_mae", "level_r", "centred_mae", "roles":
-    {role: {"share",
-    "centred_mae", "deviation", "pianist_deviation"}}}}}``.
+    """``{system: {style: {"level_bias", "level_mae", "level_r", "centred_mae",
+    "roles": {role: {"share", "centred_mae", "deviation", "pianist_deviation"}}}}}``.
 
     performed: the human performances (velocities as played); velocities[system]: int (n,) per
     performance, in the same order (``evaluation.Evaluation.velocities``).
