@@ -63,6 +63,11 @@ def _define_flags() -> None:
                               "with every note's distance from the performance's mean "
                               "velocity times C, as stylize --contrast=C writes it, e.g. "
                               "wide=model:1.5. Repeatable.")
+    flags.DEFINE_multi_string("level_shape", [], "NAME=LEVEL_SYSTEM:SHAPE_SYSTEM: also score "
+                              "the second system's velocities moved so that each "
+                              "performance's mean is the first's (its dynamics within the "
+                              "piece at the other's overall level), e.g. "
+                              "tree_level=features:model. Repeatable; scored last.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -91,20 +96,21 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
     return build_systems(FLAGS.model, FLAGS.baselines, blend_spec=FLAGS.blend,
                          features_model=FLAGS.features_model, train_data_dir=train_data_dir,
                          seed=FLAGS.seed, mix_specs=FLAGS.mix,
-                         contrast_specs=FLAGS.contrast)
+                         contrast_specs=FLAGS.contrast, level_shape_specs=FLAGS.level_shape)
 
 
 def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
                   blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
                   train_data_dir: str | None = None, seed: int = 0,
-                  mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = ()
-                  ) -> tuple[list, dict[str, str]]:
+                  mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = (),
+                  level_shape_specs: Sequence[str] = ()) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
-    NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``), scored last. Raises
+    NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
+    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``), scored last. Raises
     ValueError (one line) for a bad spec or an unknown baseline.
     """
     from stylenet_jax import performer, style_choice
@@ -161,6 +167,12 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         described[widened.name] = (f"{widened.part} with every note's distance from the "
                                    f"performance's mean × {widened.contrast:g} (stylize "
                                    f"--contrast={widened.contrast:g})")
+    for spec in level_shape_specs:
+        moved = derived_systems.parse_level_shape(spec, [system.name for system in systems])
+        systems.append(moved)
+        described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
+                                 "in each performance (the level of one, the shape of the "
+                                 "other)")
     return systems, described
 
 

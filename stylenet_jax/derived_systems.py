@@ -2,9 +2,10 @@
 
 ``MixSystem`` (``experiments.evaluate --mix``): per note, a weighted mean of other systems'
 velocities. ``ContrastSystem`` (``--contrast``): another system's velocities widened as
-``stylize --contrast`` widens them. Both are ``evaluation.DerivedSystem``s: ``evaluation.evaluate``
-scores them after their parts and hands them the parts' performances of each piece, so no piece
-is performed twice.
+``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
+overall level with another's dynamics within the piece. All are ``evaluation.DerivedSystem``s:
+``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
+of each piece, so no piece is performed twice.
 """
 
 from __future__ import annotations
@@ -96,3 +97,36 @@ def parse_contrast(spec: str, known: Sequence[str]) -> ContrastSystem:
     except dynamics.ControlError as e:
         raise ValueError(f"{spec!r}: {e}") from None
     return ContrastSystem(part, contrast, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelShapeSystem:
+    """Each note's velocity from ``shape`` moved so that the performance's mean is ``level``'s:
+    ``shape_v - mean(shape_v) + mean(level_v)`` (rounded, clipped to 1..127). It tells how much
+    of a system's note error is its overall level (``error_breakdown``): the tree's level with a
+    network's shape, say. Scored after both parts, reusing their performances."""
+
+    level: str
+    shape: str
+    name: str
+
+    def combine(self, done: Mapping[str, Performance]) -> Performance:
+        shape = np.asarray(done[self.shape].velocities, np.float64)
+        level = np.asarray(done[self.level].velocities, np.float64)
+        return Performance(as_velocities(shape - shape.mean() + level.mean()))
+
+
+def parse_level_shape(spec: str, known: Sequence[str]) -> LevelShapeSystem:
+    """``NAME=LEVEL_SYSTEM:SHAPE_SYSTEM`` -> LevelShapeSystem; both systems must be in
+    ``known`` (scored before it) and differ. Raises ValueError (one line) for anything else."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    level, colon, shape = (part.strip() for part in body.partition(":"))
+    if not sep or not name or not colon or level not in known or shape not in known:
+        raise ValueError(f"--level_shape {spec!r}: expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM "
+                         f"with systems of {', '.join(known)}")
+    if name in known:
+        raise ValueError(f"--level_shape {spec!r}: {name!r} is already the name of a system")
+    if level == shape:
+        raise ValueError(f"--level_shape {spec!r}: the level and the shape are one system")
+    return LevelShapeSystem(level, shape, name)

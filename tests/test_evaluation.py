@@ -285,6 +285,35 @@ def test_a_bad_contrast_spec_is_one_line(spec, words):
     assert "\n" not in str(raised.value)
 
 
+def test_a_level_shape_system_has_one_part_level_and_the_other_part_shape(folder):
+    found = performances.from_folder(str(folder / "human"))
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
+    moved = derived_systems.parse_level_shape("moved=constant:per_pitch",
+                                              [p.name for p in parts])
+    assert moved == derived_systems.LevelShapeSystem("constant", "per_pitch", "moved")
+    result = evaluation.evaluate(found, [*parts, moved])
+    for level, shape, both in zip(result.velocities["constant"], result.velocities["per_pitch"],
+                                  result.velocities["moved"]):
+        expected = np.clip(np.rint(shape - shape.mean() + level.mean()), 1, 127)
+        np.testing.assert_array_equal(both, expected)
+    classical = result.velocities["moved"][0]  # per-pitch shape, the constant's level
+    assert len(set(classical)) > 1 and abs(classical.mean() - 70.0) < 0.5
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("moved", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
+    ("moved=constant", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
+    ("moved=constant:tree", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
+    ("constant=constant:per_pitch", "already the name"),
+    ("moved=constant:constant", "one system")])
+def test_a_bad_level_shape_spec_is_one_line(spec, words):
+    with pytest.raises(ValueError, match=words) as raised:
+        derived_systems.parse_level_shape(spec, ["constant", "per_pitch"])
+    assert "\n" not in str(raised.value)
+
+
 def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing(
         folder, model_path, tmp_path):
     out = tmp_path / "report.md"
