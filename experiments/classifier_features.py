@@ -100,6 +100,9 @@ def _define_flags() -> None:
                       + ", ".join(evaluation.BASELINES) + " (empty: none).")
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also a widened system, as in "
                               "experiments.evaluate --contrast. Repeatable.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also a system with a "
+                              "pianist's scatter added, as in experiments.evaluate --humanize. "
+                              "Repeatable.")
     flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
                         "(also what a hybrid model reads).")
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
@@ -208,7 +211,8 @@ def main(argv: Sequence[str]) -> None:
                                             files_style=FLAGS.files_style)
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
-                                           seed=FLAGS.seed, contrast_specs=FLAGS.contrast)
+                                           seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
+                                           humanize_specs=FLAGS.humanize)
         evaluation.check_styles(performed, systems)
         if len({p.piece for p in performed}) < 2:
             raise ValueError("need performances of at least 2 pieces (half train the "

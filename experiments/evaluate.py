@@ -68,6 +68,11 @@ def _define_flags() -> None:
                               "performance's mean is the first's (its dynamics within the "
                               "piece at the other's overall level), e.g. "
                               "tree_level=features:model. Repeatable; scored last.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also score that system "
+                              "with AMOUNT (0..2) times a pianist's scatter added, as stylize "
+                              "--humanize adds it (e.g. model_h75=model:0.75). Repeatable.")
+    flags.DEFINE_string("humanize_scatter", None, "The scatter file --humanize draws from "
+                        "(experiments.fit_humanize; default: the shipped model's).")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -96,22 +101,26 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
     return build_systems(FLAGS.model, FLAGS.baselines, blend_spec=FLAGS.blend,
                          features_model=FLAGS.features_model, train_data_dir=train_data_dir,
                          seed=FLAGS.seed, mix_specs=FLAGS.mix,
-                         contrast_specs=FLAGS.contrast, level_shape_specs=FLAGS.level_shape)
+                         contrast_specs=FLAGS.contrast, level_shape_specs=FLAGS.level_shape,
+                         humanize_specs=FLAGS.humanize, humanize_scatter=FLAGS.humanize_scatter)
 
 
 def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
                   blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
                   train_data_dir: str | None = None, seed: int = 0,
                   mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = (),
-                  level_shape_specs: Sequence[str] = ()) -> tuple[list, dict[str, str]]:
+                  level_shape_specs: Sequence[str] = (), humanize_specs: Sequence[str] = (),
+                  humanize_scatter: str | None = None) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
-    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``), scored last. Raises
-    ValueError (one line) for a bad spec or an unknown baseline.
+    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``); ``humanize_specs``:
+    NAME=SYSTEM:AMOUNT (``derived_systems.parse_humanize``, drawing from ``humanize_scatter``,
+    default the shipped one, seeded by ``seed``), scored last. Raises ValueError (one line) for
+    a bad spec, an unknown baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
 
@@ -173,6 +182,18 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
                                  "in each performance (the level of one, the shape of the "
                                  "other)")
+    if humanize_specs:
+        from stylenet_jax import humanize
+
+        scatters = humanize.load(humanize_scatter)
+        scatter_file = os.path.relpath(humanize_scatter or humanize.DEFAULT_PATH)
+    for spec in humanize_specs:
+        scattered = derived_systems.parse_humanize(spec, [system.name for system in systems],
+                                                   scatters, seed)
+        systems.append(scattered)
+        described[scattered.name] = (
+            f"{scattered.part} plus {scattered.amount:g} × a pianist's scatter (stylize "
+            f"--humanize={scattered.amount:g}; `{scatter_file}`, seeded per performance)")
     return systems, described
 
 

@@ -3,9 +3,11 @@
 ``MixSystem`` (``experiments.evaluate --mix``): per note, a weighted mean of other systems'
 velocities. ``ContrastSystem`` (``--contrast``): another system's velocities widened as
 ``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
-overall level with another's dynamics within the piece. All are ``evaluation.DerivedSystem``s:
+overall level with another's dynamics within the piece. ``HumanizeSystem`` (``--humanize``):
+another system's velocities with a pianist's scatter added, as ``stylize --humanize`` adds it.
+All are ``evaluation.DerivedSystem``s:
 ``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
-of each piece, so no piece is performed twice.
+of each piece (and the piece, flattened), so no piece is performed twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from stylenet_jax.evaluation import Performance, as_velocities
+from stylenet_jax.performances import Performed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +31,7 @@ class MixSystem:
     parts: tuple[tuple[str, float], ...]
     name: str
 
-    def combine(self, done: Mapping[str, Performance]) -> Performance:
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
         total = sum(weight * np.asarray(done[part].velocities, np.float64)
                     for part, weight in self.parts)
         return Performance(as_velocities(total))
@@ -73,7 +76,7 @@ class ContrastSystem:
     contrast: float
     name: str
 
-    def combine(self, done: Mapping[str, Performance]) -> Performance:
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
         from stylenet_jax import dynamics
 
         return Performance(dynamics.widen(done[self.part].velocities, self.contrast))
@@ -110,7 +113,7 @@ class LevelShapeSystem:
     shape: str
     name: str
 
-    def combine(self, done: Mapping[str, Performance]) -> Performance:
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
         shape = np.asarray(done[self.shape].velocities, np.float64)
         level = np.asarray(done[self.level].velocities, np.float64)
         return Performance(as_velocities(shape - shape.mean() + level.mean()))
@@ -130,3 +133,48 @@ def parse_level_shape(spec: str, known: Sequence[str]) -> LevelShapeSystem:
     if level == shape:
         raise ValueError(f"--level_shape {spec!r}: the level and the shape are one system")
     return LevelShapeSystem(level, shape, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class HumanizeSystem:
+    """Another system's velocities plus ``amount`` times a draw of the piece's style's scatter
+    (``humanize.humanize``: what ``stylize --humanize`` adds), the draw seeded by ``seed`` and
+    the performance's id, so a report is reproducible. Scored after ``part``."""
+
+    part: str
+    amount: float
+    scatters: Mapping[str, object]
+    name: str
+    seed: int = 0
+
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
+        from stylenet_jax import encoding, humanize
+
+        onset, _ = encoding.quantize(performed.notes, performed.ticks_per_beat)
+        scatter = humanize.for_blend(self.scatters, {performed.style: 1.0})
+        rng = np.random.default_rng([self.seed, *performed.id.encode()])
+        return Performance(humanize.humanize(done[self.part].velocities,
+                                             humanize.onset_groups(onset), scatter,
+                                             self.amount, rng))
+
+
+def parse_humanize(spec: str, known: Sequence[str], scatters: Mapping[str, object],
+                   seed: int = 0) -> HumanizeSystem:
+    """``NAME=SYSTEM:AMOUNT`` -> HumanizeSystem; SYSTEM must be in ``known`` (scored before
+    it), AMOUNT in 0..humanize.MAX_AMOUNT; ``scatters``: ``humanize.load``'s {style: Scatter}.
+    Raises ValueError (one line) for anything else."""
+    from stylenet_jax import humanize
+
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    part, colon, value = body.strip().rpartition(":")
+    if not sep or not name or not colon or part not in known:
+        raise ValueError(f"--humanize {spec!r}: expected NAME=SYSTEM:AMOUNT with a system of "
+                         f"{', '.join(known)}")
+    if name in known:
+        raise ValueError(f"--humanize {spec!r}: {name!r} is already the name of a system")
+    try:
+        amount = humanize.check_amount(value)
+    except humanize.HumanizeError as e:
+        raise ValueError(f"{spec!r}: {e}") from None
+    return HumanizeSystem(part, amount, dict(scatters), name, seed)

@@ -48,11 +48,13 @@ class System(Protocol):
 class DerivedSystem(Protocol):
     """A system made from the performances of systems scored before it in the same evaluation
     (``derived_systems``: a mix, a widened system); ``evaluate`` hands it those performances
-    of each piece instead of asking it to perform."""
+    of each piece, and the piece as the systems were given it, instead of asking it to
+    perform."""
 
     name: str
 
-    def combine(self, done: Mapping[str, Performance]) -> Performance: ...
+    def combine(self, done: Mapping[str, Performance], performed: Performed
+                ) -> Performance: ...
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -262,7 +264,7 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
         given = performances.with_timing(flatten(human, flat_velocity), timing)
         done: dict[str, Performance] = {}
         for system in systems:
-            performance = (system.combine(done) if isinstance(system, DerivedSystem)
+            performance = (system.combine(done, given) if isinstance(system, DerivedSystem)
                            else system.perform(given))
             done[system.name] = performance
             comparisons[system.name].setdefault(human.style, []).append(

@@ -278,14 +278,16 @@ def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
                  seed: int = 0, velocity: int = 64, features: tuple[Any, str] | None = None,
+                 scatter: tuple[Any, float] | None = None,
                  controls: dynamics.Controls | None = None, make_parents: bool = False,
                  tracks: Sequence[int] | None = None, channels: Sequence[int] | None = None,
                  plot: str | None = None, plot_title: str = "") -> Result:
     """Writes ``source`` with new piano velocities to ``target`` (atomically).
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
-    ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``). The
-    ``controls`` (default: none) then act on those velocities and the file's own, in their
+    ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``).
+    ``scatter``, a (humanize.Scatter, amount) pair, then adds amount times a draw of that
+    scatter (``humanize.humanize``, ``numpy.random.default_rng(seed)``). The ``controls`` (default: none) then act on those velocities and the file's own, in their
     fixed order (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
     naming the file) without writing anything. A file whose notes span more than
     ``encoding.MAX_STEPS`` steps, long silences left out (``performed_grid``), is refused,
@@ -329,6 +331,11 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
         priors = stylizer.tree_priors(notes, perf.ticks_per_beat, seconds, blend, onset, end)
         predicted = stylizer.predict(inputs, blend, tempo_now, priors)
         velocities = encoding.velocities_at(predicted, onset, notes.pitch)
+    if scatter is not None:
+        from stylenet_jax import humanize  # scipy only when a scatter is asked for
+
+        velocities = humanize.humanize(velocities, humanize.onset_groups(onset), *scatter,
+                                       np.random.default_rng(seed))
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,

@@ -5,6 +5,7 @@ r"""Perform MIDI files: give the piano notes velocities from a StyleNet style he
     python -m stylenet_jax.stylize IN_FOLDER -o OUT_FOLDER --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --baseline features --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --contrast 1.5
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --humanize 0.75 --seed 2
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --strength 0.5
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --velocity_range 40,100
@@ -26,6 +27,13 @@ Windows in which no note sounds are not run, and silences longer than two window
 of the grid before predicting (which changes no velocity; see ``performer.performed_grid``), so
 what a file costs follows its notes, not the silence between them.
 
+--humanize A adds A times a pianist's scatter around the model's velocities (0, the default:
+none; ``stylenet_jax.humanize``): phrases a little louder or softer than the model expects,
+chords and the notes within them uneven, as a pianist plays them. Each --seed draws another
+performance; the same seed gives the same file. It widens the dynamics to about a pianist's
+at 0.75 and makes them much harder to tell from a pianist's, at a cost in note accuracy
+against any one pianist (README, "Humanize").
+
 The musician's controls act on the new velocities before writing, in this order: --contrast
 (every note's distance from the performance's mean level times C: wider or narrower dynamics),
 --strength (blend with the file's own velocities), --keep_level (the file's own mean level), then
@@ -45,7 +53,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from stylenet_jax import dynamics, midi_files, note_selection, smf
+from stylenet_jax import dynamics, humanize, midi_files, note_selection, smf
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.performer import Stylizer, describe, load_features, perform_file
 from stylenet_jax.style_choice import BASELINES, StylizeError, blend_name, parse_blend
@@ -105,6 +113,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if flags_.baseline == "constant" and not 1 <= flags_.velocity <= 127:
         raise StylizeError("--velocity must be in 1..127")
     try:
+        amount = humanize.check_amount(flags_.humanize)
+    except humanize.HumanizeError as e:
+        raise StylizeError(str(e)) from None
+    if amount and flags_.baseline in ("random", "constant"):
+        raise StylizeError(f"--humanize scatters a style's performance; --baseline "
+                           f"{flags_.baseline} has no style to scatter")
+    try:
         controls = dynamics.Controls.from_flags(flags_.strength, flags_.keep_level,
                                                 flags_.velocity_range, flags_.contrast)
     except dynamics.ControlError as e:
@@ -138,16 +153,28 @@ def _run(inputs: Sequence[str], flags_) -> int:
         blend = parse_blend(flags_.style, stylizer.styles)
     features = (load_features(flags_.features_model, flags_.style)
                 if flags_.baseline == "features" else None)
+    scatter = None
+    if amount:
+        try:
+            scatter = humanize.for_blend(humanize.load(flags_.humanize_scatter),
+                                         blend or {features[1]: 1.0})
+        except humanize.HumanizeError as e:
+            raise StylizeError(f"--humanize: {e}") from None
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
-    label += (f" ({features[1]})" if features else "") + controls.label()
+    label += (f" ({features[1]})" if features else "")
+    label += f", humanize {amount:g} seed {flags_.seed}" if amount else ""
+    label += controls.label()
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
                    velocity=flags_.velocity, features=features,
+                   scatter=(scatter, amount) if amount else None,
                    controls=None if controls.is_default else controls, tracks=tracks,
                    channels=channels)
     if not os.path.isdir(source):
         stem = (f"features-{features[1]}" if features else flags_.baseline
                 or blend_name(blend, stylizer.styles))
-        if flags_.baseline == "random" and flags_.seed:
+        if amount:
+            stem += f"-humanize{round(amount * 100):d}"
+        if (flags_.baseline == "random" or amount) and flags_.seed:
             stem += f"-seed{flags_.seed}"
         target = flags_.output or (os.path.splitext(source)[0] + f".{stem}"
                                    f"{controls.file_suffix()}.mid")
@@ -216,9 +243,9 @@ def _define_flags() -> None:
 
     flags.DEFINE_string("output", None, "Output MIDI file, or output folder when INPUT is a "
                         "folder (default for a file: INPUT.<style>.mid beside it, a blend as "
-                        "INPUT.classical70-jazz30.mid; controls and a random "
-                        "baseline's seed add to the name: INPUT.jazz-strength50.mid, "
-                        "INPUT.random-seed3.mid). INPUT is only overwritten if -o names it.",
+                        "INPUT.classical70-jazz30.mid; controls, --humanize and a "
+                        "seed add to the name: INPUT.jazz-strength50.mid, "
+                        "INPUT.jazz-humanize75-seed2.mid, INPUT.random-seed3.mid). INPUT is only overwritten if -o names it.",
                         short_name="o")
     flags.DEFINE_string("style", None, "A style head of the model (see --list_styles), or a "
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "
@@ -236,11 +263,20 @@ def _define_flags() -> None:
                         "`python -m experiments.feature_baseline`), and the tree a hybrid "
                         "model (--tree_prior_dir in training) reads; default: the shipped "
                         "stylenet_jax/assets/feature_baseline.pkl.")
-    flags.DEFINE_integer("seed", 0, "Seed of --baseline=random (0 or more).")
+    flags.DEFINE_integer("seed", 0, "Seed of --baseline=random and of --humanize's draw (0 "
+                         "or more): another seed, another performance.")
+    flags.DEFINE_float("humanize", 0.0, "0..2: add this much of a pianist's scatter around "
+                       "the model's velocities (fitted on the shipped model's misses on unseen "
+                       "pieces: uneven phrases, chords and voices); 0 adds none, 0.75 gives "
+                       "about a pianist's spread and texture, at a cost in note accuracy "
+                       "(README, Humanize). Applied before the controls below.")
+    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from (from "
+                        "`python -m experiments.fit_humanize`); default: the shipped model's, "
+                        "stylenet_jax/assets/humanize.json.")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "
-                       "plays narrower dynamics than a pianist (0.54 and 0.63 of the spread in "
+                       "plays narrower dynamics than a pianist (0.59 and 0.63 of the spread in "
                        "classical and jazz); 1.4 gives about a pianist's range at some cost in "
                        "note accuracy (README, model card). Applied first.")
     flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "

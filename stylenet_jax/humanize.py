@@ -1,0 +1,207 @@
+"""A pianist's scatter around a deterministic performance (``stylize --humanize``).
+
+A StyleNet trained to the least error plays each note at about its expected velocity. A
+pianist's velocities scatter around that expectation, so the model's dynamics come out narrower
+than a pianist's, and a classifier tells the two apart from their texture (README, "What gives
+a system away"). The scatter has structure: phrases sit louder or softer than expected for a
+while, whole chords come out louder or softer, and the notes of one chord differ. This module
+models the scatter of one style (the residual, pianist minus model, of performances the model
+never trained on) as three Gaussian parts over a performance's onset groups (the notes that
+start on one 1/16 step, "chords"; a single note is a group of one), in time order:
+
+- slow: an AR(1) over the groups, standard deviation ``slow_sd``, correlation ``slow_phi`` from
+  one group to the next;
+- chord: independent per group, ``chord_sd``;
+- voice: independent per note, ``voice_sd``, in groups of two or more only (a lone note's
+  scatter is its group's).
+
+``sample`` draws it; ``humanize`` adds ``amount`` times a draw to the velocities (0: unchanged,
+1: the fitted scatter); ``fit`` estimates the parts from residuals. Pure numpy (and scipy's
+linear filter, which scikit-learn brings); a draw depends only on the explicit
+``numpy.random.Generator`` it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from stylenet_jax.atomic_write import write_text_atomically
+
+FORMAT = "stylenet-humanize"
+VERSION = 1
+DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "assets", "humanize.json")
+MAX_AMOUNT = 2.0  # twice the fitted scatter: already far wider than a pianist
+MAX_LAG = 64  # groups over which the slow part's correlation is fitted
+MIN_GROUPS_PAST_LAG = 10  # a performance's correlation at lag L needs L + this many groups
+
+
+class HumanizeError(ValueError):
+    """A bad amount or a bad scatter file; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scatter:
+    """One style's scatter model, in MIDI velocity units (see the module's docstring)."""
+
+    slow_sd: float
+    slow_phi: float
+    chord_sd: float
+    voice_sd: float
+
+    def __post_init__(self) -> None:
+        values = dataclasses.asdict(self)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+                   for v in values.values()) or not values["slow_phi"] < 1:
+            raise HumanizeError(f"a scatter needs standard deviations >= 0 and 0 <= slow_phi "
+                                f"< 1, got {values}")
+
+
+def onset_groups(onset_steps: np.ndarray) -> np.ndarray:
+    """int64 (n,): each note's onset group, numbered 0, 1, ... in time order, from its onset
+    step (integer (n,), ``encoding.quantize``'s first output)."""
+    return np.unique(np.asarray(onset_steps), return_inverse=True)[1].astype(np.int64).ravel()
+
+
+def sample(scatter: Scatter, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float64 (n,): one draw of the scatter for notes in onset ``groups`` (int (n,) from
+    ``onset_groups``)."""
+    from scipy.signal import lfilter  # here, not at import: stylize --help stays quick
+
+    groups = np.asarray(groups, np.int64)
+    if not groups.size:
+        return np.zeros(0)
+    count = int(groups.max()) + 1
+    innovations = rng.standard_normal(count) * scatter.slow_sd
+    innovations[1:] *= math.sqrt(1.0 - scatter.slow_phi ** 2)  # stationary from the first
+    slow = lfilter([1.0], [1.0, -scatter.slow_phi], innovations)
+    chord = rng.standard_normal(count) * scatter.chord_sd
+    in_chord = np.bincount(groups, minlength=count)[groups] > 1
+    voice = rng.standard_normal(groups.size) * scatter.voice_sd * in_chord
+    return slow[groups] + chord[groups] + voice
+
+
+def check_amount(value: object) -> float:
+    """``value`` as a float in 0..MAX_AMOUNT; raises HumanizeError (one line) otherwise."""
+    try:
+        amount = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        amount = float("nan")
+    if not (math.isfinite(amount) and 0.0 <= amount <= MAX_AMOUNT):
+        raise HumanizeError(f"--humanize must be a number in 0..{MAX_AMOUNT:g} (0: off, 1: a "
+                            f"pianist's fitted scatter), got {value!r}")
+    return amount
+
+
+def humanize(velocities: np.ndarray, groups: np.ndarray, scatter: Scatter, amount: float,
+             rng: np.random.Generator) -> np.ndarray:
+    """int64 (n,): ``velocities`` (integer (n,)) plus ``amount`` times a ``sample``, rounded
+    (halves up) and clipped to 1..127. Amount 0 returns the velocities as int64, unchanged,
+    and draws nothing."""
+    velocities = np.asarray(velocities, np.int64)
+    if amount == 0:
+        return velocities.copy()
+    moved = velocities + check_amount(amount) * sample(scatter, groups, rng)
+    return np.clip(np.floor(moved + 0.5), 1, 127).astype(np.int64)
+
+
+def for_blend(scatters: Mapping[str, Scatter], blend: Mapping[str, float]) -> Scatter:
+    """The scatter of a blend of styles ({style: weight}, weights summing to 1): variances
+    and the slow correlation mixed by weight. Raises HumanizeError for a style with none."""
+    missing = [s for s in blend if s not in scatters]
+    if missing:
+        raise HumanizeError(f"the scatter file has no style {', '.join(missing)} (it has "
+                            f"{', '.join(scatters)})")
+
+    def mixed(field: str, squared: bool) -> float:
+        total = sum(w * getattr(scatters[s], field) ** (2 if squared else 1)
+                    for s, w in blend.items())
+        return math.sqrt(total) if squared else total
+
+    return Scatter(mixed("slow_sd", True), mixed("slow_phi", False), mixed("chord_sd", True),
+                   mixed("voice_sd", True))
+
+
+def fit(residuals: Sequence[np.ndarray], groups: Sequence[np.ndarray],
+        max_lag: int = MAX_LAG) -> Scatter:
+    """The scatter of one style from its performances' residuals (float (n,) each, pianist
+    minus model, notes in time order) and onset ``groups`` (int (n,) each).
+
+    Each performance's mean residual is taken out first (its overall level is not scatter).
+    Group means give the slow and chord parts: an exponential ``a * phi**lag`` fitted (least
+    squares) to their mean correlation at lags 1..``max_lag`` gives the slow part's share ``a``
+    of their variance, and the chord part is the rest, less the voice variance a group's mean
+    carries (``voice_sd**2 / size``). The spread of notes about their group's mean, in groups
+    of two or more (corrected for the group's own mean), gives ``voice_sd``.
+    """
+    if len(residuals) != len(groups) or not residuals:
+        raise ValueError(f"need residuals and groups for the same performances, got "
+                         f"{len(residuals)} and {len(groups)}")
+    group_variances, voice_shares, voice_sum, voice_count = [], [], 0.0, 0
+    correlations: list[list[float]] = [[] for _ in range(max_lag)]
+    for residual, group in zip(residuals, groups):
+        residual = np.asarray(residual, np.float64) - np.mean(residual)
+        group = np.asarray(group, np.int64)
+        size = np.bincount(group)
+        means = np.bincount(group, residual) / np.maximum(size, 1)
+        inside = size[group] > 1
+        spread = (residual - means[group])[inside]
+        voice_sum += float((spread ** 2 * size[group][inside] / (size[group][inside] - 1)).sum())
+        voice_count += int(inside.sum())
+        group_variances.append(float(np.var(means)))
+        voice_shares.append(float(np.mean(np.where(size > 1, 1.0 / np.maximum(size, 1), 0.0))))
+        for lag in range(1, max_lag + 1):
+            if len(means) >= lag + MIN_GROUPS_PAST_LAG and np.std(means) > 0:
+                correlations[lag - 1].append(float(np.corrcoef(means[lag:], means[:-lag])[0, 1]))
+    lags = np.arange(1, max_lag + 1)
+    seen = np.array([bool(c) for c in correlations])
+    if not seen.any():
+        raise ValueError(f"too few onset groups to fit the slow part (a performance needs "
+                         f"{1 + MIN_GROUPS_PAST_LAG} or more)")
+    observed = np.array([np.mean(c) if c else 0.0 for c in correlations])[seen]
+    best = (math.inf, 0.0, 0.0)
+    for phi in np.linspace(0.0, 0.999, 1000):
+        shape = phi ** lags[seen]
+        share = float(np.clip(shape @ observed / max(shape @ shape, 1e-12), 0.0, 1.0))
+        error = float(((share * shape - observed) ** 2).sum())
+        if error < best[0]:
+            best = (error, share, float(phi))
+    _, share, phi = best
+    voice_variance = voice_sum / voice_count if voice_count else 0.0
+    variance = float(np.mean(group_variances))
+    slow_variance = share * variance  # the correlations are shares of all of the means' variance
+    # ... which also holds 1/size of a group's voice variance: that part is not the chord's
+    chord_variance = variance - slow_variance - voice_variance * float(np.mean(voice_shares))
+    return Scatter(math.sqrt(slow_variance), phi, math.sqrt(max(chord_variance, 0.0)),
+                   math.sqrt(voice_variance))
+
+
+def save(path: str, scatters: Mapping[str, Scatter], made_by: str, about: Mapping) -> None:
+    """Writes the per-style scatters as JSON (atomically), with the command that made them
+    and ``about`` (what they were fitted on)."""
+    write_text_atomically(path, json.dumps({
+        "format": FORMAT, "version": VERSION, "made_by": made_by, "about": dict(about),
+        "styles": {s: dataclasses.asdict(v) for s, v in scatters.items()}}, indent=1) + "\n")
+
+
+def load(path: str | None = None) -> dict[str, Scatter]:
+    """{style: Scatter} from a file ``save`` wrote (default: the shipped model's,
+    ``DEFAULT_PATH``). Raises HumanizeError (one line) for a missing or malformed file."""
+    path = path or DEFAULT_PATH
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HumanizeError(f"{path}: not a readable scatter file ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT \
+            or data.get("version") != VERSION or not isinstance(data.get("styles"), dict):
+        raise HumanizeError(f"{path}: not a {FORMAT} file of version {VERSION}")
+    try:
+        return {style: Scatter(**values) for style, values in data["styles"].items()}
+    except TypeError as e:
+        raise HumanizeError(f"{path}: a style's scatter is malformed ({e})") from None
