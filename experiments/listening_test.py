@@ -2,6 +2,7 @@ r"""Make a listening test kit: can people tell the pianist from StyleNet (the pa
 
     python -m experiments.listening_test --data_dir=DATASET --out=KIT         # its test split
     python -m experiments.listening_test --midi_dir=FOLDER --out=KIT          # any performances
+    python -m experiments.listening_test --data_dir=DATASET --out=KIT --humanize=model_h75=model:0.75
     python -m experiments.listening_score --kit=KIT answers-*.csv             # score the answers
 
 Picks ``--excerpts`` 10-second excerpts of human performances (styles in turn, a different
@@ -54,6 +55,11 @@ def _define_flags() -> None:
     flags.DEFINE_list("baselines", ["features"], "Baselines put against the pianist too: "
                       + ", ".join(evaluation.BASELINES) + " (empty: none).")
     flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model.")
+    flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also put that system widened "
+                              "as stylize --contrast C widens it against the pianist.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also put that system with "
+                              "a pianist's scatter added (stylize --humanize AMOUNT, drawn "
+                              "from --seed) against the pianist, e.g. model_h75=model:0.75.")
     flags.DEFINE_integer("excerpts", 20, "How many excerpts; each gives one pair per system.")
     flags.DEFINE_float("excerpt_seconds", 10.0, "Length of an excerpt (the paper: 10).")
     flags.DEFINE_integer("min_notes", 12, "Fewest notes an excerpt may hold.")
@@ -118,8 +124,11 @@ def build_kit(performed: Sequence[performances.Performed], systems: Sequence,
         for count, index in enumerate(used, 1):
             human = performed[index]
             given = evaluation.flatten(human, FLAGS.flat_velocity)
-            versions = {s.name: np.asarray(s.perform(given).velocities, np.int64)
-                        for s in systems}
+            done: dict[str, evaluation.Performance] = {}
+            for s in systems:  # a derived system (--contrast, --humanize) reuses its part's
+                done[s.name] = (s.combine(done, given) if isinstance(s, evaluation.DerivedSystem)
+                                else s.perform(given))
+            versions = {name: np.asarray(p.velocities, np.int64) for name, p in done.items()}
             audio = _render_versions(human, versions, work, soundfont, fluidsynth)
             for pair in (p for p in pairs if p.excerpt.performance == index):
                 e = pair.excerpt
@@ -158,7 +167,8 @@ def main(argv: Sequence[str]) -> None:
                                             files_style=FLAGS.files_style)
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
-                                           seed=FLAGS.seed)
+                                           seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
+                                           humanize_specs=FLAGS.humanize)
         if not systems:
             raise ValueError("no system to put against the pianist: give --model or "
                              "--baselines")

@@ -33,7 +33,8 @@ def kit(tmp_path_factory):
     songs = write_songs(str(root / "songs"))
     out = str(root / "kit")
     done = kit_command(f"--midi_dir={songs}", f"--out={out}", f"--model=tiny={model}",
-                       "--baselines=random", "--excerpts=4", f"--excerpt_seconds={EXCERPT_S}",
+                       "--baselines=random", "--humanize=tiny_h=tiny:0.75", "--excerpts=4",
+                       f"--excerpt_seconds={EXCERPT_S}",
                        "--min_notes=4", "--sample_rate=16000", "--seed=1")
     assert done.returncode == 0, done.stderr
     assert "Give listeners" in done.stdout
@@ -60,11 +61,12 @@ def test_rendering_follows_the_velocities():
 def test_kit_pairs_each_excerpt_with_every_system_and_keeps_the_key_apart(kit):
     out, key = kit
     assert sorted(os.listdir(out)) == ["answer_key.csv", "kit.json", "page"]
-    assert {r["system"] for r in key} == {"tiny", "random"}
-    assert sum(r["kind"] == "excerpt" for r in key) == 8  # 4 excerpts x 2 systems
+    assert {r["system"] for r in key} == {"tiny", "random", "tiny_h"}
+    assert sum(r["kind"] == "excerpt" for r in key) == 12  # 4 excerpts x 3 systems
     assert {r["human"] for r in key} == {"A", "B"}
     page = open(os.path.join(out, "page", "index.html")).read()
     assert "tiny" not in page and "random" not in page and "answer_key" not in page
+    model_clips = {}
     for row in key:
         clips = [os.path.join(out, "page", "clips", f"{int(row['pair']):03d}-{s}.wav")
                  for s in "ab"]
@@ -72,11 +74,18 @@ def test_kit_pairs_each_excerpt_with_every_system_and_keeps_the_key_apart(kit):
         assert rate == 16000 and len(a) == len(b) == round(float(row["seconds"]) * rate)
         assert max(np.abs(a).max(), np.abs(b).max()) == pytest.approx(0.89, abs=0.01)
         assert not np.allclose(a, b, atol=1e-3)  # the system's velocities are not the pianist's
+        system_clip = b if row["human"] == "A" else a
+        model_clips.setdefault((row["file"], row["start_s"]), {})[row["system"]] = system_clip
+    assert any({"tiny", "tiny_h"} <= set(clips) for clips in model_clips.values())
+    for clips in model_clips.values():  # the humanized model is not the model as it plays
+        if {"tiny", "tiny_h"} <= set(clips):
+            assert not np.allclose(clips["tiny"] / np.abs(clips["tiny"]).max(),
+                                   clips["tiny_h"] / np.abs(clips["tiny_h"]).max(), atol=1e-3)
     # the pianist's clip of one excerpt is the same sound in each of its pairs
     by_excerpt = {}
     for row in key:
         by_excerpt.setdefault((row["file"], row["start_s"]), []).append(row)
-    rows = next(rows for rows in by_excerpt.values() if len(rows) == 2)
+    rows = next(rows for rows in by_excerpt.values() if len(rows) >= 2)[:2]
     humans = [listening_audio.read_wav(os.path.join(
         out, "page", "clips", f"{int(r['pair']):03d}-{r['human'].lower()}.wav"))[0]
         for r in rows]
