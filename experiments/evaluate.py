@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from absl import app, flags, logging
 
@@ -224,6 +224,17 @@ def read_performances(data_dir: str | None, midi_dir: str | None, *, split: str 
                    f"trained on")
 
 
+# What reading performances and building systems raise for bad input: one line, status 2.
+BAD_INPUT = (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError)
+
+
+def progress_printer(enabled: bool) -> Callable[[str], None]:
+    """Prints each progress line to stderr at once, or, not ``enabled``, drops it."""
+    if not enabled:
+        return lambda line: None
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -233,11 +244,10 @@ def main(argv: Sequence[str]) -> None:
         performed, data = load_performances()
         systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)
         evaluation.check_styles(performed, systems)
-    except (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError) as e:
+    except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
-        (lambda line: None)
+    log = progress_printer(FLAGS.progress)
     result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
                                  timing=FLAGS.timing, progress=log)
     scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)

@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import evaluate
-from stylenet_jax import dataset, encoding, evaluation, humanize, smf
+from stylenet_jax import encoding, evaluation, humanize
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
@@ -60,18 +60,15 @@ def main(argv: Sequence[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     began = time.perf_counter()
     try:
-        performed, data = evaluate.read_performances(
-            FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split, midi_root=FLAGS.midi_root,
-            files_style=FLAGS.files_style)
+        performed, data = evaluate.load_performances()  # the same flags, defined above
         specs = [f"model={FLAGS.checkpoint}"] if FLAGS.checkpoint else None
         systems, described = evaluate.build_systems(specs, [],
                                                     features_model=FLAGS.features_model)
         evaluation.check_styles(performed, systems)
-    except (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError) as e:
+    except evaluate.BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
-        (lambda line: None)
+    log = evaluate.progress_printer(FLAGS.progress)
     scatters, counts = {}, {}
     for style, (residuals, groups) in residuals_by_style(performed, systems[0], log).items():
         try:

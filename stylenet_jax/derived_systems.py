@@ -66,6 +66,21 @@ def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
     return MixSystem(tuple((part, weight / total) for part, weight in parts.items()), name)
 
 
+def _name_system_value(spec: str, flag: str, value_name: str, known: Sequence[str]
+                       ) -> tuple[str, str, str]:
+    """``NAME=SYSTEM:VALUE`` -> (NAME, SYSTEM, VALUE as text), SYSTEM one of ``known`` and NAME
+    none of them. Raises ValueError (one line naming ``flag``) otherwise."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    part, colon, value = body.strip().rpartition(":")
+    if not sep or not name or not colon or part not in known:
+        raise ValueError(f"{flag} {spec!r}: expected NAME=SYSTEM:{value_name} with a system of "
+                         f"{', '.join(known)}")
+    if name in known:
+        raise ValueError(f"{flag} {spec!r}: {name!r} is already the name of a system")
+    return name, part, value
+
+
 @dataclasses.dataclass(frozen=True)
 class ContrastSystem:
     """Another system's velocities with every note's distance from that performance's mean
@@ -87,14 +102,7 @@ def parse_contrast(spec: str, known: Sequence[str]) -> ContrastSystem:
     C in 0..dynamics.MAX_CONTRAST. Raises ValueError (one line) for anything else."""
     from stylenet_jax import dynamics
 
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    part, colon, value = body.strip().rpartition(":")
-    if not sep or not name or not colon or part not in known:
-        raise ValueError(f"--contrast {spec!r}: expected NAME=SYSTEM:C with a system of "
-                         f"{', '.join(known)}")
-    if name in known:
-        raise ValueError(f"--contrast {spec!r}: {name!r} is already the name of a system")
+    name, part, value = _name_system_value(spec, "--contrast", "C", known)
     try:
         contrast = dynamics.check_contrast(value)
     except dynamics.ControlError as e:
@@ -165,14 +173,7 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Mapping[str, objec
     Raises ValueError (one line) for anything else."""
     from stylenet_jax import humanize
 
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    part, colon, value = body.strip().rpartition(":")
-    if not sep or not name or not colon or part not in known:
-        raise ValueError(f"--humanize {spec!r}: expected NAME=SYSTEM:AMOUNT with a system of "
-                         f"{', '.join(known)}")
-    if name in known:
-        raise ValueError(f"--humanize {spec!r}: {name!r} is already the name of a system")
+    name, part, value = _name_system_value(spec, "--humanize", "AMOUNT", known)
     try:
         amount = humanize.check_amount(value)
     except humanize.HumanizeError as e:

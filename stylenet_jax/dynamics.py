@@ -94,16 +94,23 @@ def map_range(velocities: np.ndarray, low: int, high: int) -> np.ndarray:
     return round_half_up(low + (v - smallest) * (high - low) / (largest - smallest))
 
 
+def number_in(value: object, flag: str, high: float, meaning: str,
+              error: type[ValueError] = ControlError) -> float:
+    """``value`` as a float in 0..``high``; raises ``error`` (one line: "FLAG must be a number
+    in 0..HIGH (MEANING), got VALUE") otherwise."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (math.isfinite(number) and 0.0 <= number <= high):
+        raise error(f"{flag} must be a number in 0..{high:g} ({meaning}), got {value!r}")
+    return number
+
+
 def check_contrast(value: object) -> float:
     """``value`` as a float in 0..MAX_CONTRAST; raises ControlError (one line) otherwise."""
-    try:
-        contrast = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        contrast = float("nan")
-    if not (math.isfinite(contrast) and 0.0 <= contrast <= MAX_CONTRAST):
-        raise ControlError(f"--contrast must be a number in 0..{MAX_CONTRAST:g} (1: as the "
-                           f"model plays, 1.5: 50% wider dynamics), got {value!r}")
-    return contrast
+    return number_in(value, "--contrast", MAX_CONTRAST,
+                     "1: as the model plays, 1.5: 50% wider dynamics")
 
 
 def parse_velocity_range(text: str | None) -> tuple[int, int] | None:

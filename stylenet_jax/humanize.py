@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from stylenet_jax import dynamics
 from stylenet_jax.atomic_write import write_text_atomically
 
 FORMAT = "stylenet-humanize"
@@ -88,14 +89,8 @@ def sample(scatter: Scatter, groups: np.ndarray, rng: np.random.Generator) -> np
 
 def check_amount(value: object) -> float:
     """``value`` as a float in 0..MAX_AMOUNT; raises HumanizeError (one line) otherwise."""
-    try:
-        amount = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        amount = float("nan")
-    if not (math.isfinite(amount) and 0.0 <= amount <= MAX_AMOUNT):
-        raise HumanizeError(f"--humanize must be a number in 0..{MAX_AMOUNT:g} (0: off, 1: a "
-                            f"pianist's fitted scatter), got {value!r}")
-    return amount
+    return dynamics.number_in(value, "--humanize", MAX_AMOUNT,
+                              "0: off, 1: a pianist's fitted scatter", HumanizeError)
 
 
 def humanize(velocities: np.ndarray, groups: np.ndarray, scatter: Scatter, amount: float,
