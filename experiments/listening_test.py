@@ -2,7 +2,7 @@ r"""Make a listening test kit: can people tell the pianist from StyleNet (the pa
 
     python -m experiments.listening_test --data_dir=DATASET --out=KIT         # its test split
     python -m experiments.listening_test --midi_dir=FOLDER --out=KIT          # any performances
-    python -m experiments.listening_test --data_dir=DATASET --out=KIT --humanize=model_h75=model:0.75
+    python -m experiments.listening_test --data_dir=DATASET --out=KIT --humanize=h75=model:0.75
     python -m experiments.listening_score --kit=KIT answers-*.csv             # score the answers
 
 Picks ``--excerpts`` 10-second excerpts of human performances (styles in turn, a different

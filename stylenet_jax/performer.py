@@ -287,8 +287,9 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
     ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``).
     ``scatter``, a (humanize.Scatter, amount) pair, then adds amount times a draw of that
-    scatter (``humanize.humanize``, ``numpy.random.default_rng(seed)``). The ``controls`` (default: none) then act on those velocities and the file's own, in their
-    fixed order (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
+    scatter (``humanize.humanize``, ``numpy.random.default_rng(seed)``). The ``controls``
+    (default: none) then act on those velocities and the file's own, in their fixed order
+    (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
     naming the file) without writing anything. A file whose notes span more than
     ``encoding.MAX_STEPS`` steps, long silences left out (``performed_grid``), is refused,
     whatever the mode. ``make_parents`` creates the target's missing folders, only once there

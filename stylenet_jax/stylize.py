@@ -245,7 +245,8 @@ def _define_flags() -> None:
                         "folder (default for a file: INPUT.<style>.mid beside it, a blend as "
                         "INPUT.classical70-jazz30.mid; controls, --humanize and a "
                         "seed add to the name: INPUT.jazz-strength50.mid, "
-                        "INPUT.jazz-humanize75-seed2.mid, INPUT.random-seed3.mid). INPUT is only overwritten if -o names it.",
+                        "INPUT.jazz-humanize75-seed2.mid, INPUT.random-seed3.mid). INPUT is "
+                        "only overwritten if -o names it.",
                         short_name="o")
     flags.DEFINE_string("style", None, "A style head of the model (see --list_styles), or a "
                         "blend of heads' velocities by weight: classical=0.7,jazz=0.3 "

@@ -97,7 +97,8 @@ def test_a_blend_mixes_variances_and_a_missing_style_is_named():
     scatters = {"a": humanize.Scatter(3, 0.5, 4, 0), "b": humanize.Scatter(4, 0.9, 0, 2)}
     mixed = humanize.for_blend(scatters, {"a": 0.5, "b": 0.5})
     assert mixed.slow_sd == pytest.approx(np.sqrt(12.5)) and mixed.slow_phi == pytest.approx(0.7)
-    assert mixed.chord_sd == pytest.approx(np.sqrt(8)) and mixed.voice_sd == pytest.approx(np.sqrt(2))
+    assert mixed.chord_sd == pytest.approx(np.sqrt(8))
+    assert mixed.voice_sd == pytest.approx(np.sqrt(2))
     assert humanize.for_blend(scatters, {"b": 1.0}) == scatters["b"]
     with pytest.raises(humanize.HumanizeError, match="no style c"):
         humanize.for_blend(scatters, {"c": 1.0})
