@@ -112,6 +112,8 @@ def for_blend(scatters: Mapping[str, Scatter], blend: Mapping[str, float]) -> Sc
     if missing:
         raise HumanizeError(f"the scatter file has no style {', '.join(missing)} (it has "
                             f"{', '.join(scatters)})")
+    if len(blend) == 1:
+        return scatters[next(iter(blend))]  # one style: its own numbers, to the last bit
 
     def mixed(field: str, squared: bool) -> float:
         total = sum(w * getattr(scatters[s], field) ** (2 if squared else 1)
