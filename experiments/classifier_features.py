@@ -28,9 +28,9 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.evaluate import DEFAULT_FEATURES, build_systems, define_performance_flags, \
-    read_performances
-from stylenet_jax import dataset, evaluation, human_classifier, smf
+from experiments.evaluate import BAD_INPUT, DEFAULT_FEATURES, build_systems, \
+    define_performance_flags, read_performances
+from stylenet_jax import evaluation, human_classifier
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -217,7 +217,7 @@ def main(argv: Sequence[str]) -> None:
         if len({p.piece for p in performed}) < 2:
             raise ValueError("need performances of at least 2 pieces (half train the "
                              "classifier, half score it)")
-    except (ValueError, OSError, KeyError, dataset.DatasetError, smf.MidiError) as e:
+    except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \

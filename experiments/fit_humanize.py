@@ -43,13 +43,15 @@ def _define_flags() -> None:
 def residuals_by_style(performed: Sequence, system: evaluation.System,
                        log=lambda line: None) -> dict[str, tuple[list, list]]:
     """{style: (residuals, groups)}: per performance, float64 (n,) pianist minus ``system``
-    and int64 (n,) onset groups (``humanize.onset_groups``)."""
+    (which performs it flattened, as ``experiments.evaluate`` has it) and int64 (n,) onset
+    groups (``humanize.onset_groups``)."""
     out: dict[str, tuple[list, list]] = {}
-    result = evaluation.evaluate(performed, [system], progress=log)
-    for human, played in zip(performed, result.velocities[system.name]):
+    for count, human in enumerate(performed, 1):
+        played = evaluation.perform_piece(evaluation.flatten(human), [system])[system.name]
+        log(f"[{count}/{len(performed)}] {human.id} ({len(human.notes)} notes)")
         onset, _ = encoding.quantize(human.notes, human.ticks_per_beat)
         residuals, groups = out.setdefault(human.style, ([], []))
-        residuals.append(human.notes.velocity.astype(np.float64) - played)
+        residuals.append(human.notes.velocity.astype(np.float64) - played.velocities)
         groups.append(humanize.onset_groups(onset))
     return out
 

@@ -124,11 +124,8 @@ def build_kit(performed: Sequence[performances.Performed], systems: Sequence,
         for count, index in enumerate(used, 1):
             human = performed[index]
             given = evaluation.flatten(human, FLAGS.flat_velocity)
-            done: dict[str, evaluation.Performance] = {}
-            for s in systems:  # a derived system (--contrast, --humanize) reuses its part's
-                done[s.name] = (s.combine(done, given) if isinstance(s, evaluation.DerivedSystem)
-                                else s.perform(given))
-            versions = {name: np.asarray(p.velocities, np.int64) for name, p in done.items()}
+            versions = {name: np.asarray(p.velocities, np.int64)
+                        for name, p in evaluation.perform_piece(given, systems).items()}
             audio = _render_versions(human, versions, work, soundfont, fluidsynth)
             for pair in (p for p in pairs if p.excerpt.performance == index):
                 e = pair.excerpt

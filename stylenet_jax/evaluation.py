@@ -247,6 +247,16 @@ class Evaluation(NamedTuple):
     velocities: dict[str, list[np.ndarray]]
 
 
+def perform_piece(given: Performed, systems: Sequence[System]) -> dict[str, Performance]:
+    """Every system's performance of one (flattened) piece, {name: Performance} in the
+    systems' order: a ``DerivedSystem`` combines those of the systems listed before it."""
+    done: dict[str, Performance] = {}
+    for system in systems:
+        done[system.name] = (system.combine(done, given) if isinstance(system, DerivedSystem)
+                             else system.perform(given))
+    return done
+
+
 def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
              flat_velocity: int = 64, timing: str = "performed",
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
@@ -262,14 +272,9 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
     velocities: dict[str, list] = {s.name: [] for s in systems}
     for i, human in enumerate(performed, 1):
         given = performances.with_timing(flatten(human, flat_velocity), timing)
-        done: dict[str, Performance] = {}
-        for system in systems:
-            performance = (system.combine(done, given) if isinstance(system, DerivedSystem)
-                           else system.perform(given))
-            done[system.name] = performance
-            comparisons[system.name].setdefault(human.style, []).append(
-                compare(human, performance))
-            velocities[system.name].append(np.asarray(performance.velocities, np.int64))
+        for name, performance in perform_piece(given, systems).items():
+            comparisons[name].setdefault(human.style, []).append(compare(human, performance))
+            velocities[name].append(np.asarray(performance.velocities, np.int64))
         progress(f"[{i}/{len(performed)}] {human.id} ({len(human.notes)} notes)")
     return Evaluation(comparisons, velocities)
 
