@@ -102,7 +102,7 @@ def humanize(velocities: np.ndarray, groups: np.ndarray, scatter: Scatter, amoun
     if amount == 0:
         return velocities.copy()
     moved = velocities + check_amount(amount) * sample(scatter, groups, rng)
-    return np.clip(np.floor(moved + 0.5), 1, 127).astype(np.int64)
+    return np.clip(dynamics.round_half_up(moved), 1, 127)
 
 
 def for_blend(scatters: Mapping[str, Scatter], blend: Mapping[str, float]) -> Scatter:
