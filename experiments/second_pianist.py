@@ -1,0 +1,136 @@
+r"""Another pianist of the same piece, scored as a system beside the models and baselines.
+
+    python -m experiments.second_pianist --data_dir=/tmp/heldout          # its test split
+    python -m experiments.second_pianist --data_dir=/tmp/heldout --humanize=model_h75=model:0.75
+
+For every piece of the split with two or more performances, each ordered pair (A the pianist,
+B another pianist) is scored on the notes both play on the same 1/16 step with the same key
+(``stylenet_jax.second_pianist``): B's velocities, and every system's performance of A
+(flattened, as ``experiments.evaluate`` performs it), against A's. Writes ``--out`` (Markdown:
+MAE, r and spread with 95% bootstrap intervals over pieces, and each system minus another
+pianist, paired) and its JSON beside it. Bad input: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from absl import app, flags, logging
+
+from experiments import evaluate
+from stylenet_jax import evaluation, metrics, second_pianist
+from stylenet_jax.atomic_write import write_text_atomically
+from stylenet_jax.flag_parsing import parse_flags
+
+FLAGS = flags.FLAGS
+OTHER = second_pianist.ANOTHER_PIANIST
+
+
+def _define_flags() -> None:
+    evaluate.define_performance_flags("compared")
+    flags.DEFINE_multi_string("model", None, "NAME=PATH of a model to score beside another "
+                              "pianist (default: model=the shipped model). Repeatable.")
+    flags.DEFINE_list("baselines", ["features"], "Baselines to score too: "
+                      + ", ".join(evaluation.BASELINES) + " (empty: none).")
+    flags.DEFINE_string("features_model", evaluate.DEFAULT_FEATURES, "The tree baseline's "
+                        "saved model (also what a hybrid model reads).")
+    flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C, as in experiments.evaluate.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT, as in "
+                              "experiments.evaluate.")
+    flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
+    flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
+    flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
+                        "beside it).")
+    flags.DEFINE_bool("progress", True, "Print a line per performance.")
+
+
+def _cell(row: dict, name: str, digits: int) -> str:
+    return (f"{row[name]:.{digits}f} [{row[f'{name}_lo']:.{digits}f}, "
+            f"{row[f'{name}_hi']:.{digits}f}]")
+
+
+def _signed(row: dict, name: str, digits: int) -> str:
+    return (f"{row[name]:+.{digits}f} [{row[f'{name}_lo']:+.{digits}f}, "
+            f"{row[f'{name}_hi']:+.{digits}f}]")
+
+
+def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
+           described: dict[str, str], seconds: float) -> str:
+    """The report's Markdown."""
+    lines = [
+        "# Another pianist, scored as a system", "",
+        f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{seconds:.0f} s wall.", "", f"Data: {data}.", "",
+        f"{counts['pieces']} pieces with two or more performances, {counts['pairs']} ordered "
+        f"pairs of performances (A the pianist, B another), {counts['shared_notes']:,} notes "
+        f"scored: the notes A and B both play on the same 1/16 step with the same key, "
+        f"{counts['shared_share']:.0%} of A's. On those notes, `{OTHER}` is B's velocities; "
+        "each system performs A's notes with their velocities flattened, as in "
+        "`experiments.evaluate`. MIDI velocity units; 95% intervals by bootstrap over pieces "
+        f"(`{OTHER}`'s spread ratio is 1: each pair is scored both ways). "
+        "Δ: the system minus another pianist on the same notes (paired), bold where the "
+        "interval excludes 0.", "", "Systems:", "",
+        f"- `{OTHER}`: another pianist's performance of the same piece",
+        *[f"- `{name}`: {text}" for name, text in described.items()], ""]
+    for style in [s for s in scores[OTHER] if s != "all"] + (["all"] if len(scores[OTHER]) > 2
+                                                             else []):
+        lines += [f"## {style}", "", "| system | MAE | Pearson r | spread ratio | Δ MAE | Δ r |",
+                  "|---|---|---|---|---|---|"]
+        for name, by_style in scores.items():
+            row = by_style[style]
+            delta = paired.get(name, {}).get(style)
+            diffs = ["-", "-"] if delta is None else [
+                (f"**{c}**" if (delta[f"{m}_lo"] > 0 or delta[f"{m}_hi"] < 0) else c)
+                for m, c in (("mae", _signed(delta, "mae", 2)),
+                             ("pearson_r", _signed(delta, "pearson_r", 3)))]
+            lines.append(f"| {name} | {_cell(row, 'mae', 2)} | {_cell(row, 'pearson_r', 3)} | "
+                         f"{_cell(row, 'std_ratio', 2)} | {diffs[0]} | {diffs[1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    began = time.perf_counter()
+    try:
+        performed, data = evaluate.load_performances()
+        systems, described = evaluate.build_systems(
+            FLAGS.model, FLAGS.baselines, features_model=FLAGS.features_model, seed=FLAGS.seed,
+            contrast_specs=FLAGS.contrast, humanize_specs=FLAGS.humanize)
+        if OTHER in described:
+            raise ValueError(f"{OTHER!r} is the other pianist's name: name the system "
+                             "otherwise")
+        evaluation.check_styles(performed, systems)
+        if not second_pianist.comparisons(performed, {})[1]["pairs"]:  # before any system runs
+            raise ValueError("no piece has two performances that share notes (on the same "
+                             "step, with the same key)")
+    except evaluate.BAD_INPUT as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    result = evaluation.evaluate(performed, systems,
+                                 progress=evaluate.progress_printer(FLAGS.progress))
+    compared, counts = second_pianist.comparisons(performed, result.velocities)
+    scores = {name: metrics.score_by_style(by_style, resamples=FLAGS.resamples,
+                                           seed=FLAGS.seed)
+              for name, by_style in compared.items()}
+    paired = evaluation.paired_differences(evaluation.Evaluation(compared, {}), OTHER,
+                                           resamples=FLAGS.resamples, seed=FLAGS.seed)
+    command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
+    text = render(scores, paired, counts, command=command, data=data, described=described,
+                  seconds=time.perf_counter() - began)
+    out_json = os.path.splitext(FLAGS.out)[0] + ".json"
+    for path, body in ((FLAGS.out, text), (out_json, json.dumps(
+            {"counts": counts, "scores": scores, "paired": paired}, indent=1))):
+        write_text_atomically(path, body + "\n")
+    print(f"wrote {FLAGS.out} and {out_json}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,87 @@
+"""stylenet_jax.second_pianist (two performances of a piece matched note by note) and the
+experiments.second_pianist report."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from midi_factory import midi_file, notes_track
+from performer_factory import ROOT
+from stylenet_jax import performances, second_pianist
+
+TPB = 480
+STEP = TPB // 4  # a 1/16 note
+
+
+def _write(path, notes):
+    """(step, pitch, velocity) notes, each a 1/16 long, a few ticks off the grid."""
+    midi_file(notes_track([(s * STEP + 7, s * STEP + STEP - 10, p, v) for s, p, v in notes]),
+              ticks_per_beat=TPB).save(path)
+
+
+def _pair(tmp_path):
+    """Two performances of one piece: A with a key struck twice on step 2 and a note B lacks,
+    B with a note A lacks; three notes shared."""
+    os.makedirs(tmp_path / "classical")
+    _write(str(tmp_path / "classical" / "a.mid"),
+           [(0, 60, 50), (0, 64, 52), (2, 67, 70), (2, 67, 71), (4, 72, 40), (6, 48, 30)])
+    _write(str(tmp_path / "classical" / "b.mid"),
+           [(0, 60, 80), (0, 64, 82), (2, 67, 90), (4, 72, 60), (5, 74, 20)])
+    (tmp_path / "manifest.csv").write_text(
+        "file,piece\nclassical/a.mid,minuet\nclassical/b.mid,minuet\n")
+    return performances.from_folder(str(tmp_path))
+
+
+def test_shared_notes_are_the_keys_both_strike_once_on_one_step(tmp_path):
+    a, b = _pair(tmp_path)
+    assert a.piece == b.piece == "minuet"
+    ia, ib = second_pianist.shared_notes(a, b)
+    assert a.notes.pitch[ia].tolist() == b.notes.pitch[ib].tolist() == [60, 64, 72]
+    assert a.notes.velocity[ia].tolist() == [50, 52, 40]
+    assert b.notes.velocity[ib].tolist() == [80, 82, 60]
+    back_b, back_a = second_pianist.shared_notes(b, a)
+    assert sorted(back_a.tolist()) == sorted(ia.tolist())
+
+
+def test_comparisons_score_every_ordered_pair_on_the_shared_notes(tmp_path):
+    a, b = _pair(tmp_path)
+    flat = [np.full(len(p.notes), 64) for p in (a, b)]
+    compared, counts = second_pianist.comparisons([a, b], {"flat": flat})
+    assert counts == {"pieces": 1, "pairs": 2, "shared_notes": 6,
+                      "shared_share": 6 / (len(a.notes) + len(b.notes))}
+    other = compared[second_pianist.ANOTHER_PIANIST]["classical"]
+    assert [c.human.tolist() for c in other] == [[50, 52, 40], [80, 82, 60]]
+    assert [c.predicted.tolist() for c in other] == [[80, 82, 60], [50, 52, 40]]
+    assert [c.predicted.tolist() for c in compared["flat"]["classical"]] == [[64] * 3] * 2
+    alone, counted = second_pianist.comparisons([a], {"flat": flat[:1]})  # one performance
+    assert counted["pairs"] == 0 and alone[second_pianist.ANOTHER_PIANIST] == {}
+
+
+def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
+    _pair(tmp_path)
+    out = tmp_path / "report.md"
+    args = [sys.executable, "-m", "experiments.second_pianist", f"--midi_dir={tmp_path}",
+            "--baselines=constant", "--resamples=50", "--noprogress"]
+    run = subprocess.run(args + [f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = out.read_text()
+    assert "| another_pianist | 26.67 [" in report and "| model |" in report
+    assert "| constant |" in report and "2 ordered pairs" in report
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["counts"]["pairs"] == 2
+    assert saved["paired"]["constant"]["classical"]["mae"] == pytest.approx(
+        saved["scores"]["constant"]["classical"]["mae"] - 80 / 3)
+    bad = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--model=m=/nonexistent.npz"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert not (tmp_path / "bad.md").exists()
+    (tmp_path / "manifest.csv").write_text("file,piece\n")  # each file its own piece
+    lonely = subprocess.run(args + [f"--out={tmp_path / 'lonely.md'}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert lonely.returncode == 2 and "no piece has two performances" in lonely.stderr
+    assert not (tmp_path / "lonely.md").exists()
