@@ -7,8 +7,9 @@ For every piece of the split with two or more performances, each ordered pair (A
 B another pianist) is scored on the notes both play on the same 1/16 step with the same key
 (``stylenet_jax.second_pianist``): B's velocities, and every system's performance of A
 (flattened, as ``experiments.evaluate`` performs it), against A's. Writes ``--out`` (Markdown:
-MAE, r and spread with 95% bootstrap intervals over pieces, and each system minus another
-pianist, paired) and its JSON beside it. Bad input: one line on stderr, exit status 2.
+MAE, r and spread with 95% bootstrap intervals over pieces, each system minus another pianist,
+paired, and how often the identify-the-human classifier tells the pianist from each version)
+and its JSON beside it. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
     flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
                         "beside it).")
+    flags.DEFINE_bool("classifier", True, "Also train the identify-the-human classifier "
+                      "(as experiments.evaluate) on each version of the shared notes: can it "
+                      "tell the pianist from another pianist?")
     flags.DEFINE_bool("progress", True, "Print a line per performance.")
 
 
@@ -59,7 +63,7 @@ def _signed(row: dict, name: str, digits: int) -> str:
 
 
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
-           described: dict[str, str], seconds: float) -> str:
+           described: dict[str, str], seconds: float, identified: dict | None = None) -> str:
     """The report's Markdown."""
     lines = [
         "# Another pianist, scored as a system", "",
@@ -90,6 +94,17 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
             lines.append(f"| {name} | {_cell(row, 'mae', 2)} | {_cell(row, 'pearson_r', 3)} | "
                          f"{_cell(row, 'std_ratio', 2)} | {diffs[0]} | {diffs[1]} |")
         lines.append("")
+    if identified:
+        lines += ["## Identify the human", "",
+                  "The identify-the-human classifier of `experiments.evaluate` (10-second "
+                  "excerpts, trained on half of the pieces, scored on the other half), on the "
+                  "shared notes: how often it picks the pianist over each version. 0.5 is "
+                  "chance; in brackets, 95% intervals by bootstrap over the test pieces.", "",
+                  "| version | pianist identified | test pairs | test pieces |",
+                  "|---|---|---|---|",
+                  *[f"| {name} | {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
+                    f"{r['accuracy_hi']:.3f}] | {r['pairs']} | {r['pieces']} |"
+                    for name, r in identified.items()], ""]
     return "\n".join(lines)
 
 
@@ -107,7 +122,7 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError(f"{OTHER!r} is the other pianist's name: name the system "
                              "otherwise")
         evaluation.check_styles(performed, systems)
-        if not second_pianist.comparisons(performed, {})[1]["pairs"]:  # before any system runs
+        if not second_pianist.shared_pairs(performed, {}):  # before any system runs
             raise ValueError("no piece has two performances that share notes (on the same "
                              "step, with the same key)")
     except evaluate.BAD_INPUT as e:
@@ -115,7 +130,18 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(2)
     result = evaluation.evaluate(performed, systems,
                                  progress=evaluate.progress_printer(FLAGS.progress))
-    compared, counts = second_pianist.comparisons(performed, result.velocities)
+    pairs = second_pianist.shared_pairs(performed, result.velocities)
+    compared, counts = second_pianist.comparisons(pairs)
+    identified = {}
+    if FLAGS.classifier and counts["pieces"] < 2:
+        print("note: the classifier needs two pieces (half train it, half score it); skipped",
+              file=sys.stderr)
+    elif FLAGS.classifier:
+        print("training the identify-the-human classifier per system", file=sys.stderr)
+        versions = {name: [p.versions[name] for p in pairs] for name in compared}
+        identified = evaluation.identify_the_human([p.pianist for p in pairs],
+                                                   evaluation.Evaluation({}, versions),
+                                                   seed=FLAGS.seed)
     scores = {name: metrics.score_by_style(by_style, resamples=FLAGS.resamples,
                                            seed=FLAGS.seed)
               for name, by_style in compared.items()}
@@ -123,10 +149,11 @@ def main(argv: Sequence[str]) -> None:
                                            resamples=FLAGS.resamples, seed=FLAGS.seed)
     command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
     text = render(scores, paired, counts, command=command, data=data, described=described,
-                  seconds=time.perf_counter() - began)
+                  seconds=time.perf_counter() - began, identified=identified)
     out_json = os.path.splitext(FLAGS.out)[0] + ".json"
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(
-            {"counts": counts, "scores": scores, "paired": paired}, indent=1))):
+            {"counts": counts, "scores": scores, "paired": paired, "identified": identified},
+            indent=1))):
         write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out} and {out_json}")
 

@@ -5,15 +5,15 @@ reference no system can be asked to beat by much: another pianist of the same pi
 split holds several performances of one piece (the corpus's classical files, several pianists
 a piece, written on a grid whose beats are the score's), two performances share most of their
 notes: the same key struck on the same 1/16 step. ``shared_notes`` matches them (a key struck
-twice on one step in either performance is left out), and ``comparisons`` scores, for every
-ordered pair of performances (A the pianist, B the other), B's velocities and every system's
-performance of A on the notes A shares with B.
+twice on one step in either performance is left out); ``shared_pairs`` takes every ordered
+pair of performances (A the pianist, B the other) to A's notes that B shares, with B's
+velocities and every system's performance of A on them, and ``comparisons`` scores those.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -43,38 +43,62 @@ def shared_notes(a: Performed, b: Performed) -> tuple[np.ndarray, np.ndarray]:
             np.array([keys_b[k] for k in common], np.int64))
 
 
-def comparisons(performed: Sequence[Performed], velocities: Mapping[str, Sequence[np.ndarray]],
-                min_notes: int = 2) -> tuple[dict[str, dict[str, list]], dict[str, float]]:
-    """({system: {style: [metrics.PieceComparison]}}, counts) over every ordered pair of
-    performances of one piece.
+class SharedPair(NamedTuple):
+    """One ordered pair of performances of a piece: ``pianist`` is A with only the notes it
+    shares with B (their velocities A's own), ``versions`` {name: int64 (m,)} the velocities
+    on those notes of B (``ANOTHER_PIANIST``) and of each system's performance of A, and
+    ``played`` A's count of notes before the selection."""
 
-    ``velocities``: {system name: int (n,) velocities per performance, ``performed``'s order}.
-    The other pianist is ``ANOTHER_PIANIST``; every system is scored on the same notes of the
-    same pianist, so paired differences against it are fair. Pairs sharing fewer than
-    ``min_notes`` notes are left out. counts: pieces, pairs, shared notes, and their share
-    of the pianists' notes.
+    pianist: Performed
+    versions: dict[str, np.ndarray]
+    played: int
+
+
+def shared_pairs(performed: Sequence[Performed], velocities: Mapping[str, Sequence[np.ndarray]],
+                 min_notes: int = 2) -> list[SharedPair]:
+    """Every ordered pair of performances of one piece that share ``min_notes`` or more notes.
+
+    ``velocities``: {system name: int (n,) velocities per performance, ``performed``'s order}
+    (may be empty). Every system is taken on the same notes of the same pianist as the other
+    pianist, so paired differences against it are fair.
     """
     by_piece: dict[str, list[int]] = {}
     for i, p in enumerate(performed):
         by_piece.setdefault(p.piece, []).append(i)
-    out: dict[str, dict[str, list]] = {ANOTHER_PIANIST: {}, **{name: {} for name in velocities}}
-    pieces, pairs, shared, played = set(), 0, 0, 0
-    for piece, members in by_piece.items():
+    out = []
+    for members in by_piece.values():
         for i, j in itertools.permutations(members, 2):
             a, b = performed[i], performed[j]
             ia, ib = shared_notes(a, b)
             if len(ia) < min_notes:
                 continue
-            pieces.add(piece)
-            pairs += 1
-            shared += len(ia)
-            played += len(a.notes)
-            human = a.notes.velocity[ia].astype(np.int64)
-            out[ANOTHER_PIANIST].setdefault(a.style, []).append(metrics.PieceComparison(
-                piece, human, b.notes.velocity[ib].astype(np.int64)))
-            for name, per_performance in velocities.items():
-                out[name].setdefault(a.style, []).append(metrics.PieceComparison(
-                    piece, human, np.asarray(per_performance[i], np.int64)[ia]))
-    counts = {"pieces": len(pieces), "pairs": pairs, "shared_notes": shared,
-              "shared_share": shared / played if played else float("nan")}
+            keep = np.zeros(len(a.notes), bool)
+            keep[ia] = True
+            other = np.zeros(len(a.notes), np.int64)
+            other[ia] = b.notes.velocity[ib]
+            versions = {ANOTHER_PIANIST: other[keep], **{
+                name: np.asarray(per_performance[i], np.int64)[keep]
+                for name, per_performance in velocities.items()}}
+            out.append(SharedPair(a._replace(notes=a.notes.select(keep),
+                                             seconds=np.asarray(a.seconds)[keep]),
+                                  versions, len(a.notes)))
+    return out
+
+
+def comparisons(pairs: Sequence[SharedPair]) -> tuple[dict[str, dict[str, list]],
+                                                       dict[str, float]]:
+    """({name: {style: [metrics.PieceComparison]}}, counts) of ``shared_pairs``: each
+    version against the pianist on the shared notes. counts: pieces, pairs, shared notes,
+    and their share of the pianists' notes."""
+    out: dict[str, dict[str, list]] = {}
+    for pair in pairs:
+        a = pair.pianist
+        human = a.notes.velocity.astype(np.int64)
+        for name, version in pair.versions.items():
+            out.setdefault(name, {}).setdefault(a.style, []).append(
+                metrics.PieceComparison(a.piece, human, version))
+    shared = sum(len(p.pianist.notes) for p in pairs)
+    played = sum(p.played for p in pairs)
+    counts = {"pieces": len({p.pianist.piece for p in pairs}), "pairs": len(pairs),
+              "shared_notes": shared, "shared_share": shared / played if played else float("nan")}
     return out, counts

@@ -50,15 +50,17 @@ def test_shared_notes_are_the_keys_both_strike_once_on_one_step(tmp_path):
 def test_comparisons_score_every_ordered_pair_on_the_shared_notes(tmp_path):
     a, b = _pair(tmp_path)
     flat = [np.full(len(p.notes), 64) for p in (a, b)]
-    compared, counts = second_pianist.comparisons([a, b], {"flat": flat})
+    pairs = second_pianist.shared_pairs([a, b], {"flat": flat})
+    assert [p.pianist.notes.pitch.tolist() for p in pairs] == [[60, 64, 72]] * 2
+    assert pairs[0].pianist.seconds.shape == (3,) and pairs[0].played == len(a.notes)
+    compared, counts = second_pianist.comparisons(pairs)
     assert counts == {"pieces": 1, "pairs": 2, "shared_notes": 6,
                       "shared_share": 6 / (len(a.notes) + len(b.notes))}
     other = compared[second_pianist.ANOTHER_PIANIST]["classical"]
     assert [c.human.tolist() for c in other] == [[50, 52, 40], [80, 82, 60]]
     assert [c.predicted.tolist() for c in other] == [[80, 82, 60], [50, 52, 40]]
     assert [c.predicted.tolist() for c in compared["flat"]["classical"]] == [[64] * 3] * 2
-    alone, counted = second_pianist.comparisons([a], {"flat": flat[:1]})  # one performance
-    assert counted["pairs"] == 0 and alone[second_pianist.ANOTHER_PIANIST] == {}
+    assert second_pianist.shared_pairs([a], {"flat": flat[:1]}) == []  # one performance
 
 
 def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
@@ -69,6 +71,7 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     run = subprocess.run(args + [f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
+    assert "the classifier needs two pieces" in run.stderr  # one piece: no split to train on
     report = out.read_text()
     assert "| another_pianist | 26.67 [" in report and "| model |" in report
     assert "| constant |" in report and "2 ordered pairs" in report
