@@ -26,10 +26,10 @@ import time
 from typing import Sequence
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from experiments.evaluate import BAD_INPUT, DEFAULT_FEATURES, build_systems, \
-    define_performance_flags, read_performances
+    define_performance_flags, read_performances, start_app
 from stylenet_jax import evaluation, human_classifier
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
@@ -199,10 +199,7 @@ def plot(path: str, results: dict[str, dict[str, dict]]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    began = time.perf_counter()
+    began = start_app(argv)
     try:
         if not FLAGS.excerpt_seconds > 0:
             raise ValueError(f"--excerpt_seconds must be positive, got {FLAGS.excerpt_seconds}")

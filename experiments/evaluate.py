@@ -235,11 +235,18 @@ def progress_printer(enabled: bool) -> Callable[[str], None]:
     return lambda line: print(line, file=sys.stderr, flush=True)
 
 
-def main(argv: Sequence[str]) -> None:
+def start_app(argv: Sequence[str]) -> float:
+    """The start of a scoring app's ``main``: refuses arguments left after the flags, quiets
+    JAX's backend probing (not for a report), and returns the start time
+    (``time.perf_counter()``)."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not for this report
-    began = time.perf_counter()
+    logging.set_verbosity(logging.WARNING)
+    return time.perf_counter()
+
+
+def main(argv: Sequence[str]) -> None:
+    began = start_app(argv)
     try:
         performed, data = load_performances()
         systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)

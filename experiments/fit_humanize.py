@@ -18,7 +18,7 @@ import time
 from typing import Sequence
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from experiments import evaluate
 from stylenet_jax import encoding, evaluation, humanize
@@ -57,10 +57,7 @@ def residuals_by_style(performed: Sequence, system: evaluation.System,
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    began = time.perf_counter()
+    began = evaluate.start_app(argv)
     try:
         performed, data = evaluate.load_performances()  # the same flags, defined above
         specs = [f"model={FLAGS.checkpoint}"] if FLAGS.checkpoint else None

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Sequence
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from experiments import evaluate
 from stylenet_jax import evaluation, metrics, second_pianist
@@ -109,10 +109,7 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    began = time.perf_counter()
+    began = evaluate.start_app(argv)
     try:
         performed, data = evaluate.load_performances()
         systems, described = evaluate.build_systems(
