@@ -37,7 +37,11 @@ def note_keys(performed: Performed) -> dict[tuple[int, int], int]:
 def shared_notes(a: Performed, b: Performed) -> tuple[np.ndarray, np.ndarray]:
     """int64 (m,) indices into a's notes and into b's, of the m notes both play on the same
     step with the same key (in a's order)."""
-    keys_a, keys_b = note_keys(a), note_keys(b)
+    return _matched(note_keys(a), note_keys(b))
+
+
+def _matched(keys_a: dict, keys_b: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``shared_notes`` of two performances' ``note_keys``."""
     common = sorted(set(keys_a) & set(keys_b), key=keys_a.__getitem__)
     return (np.array([keys_a[k] for k in common], np.int64),
             np.array([keys_b[k] for k in common], np.int64))
@@ -65,11 +69,13 @@ def shared_pairs(performed: Sequence[Performed], velocities: Mapping[str, Sequen
     by_piece: dict[str, list[int]] = {}
     for i, p in enumerate(performed):
         by_piece.setdefault(p.piece, []).append(i)
+    keys = {i: note_keys(performed[i]) for members in by_piece.values() if len(members) > 1
+            for i in members}  # once per performance, not once per pair
     out = []
     for members in by_piece.values():
         for i, j in itertools.permutations(members, 2):
             a, b = performed[i], performed[j]
-            ia, ib = shared_notes(a, b)
+            ia, ib = _matched(keys[i], keys[j])
             if len(ia) < min_notes:
                 continue
             keep = np.zeros(len(a.notes), bool)
