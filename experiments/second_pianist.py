@@ -112,6 +112,7 @@ def main(argv: Sequence[str]) -> None:
     began = evaluate.start_app(argv)
     try:
         performed, data = evaluate.load_performances()
+        performed = second_pianist.with_others(performed)  # no system runs on the rest
         systems, described = evaluate.build_systems(
             FLAGS.model, FLAGS.baselines, features_model=FLAGS.features_model, seed=FLAGS.seed,
             contrast_specs=FLAGS.contrast, humanize_specs=FLAGS.humanize)

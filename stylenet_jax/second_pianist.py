@@ -47,6 +47,15 @@ def _matched(keys_a: dict, keys_b: dict) -> tuple[np.ndarray, np.ndarray]:
             np.array([keys_b[k] for k in common], np.int64))
 
 
+def with_others(performed: Sequence[Performed]) -> list[Performed]:
+    """The performances whose piece has another performance among ``performed`` (in order):
+    the only ones ``shared_pairs`` can use."""
+    count: dict[str, int] = {}
+    for p in performed:
+        count[p.piece] = count.get(p.piece, 0) + 1
+    return [p for p in performed if count[p.piece] > 1]
+
+
 class SharedPair(NamedTuple):
     """One ordered pair of performances of a piece: ``pianist`` is A with only the notes it
     shares with B (their velocities A's own), ``versions`` {name: int64 (m,)} the velocities

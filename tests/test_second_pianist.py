@@ -61,6 +61,8 @@ def test_comparisons_score_every_ordered_pair_on_the_shared_notes(tmp_path):
     assert [c.predicted.tolist() for c in other] == [[80, 82, 60], [50, 52, 40]]
     assert [c.predicted.tolist() for c in compared["flat"]["classical"]] == [[64] * 3] * 2
     assert second_pianist.shared_pairs([a], {"flat": flat[:1]}) == []  # one performance
+    c = a._replace(piece="another piece")
+    assert second_pianist.with_others([a, c, b]) == [a, b]
 
 
 def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
