@@ -148,12 +148,13 @@ def fit(residuals: Sequence[np.ndarray], groups: Sequence[np.ndarray],
         means = np.bincount(group, residual) / np.maximum(size, 1)
         inside = size[group] > 1
         spread = (residual - means[group])[inside]
-        voice_sum += float((spread ** 2 * size[group][inside] / (size[group][inside] - 1)).sum())
+        own_size = size[group][inside]
+        voice_sum += float((spread ** 2 * own_size / (own_size - 1)).sum())
         voice_count += int(inside.sum())
         group_variances.append(float(np.var(means)))
         voice_shares.append(float(np.mean(np.where(size > 1, 1.0 / np.maximum(size, 1), 0.0))))
         for lag in range(1, max_lag + 1):
-            if len(means) >= lag + MIN_GROUPS_PAST_LAG and np.std(means) > 0:
+            if len(means) >= lag + MIN_GROUPS_PAST_LAG and group_variances[-1] > 0:
                 correlations[lag - 1].append(float(np.corrcoef(means[lag:], means[:-lag])[0, 1]))
     lags = np.arange(1, max_lag + 1)
     seen = np.array([bool(c) for c in correlations])
