@@ -42,6 +42,9 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C, as in experiments.evaluate.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT, as in "
                               "experiments.evaluate.")
+    flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
+                         "1/16 steps apart (rubato moves notes across the grid); 0: the same "
+                         "step only.")
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
     flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
@@ -63,15 +66,18 @@ def _signed(row: dict, name: str, digits: int) -> str:
 
 
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
-           described: dict[str, str], seconds: float, identified: dict | None = None) -> str:
+           described: dict[str, str], seconds: float, identified: dict | None = None,
+           tolerance: int = 0) -> str:
     """The report's Markdown."""
+    where = ("on the same 1/16 step" if not tolerance else
+             f"on the same 1/16 step or up to {tolerance} step(s) apart, the nearest first")
     lines = [
         "# Another pianist, scored as a system", "",
         f"Made by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{seconds:.0f} s wall.", "", f"Data: {data}.", "",
         f"{counts['pieces']} pieces with two or more performances, {counts['pairs']} ordered "
         f"pairs of performances (A the pianist, B another), {counts['shared_notes']:,} notes "
-        f"scored: the notes A and B both play on the same 1/16 step with the same key, "
+        f"scored: the notes A and B both play with the same key {where}, "
         f"{counts['shared_share']:.0%} of A's. On those notes, `{OTHER}` is B's velocities; "
         "each system performs A's notes with their velocities flattened, as in "
         "`experiments.evaluate`. MIDI velocity units; 95% intervals by bootstrap over pieces "
@@ -120,7 +126,9 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError(f"{OTHER!r} is the other pianist's name: name the system "
                              "otherwise")
         evaluation.check_styles(performed, systems)
-        if not second_pianist.shared_pairs(performed, {}):  # before any system runs
+        if FLAGS.tolerance < 0:
+            raise ValueError(f"--tolerance: 0 or more steps, got {FLAGS.tolerance}")
+        if not second_pianist.shared_pairs(performed, {}, tolerance=FLAGS.tolerance):
             raise ValueError("no piece has two performances that share notes (on the same "
                              "step, with the same key)")
     except evaluate.BAD_INPUT as e:
@@ -128,7 +136,8 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(2)
     result = evaluation.evaluate(performed, systems,
                                  progress=evaluate.progress_printer(FLAGS.progress))
-    pairs = second_pianist.shared_pairs(performed, result.velocities)
+    pairs = second_pianist.shared_pairs(performed, result.velocities,
+                                        tolerance=FLAGS.tolerance)
     compared, counts = second_pianist.comparisons(pairs)
     identified = {}
     if FLAGS.classifier and counts["pieces"] < 2:
@@ -147,7 +156,8 @@ def main(argv: Sequence[str]) -> None:
                                            resamples=FLAGS.resamples, seed=FLAGS.seed)
     command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
     text = render(scores, paired, counts, command=command, data=data, described=described,
-                  seconds=time.perf_counter() - began, identified=identified)
+                  seconds=time.perf_counter() - began, identified=identified,
+                  tolerance=FLAGS.tolerance)
     out_json = os.path.splitext(FLAGS.out)[0] + ".json"
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(
             {"counts": counts, "scores": scores, "paired": paired, "identified": identified},

@@ -65,6 +65,30 @@ def test_comparisons_score_every_ordered_pair_on_the_shared_notes(tmp_path):
     assert second_pianist.with_others([a, c, b]) == [a, b]
 
 
+def test_a_tolerance_matches_a_key_struck_a_step_or_more_apart_once(tmp_path):
+    os.makedirs(tmp_path / "classical")
+    _write(str(tmp_path / "classical" / "a.mid"),
+           [(0, 60, 50), (3, 70, 51), (5, 70, 52), (8, 50, 53), (10, 52, 54)])
+    _write(str(tmp_path / "classical" / "b.mid"),
+           [(0, 60, 80), (4, 70, 81), (9, 50, 82), (10, 52, 83), (11, 52, 84)])
+    (tmp_path / "manifest.csv").write_text(
+        "file,piece\nclassical/a.mid,etude\nclassical/b.mid,etude\n")
+    a, b = performances.from_folder(str(tmp_path))
+    exact = second_pianist.shared_notes(a, b)
+    assert [x.tolist() for x in exact] == [[0, 4], [0, 3]]
+    near = second_pianist.shared_notes(a, b, tolerance=1)
+    # A's step-3 key takes B's step 4, so A's step-5 key finds it taken; the step-10 key is
+    # matched on its own step, never to B's step 11
+    assert [x.tolist() for x in near] == [[0, 1, 3, 4], [0, 1, 2, 3]]
+    assert [x.tolist() for x in second_pianist.shared_notes(a, b, tolerance=2)] == \
+        [x.tolist() for x in near]
+    pairs = second_pianist.shared_pairs([a, b], {}, tolerance=1)
+    assert pairs[0].versions[second_pianist.ANOTHER_PIANIST].tolist() == [80, 81, 82, 83]
+    assert pairs[1].pianist.notes.velocity.tolist() == [80, 81, 82, 83]
+    with pytest.raises(ValueError, match="tolerance"):
+        second_pianist.shared_notes(a, b, tolerance=-1)
+
+
 def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
     _pair(tmp_path)
     out = tmp_path / "report.md"
@@ -84,6 +108,10 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     bad = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--model=m=/nonexistent.npz"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert not (tmp_path / "bad.md").exists()
+    negative = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--tolerance=-1"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert negative.returncode == 2 and "--tolerance" in negative.stderr
     assert not (tmp_path / "bad.md").exists()
     (tmp_path / "manifest.csv").write_text("file,piece\n")  # each file its own piece
     lonely = subprocess.run(args + [f"--out={tmp_path / 'lonely.md'}"], cwd=ROOT,
