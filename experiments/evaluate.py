@@ -94,6 +94,15 @@ def _define_flags() -> None:
     flags.DEFINE_bool("progress", True, "Print a line per performance.")
     flags.DEFINE_bool("classifier", True, "Also train the 'identify the human' classifier "
                       "per system (10-second excerpts, half the pieces each side).")
+    define_classifier_halves_flag()
+
+
+def define_classifier_halves_flag() -> None:
+    """``--classifier_both_halves``, for every app that trains the identify-the-human
+    classifier (``evaluation.identify_the_human``)."""
+    flags.DEFINE_bool("classifier_both_halves", False, "Train the classifier on each half "
+                      "of the pieces in turn and score every piece with the one that did "
+                      "not see it: twice the test pieces (tighter intervals), twice the time.")
 
 
 def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]]:
@@ -264,7 +273,8 @@ def main(argv: Sequence[str]) -> None:
     identified = {}
     if FLAGS.classifier:
         log("training the identify-the-human classifier per system")
-        identified = evaluation.identify_the_human(performed, result, seed=FLAGS.seed)
+        identified = evaluation.identify_the_human(performed, result, seed=FLAGS.seed,
+                                                   both_halves=FLAGS.classifier_both_halves)
         for name, row in identified.items():
             scores[name]["all"].update({f"classifier_{k}": v for k, v in row.items()})
     from experiments import evaluation_figures, evaluation_report
@@ -286,7 +296,8 @@ def main(argv: Sequence[str]) -> None:
                                     resamples=FLAGS.resamples, identified=identified,
                                     timing=FLAGS.timing, paired=paired,
                                     paired_reference=PAIRED_REFERENCE,
-                                    breakdown=breakdown)
+                                    breakdown=breakdown,
+                                    both_halves=FLAGS.classifier_both_halves)
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(scores, indent=1))):
         write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out}, {out_json} and {len(pictures)} picture(s) in {plots_dir}")

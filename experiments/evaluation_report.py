@@ -105,6 +105,13 @@ TIMING_SENTENCES = {
 }
 
 
+def classifier_split(both_halves: bool) -> str:
+    """How the identify-the-human classifier was trained and scored, for a report."""
+    return ("on each half of the pieces in turn, and each half is scored by the one trained "
+            "on the other" if both_halves else
+            "on half of the pieces, and is scored on the other half")
+
+
 def _number(value: float, fmt: str) -> str:
     return "-" if not np.isfinite(value) else format(value, fmt)
 
@@ -158,7 +165,8 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            timing: str = "performed",
            paired: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
            paired_reference: str = "features",
-           breakdown: Mapping[str, Mapping[str, Mapping]] | None = None) -> str:
+           breakdown: Mapping[str, Mapping[str, Mapping]] | None = None,
+           both_halves: bool = False) -> str:
     """The whole report. ``results``: ``evaluation.scores``; ``pictures``: (caption, path
     relative to the report); ``breakdown``: ``error_breakdown.breakdown`` (None: left out)."""
     systems = list(systems_described)
@@ -205,7 +213,7 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
         out += ["## Identify the human", "",
                 "A small classifier (`stylenet_jax.human_classifier`) learns to pick the "
                 "pianist's version of a 10-second excerpt from the system's version of the same "
-                "notes, on half of the pieces, and is scored on the other half (interval: "
+                f"notes, {classifier_split(both_halves)} (interval: "
                 "bootstrap over test pieces). 0.5 is chance; the paper's listeners picked the "
                 "human 53% of the time in 10-second clips. The classifier sees exact velocity "
                 "numbers, so it is a far harsher judge than a listener.", "",

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from experiments import evaluate
+from experiments import evaluate, evaluation_report
 from stylenet_jax import evaluation, metrics, second_pianist
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
@@ -52,6 +52,7 @@ def _define_flags() -> None:
     flags.DEFINE_bool("classifier", True, "Also train the identify-the-human classifier "
                       "(as experiments.evaluate) on each version of the shared notes: can it "
                       "tell the pianist from another pianist?")
+    evaluate.define_classifier_halves_flag()
     flags.DEFINE_bool("progress", True, "Print a line per performance.")
 
 
@@ -67,7 +68,7 @@ def _signed(row: dict, name: str, digits: int) -> str:
 
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
            described: dict[str, str], seconds: float, identified: dict | None = None,
-           tolerance: int = 0) -> str:
+           tolerance: int = 0, both_halves: bool = False) -> str:
     """The report's Markdown."""
     where = ("on the same 1/16 step" if not tolerance else
              f"on the same 1/16 step or up to {tolerance} step(s) apart, the nearest first")
@@ -103,7 +104,7 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
     if identified:
         lines += ["## Identify the human", "",
                   "The identify-the-human classifier of `experiments.evaluate` (10-second "
-                  "excerpts, trained on half of the pieces, scored on the other half), on the "
+                  f"excerpts, trained {evaluation_report.classifier_split(both_halves)}), on the "
                   "shared notes: how often it picks the pianist over each version. 0.5 is "
                   "chance; in brackets, 95% intervals by bootstrap over the test pieces.", "",
                   "| version | pianist identified | test pairs | test pieces |",
@@ -148,7 +149,8 @@ def main(argv: Sequence[str]) -> None:
         versions = {name: [p.versions[name] for p in pairs] for name in compared}
         identified = evaluation.identify_the_human([p.pianist for p in pairs],
                                                    evaluation.Evaluation({}, versions),
-                                                   seed=FLAGS.seed)
+                                                   seed=FLAGS.seed,
+                                                   both_halves=FLAGS.classifier_both_halves)
     scores = {name: metrics.score_by_style(by_style, resamples=FLAGS.resamples,
                                            seed=FLAGS.seed)
               for name, by_style in compared.items()}
@@ -157,7 +159,8 @@ def main(argv: Sequence[str]) -> None:
     command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
     text = render(scores, paired, counts, command=command, data=data, described=described,
                   seconds=time.perf_counter() - began, identified=identified,
-                  tolerance=FLAGS.tolerance)
+                  tolerance=FLAGS.tolerance,
+                  both_halves=FLAGS.classifier_both_halves)
     out_json = os.path.splitext(FLAGS.out)[0] + ".json"
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(
             {"counts": counts, "scores": scores, "paired": paired, "identified": identified},

@@ -284,20 +284,27 @@ EXCERPT_TRAINING, WHOLE_PIECE_TRAINING = (400, 32), (200, 8)  # classifier (step
 
 def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *,
                        length_seconds: float | None = 10.0, seed: int = 0,
-                       ) -> dict[str, dict[str, float]]:
+                       both_halves: bool = False) -> dict[str, dict[str, float]]:
     """Per system: how often a classifier trained on half of the pieces (human vs system,
     same notes, ``length_seconds`` excerpts; ``human_classifier``) picks the human on the
-    other half. ``{system: {"accuracy", "accuracy_lo", "accuracy_hi", "pairs", "pieces"}}``;
-    0.5 is chance (the paper's listeners: 0.53 on 10-second clips, 0.46 on whole pieces)."""
+    other half; ``both_halves``: on every piece, each half scored by the classifier trained
+    on the other (``human_classifier.score_both_halves``: twice the test pieces, twice the
+    training time). ``{system: {"accuracy", "accuracy_lo", "accuracy_hi", "pairs",
+    "pieces"}}``; 0.5 is chance (the paper's listeners: 0.53 on 10-second clips, 0.46 on
+    whole pieces)."""
     from stylenet_jax import human_classifier
 
     out = {}
     for name, velocities in evaluation.velocities.items():
         pairs = human_classifier.make_pairs(performed, velocities, length_seconds)
-        train, test = human_classifier.split_pieces(pairs, 0.5, seed)
         steps, batch = EXCERPT_TRAINING if length_seconds else WHOLE_PIECE_TRAINING
-        result = human_classifier.train_and_score(train, test, seed=seed, steps=steps,
-                                                  batch_size=batch)
+        if both_halves:
+            result = human_classifier.score_both_halves(pairs, seed=seed, steps=steps,
+                                                        batch_size=batch)
+        else:
+            train, test = human_classifier.split_pieces(pairs, 0.5, seed)
+            result = human_classifier.train_and_score(train, test, seed=seed, steps=steps,
+                                                      batch_size=batch)
         lo, hi = result["ci95"]
         out[name] = {"accuracy": float(result["accuracy"]), "accuracy_lo": float(lo),
                      "accuracy_hi": float(hi), "pairs": int(result["pairs"]),

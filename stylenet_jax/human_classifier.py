@@ -263,7 +263,7 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         losses.append(loss)
     margins = pair_margins(params, test, max_notes, width=width, batch_size=batch_size,
                            features=features)
-    correct = np.where(np.abs(margins) < TIE_TOLERANCE, 0.5, (margins > 0).astype(np.float64))
+    correct = correct_of(margins)
     test_pieces = [p.piece for p in test]
     return {
         "accuracy": float(correct.mean()),
@@ -278,6 +278,32 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         "params": params,
         "seconds": time.perf_counter() - started,
     }
+
+
+def correct_of(margins: np.ndarray) -> np.ndarray:
+    """float64 (P,): 1 where the human scored higher, 0 where the system did, 0.5 for a tie
+    (``margins``: f(human) - f(system) per pair)."""
+    margins = np.asarray(margins, np.float64)
+    return np.where(np.abs(margins) < TIE_TOLERANCE, 0.5, (margins > 0).astype(np.float64))
+
+
+def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0, **training) -> dict:
+    """Cross-fitted ``train_and_score``: split the pieces in two halves (``split_pieces``),
+    train on one and score the other, then the other way round, so every pair is scored once
+    by a classifier that never saw its piece. Returns accuracy (over all pairs), pairs,
+    pieces, ci95 (bootstrap over all pieces) and ``halves``, the two accuracies.
+    ``training``: ``train_and_score``'s keyword arguments."""
+    first, second = split_pieces(pairs, 0.5, seed)
+    correct, pieces, halves = [], [], []
+    for train, test in ((first, second), (second, first)):
+        result = train_and_score(train, test, seed=seed, **training)
+        correct.append(correct_of(result["margins"]))
+        pieces += [p.piece for p in test]
+        halves.append(result["accuracy"])
+    correct = np.concatenate(correct)
+    return {"accuracy": float(correct.mean()), "pairs": len(correct),
+            "pieces": len(set(pieces)), "ci95": _bootstrap_interval(correct, pieces, seed),
+            "halves": halves}
 
 
 def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = 24,

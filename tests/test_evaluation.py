@@ -336,3 +336,26 @@ def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing
                                                  scores["features"][style]["mae"]) + 0.5
         assert scores["wide"][style]["notes"] == scores["mt"][style]["notes"]
         assert scores["wide"][style]["std_ratio"] > 1.2 * scores["mt"][style]["std_ratio"]
+
+
+def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, model_path,
+                                                                      tmp_path):
+    found = performances.from_folder(str(folder / "human"))
+    flat = [np.full(len(p.notes), 64, np.int64) for p in found]
+    judged = evaluation.Evaluation({}, {"flat": flat})
+    one_half = evaluation.identify_the_human(found, judged)["flat"]
+    both = evaluation.identify_the_human(found, judged, both_halves=True)["flat"]
+    assert one_half["pieces"] < both["pieces"] == 3  # every piece is a test piece once
+    assert both["pairs"] > one_half["pairs"]
+    assert both["accuracy_lo"] <= both["accuracy"] <= both["accuracy_hi"]
+    out = tmp_path / "report.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
+         f"--model=m={model_path}", "--baselines=", "--classifier_both_halves",
+         f"--out={out}", "--resamples=50", "--noprogress", "--plot_pieces=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = out.read_text()
+    assert "on each half of the pieces in turn" in report
+    assert json.loads((tmp_path / "report.json").read_text())["m"]["all"][
+        "classifier_pieces"] == 3

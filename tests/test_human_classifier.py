@@ -167,6 +167,24 @@ def test_separable_velocities_are_identified_and_the_seed_decides():
     assert not np.allclose(other["margins"], result["margins"])
 
 
+def test_both_halves_scores_every_piece_once_with_the_classifier_that_did_not_see_it():
+    pairs = scenario(varied, constant_64, 60, seed=6)
+    result = hc.score_both_halves(pairs, seed=0, steps=150)
+    assert (result["pairs"], result["pieces"]) == (60, 60)  # every piece scored
+    first, second = hc.split_pieces(pairs, 0.5, 0)
+    halves = [hc.train_and_score(first, second, steps=150, seed=0)["accuracy"],
+              hc.train_and_score(second, first, steps=150, seed=0)["accuracy"]]
+    assert result["halves"] == halves
+    assert result["accuracy"] == pytest.approx(
+        (halves[0] * len(second) + halves[1] * len(first)) / len(pairs))
+    assert result["accuracy"] >= 0.95
+    low, high = result["ci95"]
+    assert low <= result["accuracy"] <= high
+    ties = hc.score_both_halves(scenario(varied, lambda rng, human: human, 10, seed=7),
+                                seed=0, steps=20)
+    assert ties["accuracy"] == 0.5 and ties["halves"] == [0.5, 0.5]
+
+
 def test_a_feature_ablation_hides_the_columns_it_leaves_out():
     train = scenario(varied, constant_64, TRAIN_PAIRS, seed=0)
     test = scenario(varied, constant_64, 100, seed=1, first_piece=TRAIN_PAIRS)
