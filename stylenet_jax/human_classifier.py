@@ -281,29 +281,23 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
 
 
 def correct_of(margins: np.ndarray) -> np.ndarray:
-    """float64 (P,): 1 where the human scored higher, 0 where the system did, 0.5 for a tie
-    (``margins``: f(human) - f(system) per pair)."""
+    """float64 (P,) per pair f(human) - f(system): 1 human higher, 0 lower, 0.5 a tie."""
     margins = np.asarray(margins, np.float64)
     return np.where(np.abs(margins) < TIE_TOLERANCE, 0.5, (margins > 0).astype(np.float64))
 
 
 def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0, **training) -> dict:
-    """Cross-fitted ``train_and_score``: split the pieces in two halves (``split_pieces``),
-    train on one and score the other, then the other way round, so every pair is scored once
-    by a classifier that never saw its piece. Returns accuracy (over all pairs), pairs,
-    pieces, ci95 (bootstrap over all pieces) and ``halves``, the two accuracies.
-    ``training``: ``train_and_score``'s keyword arguments."""
+    """Cross-fitted ``train_and_score`` (keyword arguments ``training``): trained on one half
+    of the pieces (``split_pieces``) and scored on the other, then the other way round.
+    Returns accuracy, pairs, pieces, ci95 over all pairs and ``halves``, the two accuracies."""
     first, second = split_pieces(pairs, 0.5, seed)
-    correct, pieces, halves = [], [], []
-    for train, test in ((first, second), (second, first)):
-        result = train_and_score(train, test, seed=seed, **training)
-        correct.append(correct_of(result["margins"]))
-        pieces += [p.piece for p in test]
-        halves.append(result["accuracy"])
-    correct = np.concatenate(correct)
-    return {"accuracy": float(correct.mean()), "pairs": len(correct),
-            "pieces": len(set(pieces)), "ci95": _bootstrap_interval(correct, pieces, seed),
-            "halves": halves}
+    runs = [(train_and_score(train, test, seed=seed, **training), test)
+            for train, test in ((first, second), (second, first))]
+    correct = np.concatenate([correct_of(result["margins"]) for result, _ in runs])
+    pieces = [p.piece for _, test in runs for p in test]
+    return {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
+            "ci95": _bootstrap_interval(correct, pieces, seed),
+            "halves": [result["accuracy"] for result, _ in runs]}
 
 
 def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = 24,
