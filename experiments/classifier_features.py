@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
-from experiments.evaluate import BAD_INPUT, DEFAULT_FEATURES, build_systems, \
+from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
     define_performance_flags, read_performances, start_app
 from stylenet_jax import evaluation, human_classifier
 from stylenet_jax.atomic_write import write_text_atomically
@@ -103,8 +103,7 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also a system with a "
                               "pianist's scatter added, as in experiments.evaluate --humanize. "
                               "Repeatable.")
-    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
-                        "(also what a hybrid model reads).")
+    define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
     flags.DEFINE_integer("seed", 0, "Seed of the piece split, the classifier and its bootstrap.")
     flags.DEFINE_string("out", "results/classifier_features.md", "Markdown report to write "

@@ -47,8 +47,7 @@ def _define_flags() -> None:
                               "are joined in the order given.")
     flags.DEFINE_list("sizes", ["1", "3"], "Ensemble sizes K to score for every recipe (its "
                       "first K models); each recipe's full count is always scored too.")
-    flags.DEFINE_string("features_model", evaluate.DEFAULT_FEATURES, "The tree baseline's "
-                        "saved model (also what hybrid models read).")
+    evaluate.define_features_model_flag()
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap.")
     flags.DEFINE_string("out", "results/ensemble_size.md", "Markdown report to write (JSON "

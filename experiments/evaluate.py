@@ -76,8 +76,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
-    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
-                        "(also what a hybrid model, --tree_prior_dir in training, reads).")
+    define_features_model_flag()
     flags.DEFINE_integer("flat_velocity", 64, "Velocity of every note given to a system.")
     flags.DEFINE_enum("timing", "performed", list(performances.TIMINGS), "When the notes given "
                       "to a system are played: as the pianist played them (performed), or on "
@@ -95,6 +94,12 @@ def _define_flags() -> None:
     flags.DEFINE_bool("classifier", True, "Also train the 'identify the human' classifier "
                       "per system (10-second excerpts, half the pieces each side).")
     define_classifier_halves_flag()
+
+
+def define_features_model_flag() -> None:
+    """``--features_model``, for every app that runs the tree baseline or a hybrid model."""
+    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
+                        "(also what a hybrid model, --tree_prior_dir in training, reads).")
 
 
 def define_classifier_halves_flag() -> None:

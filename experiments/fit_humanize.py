@@ -32,8 +32,7 @@ def _define_flags() -> None:
     FLAGS.set_default("split", "validation")  # never the test split the reports score
     flags.DEFINE_string("checkpoint", None, "The model whose misses are fitted: an inference "
                         "export, ensemble or training workdir (default: the shipped model).")
-    flags.DEFINE_string("features_model", evaluate.DEFAULT_FEATURES, "The tree baseline a "
-                        "hybrid model reads.")
+    evaluate.define_features_model_flag()
     flags.DEFINE_integer("max_lag", humanize.MAX_LAG, "Onset groups over which the slow "
                          "part's correlation is fitted.", lower_bound=1)
     flags.DEFINE_string("out", humanize.DEFAULT_PATH, "JSON file to write.")

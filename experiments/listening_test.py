@@ -36,8 +36,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import evaluate, listening_audio, listening_kit
-from experiments.evaluate import (DEFAULT_FEATURES, build_systems, define_performance_flags,
-                                  read_performances)
+from experiments.evaluate import build_systems, define_performance_flags, read_performances
 from stylenet_jax import dataset, encoding, evaluation, midi, midi_files, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags, usage_error
@@ -54,7 +53,7 @@ def _define_flags() -> None:
                               "several. Default: model=the shipped model.")
     flags.DEFINE_list("baselines", ["features"], "Baselines put against the pianist too: "
                       + ", ".join(evaluation.BASELINES) + " (empty: none).")
-    flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model.")
+    evaluate.define_features_model_flag()
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also put that system widened "
                               "as stylize --contrast C widens it against the pianist.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also put that system with "

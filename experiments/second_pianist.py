@@ -37,8 +37,7 @@ def _define_flags() -> None:
                               "pianist (default: model=the shipped model). Repeatable.")
     flags.DEFINE_list("baselines", ["features"], "Baselines to score too: "
                       + ", ".join(evaluation.BASELINES) + " (empty: none).")
-    flags.DEFINE_string("features_model", evaluate.DEFAULT_FEATURES, "The tree baseline's "
-                        "saved model (also what a hybrid model reads).")
+    evaluate.define_features_model_flag()
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C, as in experiments.evaluate.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT, as in "
                               "experiments.evaluate.")

@@ -178,13 +178,18 @@ def test_evaluate_matches_a_direct_comparison_of_stylized_files(folder, model_pa
     assert any(name.endswith(".png") for name in os.listdir(tmp_path / "report"))
 
 
+def _evaluate(folder, model_path, out, *args) -> subprocess.CompletedProcess:
+    """``experiments.evaluate`` of ``folder``'s pieces by the tiny model ``m``, to ``out``."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
+         f"--model=m={model_path}", f"--out={out}", "--resamples=50", "--noprogress", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
 def test_score_timing_and_the_paired_comparison_reach_the_report(folder, model_path, tmp_path):
     out = tmp_path / "report.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
-         f"--model=m={model_path}", "--baselines=features,constant", "--timing=score",
-         f"--out={out}", "--resamples=50", "--noprogress", "--noclassifier"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = _evaluate(folder, model_path, out, "--baselines=features,constant", "--timing=score",
+                    "--noclassifier")
     assert run.returncode == 0, run.stderr
     text = out.read_text()
     assert "as a score times them (`--timing=score`)" in text
@@ -349,11 +354,8 @@ def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, mo
     assert both["pairs"] > one_half["pairs"]
     assert both["accuracy_lo"] <= both["accuracy"] <= both["accuracy_hi"]
     out = tmp_path / "report.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={folder / 'human'}",
-         f"--model=m={model_path}", "--baselines=", "--classifier_both_halves",
-         f"--out={out}", "--resamples=50", "--noprogress", "--plot_pieces=0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = _evaluate(folder, model_path, out, "--baselines=", "--classifier_both_halves",
+                    "--plot_pieces=0")
     assert run.returncode == 0, run.stderr
     report = out.read_text()
     assert "on each half of the pieces in turn" in report
