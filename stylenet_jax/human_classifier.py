@@ -8,8 +8,9 @@ loss -log sigmoid(f(human) - f(system)), and scored on pairs of other pieces: a 
 (1) if f(human) > f(system), a tie (0.5) if |f(human) - f(system)| < 1e-6, else wrong (0).
 
 Pipeline: ``make_pairs`` (performances -> excerpt pairs) -> ``split_pieces`` (train/test pieces
-never overlap) -> ``train_and_score``. ``python3 -m stylenet_jax.human_classifier DATA_DIR``
-scores three baseline systems on a built dataset's test split (see ``main``).
+never overlap) -> ``train_and_score`` (or ``score_both_halves``). ``experiments.evaluate``
+scores systems with it; ``experiments.classifier_baselines`` calibrates it on systems that
+need no training.
 """
 
 from __future__ import annotations
@@ -362,59 +363,3 @@ def split_pieces(pairs: Sequence[Pair], test_fraction: float = 0.5,
     test_pieces = {pieces[i] for i in chosen}
     return ([p for p in pairs if p.piece not in test_pieces],
             [p for p in pairs if p.piece in test_pieces])
-
-
-def baseline_systems(performed: Sequence[Performed],
-                     seed: int = 0) -> dict[str, list[np.ndarray]]:
-    """Three systems' velocities (int64 (n,) each, per performance): constant 64, random
-    uniform 1..127, and the human's own velocities shuffled among the piece's notes."""
-    rng = np.random.default_rng(seed)
-    return {
-        "constant_64": [np.full(len(p.notes), 64, np.int64) for p in performed],
-        "random_uniform": [rng.integers(1, 128, len(p.notes)) for p in performed],
-        "shuffled_human": [rng.permutation(p.notes.velocity.astype(np.int64)) for p in performed],
-    }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Scores the baseline systems (and with --models the shipped StyleNet and tree models)
-    on a dataset split's performances, half the pieces for training and half for test, in
-    10-second excerpts and over whole pieces."""
-    import argparse
-
-    # only the command line needs these (scikit-learn, the StyleNet model)
-    from stylenet_jax import evaluation, feature_baseline, performances, performer
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("data_dir")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--whole_piece_steps", type=int, default=200)
-    parser.add_argument("--whole_piece_batch", type=int, default=8)
-    parser.add_argument("--models", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    performed = performances.from_dataset(args.data_dir, args.split)
-    print(f"{len(performed)} performances, {len({p.piece for p in performed})} pieces")
-    systems = baseline_systems(performed, args.seed)
-    if args.models:
-        for name, system in (("stylenet_shipped", evaluation.ModelSystem(performer.Stylizer())),
-                             ("tree_features", evaluation.FeaturesSystem(
-                                 feature_baseline.FeatureBaseline.load(
-                                     feature_baseline.DEFAULT_PATH)))):
-            systems[name] = [system.perform(evaluation.flatten(p)).velocities for p in performed]
-    for system, velocities in systems.items():
-        for length, steps, batch in ((10.0, args.steps, 32),
-                                     (None, args.whole_piece_steps, args.whole_piece_batch)):
-            pairs = make_pairs(performed, velocities, length_seconds=length)
-            train, test = split_pieces(pairs, 0.5, args.seed)
-            r = train_and_score(train, test, steps=steps, seed=args.seed, batch_size=batch)
-            print(f"{system:16s} {'10 s' if length else 'whole':5s}: accuracy {r['accuracy']:.3f} "
-                  f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] on {r['pairs']} pairs of "
-                  f"{r['pieces']} pieces (train {r['train_pairs']} pairs of "
-                  f"{r['train_pieces']}), loss {r['final_loss']:.3f}, {r['seconds']:.1f} s",
-                  flush=True)
-
-
-if __name__ == "__main__":
-    main()
