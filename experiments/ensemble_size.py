@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import evaluate
-from stylenet_jax import encoding, evaluation, metrics, performances, tempo
+from stylenet_jax import encoding, evaluation, metrics, performances
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -106,26 +106,18 @@ def ensemble_velocities(values: np.ndarray, k: int) -> np.ndarray:
 def perform_models(performed: Sequence[performances.Performed], stylizers: Sequence,
                    tree: evaluation.FeaturesSystem, progress) -> tuple[list, list]:
     """Every model's ``note_values`` and the tree's velocities for every (flattened)
-    performance: (per performance float32 (models, n), per performance int64 (n,))."""
+    performance: (per performance float32 (models, n), per performance int64 (n,)). The
+    tree's velocities that hybrid models read are made once per performance for them all."""
+    models = [evaluation.ModelSystem(stylizer) for stylizer in stylizers]
+    hybrid = next((m for m in models if m.stylizer.tree is not None), None)
     values, tree_velocities = [], []
-    hybrid = next((s for s in stylizers if s.tree is not None), None)
     for i, human in enumerate(performed, 1):
         given = evaluation.flatten(human)
-        notes, tpb = given.notes, given.ticks_per_beat
-        enc = encoding.encode(notes, tpb)
-        onset, end = encoding.quantize(notes, tpb)
-        blend = {given.style: 1.0}
-        seconds_per_beat = tempo.piece_seconds_per_beat(notes, tpb, given.seconds)
-        priors = (hybrid.tree_priors(notes, tpb, given.seconds, blend, onset, end)
-                  if hybrid is not None else None)  # once for every hybrid model
-        rows = []
-        for stylizer in stylizers:
-            matrix = stylizer.predict(enc.inputs, blend, seconds_per_beat,
-                                      priors if stylizer.tree is not None else None)
-            rows.append(note_values(evaluation.Performance(np.zeros(0), matrix), given))
-        values.append(np.stack(rows))
+        priors = hybrid.tree_priors(given) if hybrid is not None else None
+        values.append(np.stack([note_values(model.perform(given, priors), given)
+                                for model in models]))
         tree_velocities.append(np.asarray(tree.perform(given).velocities, np.int64))
-        progress(f"[{i}/{len(performed)}] {human.id} ({len(notes)} notes)")
+        progress(f"[{i}/{len(performed)}] {human.id} ({len(given.notes)} notes)")
     return values, tree_velocities
 
 

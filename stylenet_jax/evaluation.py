@@ -169,17 +169,27 @@ class ModelSystem:
     name: str = "model"
     blend: Mapping[str, float] | None = None
 
-    def perform(self, performed: Performed) -> Performance:
+    def perform(self, performed: Performed, priors: dict | None = None) -> Performance:
+        """``priors``: this performance's ``tree_priors`` when already made (by a model of
+        the same blend and tree); default: made here if the model is a hybrid."""
         blend = self.blend or {performed.style: 1.0}
         enc = encoding.encode(performed.notes, performed.ticks_per_beat)
         seconds_per_beat = tempo.piece_seconds_per_beat(
             performed.notes, performed.ticks_per_beat, performed.seconds)
-        onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
-        priors = self.stylizer.tree_priors(performed.notes, performed.ticks_per_beat,
-                                           performed.seconds, blend, onset, end)  # a hybrid's
+        if priors is None:
+            priors = self.tree_priors(performed)
         matrix = self.stylizer.predict(enc.inputs, blend, seconds_per_beat, priors)
         return Performance(encoding.decode_velocities(matrix, performed.notes,
                                                       performed.ticks_per_beat), matrix)
+
+    def tree_priors(self, performed: Performed) -> dict | None:
+        """What a hybrid model reads beside the notes of ``performed``: {style: uint8 (T, 88)}
+        the tree's velocities in each style it plays (``Stylizer.tree_priors``); None for a
+        model without the tree."""
+        onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
+        return self.stylizer.tree_priors(performed.notes, performed.ticks_per_beat,
+                                         performed.seconds,
+                                         self.blend or {performed.style: 1.0}, onset, end)
 
 
 def styles_of(system: System) -> list[str] | None:
