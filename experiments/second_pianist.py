@@ -43,7 +43,7 @@ def _define_flags() -> None:
                               "experiments.evaluate.")
     flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
                          "1/16 steps apart (rubato moves notes across the grid); 0: the same "
-                         "step only.")
+                         "step only.", lower_bound=0)
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
     flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
@@ -126,8 +126,6 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError(f"{OTHER!r} is the other pianist's name: name the system "
                              "otherwise")
         evaluation.check_styles(performed, systems)
-        if FLAGS.tolerance < 0:
-            raise ValueError(f"--tolerance: 0 or more steps, got {FLAGS.tolerance}")
         if not second_pianist.shared_pairs(performed, {}, tolerance=FLAGS.tolerance):
             raise ValueError("no piece has two performances that share notes (on the same "
                              "step, with the same key)")
