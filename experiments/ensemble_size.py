@@ -232,7 +232,7 @@ def plot(path: str, scores: dict, scored_sizes: dict[str, list[int]]) -> None:
 
 def main(argv: Sequence[str]) -> None:
     began = evaluate.start_app(argv)
-    from stylenet_jax import feature_baseline, performer
+    from stylenet_jax import performer
 
     try:
         recipes = parse_members(FLAGS.member)
@@ -246,15 +246,15 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError(f"--sizes: each at least 1, got {sizes}")
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
         performed, data = evaluate.load_performances()
+        tree_model = performer.load_tree(FLAGS.features_model)  # loaded once, shared by all
         stylizers = []
         for path in (p for paths in recipes.values() for p in paths):
-            stylizer = performer.Stylizer(path, tree=FLAGS.features_model)
+            stylizer = performer.Stylizer(path, tree=tree_model)
             if len(stylizer.members) != 1:
                 raise ValueError(f"{path}: an ensemble of {len(stylizer.members)} models; "
                                  "give its runs one by one")
             stylizers.append(stylizer)
-        tree = evaluation.FeaturesSystem(feature_baseline.FeatureBaseline.load(
-            FLAGS.features_model))
+        tree = evaluation.FeaturesSystem(tree_model)
         evaluation.check_styles(performed, [tree] + [evaluation.ModelSystem(s, f"model {i}")
                                                      for i, s in enumerate(stylizers, 1)])
     except (*evaluate.BAD_INPUT, performer.StylizeError) as e:

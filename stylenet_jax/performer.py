@@ -77,11 +77,12 @@ class Stylizer:
     ``plays`` (per member, the styles it plays: ``ensemble_plays``).
     """
 
-    def __init__(self, path: str | None = None, tree: str | None = None):
+    def __init__(self, path: str | None = None, tree: Any = None):
         """Loads an inference or ensemble export (``checkpoints.export_inference``,
         ``export_ensemble``; default: the shipped model) or, for a folder, a training run's
         best (else newest) checkpoint. A hybrid model (``tree_prior``) also loads the tree
-        baseline at ``tree`` (default: the shipped one) into ``self.tree`` (else None).
+        baseline at ``tree`` (a path, default: the shipped one; or an already loaded
+        ``FeatureBaseline``, shared as it is) into ``self.tree`` (else None).
         Raises StylizeError (one line naming the file) for anything that is not a usable
         model."""
         # imported here so that `--help` and argument errors stay instant
@@ -245,17 +246,20 @@ def performed_grid(notes: midi.Notes, ticks_per_beat: int) -> tuple[np.ndarray, 
     return kept_steps_before(onset), kept_steps_before(end)
 
 
-def load_tree(path: str | None, styles: Sequence[str] = ()) -> Any:
+def load_tree(path: Any, styles: Sequence[str] = ()) -> Any:
     """The tree baseline (``feature_baseline.FeatureBaseline``) at ``path`` (default: the
-    shipped one), which must know every one of ``styles``. Raises StylizeError (one line) for
-    a bad model or a missing style."""
+    shipped one; a ``FeatureBaseline`` is taken as it is), which must know every one of
+    ``styles``. Raises StylizeError (one line) for a bad model or a missing style."""
     from stylenet_jax import feature_baseline
 
-    path = path or feature_baseline.DEFAULT_PATH
-    try:
-        model = feature_baseline.FeatureBaseline.load(path)
-    except feature_baseline.FeatureBaselineError as e:
-        raise StylizeError(smf.one_line(e)) from None
+    if isinstance(path, feature_baseline.FeatureBaseline):
+        model, path = path, "the given tree baseline"
+    else:
+        path = path or feature_baseline.DEFAULT_PATH
+        try:
+            model = feature_baseline.FeatureBaseline.load(path)
+        except feature_baseline.FeatureBaselineError as e:
+            raise StylizeError(smf.one_line(e)) from None
     missing = sorted(set(styles) - set(model.styles))
     if missing:
         raise StylizeError(f"{path}: the tree baseline has no {', '.join(missing)}, which the "

@@ -283,3 +283,19 @@ def test_a_hybrid_whose_tree_lacks_one_of_its_styles_is_refused_in_one_line(tmp_
     message = str(raised.value)
     assert "the tree baseline has no swing, which the hybrid model's heads read" in message
     assert "\n" not in message
+
+
+def test_stylizers_share_an_already_loaded_tree_and_still_check_its_styles(tmp_path):
+    from stylenet_jax import checkpoints, performer
+
+    config = hybrid_config(num_styles=2, hidden_size=8)
+    params = init_params(config, jax.random.key(0))
+    known = checkpoints.export_inference(str(tmp_path / "known.npz"), params, config,
+                                         ["classical", "jazz"])
+    unknown = checkpoints.export_inference(str(tmp_path / "unknown.npz"), params, config,
+                                           ["jazz", "swing"])
+    tree = performer.load_tree(None)
+    first, second = performer.Stylizer(known, tree=tree), performer.Stylizer(known, tree=tree)
+    assert first.tree is tree and second.tree is tree  # one load, not one per model
+    with pytest.raises(performer.StylizeError, match="the tree baseline has no swing"):
+        performer.Stylizer(unknown, tree=tree)
