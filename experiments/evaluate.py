@@ -72,7 +72,8 @@ def _define_flags() -> None:
                               "with AMOUNT (0..2) times a pianist's scatter added, as stylize "
                               "--humanize adds it (e.g. model_h75=model:0.75). Repeatable.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter file --humanize draws from "
-                        "(experiments.fit_humanize; default: the shipped model's).")
+                        "(a .json from experiments.fit_humanize or an .npz from "
+                        "experiments.train_scatter; default: the shipped model's).")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -201,12 +202,13 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
 
         scatters = humanize.load(humanize_scatter)
         scatter_file = os.path.relpath(humanize_scatter or humanize.DEFAULT_PATH)
+        scatter_kind = "a pianist's scatter" if isinstance(scatters, dict) else "a learned scatter"
     for spec in humanize_specs:
         scattered = derived_systems.parse_humanize(spec, [system.name for system in systems],
                                                    scatters, seed)
         systems.append(scattered)
         described[scattered.name] = (
-            f"{scattered.part} plus {scattered.amount:g} × a pianist's scatter (stylize "
+            f"{scattered.part} plus {scattered.amount:g} × {scatter_kind} (stylize "
             f"--humanize={scattered.amount:g}; `{scatter_file}`, seeded per performance)")
     return systems, described
 

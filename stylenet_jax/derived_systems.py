@@ -13,7 +13,7 @@ of each piece (and the piece, flattened), so no piece is performed twice.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -151,25 +151,24 @@ class HumanizeSystem:
 
     part: str
     amount: float
-    scatters: Mapping[str, object]
+    scatters: Any  # humanize.load's answer: {style: Scatter} or a LearnedScatter
     name: str
     seed: int = 0
 
     def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
-        from stylenet_jax import encoding, humanize
+        from stylenet_jax import humanize
 
-        onset, _ = encoding.quantize(performed.notes, performed.ticks_per_beat)
         scatter = humanize.for_blend(self.scatters, {performed.style: 1.0})
         rng = np.random.default_rng([self.seed, *performed.id.encode()])
-        return Performance(humanize.humanize(done[self.part].velocities,
-                                             humanize.onset_groups(onset), scatter,
-                                             self.amount, rng))
+        return Performance(humanize.draw(scatter, done[self.part].velocities, performed.notes,
+                                         performed.ticks_per_beat, performed.seconds,
+                                         self.amount, rng))
 
 
-def parse_humanize(spec: str, known: Sequence[str], scatters: Mapping[str, object],
+def parse_humanize(spec: str, known: Sequence[str], scatters: Any,
                    seed: int = 0) -> HumanizeSystem:
     """``NAME=SYSTEM:AMOUNT`` -> HumanizeSystem; SYSTEM must be in ``known`` (scored before
-    it), AMOUNT in 0..humanize.MAX_AMOUNT; ``scatters``: ``humanize.load``'s {style: Scatter}.
+    it), AMOUNT in 0..humanize.MAX_AMOUNT; ``scatters``: ``humanize.load``'s answer.
     Raises ValueError (one line) for anything else."""
     from stylenet_jax import humanize
 
@@ -178,4 +177,5 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Mapping[str, objec
         amount = humanize.check_amount(value)
     except humanize.HumanizeError as e:
         raise ValueError(f"{spec!r}: {e}") from None
-    return HumanizeSystem(part, amount, dict(scatters), name, seed)
+    return HumanizeSystem(part, amount, dict(scatters) if isinstance(scatters, Mapping)
+                          else scatters, name, seed)

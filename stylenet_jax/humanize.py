@@ -19,6 +19,10 @@ start on one 1/16 step, "chords"; a single note is a group of one), in time orde
 1: the fitted scatter); ``fit`` estimates the parts from residuals. Pure numpy (and scipy's
 linear filter, which scikit-learn brings); a draw depends only on the explicit
 ``numpy.random.Generator`` it is given.
+
+A scatter file may also be an .npz learned scatter (``stylenet_jax.learned_scatter``: a small
+network that reads the notes). ``load`` and ``for_blend`` take either kind, and ``draw`` adds
+either kind's draw to a performance.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ import dataclasses
 import json
 import math
 import os
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from stylenet_jax import dynamics
 from stylenet_jax.atomic_write import write_text_atomically
+
+if TYPE_CHECKING:
+    from stylenet_jax.learned_scatter import LearnedScatter
+    from stylenet_jax.notes import Notes
 
 FORMAT = "stylenet-humanize"
 VERSION = 1
@@ -105,9 +113,28 @@ def humanize(velocities: np.ndarray, groups: np.ndarray, scatter: Scatter, amoun
     return np.clip(dynamics.round_half_up(moved), 1, 127)
 
 
-def for_blend(scatters: Mapping[str, Scatter], blend: Mapping[str, float]) -> Scatter:
+def draw(scatter: "Scatter | LearnedScatter", velocities: np.ndarray, notes: "Notes",
+         ticks_per_beat: int, seconds: np.ndarray, amount: float, rng: np.random.Generator
+         ) -> np.ndarray:
+    """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
+    ``seconds`` float (n,)) humanized by either kind of scatter (``for_blend``'s answer):
+    ``humanize`` over the notes' onset groups, or ``LearnedScatter.humanize``."""
+    if isinstance(scatter, Scatter):
+        from stylenet_jax import encoding
+
+        onset, _ = encoding.quantize(notes, ticks_per_beat)
+        return humanize(velocities, onset_groups(onset), scatter, amount, rng)
+    return scatter.humanize(velocities, notes, ticks_per_beat, seconds, check_amount(amount),
+                            rng)
+
+
+def for_blend(scatters: "Mapping[str, Scatter] | LearnedScatter", blend: Mapping[str, float]
+              ) -> "Scatter | LearnedScatter":
     """The scatter of a blend of styles ({style: weight}, weights summing to 1): variances
-    and the slow correlation mixed by weight. Raises HumanizeError for a style with none."""
+    and the slow correlation mixed by weight (a learned scatter reads the weights). Raises
+    HumanizeError for a style with none."""
+    if not isinstance(scatters, Mapping):
+        return scatters.for_blend(blend)
     missing = [s for s in blend if s not in scatters]
     if missing:
         raise HumanizeError(f"the scatter file has no style {', '.join(missing)} (it has "
@@ -187,10 +214,15 @@ def save(path: str, scatters: Mapping[str, Scatter], made_by: str, about: Mappin
         "styles": {s: dataclasses.asdict(v) for s, v in scatters.items()}}, indent=1) + "\n")
 
 
-def load(path: str | None = None) -> dict[str, Scatter]:
+def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter":
     """{style: Scatter} from a file ``save`` wrote (default: the shipped model's,
-    ``DEFAULT_PATH``). Raises HumanizeError (one line) for a missing or malformed file."""
+    ``DEFAULT_PATH``), or, for an .npz file, a ``learned_scatter.LearnedScatter``. Raises
+    HumanizeError (one line) for a missing or malformed file."""
     path = path or DEFAULT_PATH
+    if path.lower().endswith(".npz"):
+        from stylenet_jax import learned_scatter  # JAX only for a learned scatter
+
+        return learned_scatter.load(path)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

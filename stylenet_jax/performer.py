@@ -290,8 +290,9 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
 
     Uses the stylizer's blend of style heads, or a ``baseline``; ``baseline="features"`` takes
     ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``).
-    ``scatter``, a (humanize.Scatter, amount) pair, then adds amount times a draw of that
-    scatter (``humanize.humanize``, ``numpy.random.default_rng(seed)``). The ``controls``
+    ``scatter``, a (scatter, amount) pair (``humanize.for_blend``'s answer: Gaussian or
+    learned), then adds amount times a draw of that scatter (``humanize.draw``,
+    ``numpy.random.default_rng(seed)``). The ``controls``
     (default: none) then act on those velocities and the file's own, in their fixed order
     (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
     naming the file) without writing anything. A file whose notes span more than
@@ -339,8 +340,9 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     if scatter is not None:
         from stylenet_jax import humanize  # scipy only when a scatter is asked for
 
-        velocities = humanize.humanize(velocities, humanize.onset_groups(onset), *scatter,
-                                       np.random.default_rng(seed))
+        velocities = humanize.draw(scatter[0], velocities, notes, perf.ticks_per_beat,
+                                   midi.tick_seconds(perf.midi, notes.start), scatter[1],
+                                   np.random.default_rng(seed))
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,

@@ -271,9 +271,10 @@ def _define_flags() -> None:
                        "pieces: uneven phrases, chords and voices); 0 adds none, 0.75 gives "
                        "about a pianist's spread and texture, at a cost in note accuracy "
                        "(README, Humanize). Applied before the controls below.")
-    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from (from "
-                        "`python -m experiments.fit_humanize`); default: the shipped model's, "
-                        "stylenet_jax/assets/humanize.json.")
+    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
+                        ".json of Gaussian parts (`python -m experiments.fit_humanize`) or an "
+                        ".npz learned scatter (`python -m experiments.train_scatter`); default: "
+                        "the shipped model's, stylenet_jax/assets/humanize.json.")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "

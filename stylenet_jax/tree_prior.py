@@ -188,3 +188,15 @@ def read_index(prior_dir: str) -> dict:
             or index.get("version") != VERSION or not isinstance(index.get("songs"), dict)):
         raise TreePriorError(f"{path}: not a {FORMAT} v{VERSION} index")
     return index
+
+
+def note_priors(prior_dir: str, performed: "Performed", index: Mapping | None = None
+                ) -> np.ndarray:
+    """int64 (n,): the tree's velocity of each of ``performed``'s n notes, read from its prior
+    grid at the note's onset cell (a cell two notes share holds one velocity for both). Raises
+    TreePriorError (one line) if the folder has no fitting prior for it."""
+    onset, _ = encoding.quantize(performed.notes, performed.ticks_per_beat)
+    steps = prior_grid(performed, performed.notes.velocity).shape[0]
+    grid = load_prior(prior_dir, performed.id, steps, index)
+    pitch = performed.notes.pitch.astype(np.int64) - encoding.LOWEST_KEY
+    return np.clip(grid[onset, pitch].astype(np.int64), 1, 127)

@@ -114,6 +114,18 @@ def test_priors_round_trip_through_their_folder_and_refuse_what_does_not_fit(tmp
         tree_prior.read_index(folder)
 
 
+def test_note_priors_read_each_notes_velocity_back_from_its_onset_cell(tmp_path):
+    perf = performance("jazz/a", "jazz", "a", seed=4)
+    tree_velocities = np.arange(30, 30 + 5 * len(perf.notes), 5)
+    folder = str(tmp_path / "priors")
+    tree_prior.save_priors(folder, {perf.id: tree_prior.prior_grid(perf, tree_velocities)}, {})
+    got = tree_prior.note_priors(folder, perf)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, tree_velocities)
+    with pytest.raises(tree_prior.TreePriorError, match="no tree prior for song 'pop/b'"):
+        tree_prior.note_priors(folder, performance("pop/b", "pop", "b"))
+
+
 # ----------------------------------------------------------------------------- batches
 
 

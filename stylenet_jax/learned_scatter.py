@@ -1,0 +1,232 @@
+"""A learned scatter around a deterministic performance (``stylize --humanize`` with an .npz).
+
+``stylenet_jax.humanize`` draws a pianist's scatter as three Gaussian parts (slow, chord,
+voice) that know nothing of the music: the identify-the-human classifier still picks the
+pianist over it three times in four. Here a small network draws the scatter instead. It reads,
+for each note, what the classifier reads without the velocities (``human_classifier.
+note_context``: pitch, time since the last onset, duration, chord membership and rank), the
+style, the system's velocity and its distance from its chord's mean, and four noise channels
+(one per note, one per onset group, and two AR(1) series over the groups, correlations
+``SLOW_PHIS``). A per-note layer and three dilated convolutions over the notes in time order
+turn them into a residual of at most ``MAX_RESIDUAL`` × 127 velocities. It is trained against
+the classifier (``stylenet_jax.scatter_training``, ``experiments.train_scatter``).
+
+Notes are taken in (onset tick, pitch) order, the order the classifier reads them in; a draw
+depends only on the explicit ``numpy.random.Generator`` it is given (it seeds a JAX key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from stylenet_jax import dynamics, encoding, midi
+from stylenet_jax.atomic_write import write_atomically
+
+FORMAT = "stylenet-learned-scatter"
+VERSION = 1
+DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "assets", "learned_scatter.npz")
+SLOW_PHIS = (0.8, 0.97)  # group-to-group correlations of the two slow noise channels
+NOISE_CHANNELS = 2 + len(SLOW_PHIS)  # per note, per group, the slow ones
+MAX_RESIDUAL = 0.25  # of full scale (127): the most a note moves at amount 1
+MIN_LENGTH = 16  # the shortest padded sequence (lengths are powers of two: few compiles)
+_META_KEY = "__meta__"
+
+
+def segment_mean(values: jax.Array, groups: jax.Array, mask: jax.Array) -> jax.Array:
+    """float32 (B, L): each note's mean of ``values`` (float (B, L)) over the real notes
+    (``mask`` bool (B, L)) of its onset group (``groups`` int (B, L), 0..L-1 within a row)."""
+    rows, length = values.shape
+    flat = (groups + jnp.arange(rows)[:, None] * length).ravel()
+    keep = mask.astype(values.dtype).ravel()
+    sums = jax.ops.segment_sum(values.ravel() * keep, flat, rows * length)
+    counts = jax.ops.segment_sum(keep, flat, rows * length)
+    return (sums / jnp.maximum(counts, 1.0))[flat].reshape(rows, length)
+
+
+def _ar1(white: jax.Array, phi: float) -> jax.Array:
+    """Stationary unit-variance AR(1) along the last axis from standard normal ``white``."""
+    scaled = white.at[..., 1:].multiply(jnp.sqrt(1.0 - phi ** 2))
+
+    def combine(a, b):
+        return a[0] * b[0], a[1] * b[0] + b[1]
+
+    return jax.lax.associative_scan(combine, (jnp.full_like(scaled, phi), scaled), axis=-1)[1]
+
+
+def draw_noise(key: jax.Array, groups: jax.Array) -> jax.Array:
+    """float32 (B, L, NOISE_CHANNELS) standard normal channels for notes in onset ``groups``
+    (int (B, L), in time order): per note, per group (shared by a chord), and the AR(1)
+    series over groups of ``SLOW_PHIS``."""
+    note_key, group_key = jax.random.split(key)
+    per_note = jax.random.normal(note_key, groups.shape)
+    per_group = jax.random.normal(group_key, (*groups.shape, 1 + len(SLOW_PHIS)))
+    series = [per_group[..., 0]] + [_ar1(per_group[..., 1 + i], phi)
+                                    for i, phi in enumerate(SLOW_PHIS)]
+    by_note = [jnp.take_along_axis(s, groups, axis=1) for s in series]
+    return jnp.stack([per_note, *by_note], axis=-1)
+
+
+class ScatterNet(nn.Module):
+    """(context (B, L, 5), style (B, L, S), velocity (B, L) /127, groups, mask (B, L), noise
+    (B, L, NOISE_CHANNELS)) -> float32 (B, L) residual /127, within ±MAX_RESIDUAL."""
+
+    width: int = 32
+    kernel_size: int = 5
+
+    @nn.compact
+    def __call__(self, context, style, velocity, groups, mask, noise):
+        keep = mask[..., None].astype(jnp.float32)
+        chord_offset = velocity - segment_mean(velocity, groups, mask)
+        x = jnp.concatenate([context, style, velocity[..., None], chord_offset[..., None],
+                             noise], axis=-1)
+        h = nn.relu(nn.Dense(self.width)(x)) * keep
+        for dilation in (1, 2, 4):  # residual blocks; padding stays zero
+            h = h + nn.relu(nn.Conv(self.width, (self.kernel_size,), kernel_dilation=dilation,
+                                    padding="SAME")(h)) * keep
+        return MAX_RESIDUAL * jnp.tanh(nn.Dense(1)(h)[..., 0])
+
+
+@dataclasses.dataclass(frozen=True)
+class NoteInputs:
+    """One performance's notes as the network reads them: ``order`` int64 (n,) (file order ->
+    (onset tick, pitch) order), ``context`` float32 (n, 5), ``groups`` int64 (n,) onset
+    groups 0, 1, ... in that order."""
+
+    order: np.ndarray
+    context: np.ndarray
+    groups: np.ndarray
+
+
+def note_inputs(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray) -> NoteInputs:
+    """The velocity-free inputs of ``notes`` (n notes, onsets at ``seconds`` float (n,))."""
+    from stylenet_jax import human_classifier
+
+    order = np.lexsort((notes.pitch, notes.start)).astype(np.int64)
+    ordered = notes.select(order)
+    seconds = np.asarray(seconds, np.float64)[order]
+    onset, _ = encoding.quantize(ordered, ticks_per_beat)
+    groups = np.unique(onset, return_inverse=True)[1].astype(np.int64).ravel()
+    return NoteInputs(order, human_classifier.note_context(ordered, ticks_per_beat, seconds),
+                      groups)
+
+
+def _padded_length(n: int) -> int:
+    return max(1 << max(n - 1, 1).bit_length(), MIN_LENGTH)
+
+
+@jax.jit
+def _residual(params, key, context, style, velocity, groups, mask):
+    width = params["params"]["Dense_0"]["kernel"].shape[-1]
+    return ScatterNet(width).apply(params, context, style, velocity, groups, mask,
+                                   draw_noise(key, groups))
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedScatter:
+    """A trained ``ScatterNet``: ``params``, the ``styles`` it knows (in its one-hot order),
+    ``about`` (what it was trained on), and ``weights`` (a blend's weight per style, set by
+    ``for_blend``; None until then)."""
+
+    params: Any
+    styles: tuple[str, ...]
+    about: Mapping
+    weights: tuple[float, ...] | None = None
+
+    def for_blend(self, blend: Mapping[str, float]) -> "LearnedScatter":
+        """This scatter for a blend of styles ({style: weight}); HumanizeError for a style it
+        was not trained on."""
+        from stylenet_jax.humanize import HumanizeError
+
+        missing = [s for s in blend if s not in self.styles]
+        if missing:
+            raise HumanizeError(f"the learned scatter has no style {', '.join(missing)} (it "
+                                f"has {', '.join(self.styles)})")
+        return dataclasses.replace(self, weights=tuple(float(blend.get(s, 0.0))
+                                                       for s in self.styles))
+
+    def humanize(self, velocities: np.ndarray, notes: midi.Notes, ticks_per_beat: int,
+                 seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+        """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
+        ``seconds``) plus ``amount`` times a drawn residual, rounded (halves up) and clipped
+        to 1..127. Amount 0 returns them unchanged and draws nothing."""
+        velocities = np.asarray(velocities, np.int64)
+        if amount == 0 or not velocities.size:
+            return velocities.copy()
+        if self.weights is None:
+            raise ValueError("choose the style first: LearnedScatter.for_blend")
+        inputs = note_inputs(notes, ticks_per_beat, seconds)
+        n, length = velocities.size, _padded_length(velocities.size)
+        pad = length - n
+        style = np.broadcast_to(np.asarray(self.weights, np.float32), (length, len(self.styles)))
+        residual = _residual(
+            self.params, jax.random.PRNGKey(int(rng.integers(2 ** 31))),
+            np.pad(inputs.context, ((0, pad), (0, 0)))[None], style[None],
+            np.pad(velocities[inputs.order] / 127.0, (0, pad)).astype(np.float32)[None],
+            np.pad(inputs.groups, (0, pad), constant_values=length - 1)[None],
+            (np.arange(length) < n)[None])
+        moved = np.empty(n, np.float64)
+        moved[inputs.order] = np.asarray(residual[0, :n], np.float64) * 127.0
+        return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
+
+
+def init_params(key: jax.Array, num_styles: int, width: int = 32) -> Any:
+    """Fresh ``ScatterNet`` parameters for ``num_styles`` styles."""
+    length = MIN_LENGTH
+    zeros = jnp.zeros((1, length))
+    return ScatterNet(width).init(key, jnp.zeros((1, length, 5)),
+                                  jnp.zeros((1, length, num_styles)), zeros,
+                                  jnp.zeros((1, length), jnp.int32), zeros > -1,
+                                  jnp.zeros((1, length, NOISE_CHANNELS)))
+
+
+def save(path: str, params: Any, styles: Sequence[str], made_by: str,
+         about: Mapping) -> None:
+    """Writes the parameters and what they are (atomically) as an .npz file."""
+    flat = {"/".join(k): np.asarray(v) for k, v in
+            traverse_util.flatten_dict(jax.device_get(params)).items()}
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "styles": list(styles),
+                       "made_by": made_by, "about": dict(about)})
+
+    def write(f) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **flat, **{_META_KEY: np.array(meta)})
+        f.write(buffer.getvalue())
+
+    write_atomically(path, write)
+
+
+def load(path: str | None = None) -> LearnedScatter:
+    """The scatter ``save`` wrote at ``path`` (default ``DEFAULT_PATH``); HumanizeError (one
+    line) for a missing, unreadable or foreign file."""
+    from stylenet_jax.humanize import HumanizeError
+
+    path = path or DEFAULT_PATH
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop(_META_KEY)))
+    except Exception as e:  # noqa: BLE001 - zipfile, numpy and json raise many types
+        raise HumanizeError(f"{path}: not a readable learned scatter ({type(e).__name__})"
+                            ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT \
+            or meta.get("version") != VERSION or not meta.get("styles"):
+        raise HumanizeError(f"{path}: not a {FORMAT} file of version {VERSION}")
+    params = traverse_util.unflatten_dict({tuple(k.split("/")): jnp.asarray(v)
+                                           for k, v in arrays.items()})
+    expected = jax.tree.map(np.shape, init_params(jax.random.PRNGKey(0), len(meta["styles"]),
+                                                  params["params"]["Dense_0"]["kernel"].shape[-1]
+                                                  if "params" in params else 32))
+    if jax.tree.map(np.shape, params) != expected:
+        raise HumanizeError(f"{path}: its parameters do not fit a scatter network of "
+                            f"{len(meta['styles'])} styles")
+    return LearnedScatter(params, tuple(meta["styles"]), meta.get("about", {}))

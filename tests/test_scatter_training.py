@@ -1,0 +1,157 @@
+"""Training the learned scatter against the classifier's scorer (stylenet_jax.scatter_training)
+and the command that does it (experiments.train_scatter)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylenet_jax import human_classifier as hc, learned_scatter as ls, scatter_training as st
+from stylenet_jax.notes import Notes
+from stylenet_jax.performances import Performed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TPB = 4
+
+
+def performance(song_id: str, style: str, seed: int, seconds_long: float = 25.0) -> Performed:
+    """Chords of 1-3 notes, one every 1/16 step (0.125 s), human-like velocities."""
+    rng = np.random.default_rng(seed)
+    starts, pitches = [], []
+    for step in range(int(seconds_long / 0.125)):
+        size = 1 + rng.integers(3)
+        starts += [step] * size
+        pitches += list(40 + rng.choice(40, size, replace=False))
+    start = np.asarray(starts, np.int64)
+    n = len(start)
+    notes = Notes(pitch=np.asarray(pitches, np.int16), start=start, end=start + 3,
+                  velocity=rng.integers(25, 110, n).astype(np.uint8),
+                  channel=np.zeros(n, np.uint8), track=np.zeros(n, np.int32),
+                  index=np.arange(n, dtype=np.int32))
+    return Performed(song_id, style, song_id, f"{song_id}.mid", notes, TPB, start * 0.125)
+
+
+def test_the_differentiable_features_are_the_classifiers_features():
+    perf = performance("a", "jazz", 0, 12.0)
+    data = st.excerpt_arrays([perf], [np.full(len(perf.notes), 64)], ["jazz"], max_notes=256)
+    inputs = ls.note_inputs(perf.notes, TPB, perf.seconds)
+    ordered = perf.notes.select(inputs.order)
+    seconds = perf.seconds[inputs.order]
+    for row, idx in enumerate(hc.excerpts(seconds)):
+        n = len(idx)
+        expected = hc.note_features(ordered.select(idx), TPB, seconds[idx],
+                                    ordered.velocity[idx].astype(np.int64))
+        got = np.asarray(st.classifier_features(
+            jnp.asarray(data.human[row:row + 1]), jnp.asarray(data.context[row:row + 1]),
+            jnp.asarray(data.groups[row:row + 1]), jnp.asarray(data.mask[row:row + 1])))[0]
+        np.testing.assert_allclose(got[:n], expected[:256], atol=1e-6)
+        assert not got[n:].any()  # padding is zeros, as the classifier pads
+
+
+def test_excerpts_carry_style_system_human_and_groups_from_zero():
+    perfs = [performance("a", "jazz", 1), performance("b", "pop", 2)]
+    system = [np.full(len(p.notes), 50 + 10 * i) for i, p in enumerate(perfs)]
+    data = st.excerpt_arrays(perfs, system, ["classical", "jazz", "pop"], max_notes=64)
+    count = data.mask.shape[0]
+    assert data.context.shape == (count, 64, 5) and data.style.shape == (count, 3)
+    assert set(map(tuple, data.style)) == {(0, 1, 0), (0, 0, 1)}
+    jazz = data.style[:, 1] == 1
+    np.testing.assert_allclose(data.system[jazz][data.mask[jazz]], 50 / 127)
+    np.testing.assert_allclose(data.system[~jazz][data.mask[~jazz]], 60 / 127)
+    assert (data.groups[:, 0] == 0).all()
+    assert data.mask.sum(1).max() == 64  # ten-second windows of ~160 notes, truncated
+    assert ((data.human[data.mask] * 127).round() >= 25).all()
+    with pytest.raises(ValueError, match="'pop' is not one of"):
+        st.excerpt_arrays(perfs, system, ["jazz"], max_notes=64)
+
+
+def test_rounding_is_whole_velocities_forward_and_the_identity_backward():
+    v = jnp.asarray([0.3, 0.5001, 2.0, -1.0]) / 127
+    np.testing.assert_allclose(np.asarray(st._rounded(v)) * 127, [1, 1, 2, 1], atol=1e-5)
+    grad = jax.grad(lambda x: st._rounded(x).sum())(v)
+    np.testing.assert_allclose(np.asarray(grad), 1.0)
+
+
+def test_balanced_draws_give_each_style_an_equal_share():
+    style = np.eye(3, dtype=np.float32)[[0] * 6 + [1] * 3 + [2]]
+    plain, balanced = st.draw_weights(style, False), st.draw_weights(style, True)
+    np.testing.assert_allclose(plain, 0.1)
+    np.testing.assert_allclose(style.T @ balanced, [1 / 3] * 3, rtol=1e-6)
+    assert balanced.dtype == np.float32 and abs(balanced.sum() - 1) < 1e-6
+
+
+def test_training_moves_the_network_reproducibly():
+    perfs = [performance(f"p{i}", "jazz" if i % 2 else "pop", i) for i in range(4)]
+    data = st.excerpt_arrays(perfs, [np.full(len(p.notes), 64) for p in perfs],
+                             ["jazz", "pop"], max_notes=64)
+    settings = st.Settings(batch_size=4, width=8, scorer_width=8)
+    lines = []
+    params, losses = st.train(data, steps=6, seed=0, settings=settings, progress=lines.append,
+                              report_every=3)
+    again, _ = st.train(data, steps=6, seed=0, settings=settings)
+    assert losses.shape == (6, 2) and np.isfinite(losses).all()
+    assert len(lines) == 2 and lines[-1].startswith("step 6/6: scorer loss ")
+    fresh = ls.init_params(jax.random.split(jax.random.PRNGKey(0), 3)[0], 2, 8)
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), params,
+                                         fresh))
+    assert max(moved) > 0
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "experiments.train_scatter", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    for args, words in ((["--prior_dir=x"], "give --data_dir and --prior_dir"),
+                        (["--data_dir=x", "--prior_dir=y", "--split=test"], "--split test"),
+                        (["--data_dir=x", "--prior_dir=y", "--out=a.json"], "an .npz file"),
+                        ([f"--data_dir={tmp_path}", "--prior_dir=y"], str(tmp_path))):
+        done = run(*args)
+        assert done.returncode == 2 and done.stderr.startswith("error: ")
+        assert words in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
+    """A built synthetic corpus, its tree priors, a few training steps, then the file in use:
+    six processes, about 45 s on 2 cores, hence slow (CI runs it)."""
+    from data_prep import build, synthetic
+
+    midi_dir, data_dir = str(tmp_path / "midi"), str(tmp_path / "data")
+    synthetic.write_synthetic_corpus(midi_dir, styles=("classical", "jazz"), songs_per_style=6,
+                                     steps=300, seed=0)
+    build.build_dataset(midi_dir, data_dir, validation_fraction=0.2, test_fraction=0.3,
+                        workers=1, log=lambda *_: None)
+
+    def run(module, *args):
+        done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    priors, out = str(tmp_path / "priors"), str(tmp_path / "learned.npz")
+    run("experiments.tree_prior", f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2")
+    done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
+               "--steps=3", f"--out={out}", "--noprogress")
+    assert done.stdout.startswith(f"wrote {os.path.relpath(out, ROOT)}: 3 steps on ")
+    scatter = ls.load(out)
+    assert scatter.styles == ("classical", "jazz") and scatter.about["steps"] == 3
+    source = sorted((tmp_path / "midi" / "jazz").iterdir())[0]
+    files = [str(tmp_path / f"{k}.mid") for k in "abc"]
+    for target, seed in zip(files, (1, 1, 2)):
+        run("stylenet_jax.stylize", str(source), "-o", target, "--style=jazz",
+            "--humanize=1", f"--seed={seed}", f"--humanize_scatter={out}")
+    a, b, c = (open(f, "rb").read() for f in files)
+    assert a == b and a != c  # seeded draws from the learned scatter
+    report = str(tmp_path / "report.md")
+    run("experiments.evaluate", f"--data_dir={data_dir}", "--split=validation",
+        "--humanize=model_learned=model:1", f"--humanize_scatter={out}", f"--out={report}",
+        "--noprogress", "--noclassifier", "--resamples=20")
+    text = open(report).read()
+    assert "`model_learned`: model plus 1 × a learned scatter" in text
