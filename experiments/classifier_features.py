@@ -100,8 +100,8 @@ def _define_flags() -> None:
                       + ", ".join(evaluation.BASELINES) + " (empty: none).")
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also a widened system, as in "
                               "experiments.evaluate --contrast. Repeatable.")
-    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also a system with a "
-                              "pianist's scatter added, as in experiments.evaluate --humanize. "
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also a system "
+                              "with a scatter added, as in experiments.evaluate --humanize. "
                               "Repeatable.")
     define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")

@@ -68,9 +68,11 @@ def _define_flags() -> None:
                               "performance's mean is the first's (its dynamics within the "
                               "piece at the other's overall level), e.g. "
                               "tree_level=features:model. Repeatable; scored last.")
-    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also score that system "
-                              "with AMOUNT (0..2) times a pianist's scatter added, as stylize "
-                              "--humanize adds it (e.g. model_h75=model:0.75). Repeatable.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also score that "
+                              "system with AMOUNT (0..2) times a scatter added, as stylize "
+                              "--humanize adds it, drawn from FILE (default: "
+                              "--humanize_scatter), e.g. model_h100=model:1 or model_g75=model:"
+                              "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter file --humanize draws from "
                         "(a .json from experiments.fit_humanize or an .npz from "
                         "experiments.train_scatter; default: the shipped model's).")
@@ -133,8 +135,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
     NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``); ``humanize_specs``:
-    NAME=SYSTEM:AMOUNT (``derived_systems.parse_humanize``, drawing from ``humanize_scatter``,
-    default the shipped one, seeded by ``seed``), scored last. Raises ValueError (one line) for
+    NAME=SYSTEM:AMOUNT[@FILE] (``derived_systems.parse_humanize``, drawing from FILE, else
+    ``humanize_scatter``, else the shipped one, seeded by ``seed``), scored last. Raises ValueError (one line) for
     a bad spec, an unknown baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
@@ -197,19 +199,22 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
                                  "in each performance (the level of one, the shape of the "
                                  "other)")
-    if humanize_specs:
+    loaded: dict[str, object] = {}  # scatter file -> humanize.load's answer
+    for spec in humanize_specs:
         from stylenet_jax import humanize
 
-        scatters = humanize.load(humanize_scatter)
-        scatter_file = os.path.relpath(humanize_scatter or humanize.DEFAULT_PATH)
-        scatter_kind = "a pianist's scatter" if isinstance(scatters, dict) else "a learned scatter"
-    for spec in humanize_specs:
+        spec, _, path = spec.partition("@")
+        path = path or humanize_scatter or humanize.DEFAULT_PATH
+        if path not in loaded:
+            loaded[path] = humanize.load(path)
         scattered = derived_systems.parse_humanize(spec, [system.name for system in systems],
-                                                   scatters, seed)
+                                                   loaded[path], seed)
         systems.append(scattered)
+        kind = "a pianist's scatter" if isinstance(loaded[path], dict) else "a learned scatter"
         described[scattered.name] = (
-            f"{scattered.part} plus {scattered.amount:g} × {scatter_kind} (stylize "
-            f"--humanize={scattered.amount:g}; `{scatter_file}`, seeded per performance)")
+            f"{scattered.part} plus {scattered.amount:g} × {kind} (stylize "
+            f"--humanize={scattered.amount:g}; `{os.path.relpath(path)}`, seeded per "
+            "performance)")
     return systems, described
 
 

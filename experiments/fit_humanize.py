@@ -1,12 +1,13 @@
-r"""Fit the scatter that ``stylize --humanize`` adds, from a model's misses on unseen pieces.
+r"""Fit the Gaussian scatter ``stylize --humanize`` can add, from a model's misses on unseen pieces.
 
     python -m experiments.fit_humanize --data_dir=runs/data/heldout_quarter --split=validation
 
 Every performance of ``--split`` (pieces the model never trained on) is flattened and performed
 by the model as ``experiments.evaluate`` performs it; the residuals (pianist minus model) of
 each style are fitted by ``stylenet_jax.humanize.fit`` and written to ``--out`` (JSON; the
-default is the file ``stylize`` reads). Fit on validation, never on the test split the reports
-score. Bad input: one line on stderr, exit status 2.
+default is the shipped Gaussian scatter, which ``stylize --humanize_scatter`` can name; the
+default scatter is the learned one, ``experiments.train_scatter``). Fit on validation, never on
+the test split the reports score. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _define_flags() -> None:
     evaluate.define_features_model_flag()
     flags.DEFINE_integer("max_lag", humanize.MAX_LAG, "Onset groups over which the slow "
                          "part's correlation is fitted.", lower_bound=1)
-    flags.DEFINE_string("out", humanize.DEFAULT_PATH, "JSON file to write.")
+    flags.DEFINE_string("out", humanize.GAUSSIAN_PATH, "JSON file to write (default: the "
+                        "shipped Gaussian scatter, stylenet_jax/assets/humanize.json).")
     flags.DEFINE_bool("progress", True, "Print a line per performance.")
 
 

@@ -2,7 +2,7 @@ r"""Make a listening test kit: can people tell the pianist from StyleNet (the pa
 
     python -m experiments.listening_test --data_dir=DATASET --out=KIT         # its test split
     python -m experiments.listening_test --midi_dir=FOLDER --out=KIT          # any performances
-    python -m experiments.listening_test --data_dir=DATASET --out=KIT --humanize=h75=model:0.75
+    python -m experiments.listening_test --data_dir=DATASET --out=KIT --humanize=h100=model:1
     python -m experiments.listening_score --kit=KIT answers-*.csv             # score the answers
 
 Picks ``--excerpts`` 10-second excerpts of human performances (styles in turn, a different
@@ -56,9 +56,10 @@ def _define_flags() -> None:
     evaluate.define_features_model_flag()
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also put that system widened "
                               "as stylize --contrast C widens it against the pianist.")
-    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT: also put that system with "
-                              "a pianist's scatter added (stylize --humanize AMOUNT, drawn "
-                              "from --seed) against the pianist, e.g. model_h75=model:0.75.")
+    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also put that "
+                              "system with a scatter added (stylize --humanize AMOUNT, drawn "
+                              "from --seed; FILE as in experiments.evaluate) against the "
+                              "pianist, e.g. model_h100=model:1.")
     flags.DEFINE_integer("excerpts", 20, "How many excerpts; each gives one pair per system.")
     flags.DEFINE_float("excerpt_seconds", 10.0, "Length of an excerpt (the paper: 10).")
     flags.DEFINE_integer("min_notes", 12, "Fewest notes an excerpt may hold.")

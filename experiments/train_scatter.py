@@ -37,17 +37,18 @@ def _define_flags() -> None:
                         "folder recorded when it was built).")
     flags.DEFINE_string("prior_dir", None, "The tree priors of --data_dir "
                         "(python -m experiments.tree_prior): the system that is scattered.")
-    flags.DEFINE_integer("steps", 3000, "Training rounds (two scorer steps and one network "
+    flags.DEFINE_integer("steps", scatter_training.DEFAULT_STEPS, "Training rounds (two scorer steps and one network "
                          "step each).", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "PRNG seed of the initial weights, batches and noise.",
                          lower_bound=0)
     flags.DEFINE_integer("max_notes", 512, "Notes per 10-second excerpt (longer ones keep "
                          "their first notes).", lower_bound=16)
-    flags.DEFINE_float("accuracy_weight", 0.0, "Also charge the network this much per "
-                       "velocity unit of mean distance from the pianist (0: realism alone).",
-                       lower_bound=0.0)
-    flags.DEFINE_bool("balance_styles", False, "Draw each style's excerpts equally often "
-                      "(else each excerpt equally often: mostly classical).")
+    flags.DEFINE_float("accuracy_weight", scatter_training.Settings().accuracy_weight,
+                       "Also charge the network this much per velocity unit of mean distance "
+                       "from the pianist (0: realism alone).", lower_bound=0.0)
+    flags.DEFINE_bool("balance_styles", scatter_training.Settings().balance_styles,
+                      "Draw each style's excerpts equally often (else each excerpt equally "
+                      "often: mostly classical).")
     flags.DEFINE_string("out", learned_scatter.DEFAULT_PATH, "The .npz file to write.")
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
@@ -79,7 +80,8 @@ def main(argv: Sequence[str]) -> None:
                                          balance_styles=FLAGS.balance_styles)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
-    about = {"data": data, "system": f"the tree's out-of-fold velocities, `{FLAGS.prior_dir}`",
+    about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
+             "system": f"the tree's out-of-fold velocities, `{FLAGS.prior_dir}`",
              "performances": len(performed), "excerpts": int(excerpts.mask.shape[0]),
              "steps": FLAGS.steps, "seed": FLAGS.seed,
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,

@@ -44,7 +44,10 @@ if TYPE_CHECKING:
 
 FORMAT = "stylenet-humanize"
 VERSION = 1
-DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "assets", "humanize.json")
+ASSETS = os.path.join(os.path.dirname(__file__), "assets")
+GAUSSIAN_PATH = os.path.join(ASSETS, "humanize.json")  # experiments.fit_humanize writes it
+LEARNED_PATH = os.path.join(ASSETS, "learned_scatter.npz")  # experiments.train_scatter's
+DEFAULT_PATH = LEARNED_PATH  # what --humanize draws from unless told otherwise
 MAX_AMOUNT = 2.0  # twice the fitted scatter: already far wider than a pianist
 MAX_LAG = 64  # groups over which the slow part's correlation is fitted
 MIN_GROUPS_PAST_LAG = 10  # a performance's correlation at lag L needs L + this many groups
@@ -215,9 +218,9 @@ def save(path: str, scatters: Mapping[str, Scatter], made_by: str, about: Mappin
 
 
 def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter":
-    """{style: Scatter} from a file ``save`` wrote (default: the shipped model's,
-    ``DEFAULT_PATH``), or, for an .npz file, a ``learned_scatter.LearnedScatter``. Raises
-    HumanizeError (one line) for a missing or malformed file."""
+    """{style: Scatter} from a .json file ``save`` wrote, or, for an .npz file, a
+    ``learned_scatter.LearnedScatter`` (default: ``DEFAULT_PATH``, the shipped learned
+    scatter). Raises HumanizeError (one line) for a missing or malformed file."""
     path = path or DEFAULT_PATH
     if path.lower().endswith(".npz"):
         from stylenet_jax import learned_scatter  # JAX only for a learned scatter

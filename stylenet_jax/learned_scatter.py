@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -31,10 +30,11 @@ from flax import traverse_util
 
 from stylenet_jax import dynamics, encoding, midi
 from stylenet_jax.atomic_write import write_atomically
+from stylenet_jax.humanize import LEARNED_PATH
 
 FORMAT = "stylenet-learned-scatter"
 VERSION = 1
-DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "assets", "learned_scatter.npz")
+DEFAULT_PATH = LEARNED_PATH  # the shipped one, what stylize --humanize draws from
 SLOW_PHIS = (0.8, 0.97)  # group-to-group correlations of the two slow noise channels
 NOISE_CHANNELS = 2 + len(SLOW_PHIS)  # per note, per group, the slow ones
 MAX_RESIDUAL = 0.25  # of full scale (127): the most a note moves at amount 1
@@ -223,10 +223,13 @@ def load(path: str | None = None) -> LearnedScatter:
         raise HumanizeError(f"{path}: not a {FORMAT} file of version {VERSION}")
     params = traverse_util.unflatten_dict({tuple(k.split("/")): jnp.asarray(v)
                                            for k, v in arrays.items()})
-    expected = jax.tree.map(np.shape, init_params(jax.random.PRNGKey(0), len(meta["styles"]),
-                                                  params["params"]["Dense_0"]["kernel"].shape[-1]
-                                                  if "params" in params else 32))
-    if jax.tree.map(np.shape, params) != expected:
+    try:  # the width is the first layer's; every other shape follows from it and the styles
+        width = int(params["params"]["Dense_0"]["kernel"].shape[-1])
+        fresh = init_params(jax.random.PRNGKey(0), len(meta["styles"]), width)
+        fits = jax.tree.map(np.shape, params) == jax.tree.map(np.shape, fresh)
+    except (KeyError, TypeError, IndexError):
+        fits = False
+    if not fits:
         raise HumanizeError(f"{path}: its parameters do not fit a scatter network of "
                             f"{len(meta['styles'])} styles")
     return LearnedScatter(params, tuple(meta["styles"]), meta.get("about", {}))

@@ -105,15 +105,20 @@ def _rounded(velocity: jax.Array) -> jax.Array:
     return velocity + jax.lax.stop_gradient(whole - velocity)
 
 
+DEFAULT_STEPS = 5000  # the shipped scatter's: past about 2000 the classifier moves little
+
+
 class Settings(NamedTuple):
+    """The game's settings; the defaults are the shipped scatter's recipe."""
+
     batch_size: int = 32
     width: int = 32
     scorer_width: int = 24
     scorer_learning_rate: float = 2e-3
     learning_rate: float = 2e-4
     scorer_steps: int = 2
-    accuracy_weight: float = 0.0  # × mean |drawn - pianist| in velocity units, on the network
-    balance_styles: bool = False  # draw each style's excerpts equally often
+    accuracy_weight: float = 0.05  # × mean |drawn - pianist| in velocity units, on the network
+    balance_styles: bool = True  # draw each style's excerpts equally often
 
 
 @functools.partial(jax.jit, static_argnames=("settings",))

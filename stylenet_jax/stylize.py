@@ -5,7 +5,7 @@ r"""Perform MIDI files: give the piano notes velocities from a StyleNet style he
     python -m stylenet_jax.stylize IN_FOLDER -o OUT_FOLDER --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --baseline features --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --contrast 1.5
-    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --humanize 0.75 --seed 2
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --humanize 1 --seed 2
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --strength 0.5
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --velocity_range 40,100
@@ -28,11 +28,13 @@ of the grid before predicting (which changes no velocity; see ``performer.perfor
 what a file costs follows its notes, not the silence between them.
 
 --humanize A adds A times a pianist's scatter around the model's velocities (0, the default:
-none; ``stylenet_jax.humanize``): phrases a little louder or softer than the model expects,
-chords and the notes within them uneven, as a pianist plays them. Each --seed draws another
-performance; the same seed gives the same file. It widens the dynamics to about a pianist's
-at 0.75 and makes them much harder to tell from a pianist's, at a cost in note accuracy
-against any one pianist (README, "Humanize").
+none): phrases a little louder or softer than the model expects, chords and the notes within
+them uneven, as a pianist plays them. The shipped scatter is learned (``stylenet_jax.
+learned_scatter``: a small network that reads the notes, trained against the identify-the-
+human classifier); --humanize_scatter names another, such as the Gaussian one
+(``stylenet_jax.humanize``). Each --seed draws another performance; the same seed gives the
+same file. At 1 it widens the dynamics to about a pianist's and makes them much harder to tell
+from a pianist's, at a cost in note accuracy against any one pianist (README, "Humanize").
 
 The musician's controls act on the new velocities before writing, in this order: --contrast
 (every note's distance from the performance's mean level times C: wider or narrower dynamics),
@@ -267,14 +269,15 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random and of --humanize's draw (0 "
                          "or more): another seed, another performance.")
     flags.DEFINE_float("humanize", 0.0, "0..2: add this much of a pianist's scatter around "
-                       "the model's velocities (fitted on the shipped model's misses on unseen "
-                       "pieces: uneven phrases, chords and voices); 0 adds none, 0.75 gives "
-                       "about a pianist's spread and texture, at a cost in note accuracy "
-                       "(README, Humanize). Applied before the controls below.")
+                       "the model's velocities (uneven phrases, chords and voices, drawn by a "
+                       "network trained against the identify-the-human classifier); 0 adds "
+                       "none, 1 gives about a pianist's spread and texture, at a cost in note "
+                       "accuracy (README, Humanize). Applied before the controls below.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
                         ".json of Gaussian parts (`python -m experiments.fit_humanize`) or an "
                         ".npz learned scatter (`python -m experiments.train_scatter`); default: "
-                        "the shipped model's, stylenet_jax/assets/humanize.json.")
+                        "the shipped learned one, stylenet_jax/assets/learned_scatter.npz (the Gaussian "
+                        "one: stylenet_jax/assets/humanize.json).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "

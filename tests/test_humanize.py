@@ -123,8 +123,8 @@ def test_the_file_round_trips_and_a_bad_one_is_one_line(tmp_path):
         humanize.load(str(tmp_path / "missing.json"))
 
 
-def test_the_shipped_scatter_covers_the_shipped_styles():
-    shipped = humanize.load()
+def test_the_shipped_gaussian_scatter_covers_the_shipped_styles():
+    shipped = humanize.load(humanize.GAUSSIAN_PATH)
     assert sorted(shipped) == ["classical", "jazz", "pop"]
     for scatter in shipped.values():
         assert 0 < scatter.slow_phi < 1 and min(scatter.slow_sd, scatter.chord_sd,
@@ -136,23 +136,33 @@ def model_path(tmp_path_factory):
     return export_tiny_model(str(tmp_path_factory.mktemp("model") / "model.npz"))
 
 
-def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path):
+@pytest.mark.parametrize("scatter_file", [None, humanize.GAUSSIAN_PATH])
+def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path,
+                                                                      scatter_file):
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
     plain = cli(source, "--style=jazz", f"--checkpoint={model_path}")
     assert plain.returncode == 0, plain.stderr
     model = np.array(piano_velocities(str(tmp_path / "in.jazz.mid")))
+    chosen = [f"--humanize_scatter={scatter_file}"] if scatter_file else []
     done = cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize=0.75",
-               "--seed=2", "--contrast=1.5")
+               "--seed=2", "--contrast=1.5", *chosen)
     assert done.returncode == 0, done.stderr
     target = str(tmp_path / "in.jazz-humanize75-seed2-contrast150.mid")
     assert "style jazz, humanize 0.75 seed 2, contrast 1.5" in done.stdout
     assert_only_piano_velocities_changed(source, target)
-    notes = midi.load_performance(source).notes
-    notes = notes.select(encoding.in_piano_range(notes))
-    onset, _ = encoding.quantize(notes, midi.load_performance(source).ticks_per_beat)
-    scatter = humanize.load()["jazz"]
-    drawn = humanize.humanize(model, humanize.onset_groups(onset), scatter, 0.75,
-                              np.random.default_rng(2))
+    performance = midi.load_performance(source)
+    notes = performance.notes.select(encoding.in_piano_range(performance.notes))
+    if scatter_file:  # the Gaussian parts over the notes' onset groups
+        onset, _ = encoding.quantize(notes, performance.ticks_per_beat)
+        drawn = humanize.humanize(model, humanize.onset_groups(onset),
+                                  humanize.load(scatter_file)["jazz"], 0.75,
+                                  np.random.default_rng(2))
+    else:  # the shipped default: the learned scatter, reading the notes
+        scatter = humanize.load()
+        assert scatter.__class__.__name__ == "LearnedScatter"
+        drawn = scatter.for_blend({"jazz": 1.0}).humanize(
+            model, notes, performance.ticks_per_beat,
+            midi.tick_seconds(performance.midi, notes.start), 0.75, np.random.default_rng(2))
     from stylenet_jax import dynamics
 
     np.testing.assert_array_equal(piano_velocities(target), dynamics.widen(drawn, 1.5))
@@ -184,7 +194,7 @@ def test_an_evaluated_humanize_system_draws_per_performance(tmp_path):
     stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
                                       {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
     part = evaluation.PerPitchSystem(stats)
-    scatters = humanize.load()
+    scatters = humanize.load(humanize.GAUSSIAN_PATH)
     spec = derived_systems.parse_humanize("h=per_pitch:0.5", [part.name], scatters, seed=7)
     assert (spec.part, spec.amount, spec.name, spec.seed) == ("per_pitch", 0.5, "h", 7)
     result = evaluation.evaluate(found, [part, spec])

@@ -137,3 +137,28 @@ def test_humanize_draw_still_gives_the_gaussian_scatter_its_groups():
                                  np.random.default_rng(7))
     got = humanize.draw(scatter, velocities, notes, TPB, seconds, 0.75, np.random.default_rng(7))
     np.testing.assert_array_equal(got, expected)
+
+
+def test_the_shipped_default_is_a_learned_scatter_of_the_shipped_styles():
+    shipped = humanize.load()
+    assert isinstance(shipped, ls.LearnedScatter) and shipped.styles == STYLES
+    assert shipped.about["steps"] > 0 and "train" in shipped.about["data"]
+
+
+def test_evaluate_draws_each_humanize_spec_from_its_own_file(tmp_path):
+    from experiments import evaluate
+    from performer_factory import export_tiny_model
+
+    model = export_tiny_model(str(tmp_path / "model.npz"))
+    systems, described = evaluate.build_systems(
+        [f"model={model}"], [],
+        humanize_specs=[f"g=model:0.75@{humanize.GAUSSIAN_PATH}", "l=model:1"])
+    by_name = {s.name: s for s in systems}
+    assert isinstance(by_name["g"].scatters, dict) and by_name["g"].amount == 0.75
+    assert isinstance(by_name["l"].scatters, ls.LearnedScatter) and by_name["l"].amount == 1
+    assert "0.75 × a pianist's scatter" in described["g"] and "humanize.json" in described["g"]
+    assert "1 × a learned scatter" in described["l"]
+    assert "learned_scatter.npz" in described["l"]
+    with pytest.raises(humanize.HumanizeError, match="not a readable learned scatter"):
+        evaluate.build_systems([f"model={model}"], [],
+                               humanize_specs=[f"x=model:1@{tmp_path / 'none.npz'}"])
