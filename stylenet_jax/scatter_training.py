@@ -5,7 +5,8 @@ A generative adversarial game on 10-second excerpts of human performances: the s
 tell the pianist's velocities from the system's plus a drawn residual, and the network learns
 to draw residuals it cannot tell apart. Two scorer steps per network step keep the scorer
 ahead. Velocities are rounded to whole numbers on the way to the scorer (straight through), so
-it cannot learn fractions no MIDI file has.
+it cannot learn fractions no MIDI file has. The shipped recipe (``Settings``' defaults) also
+charges the network for its distance from the pianist and draws each style equally often.
 
 Pipeline: ``excerpt_arrays`` (performances + a system's velocities -> padded arrays, static
 shapes) -> ``train`` (jitted steps, explicit PRNG keys) -> ``learned_scatter.save``.
@@ -142,8 +143,7 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
                              batch.mask, noise)
         return _rounded(jnp.clip(batch.system + residual, 1 / 127, 1.0))
 
-    def played(params, velocity=None):
-        velocity = drawn(params) if velocity is None else velocity
+    def played(velocity):
         return classifier_features(velocity, batch.context, batch.groups, batch.mask)
 
     def scorer_loss(params, system):
@@ -151,7 +151,7 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
                                                                          batch.mask)
         return -jnp.mean(jax.nn.log_sigmoid(margin))
 
-    system = jax.lax.stop_gradient(played(net_params))
+    system = jax.lax.stop_gradient(played(drawn(net_params)))
     scorer_optimizer = optax.adam(settings.scorer_learning_rate)
     for _ in range(settings.scorer_steps):
         loss_d, grads = jax.value_and_grad(scorer_loss)(scorer_params, system)
@@ -160,7 +160,7 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
 
     def net_loss(params):  # the scorer should rank the drawn performance above the human's
         velocity = drawn(params)
-        margin = (scorer.apply(scorer_params, played(params, velocity), batch.mask)
+        margin = (scorer.apply(scorer_params, played(velocity), batch.mask)
                   - scorer.apply(scorer_params, human, batch.mask))
         keep = batch.mask.astype(jnp.float32)
         error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
