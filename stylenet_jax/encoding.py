@@ -143,17 +143,12 @@ def grid_steps(notes: Notes, ticks_per_beat: int) -> int:
     return int(quantize(notes, ticks_per_beat)[1].max()) if len(notes) else 0
 
 
-def grid_steps(end: np.ndarray) -> int:
-    """T, the rows of the grid of notes ending at steps ``end`` (int (n,)): the last end."""
-    return int(np.max(end)) if len(end) else 0
-
-
 def encode_steps(onset: np.ndarray, end: np.ndarray, pitch: np.ndarray,
                  velocity: np.ndarray) -> Encoding:
     """``encode`` of notes given as grid steps: onset, end int (n,) with end > onset >= 0,
     pitch 21..108, velocity 0..127. Costs O(n log n + T * 88) however long the notes are."""
     onset, end = np.asarray(onset, np.int64), np.asarray(end, np.int64)
-    steps = grid_steps(end)
+    steps = int(end.max()) if len(onset) else 0
     key = np.asarray(pitch).astype(np.int64) - LOWEST_KEY
     velocity = np.asarray(velocity).astype(np.uint8)
     sustained = _loudest_cover(onset, end, key, velocity, steps)

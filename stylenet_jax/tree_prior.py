@@ -195,7 +195,8 @@ def note_priors(prior_dir: str, performed: "Performed", index: Mapping | None = 
     """int64 (n,): the tree's velocity of each of ``performed``'s n notes, read from its prior
     grid at the note's onset cell (a cell two notes share holds one velocity for both). Raises
     TreePriorError (one line) if the folder has no fitting prior for it."""
-    onset, end = encoding.quantize(performed.notes, performed.ticks_per_beat)
-    grid = load_prior(prior_dir, performed.id, encoding.grid_steps(end), index)
+    onset, _ = encoding.quantize(performed.notes, performed.ticks_per_beat)
+    steps = encoding.grid_steps(performed.notes, performed.ticks_per_beat)
+    grid = load_prior(prior_dir, performed.id, steps, index)
     pitch = performed.notes.pitch.astype(np.int64) - encoding.LOWEST_KEY
     return np.clip(grid[onset, pitch].astype(np.int64), 1, 127)
