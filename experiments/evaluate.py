@@ -136,8 +136,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
     NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``); ``humanize_specs``:
     NAME=SYSTEM:AMOUNT[@FILE] (``derived_systems.parse_humanize``, drawing from FILE, else
-    ``humanize_scatter``, else the shipped one, seeded by ``seed``), scored last. Raises ValueError (one line) for
-    a bad spec, an unknown baseline or an unreadable scatter file.
+    ``humanize_scatter``, else the shipped one, seeded by ``seed``), scored last. Raises
+    ValueError (one line) for a bad spec, an unknown baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
 

@@ -37,8 +37,8 @@ def _define_flags() -> None:
                         "folder recorded when it was built).")
     flags.DEFINE_string("prior_dir", None, "The tree priors of --data_dir "
                         "(python -m experiments.tree_prior): the system that is scattered.")
-    flags.DEFINE_integer("steps", scatter_training.DEFAULT_STEPS, "Training rounds (two scorer steps and one network "
-                         "step each).", lower_bound=1)
+    flags.DEFINE_integer("steps", scatter_training.DEFAULT_STEPS, "Training rounds (two "
+                         "scorer steps and one network step each).", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "PRNG seed of the initial weights, batches and noise.",
                          lower_bound=0)
     flags.DEFINE_integer("max_notes", 512, "Notes per 10-second excerpt (longer ones keep "

@@ -324,15 +324,14 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     reason = encoding.too_long(int(end.max()), "steps (silences left out)")
     if reason:
         raise StylizeError(f"{name}: {reason}")
+    seconds = midi.tick_seconds(perf.midi, notes.start)  # the tree, model and scatter read them
     if baseline == "features":
         model, style = features
-        seconds = midi.tick_seconds(perf.midi, notes.start)
         velocities = model.predict(notes, perf.ticks_per_beat, style, seconds)
     elif baseline:
         velocities = baseline_velocities(baseline, len(notes), seed=seed, velocity=velocity)
     else:
         inputs = encoding.encode_steps(onset, end, notes.pitch, notes.velocity).inputs
-        seconds = midi.tick_seconds(perf.midi, notes.start)
         tempo_now = tempo.piece_seconds_per_beat(notes, perf.ticks_per_beat, seconds)
         priors = stylizer.tree_priors(notes, perf.ticks_per_beat, seconds, blend, onset, end)
         predicted = stylizer.predict(inputs, blend, tempo_now, priors)
@@ -340,9 +339,8 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     if scatter is not None:
         from stylenet_jax import humanize  # scipy only when a scatter is asked for
 
-        velocities = humanize.draw(scatter[0], velocities, notes, perf.ticks_per_beat,
-                                   midi.tick_seconds(perf.midi, notes.start), scatter[1],
-                                   np.random.default_rng(seed))
+        velocities = humanize.draw(scatter[0], velocities, notes, perf.ticks_per_beat, seconds,
+                                   scatter[1], np.random.default_rng(seed))
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,

@@ -29,8 +29,9 @@ from stylenet_jax.performances import Performed
 
 
 class Excerpts(NamedTuple):
-    """P excerpts padded to L notes: context float32 (P, L, 5), style float32 (P, S) one-hot, system and human float32 (P, L) velocity/127, groups int32 (P, L) onset groups
-    from 0 in each excerpt, mask bool (P, L) real notes."""
+    """P excerpts padded to L notes: context float32 (P, L, 5), style float32 (P, S) one-hot,
+    system and human float32 (P, L) velocity/127, groups int32 (P, L) onset groups from 0 in
+    each excerpt, mask bool (P, L) real notes."""
 
     context: np.ndarray
     style: np.ndarray

@@ -276,8 +276,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
                         ".json of Gaussian parts (`python -m experiments.fit_humanize`) or an "
                         ".npz learned scatter (`python -m experiments.train_scatter`); default: "
-                        "the shipped learned one, stylenet_jax/assets/learned_scatter.npz (the Gaussian "
-                        "one: stylenet_jax/assets/humanize.json).")
+                        "the shipped learned one, stylenet_jax/assets/learned_scatter.npz "
+                        "(the Gaussian one: stylenet_jax/assets/humanize.json).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "
