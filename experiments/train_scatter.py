@@ -49,6 +49,14 @@ def _define_flags() -> None:
     flags.DEFINE_bool("balance_styles", scatter_training.Settings().balance_styles,
                       "Draw each style's excerpts equally often (else each excerpt equally "
                       "often: mostly classical).")
+    flags.DEFINE_float("ema_decay", scatter_training.Settings().ema_decay, "Above 0: write an "
+                       "exponential moving average of the network's weights with this decay "
+                       "per step (0: the last step's weights).", lower_bound=0.0,
+                       upper_bound=0.9999)
+    flags.DEFINE_integer("scorer_reset_every", scatter_training.Settings().scorer_reset_every,
+                         "Above 0: start a fresh scorer every this many steps, so the network "
+                         "also meets the tells a new classifier finds first (0: one scorer).",
+                         lower_bound=0)
     flags.DEFINE_string("out", learned_scatter.DEFAULT_PATH, "The .npz file to write.")
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
@@ -77,7 +85,9 @@ def main(argv: Sequence[str]) -> None:
     log(f"{len(performed)} performances, {excerpts.mask.shape[0]} excerpts of up to "
         f"{FLAGS.max_notes} notes; styles {', '.join(styles)}")
     settings = scatter_training.Settings(accuracy_weight=FLAGS.accuracy_weight,
-                                         balance_styles=FLAGS.balance_styles)
+                                         balance_styles=FLAGS.balance_styles,
+                                         ema_decay=FLAGS.ema_decay,
+                                         scorer_reset_every=FLAGS.scorer_reset_every)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -85,6 +95,7 @@ def main(argv: Sequence[str]) -> None:
              "performances": len(performed), "excerpts": int(excerpts.mask.shape[0]),
              "steps": FLAGS.steps, "seed": FLAGS.seed,
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,
+             "ema_decay": FLAGS.ema_decay, "scorer_reset_every": FLAGS.scorer_reset_every,
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -121,6 +121,8 @@ class Settings(NamedTuple):
     scorer_steps: int = 2
     accuracy_weight: float = 0.05  # × mean |drawn - pianist| in velocity units, on the network
     balance_styles: bool = True  # draw each style's excerpts equally often
+    ema_decay: float = 0.0  # > 0: return an exponential moving average of the network's weights
+    scorer_reset_every: int = 0  # > 0: a fresh scorer every this many rounds (0: one scorer)
 
 
 @functools.partial(jax.jit, static_argnames=("settings",))
@@ -128,7 +130,7 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
     """One round on a batch drawn with ``draw_weights`` (float32 (P,), summing to 1):
     ``settings.scorer_steps`` scorer steps, then one network step. Returns the new state and
     (scorer loss, network loss)."""
-    net_params, net_opt, scorer_params, scorer_opt = state
+    net_params, net_opt, scorer_params, scorer_opt, average = state
     scorer = hc.HumannessScorer(settings.scorer_width)
     net = ls.ScatterNet(settings.width)
     pick_key, noise_key = jax.random.split(key)
@@ -170,33 +172,42 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
     loss_g, grads = jax.value_and_grad(net_loss)(net_params)
     updates, net_opt = optax.adam(settings.learning_rate).update(grads, net_opt, net_params)
     net_params = optax.apply_updates(net_params, updates)
-    return (net_params, net_opt, scorer_params, scorer_opt), (loss_d, loss_g)
+    average = optax.incremental_update(net_params, average, 1.0 - settings.ema_decay)
+    return (net_params, net_opt, scorer_params, scorer_opt, average), (loss_d, loss_g)
 
 
 def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Settings(),
           progress: Callable[[str], None] = lambda line: None, report_every: int = 250):
-    """Trains a scatter network on ``data`` for ``steps`` rounds; returns its params and the
-    per-round (scorer loss, network loss) as float64 (steps, 2). One compile; every draw comes
-    from ``seed``'s PRNG key."""
+    """Trains a scatter network on ``data`` for ``steps`` rounds; returns its params (their
+    moving average where ``settings.ema_decay`` > 0) and the per-round (scorer loss, network
+    loss) as float64 (steps, 2). One compile; every draw comes from ``seed``'s PRNG key."""
     key = jax.random.PRNGKey(seed)
     net_key, scorer_key, key = jax.random.split(key, 3)
     net_params = ls.init_params(net_key, data.style.shape[-1], settings.width)
     probe = jnp.asarray(data.human[:1])
-    scorer_params = hc.HumannessScorer(settings.scorer_width).init(
-        scorer_key, classifier_features(probe, jnp.asarray(data.context[:1]),
-                                        jnp.asarray(data.groups[:1]),
-                                        jnp.asarray(data.mask[:1])), jnp.asarray(data.mask[:1]))
-    state = (net_params, optax.adam(settings.learning_rate).init(net_params), scorer_params,
-             optax.adam(settings.scorer_learning_rate).init(scorer_params))
+    probe_features = classifier_features(probe, jnp.asarray(data.context[:1]),
+                                         jnp.asarray(data.groups[:1]),
+                                         jnp.asarray(data.mask[:1]))
+
+    def fresh_scorer(scorer_key):
+        params = hc.HumannessScorer(settings.scorer_width).init(
+            scorer_key, probe_features, jnp.asarray(data.mask[:1]))
+        return params, optax.adam(settings.scorer_learning_rate).init(params)
+
+    state = (net_params, optax.adam(settings.learning_rate).init(net_params),
+             *fresh_scorer(scorer_key), net_params)
     device_data = Excerpts(*(jnp.asarray(a) for a in data))
     weights = jnp.asarray(draw_weights(data.style, settings.balance_styles))
     losses, began = [], time.perf_counter()
     for step in range(1, steps + 1):
         key, step_key = jax.random.split(key)
+        if settings.scorer_reset_every and step % settings.scorer_reset_every == 0:
+            state = (*state[:2], *fresh_scorer(jax.random.fold_in(scorer_key, step)), state[4])
         state, loss = _step(state, step_key, device_data, weights, settings)
         losses.append(loss)
         if step % report_every == 0 or step == steps:
             recent = np.asarray(jax.device_get(losses[-report_every:]), np.float64)
             progress(f"step {step}/{steps}: scorer loss {recent[:, 0].mean():.3f}, network "
                      f"loss {recent[:, 1].mean():.3f}, {time.perf_counter() - began:.0f} s")
-    return state[0], np.asarray(jax.device_get(losses), np.float64).reshape(-1, 2)
+    params = state[4] if settings.ema_decay > 0 else state[0]
+    return params, np.asarray(jax.device_get(losses), np.float64).reshape(-1, 2)

@@ -84,11 +84,15 @@ def test_balanced_draws_give_each_style_an_equal_share():
     assert balanced.dtype == np.float32 and abs(balanced.sum() - 1) < 1e-6
 
 
-def test_training_moves_the_network_reproducibly():
+def _small_game():
     perfs = [performance(f"p{i}", "jazz" if i % 2 else "pop", i) for i in range(4)]
     data = st.excerpt_arrays(perfs, [np.full(len(p.notes), 64) for p in perfs],
                              ["jazz", "pop"], max_notes=64)
-    settings = st.Settings(batch_size=4, width=8, scorer_width=8)
+    return data, st.Settings(batch_size=4, width=8, scorer_width=8)
+
+
+def test_training_moves_the_network_reproducibly():
+    data, settings = _small_game()
     lines = []
     params, losses = st.train(data, steps=6, seed=0, settings=settings, progress=lines.append,
                               report_every=3)
@@ -101,6 +105,34 @@ def test_training_moves_the_network_reproducibly():
     assert max(moved) > 0
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_moving_average_mixes_the_weights_and_leaves_the_game_alone():
+    """The average never feeds back into the game, so after one step at decay d it is
+    (1 - d) x the raw weights + d x the initial ones, exactly; decay 0 is the raw weights."""
+    data, settings = _small_game()
+    raw, raw_losses = st.train(data, steps=1, seed=3, settings=settings)
+    averaged, losses = st.train(data, steps=1, seed=3,
+                                settings=settings._replace(ema_decay=0.25))
+    initial = ls.init_params(jax.random.split(jax.random.PRNGKey(3), 3)[0], 2, 8)
+    np.testing.assert_array_equal(losses, raw_losses)
+    for a, r, i in zip(*map(jax.tree.leaves, (averaged, raw, initial))):
+        np.testing.assert_allclose(np.asarray(a), 0.75 * np.asarray(r) + 0.25 * np.asarray(i),
+                                   rtol=1e-5, atol=1e-7)
+        assert not np.array_equal(np.asarray(a), np.asarray(r)) or np.array_equal(r, i)
+
+
+def test_a_fresh_scorer_changes_the_game_only_from_its_step():
+    data, settings = _small_game()
+    reset = settings._replace(scorer_reset_every=3)
+    one, one_losses = st.train(data, steps=2, seed=1, settings=settings)
+    one_reset, one_reset_losses = st.train(data, steps=2, seed=1, settings=reset)
+    np.testing.assert_array_equal(one_reset_losses, one_losses)  # before step 3: one scorer
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(one_reset)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _, losses = st.train(data, steps=3, seed=1, settings=settings)
+    _, reset_losses = st.train(data, steps=3, seed=1, settings=reset)
+    assert losses[2, 0] != reset_losses[2, 0]  # step 3's scorer starts again from fresh weights
 
 
 def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
