@@ -9,7 +9,7 @@ the tree baseline's out-of-fold velocities on the ``--split`` pieces (``experime
 made them from trees that never saw the piece): the shipped model reads them and plays close to
 them, and unlike the model's own they are honest on the pieces it trained on, which are most of
 the data. Train on the training split; the reports score the test split. One compile, then about
-0.07 s a step on a 2-core CPU (5000 steps: 331 s). Bad input: one line on stderr, exit status 2.
+0.06 s a step on a 2-core CPU (5000 steps: 320 s). Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations

@@ -157,8 +157,9 @@ class LearnedScatter:
     def humanize(self, velocities: np.ndarray, notes: midi.Notes, ticks_per_beat: int,
                  seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
         """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
-        ``seconds``) plus ``amount`` times a drawn residual, rounded (halves up) and clipped
-        to 1..127. Amount 0 returns them unchanged and draws nothing."""
+        ``seconds``) plus ``amount`` times a drawn residual, centred on 0 over the notes,
+        rounded (halves up) and clipped to 1..127. Amount 0 returns them unchanged and draws
+        nothing."""
         velocities = np.asarray(velocities, np.int64)
         if amount == 0 or not velocities.size:
             return velocities.copy()
@@ -176,6 +177,7 @@ class LearnedScatter:
             (np.arange(length) < n)[None])
         moved = np.empty(n, np.float64)
         moved[inputs.order] = np.asarray(residual[0, :n], np.float64) * 127.0
+        moved -= moved.mean()  # texture only: the level is the system's (the game drifts it)
         return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
 
 

@@ -88,7 +88,8 @@ def _small_game():
     perfs = [performance(f"p{i}", "jazz" if i % 2 else "pop", i) for i in range(4)]
     data = st.excerpt_arrays(perfs, [np.full(len(p.notes), 64) for p in perfs],
                              ["jazz", "pop"], max_notes=64)
-    return data, st.Settings(batch_size=4, width=8, scorer_width=8)
+    return data, st.Settings(batch_size=4, width=8, scorer_width=8, ema_decay=0.0,
+                             scorer_reset_every=0)
 
 
 def test_training_moves_the_network_reproducibly():
