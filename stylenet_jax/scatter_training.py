@@ -128,8 +128,19 @@ class Settings(NamedTuple):
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
 
 
+class GameState(NamedTuple):
+    """The game between steps: the network's params and Adam state, the scorer's, and the
+    moving average of the network's params (``Settings.ema_decay``)."""
+
+    net: object
+    net_opt: object
+    scorer: object
+    scorer_opt: object
+    average: object
+
+
 @functools.partial(jax.jit, static_argnames=("settings",))
-def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Settings):
+def _step(state: GameState, key, data: Excerpts, draw_weights: jax.Array, settings: Settings):
     """One round on a batch drawn with ``draw_weights`` (float32 (P,), summing to 1):
     ``settings.scorer_steps`` scorer steps, then one network step. Returns the new state and
     (scorer loss, network loss)."""
@@ -176,7 +187,7 @@ def _step(state, key, data: Excerpts, draw_weights: jax.Array, settings: Setting
     updates, net_opt = optax.adam(settings.learning_rate).update(grads, net_opt, net_params)
     net_params = optax.apply_updates(net_params, updates)
     average = optax.incremental_update(net_params, average, 1.0 - settings.ema_decay)
-    return (net_params, net_opt, scorer_params, scorer_opt, average), (loss_d, loss_g)
+    return GameState(net_params, net_opt, scorer_params, scorer_opt, average), (loss_d, loss_g)
 
 
 def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Settings(),
@@ -197,20 +208,21 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
             scorer_key, probe_features, jnp.asarray(data.mask[:1]))
         return params, optax.adam(settings.scorer_learning_rate).init(params)
 
-    state = (net_params, optax.adam(settings.learning_rate).init(net_params),
-             *fresh_scorer(scorer_key), net_params)
+    state = GameState(net_params, optax.adam(settings.learning_rate).init(net_params),
+                      *fresh_scorer(scorer_key), net_params)
     device_data = Excerpts(*(jnp.asarray(a) for a in data))
     weights = jnp.asarray(draw_weights(data.style, settings.balance_styles))
     losses, began = [], time.perf_counter()
     for step in range(1, steps + 1):
         key, step_key = jax.random.split(key)
         if settings.scorer_reset_every and step % settings.scorer_reset_every == 0:
-            state = (*state[:2], *fresh_scorer(jax.random.fold_in(scorer_key, step)), state[4])
+            scorer, scorer_opt = fresh_scorer(jax.random.fold_in(scorer_key, step))
+            state = state._replace(scorer=scorer, scorer_opt=scorer_opt)
         state, loss = _step(state, step_key, device_data, weights, settings)
         losses.append(loss)
         if step % report_every == 0 or step == steps:
             recent = np.asarray(jax.device_get(losses[-report_every:]), np.float64)
             progress(f"step {step}/{steps}: scorer loss {recent[:, 0].mean():.3f}, network "
                      f"loss {recent[:, 1].mean():.3f}, {time.perf_counter() - began:.0f} s")
-    params = state[4] if settings.ema_decay > 0 else state[0]
+    params = state.average if settings.ema_decay > 0 else state.net
     return params, np.asarray(jax.device_get(losses), np.float64).reshape(-1, 2)
