@@ -29,12 +29,13 @@ what a file costs follows its notes, not the silence between them.
 
 --humanize A adds A times a pianist's scatter around the model's velocities (0, the default:
 none): phrases a little louder or softer than the model expects, chords and the notes within
-them uneven, as a pianist plays them. The shipped scatter is learned (``stylenet_jax.
-learned_scatter``: a small network that reads the notes, trained against the identify-the-
-human classifier); --humanize_scatter names another, such as the Gaussian one
-(``stylenet_jax.humanize``). Each --seed draws another performance; the same seed gives the
-same file. At 1 it widens the dynamics to about a pianist's and makes them much harder to tell
-from a pianist's, at a cost in note accuracy against any one pianist (README, "Humanize").
+them uneven, as a pianist plays them. The shipped scatter is learned
+(``stylenet_jax.learned_scatter``: a small network that reads the notes, trained against the
+identify-the-human classifier) and leaves the file's level where the model put it;
+--humanize_scatter names another, such as the Gaussian one (``stylenet_jax.humanize``). Each
+--seed draws another performance; the same seed gives the same file. At 1 it widens the
+dynamics to about a pianist's and makes them much harder to tell from a pianist's, at a cost
+in note accuracy against any one pianist (README, "Humanize").
 
 The musician's controls act on the new velocities before writing, in this order: --contrast
 (every note's distance from the performance's mean level times C: wider or narrower dynamics),
