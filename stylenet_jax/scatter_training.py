@@ -186,7 +186,8 @@ def _step(state: GameState, key, data: Excerpts, draw_weights: jax.Array, settin
     loss_g, grads = jax.value_and_grad(net_loss)(net_params)
     updates, net_opt = optax.adam(settings.learning_rate).update(grads, net_opt, net_params)
     net_params = optax.apply_updates(net_params, updates)
-    average = optax.incremental_update(net_params, average, 1.0 - settings.ema_decay)
+    if settings.ema_decay > 0:  # static: with 0 the average is never read, so never computed
+        average = optax.incremental_update(net_params, average, 1.0 - settings.ema_decay)
     return GameState(net_params, net_opt, scorer_params, scorer_opt, average), (loss_d, loss_g)
 
 
