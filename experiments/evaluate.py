@@ -300,7 +300,7 @@ def main(argv: Sequence[str]) -> None:
     plots_dir = FLAGS.plots_dir or os.path.splitext(FLAGS.out)[0]
     pictures = evaluation_figures.write_all(plots_dir, performed, result, list(described),
                                             FLAGS.plot_pieces, relative_to=os.path.dirname(
-                                                os.path.abspath(FLAGS.out)))
+                                                os.path.abspath(FLAGS.out)), scores=scores)
     command = "python -m experiments.evaluate " + " ".join(sys.argv[1:])
     text = evaluation_report.render(scores, title=FLAGS.title, command=command, data=data,
                                     systems_described=described, pictures=pictures,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,8 +25,12 @@ def chosen_pieces(performed: Sequence[Performed], count: int) -> list[int]:
 
 
 def write_all(plots_dir: str, performed: Sequence[Performed], result: evaluation.Evaluation,
-              systems: Sequence[str], pieces: int, relative_to: str) -> list[tuple[str, str]]:
-    """Writes the PNGs; returns (caption, path relative to ``relative_to``) pairs."""
+              systems: Sequence[str], pieces: int, relative_to: str,
+              scores: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
+              ) -> list[tuple[str, str]]:
+    """Writes the PNGs; returns (caption, path relative to ``relative_to``) pairs.
+    ``scores`` (``evaluation.scores``'s, with the classifier's ``classifier_*`` entries
+    under ``"all"``) adds the picture of error against realism, when the classifier ran."""
     os.makedirs(plots_dir, exist_ok=True)
     models = [s for s in systems if s not in evaluation.BASELINES]
     shown = models + [b for b in BASELINES_SHOWN if b in systems]
@@ -53,4 +57,15 @@ def write_all(plots_dir: str, performed: Sequence[Performed], result: evaluation
                                                    human, {n: pooled[n] for n in spread})
         out.append(("How often each velocity is played: the pianist (grey) and the systems.",
                     path))
+    judged = {n: scores[n]["all"] for n in systems
+              if scores and "classifier_accuracy" in scores.get(n, {}).get("all", {})}
+    if judged:
+        path = evaluation_plots.plot_realism(
+            os.path.join(plots_dir, "realism.png"),
+            {n: (row["mae"], row["classifier_accuracy"], row["classifier_accuracy_lo"],
+                 row["classifier_accuracy_hi"]) for n, row in judged.items()})
+        out.append(("Error against realism: each system's MAE over all notes against how "
+                    "often the classifier picks the pianist over it (bars: 95% intervals); "
+                    "lower left is better, and 0.5 is a system it cannot tell from the "
+                    "pianist.", path))
     return [(caption, os.path.relpath(path, relative_to)) for caption, path in out]

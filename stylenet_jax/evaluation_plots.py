@@ -3,7 +3,8 @@
 * ``plot_over_time``: a passage of a few pieces, each note's velocity against time, the
   pianist's beside each system's, with a moving average that shows the dynamic shape;
 * ``plot_scatter``: the system's velocity against the pianist's, note by note, per style;
-* ``plot_distributions``: how often each velocity is played, pianist and systems, per style.
+* ``plot_distributions``: how often each velocity is played, pianist and systems, per style;
+* ``plot_realism``: each system's note error against how often the classifier catches it.
 """
 
 from __future__ import annotations
@@ -99,6 +100,30 @@ def plot_distributions(path: str, human: Mapping[str, np.ndarray],
         ax.set_xlabel("velocity")
     axes[0].set_ylabel("share of notes")
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_realism(path: str, points: Mapping[str, tuple[float, float, float, float]]) -> str:
+    """One labelled point per system, ``points[name] = (MAE, accuracy, lo, hi)``: its MAE
+    over all notes (x, velocity units) against how often the identify-the-human classifier
+    picks the pianist over it (y, with the 95% interval ``lo``..``hi`` as a bar). Lower left
+    is better on both; 0.5 is a system the classifier cannot tell from the pianist."""
+    fig = _figure(6.4, 4.4)
+    ax = fig.subplots()
+    for k, (name, (mae, accuracy, lo, hi)) in enumerate(points.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        ax.errorbar([mae], [accuracy], yerr=[[accuracy - lo], [hi - accuracy]], fmt="o",
+                    color=colour, capsize=3)
+        ax.annotate(name, (mae, accuracy), xytext=(5, 4), textcoords="offset points",
+                    fontsize=8, color=colour)
+    ax.axhline(0.5, color="grey", lw=1, ls="--")
+    ax.text(ax.get_xlim()[0], 0.5, " chance: cannot tell", va="bottom", fontsize=8,
+            color="grey")
+    ax.set_ylim(min(0.45, ax.get_ylim()[0]), max(1.0, ax.get_ylim()[1]))
+    ax.set_xlabel("MAE against the pianist, all notes (velocity units)")
+    ax.set_ylabel("classifier picks the pianist (share)")
     fig.tight_layout()
     fig.savefig(path)
     return path

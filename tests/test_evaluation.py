@@ -361,3 +361,15 @@ def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, mo
     assert "on each half of the pieces in turn" in report
     assert json.loads((tmp_path / "report.json").read_text())["m"]["all"][
         "classifier_pieces"] == 3
+    assert (tmp_path / "report" / "realism.png").stat().st_size > 0  # error against realism
+    assert "](report/realism.png)" in report
+
+
+def test_no_classifier_no_picture_of_realism(folder, model_path, tmp_path):
+    out = tmp_path / "report.md"
+    run = _evaluate(folder, model_path, out, "--baselines=", "--noclassifier",
+                    "--plot_pieces=0")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "report" / "distributions.png").exists()
+    assert not (tmp_path / "report" / "realism.png").exists()
+    assert "realism" not in out.read_text()
