@@ -57,7 +57,7 @@ def write_all(plots_dir: str, performed: Sequence[Performed], result: evaluation
                                                    human, {n: pooled[n] for n in spread})
         out.append(("How often each velocity is played: the pianist (grey) and the systems.",
                     path))
-    judged = {n: scores[n]["all"] for n in systems
+    judged = {n: scores[n]["all"] for n in shown
               if scores and "classifier_accuracy" in scores.get(n, {}).get("all", {})}
     if judged:
         path = evaluation_plots.plot_realism(
