@@ -30,7 +30,7 @@ from absl import app, flags
 
 from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
     define_performance_flags, read_performances, start_app
-from stylenet_jax import evaluation, human_classifier
+from stylenet_jax import evaluation, human_classifier, statistics_judge
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -45,6 +45,10 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     **{f"{v} alone": (v,) for v in VELOCITY},
 }
 STEPS, BATCH = evaluation.EXCERPT_TRAINING  # as experiments.evaluate trains it
+WIDER = dict(width=64, step_factor=4)  # the other neural judge: wider, trained longer
+# Judges the learned scatter never trained against, on the same pairs as the conditions.
+JUDGES = (f"a wider classifier ({WIDER['width']} channels, {WIDER['step_factor']}x the steps)",
+          f"trees on {len(statistics_judge.STATISTIC_NAMES)} excerpt statistics")
 
 
 def _chord_deviation(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
@@ -115,8 +119,9 @@ def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float,
            steps: int = STEPS, log=lambda line: None) -> dict[str, dict]:
     """{condition: {"accuracy", "lo", "hi", "features", "pairs", "pieces"}} for one system's
     ``velocities`` (int (n,) per performance of ``performed``): the classifier trained for
-    ``steps`` and scored on the same pairs under every ``CONDITIONS`` entry; and {rule:
-    {"accuracy"}} for each of ``RULES`` on the same test pairs."""
+    ``steps`` and scored on the same pairs under every ``CONDITIONS`` entry; {rule:
+    {"accuracy"}} for each of ``RULES`` on the same test pairs; and each of ``JUDGES``
+    trained and scored on the same pairs (accuracy, lo, hi, pairs, pieces)."""
     pairs = human_classifier.make_pairs(performed, velocities, excerpt_seconds)
     train, test = human_classifier.split_pieces(pairs, 0.5, seed)
     out = {rule: {"accuracy": rule_accuracy(test, statistic)}
@@ -130,6 +135,16 @@ def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float,
                           "pieces": result["pieces"]}
         log(f"  {condition}: {result['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] "
             f"({result['seconds']:.0f} s)")
+    wider, trees = JUDGES
+    judged = {wider: human_classifier.train_and_score(
+                  train, test, steps=steps * WIDER["step_factor"], batch_size=BATCH, seed=seed,
+                  width=WIDER["width"]),
+              trees: statistics_judge.tree_judge(train, test, seed=seed)}
+    for judge, result in judged.items():
+        lo, hi = result["ci95"]
+        out[judge] = {"accuracy": result["accuracy"], "lo": float(lo), "hi": float(hi),
+                      "pairs": result["pairs"], "pieces": result["pieces"]}
+        log(f"  {judge}: {result['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]")
     return out
 
 
@@ -166,6 +181,16 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
               *["| " + rule.replace("|", "\\|") + " | "  # a | inside a cell ends it
                 + " | ".join(f"{results[n][rule]['accuracy']:.3f}" for n in names) + " |"
                 for rule in RULES]]
+    lines += ["", "Judges the learned scatter never trained against (it plays against this "
+              "classifier's kind at 24 channels), on the same pairs: the same classifier "
+              "wider and trained longer, and gradient-boosted trees (scikit-learn) on the "
+              "difference of the two versions' summary statistics "
+              "(`stylenet_jax.statistics_judge`).", "",
+              "| judge | " + " | ".join(f"`{n}`" for n in names) + " |",
+              "|---" * (len(names) + 1) + "|",
+              *[f"| {judge} | " + " | ".join(
+                  f"{results[n][judge]['accuracy']:.3f} [{results[n][judge]['lo']:.3f}, "
+                  f"{results[n][judge]['hi']:.3f}]" for n in names) + " |" for judge in JUDGES]]
     lines += ["", "Systems:", "", *[f"- `{n}`: {described[n]}" for n in names], "",
               f"![accuracy by condition]({picture})", ""]
     return "\n".join(lines)

@@ -184,7 +184,7 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(int(n) - 1, 1).bit_length()
 
 
-def _bootstrap_interval(correct: np.ndarray, pieces: Sequence[str], seed: int,
+def bootstrap_interval(correct: np.ndarray, pieces: Sequence[str], seed: int,
                         resamples: int = 2000) -> tuple[float, float]:
     """95% interval of the pair-weighted mean of ``correct`` (float (P,)), resampling pieces."""
     names, piece_index = np.unique(np.asarray(pieces), return_inverse=True)
@@ -270,7 +270,7 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         "accuracy": float(correct.mean()),
         "pairs": len(test),
         "pieces": len(set(test_pieces)),
-        "ci95": _bootstrap_interval(correct, test_pieces, seed),
+        "ci95": bootstrap_interval(correct, test_pieces, seed),
         "train_pairs": len(train),
         "train_pieces": len({p.piece for p in train}),
         "final_loss": float(np.mean(jax.device_get(losses[-50:]))) if losses else math.nan,
@@ -297,7 +297,7 @@ def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0, **training) -> di
     correct = np.concatenate([correct_of(result["margins"]) for result, _ in runs])
     pieces = [p.piece for _, test in runs for p in test]
     return {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
-            "ci95": _bootstrap_interval(correct, pieces, seed),
+            "ci95": bootstrap_interval(correct, pieces, seed),
             "halves": [result["accuracy"] for result, _ in runs]}
 
 

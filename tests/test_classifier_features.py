@@ -32,7 +32,7 @@ def test_a_level_shift_is_seen_only_by_the_absolute_velocity():
     pianist = [performed(f"p{k}", rng) for k in range(40)]
     louder = [p.notes.velocity.astype(np.int64) + 12 for p in pianist]  # same shape, +12
     result = cf.ablate(pianist, louder, excerpt_seconds=10.0, seed=0, steps=80)
-    assert list(result) == [*cf.RULES, *cf.CONDITIONS]
+    assert list(result) == [*cf.RULES, *cf.CONDITIONS, *cf.JUDGES]
     for rule in cf.RULES:  # a shift changes no shape but the softest note's
         assert result[rule]["accuracy"] == (1.0 if rule == "lower softest note" else 0.5)
     assert result["every feature"]["accuracy"] >= 0.9
@@ -42,6 +42,8 @@ def test_a_level_shift_is_seen_only_by_the_absolute_velocity():
         assert result[f"{relative} alone"]["accuracy"] == 0.5
         assert result[f"{relative} + context"]["accuracy"] == 0.5
     assert result["all but velocity"]["accuracy"] == 0.5
+    for judge in cf.JUDGES:  # both see the level (the trees through the mean, percentiles)
+        assert result[judge]["accuracy"] >= 0.9 and result[judge]["pieces"] == 20
     row = result["velocity + context"]
     assert row["features"] == ["velocity", *cf.CONTEXT] and row["pieces"] == 20
     assert row["lo"] <= row["accuracy"] <= row["hi"]
@@ -69,13 +71,13 @@ def test_a_rule_counts_the_pairs_whose_pianist_has_the_larger_statistic():
 
 def test_the_report_has_a_row_per_condition_and_rule_and_escapes_pipes_in_cells():
     row = {"accuracy": 0.75, "lo": 0.7, "hi": 0.8, "pairs": 10, "pieces": 4}
-    results = {name: {**{c: row for c in cf.CONDITIONS}, **{r: {"accuracy": 0.6}
-                                                           for r in cf.RULES}}
+    results = {name: {**{c: row for c in (*cf.CONDITIONS, *cf.JUDGES)},
+                      **{r: {"accuracy": 0.6} for r in cf.RULES}}
                for name in ("model", "features")}
     text = cf.render(results, command="c", data="d", described={"model": "m", "features": "f"},
                      seconds=1.0, picture="p.png", excerpt_seconds=10.0)
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert len(table) == 2 + len(cf.CONDITIONS) + len(cf.RULES)  # two header rows
+    assert len(table) == 3 + len(cf.CONDITIONS) + len(cf.RULES) + len(cf.JUDGES)  # 3 headers
     assert all(line.replace("\\|", "").count("|") == 4 for line in table)  # 3 cells each
     assert "0.750 [0.700, 0.800] | 0.750 [0.700, 0.800]" in text and "10 test excerpt pairs" in text
 
