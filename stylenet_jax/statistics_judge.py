@@ -30,10 +30,11 @@ STATISTIC_NAMES = (
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r, 0 where either side is constant."""
-    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+    """Pearson r in float64, 0 where either side is constant (exactly: a float32 column of
+    equal values can have a standard deviation of 1e-7)."""
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(np.corrcoef(np.asarray(a, np.float64), np.asarray(b, np.float64))[0, 1])
 
 
 def statistics(pair: Pair, velocity: np.ndarray, context: np.ndarray | None = None

@@ -65,3 +65,11 @@ def test_the_tree_judge_finds_a_flattened_system_and_not_the_pianist_himself():
     himself = pairs_of(lambda h: h, 40, 1)
     train, test = human_classifier.split_pieces(himself, 0.5, 0)
     assert sj.tree_judge(train, test, seed=0, iterations=50)["accuracy"] == 0.5  # every tie
+
+
+def test_a_constant_float32_column_correlates_with_nothing():
+    constant = np.full(50, np.float32(np.log1p(3.0)))
+    assert constant.std() > 0  # float32 rounding: not exactly 0, though every value is equal
+    with np.errstate(all="raise"):
+        assert sj._correlation(np.arange(50.0), constant) == 0.0
+    assert sj._correlation(np.arange(50.0), np.arange(50.0) * 2) == pytest.approx(1.0)
