@@ -126,26 +126,27 @@ def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float,
     train, test = human_classifier.split_pieces(pairs, 0.5, seed)
     out = {rule: {"accuracy": rule_accuracy(test, statistic)}
            for rule, statistic in RULES.items()}
+    def record(name: str, result: dict, **extra) -> None:
+        lo, hi = result["ci95"]
+        out[name] = {"accuracy": result["accuracy"], "lo": float(lo), "hi": float(hi),
+                     **extra, "pairs": result["pairs"], "pieces": result["pieces"]}
+        log(f"  {name}: {_cell(out[name])}")
+
     for condition, features in CONDITIONS.items():
-        result = human_classifier.train_and_score(train, test, steps=steps, batch_size=BATCH,
-                                                  seed=seed, features=features)
-        lo, hi = result["ci95"]
-        out[condition] = {"accuracy": result["accuracy"], "lo": float(lo), "hi": float(hi),
-                          "features": list(features), "pairs": result["pairs"],
-                          "pieces": result["pieces"]}
-        log(f"  {condition}: {result['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] "
-            f"({result['seconds']:.0f} s)")
+        record(condition, human_classifier.train_and_score(
+            train, test, steps=steps, batch_size=BATCH, seed=seed, features=features),
+            features=list(features))
     wider, trees = JUDGES
-    judged = {wider: human_classifier.train_and_score(
-                  train, test, steps=steps * WIDER["step_factor"], batch_size=BATCH, seed=seed,
-                  width=WIDER["width"]),
-              trees: statistics_judge.tree_judge(train, test, seed=seed)}
-    for judge, result in judged.items():
-        lo, hi = result["ci95"]
-        out[judge] = {"accuracy": result["accuracy"], "lo": float(lo), "hi": float(hi),
-                      "pairs": result["pairs"], "pieces": result["pieces"]}
-        log(f"  {judge}: {result['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]")
+    record(wider, human_classifier.train_and_score(
+        train, test, steps=steps * WIDER["step_factor"], batch_size=BATCH, seed=seed,
+        width=WIDER["width"]))
+    record(trees, statistics_judge.tree_judge(train, test, seed=seed))
     return out
+
+
+def _cell(row: dict) -> str:
+    """A row's accuracy with its interval, as the report and the progress lines show it."""
+    return f"{row['accuracy']:.3f} [{row['lo']:.3f}, {row['hi']:.3f}]"
 
 
 def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
@@ -170,9 +171,8 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
         "| classifier sees | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---" * (len(names) + 1) + "|"]
     for condition in CONDITIONS:
-        cells = [f"{results[n][condition]['accuracy']:.3f} [{results[n][condition]['lo']:.3f}, "
-                 f"{results[n][condition]['hi']:.3f}]" for n in names]
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+        lines.append(f"| {condition} | " + " | ".join(_cell(results[n][condition])
+                                                      for n in names) + " |")
     lines += ["", "No classifier at all: the share of the same test pairs in which a one-line "
               "rule on the excerpt's velocities picks the pianist's version (ties count "
               "half).", "",
@@ -188,9 +188,8 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
               "(`stylenet_jax.statistics_judge`).", "",
               "| judge | " + " | ".join(f"`{n}`" for n in names) + " |",
               "|---" * (len(names) + 1) + "|",
-              *[f"| {judge} | " + " | ".join(
-                  f"{results[n][judge]['accuracy']:.3f} [{results[n][judge]['lo']:.3f}, "
-                  f"{results[n][judge]['hi']:.3f}]" for n in names) + " |" for judge in JUDGES]]
+              *[f"| {judge} | " + " | ".join(_cell(results[n][judge]) for n in names) + " |"
+                for judge in JUDGES]]
     lines += ["", "Systems:", "", *[f"- `{n}`: {described[n]}" for n in names], "",
               f"![accuracy by condition]({picture})", ""]
     return "\n".join(lines)

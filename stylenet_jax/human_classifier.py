@@ -185,7 +185,7 @@ def _next_power_of_two(n: int) -> int:
 
 
 def bootstrap_interval(correct: np.ndarray, pieces: Sequence[str], seed: int,
-                        resamples: int = 2000) -> tuple[float, float]:
+                       resamples: int = 2000) -> tuple[float, float]:
     """95% interval of the pair-weighted mean of ``correct`` (float (P,)), resampling pieces."""
     names, piece_index = np.unique(np.asarray(pieces), return_inverse=True)
     sums = np.bincount(piece_index, weights=correct, minlength=len(names))
