@@ -10,7 +10,7 @@ in both orders, so no side is favoured) and scores the test pairs as
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -37,22 +37,38 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(np.asarray(a, np.float64), np.asarray(b, np.float64))[0, 1])
 
 
-def statistics(pair: Pair, velocity: np.ndarray, context: np.ndarray | None = None
-               ) -> np.ndarray:
-    """float64 (len(STATISTIC_NAMES),): ``velocity`` (int or float (n,), one per note of
-    ``pair.notes``, in onset order) summarised. ``context``: ``human_classifier.note_context``
-    of the pair's notes if already computed (it is the same for both versions)."""
-    v = np.asarray(velocity, np.float64)
-    if context is None:
-        context = human_classifier.note_context(pair.notes, pair.ticks_per_beat, pair.seconds)
+class Layout(NamedTuple):
+    """What both versions of an excerpt share (``layout``): each note's chord, int (n,) (its
+    notes start on one 1/16 step); the chords' sizes, int (C,); the indices of the top notes
+    of chords of two or more, int (k,); pitch, float64 (n,); ``human_classifier.note_context``,
+    float32 (n, 5)."""
+
+    chord: np.ndarray
+    size: np.ndarray
+    top: np.ndarray
+    pitch: np.ndarray
+    context: np.ndarray
+
+
+def layout(pair: Pair) -> Layout:
+    """The chords, top notes, pitches and note context of ``pair``'s notes."""
     onset, _ = encoding.quantize(pair.notes, pair.ticks_per_beat)
     _, chord, size = np.unique(onset, return_inverse=True, return_counts=True)
-    deviation = v - (np.bincount(chord, weights=v) / size)[chord]
-    in_chord = size[chord] > 1
     pitch = pair.notes.pitch.astype(np.float64)
     order = np.lexsort((pitch, chord))  # by chord, then pitch: each chord's last is its top
     top = order[np.r_[chord[order][1:] != chord[order][:-1], True]]
-    top = top[size[chord[top]] > 1]
+    return Layout(chord, size, top[size[chord[top]] > 1], pitch,
+                  human_classifier.note_context(pair.notes, pair.ticks_per_beat, pair.seconds))
+
+
+def statistics(pair: Pair, velocity: np.ndarray, shared: Layout | None = None) -> np.ndarray:
+    """float64 (len(STATISTIC_NAMES),): ``velocity`` (int or float (n,), one per note of
+    ``pair.notes``, in onset order) summarised. ``shared``: ``layout(pair)`` if already
+    computed (it is the same for both versions)."""
+    v = np.asarray(velocity, np.float64)
+    chord, size, top, pitch, context = shared if shared is not None else layout(pair)
+    deviation = v - (np.bincount(chord, weights=v) / size)[chord]
+    in_chord = size[chord] > 1
     loudest = np.full(len(size), -np.inf)
     np.maximum.at(loudest, chord, v)
     steps = np.diff(v)
@@ -79,8 +95,8 @@ def _differences(pairs: Sequence[Pair]) -> np.ndarray:
     """float64 (P, K): statistics of the pianist's version minus the system's, per pair."""
     rows = []
     for p in pairs:
-        context = human_classifier.note_context(p.notes, p.ticks_per_beat, p.seconds)
-        rows.append(statistics(p, p.human, context) - statistics(p, p.system, context))
+        shared = layout(p)
+        rows.append(statistics(p, p.human, shared) - statistics(p, p.system, shared))
     return np.stack(rows)
 
 
