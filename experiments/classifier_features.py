@@ -68,9 +68,7 @@ def _soft_tail(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
 
 def _lag1(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
     """Correlation of each note's velocity with the next one's (0 for a constant excerpt)."""
-    if velocity[:-1].std() == 0 or velocity[1:].std() == 0:
-        return 0.0
-    return float(np.corrcoef(velocity[:-1], velocity[1:])[0, 1])
+    return statistics_judge.correlation(velocity[:-1], velocity[1:])
 
 
 # One-line rules: "the version with the larger statistic is the pianist's" (no training).

@@ -29,10 +29,10 @@ STATISTIC_NAMES = (
     "sd around the phrase level")
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r in float64, 0 where either side is constant (exactly: a float32 column of
-    equal values can have a standard deviation of 1e-7)."""
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r in float64, 0 where either side is constant or shorter than 2 (constant
+    exactly: a float32 column of equal values can have a standard deviation of 1e-7)."""
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     return float(np.corrcoef(np.asarray(a, np.float64), np.asarray(b, np.float64))[0, 1])
 
@@ -79,13 +79,13 @@ def statistics(pair: Pair, velocity: np.ndarray, shared: Layout | None = None) -
     out = [v.mean(), v.std(), *percentiles, percentiles[4] - percentiles[0],
            np.abs(steps).mean() if len(steps) else 0.0, steps.std() if len(steps) else 0.0,
            (steps == 0).mean() if len(steps) else 0.0,
-           *[_correlation(v[:-k], v[k:]) for k in (1, 2, 4)],
+           *[correlation(v[:-k], v[k:]) for k in (1, 2, 4)],
            deviation[in_chord].std() if in_chord.any() else 0.0,
            np.abs(deviation[in_chord]).mean() if in_chord.any() else 0.0,
            (v[top] >= loudest[chord[top]]).mean() if len(top) else 0.0,
            deviation[top].mean() if len(top) else 0.0,
-           _correlation(v, pitch), _correlation(v, context[:, 2]),
-           _correlation(v, context[:, 1]), _correlation(v, context[:, 3]),
+           correlation(v, pitch), correlation(v, context[:, 2]),
+           correlation(v, context[:, 1]), correlation(v, context[:, 3]),
            len(np.unique(v)) / len(v), (np.round(v) % 2 == 0).mean(), phrase.std(),
            around.std()]
     return np.asarray(out, np.float64)
