@@ -70,12 +70,14 @@ def _define_flags() -> None:
                               "tree_level=features:model. Repeatable; scored last.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also score that "
                               "system with AMOUNT (0..2) times a scatter added, as stylize "
-                              "--humanize adds it, drawn from FILE (default: "
-                              "--humanize_scatter), e.g. model_h100=model:1 or model_g75=model:"
+                              "--humanize adds it, drawn from FILE (a file or a shipped "
+                              "scatter's name; default: --humanize_scatter), e.g. "
+                              "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
-    flags.DEFINE_string("humanize_scatter", None, "The scatter file --humanize draws from "
-                        "(a .json from experiments.fit_humanize or an .npz from "
-                        "experiments.train_scatter; default: the shipped model's).")
+    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
+                        "shipped one by name (learned, mild, gaussian), a .json from "
+                        "experiments.fit_humanize or an .npz from experiments.train_scatter; "
+                        "default: learned, stylize --humanize's default.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
                         "shipped statistics).")
@@ -204,7 +206,7 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         from stylenet_jax import humanize
 
         spec, _, path = spec.partition("@")
-        path = path or humanize_scatter or humanize.DEFAULT_PATH
+        path = humanize.scatter_path(path or humanize_scatter)
         if path not in loaded:
             loaded[path] = humanize.load(path)
         scattered = derived_systems.parse_humanize(spec, [system.name for system in systems],

@@ -47,7 +47,12 @@ VERSION = 1
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 GAUSSIAN_PATH = os.path.join(ASSETS, "humanize.json")  # experiments.fit_humanize writes it
 LEARNED_PATH = os.path.join(ASSETS, "learned_scatter.npz")  # experiments.train_scatter's
+# the same recipe charged 0.4 per velocity unit (--accuracy_weight) instead of 0.05: closer to
+# the pianist, easier to tell from one (README, "Less realism for less error")
+MILD_PATH = os.path.join(ASSETS, "learned_scatter_mild.npz")
 DEFAULT_PATH = LEARNED_PATH  # what --humanize draws from unless told otherwise
+# the shipped scatters by the names --humanize_scatter (and evaluate's @NAME) take
+SHIPPED_SCATTERS = {"learned": LEARNED_PATH, "mild": MILD_PATH, "gaussian": GAUSSIAN_PATH}
 MAX_AMOUNT = 2.0  # twice the fitted scatter: already far wider than a pianist
 MAX_LAG = 64  # groups over which the slow part's correlation is fitted
 MIN_GROUPS_PAST_LAG = 10  # a performance's correlation at lag L needs L + this many groups
@@ -217,11 +222,39 @@ def save(path: str, scatters: Mapping[str, Scatter], made_by: str, about: Mappin
         "styles": {s: dataclasses.asdict(v) for s, v in scatters.items()}}, indent=1) + "\n")
 
 
+def scatter_path(choice: str | None) -> str:
+    """The file of a scatter ``choice``: a name in ``SHIPPED_SCATTERS`` (an existing file of
+    that name wins over it), a path, or None (``DEFAULT_PATH``)."""
+    if not choice:
+        return DEFAULT_PATH
+    if choice in SHIPPED_SCATTERS and not os.path.exists(choice):
+        return SHIPPED_SCATTERS[choice]
+    return choice
+
+
+def scatter_label(choice: str | None) -> str:
+    """What names a scatter ``choice`` in an output file's name: "" for the default, a shipped
+    scatter's name, else the file's name without its folder and extension (characters other
+    than letters, digits, ``_`` and ``-`` dropped)."""
+    path = os.path.abspath(scatter_path(choice))
+    if path == os.path.abspath(DEFAULT_PATH):
+        return ""
+    for name, shipped in SHIPPED_SCATTERS.items():
+        if path == os.path.abspath(shipped):
+            return name
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return "".join(c for c in stem if c.isascii() and (c.isalnum() or c in "_-")) or "scatter"
+
+
 def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter":
     """{style: Scatter} from a .json file ``save`` wrote, or, for an .npz file, a
-    ``learned_scatter.LearnedScatter`` (default: ``DEFAULT_PATH``, the shipped learned
-    scatter). Raises HumanizeError (one line) for a missing or malformed file."""
-    path = path or DEFAULT_PATH
+    ``learned_scatter.LearnedScatter``; ``path`` may also be a shipped scatter's name
+    (``scatter_path``; default: ``DEFAULT_PATH``, the shipped learned scatter). Raises
+    HumanizeError (one line) for a missing or malformed file."""
+    path = scatter_path(path)
+    if not os.path.exists(path):
+        raise HumanizeError(f"{path}: no such file (a scatter file, or a shipped scatter: "
+                            f"{', '.join(SHIPPED_SCATTERS)})")
     if path.lower().endswith(".npz"):
         from stylenet_jax import learned_scatter  # JAX only for a learned scatter
 

@@ -32,7 +32,9 @@ none): phrases a little louder or softer than the model expects, chords and the 
 them uneven, as a pianist plays them. The shipped scatter is learned
 (``stylenet_jax.learned_scatter``: a small network that reads the notes, trained against the
 identify-the-human classifier) and leaves the file's level where the model put it;
---humanize_scatter names another, such as the Gaussian one (``stylenet_jax.humanize``). Each
+--humanize_scatter names another: ``mild`` (the same network charged more for its distance
+from the pianist: less error, easier to tell from a pianist), ``gaussian``
+(``stylenet_jax.humanize``) or a scatter file. Each
 --seed draws another performance; the same seed gives the same file. At 1 it widens the
 dynamics to about a pianist's and makes them much harder to tell from a pianist's, at a cost
 in note accuracy against any one pianist (README, "Humanize").
@@ -165,7 +167,10 @@ def _run(inputs: Sequence[str], flags_) -> int:
             raise StylizeError(f"--humanize: {e}") from None
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
     label += (f" ({features[1]})" if features else "")
-    label += f", humanize {amount:g} seed {flags_.seed}" if amount else ""
+    scatter_name = humanize.scatter_label(flags_.humanize_scatter) if amount else ""
+    if amount:
+        label += f", humanize {amount:g}{f' ({scatter_name})' if scatter_name else ''} " \
+                 f"seed {flags_.seed}"
     label += controls.label()
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
                    velocity=flags_.velocity, features=features,
@@ -176,7 +181,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
         stem = (f"features-{features[1]}" if features else flags_.baseline
                 or blend_name(blend, stylizer.styles))
         if amount:
-            stem += f"-humanize{round(amount * 100):d}"
+            stem += f"-humanize{round(amount * 100):d}{'-' if scatter_name else ''}" \
+                    f"{scatter_name}"
         if (flags_.baseline == "random" or amount) and flags_.seed:
             stem += f"-seed{flags_.seed}"
         target = flags_.output or (os.path.splitext(source)[0] + f".{stem}"
@@ -274,11 +280,14 @@ def _define_flags() -> None:
                        "network trained against the identify-the-human classifier); 0 adds "
                        "none, 1 gives about a pianist's spread and texture, at a cost in note "
                        "accuracy (README, Humanize). Applied before the controls below.")
-    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
-                        ".json of Gaussian parts (`python -m experiments.fit_humanize`) or an "
-                        ".npz learned scatter (`python -m experiments.train_scatter`); default: "
-                        "the shipped learned one, stylenet_jax/assets/learned_scatter.npz "
-                        "(the Gaussian one: stylenet_jax/assets/humanize.json).")
+    flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: "
+                        "learned (the default, stylenet_jax/assets/learned_scatter.npz), mild "
+                        "(trained closer to the pianist: less error, less realism; "
+                        "learned_scatter_mild.npz), gaussian (the earlier Gaussian parts, "
+                        "humanize.json), or a file: a .json of Gaussian parts (`python -m "
+                        "experiments.fit_humanize`) or an .npz learned scatter (`python -m "
+                        "experiments.train_scatter`). Other than the default, its name joins "
+                        "the output's (IN.jazz-humanize100-mild.mid).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "

@@ -119,8 +119,26 @@ def test_the_file_round_trips_and_a_bad_one_is_one_line(tmp_path):
         with pytest.raises(humanize.HumanizeError, match=words) as raised:
             humanize.load(str(tmp_path / "bad.json"))
         assert "\n" not in str(raised.value)
-    with pytest.raises(humanize.HumanizeError, match="not a readable"):
+    with pytest.raises(humanize.HumanizeError, match="no such file .*learned, mild, gaussian"):
         humanize.load(str(tmp_path / "missing.json"))
+
+
+def test_a_scatter_is_chosen_by_a_shipped_name_or_a_path_and_named_in_output_files(
+        tmp_path, monkeypatch):
+    assert humanize.scatter_path(None) == humanize.DEFAULT_PATH == humanize.LEARNED_PATH
+    for name, path in (("learned", humanize.LEARNED_PATH), ("mild", humanize.MILD_PATH),
+                       ("gaussian", humanize.GAUSSIAN_PATH)):
+        assert humanize.scatter_path(name) == path and os.path.isfile(path)
+        assert humanize.scatter_label(name) == humanize.scatter_label(path) == (
+            "" if name == "learned" else name)  # the default names no output file
+    assert humanize.scatter_label(None) == ""
+    mine = str(tmp_path / "my scatter(2)!.npz")
+    assert humanize.scatter_path(mine) == mine
+    assert humanize.scatter_label(mine) == "myscatter2"
+    assert humanize.scatter_label(str(tmp_path / "\u00e9.json")) == "scatter"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mild").write_text("{}")  # a file of that name wins over the shipped name
+    assert humanize.scatter_path("mild") == "mild" and humanize.scatter_label("mild") == "mild"
 
 
 def test_the_shipped_gaussian_scatter_covers_the_shipped_styles():
@@ -136,29 +154,34 @@ def model_path(tmp_path_factory):
     return export_tiny_model(str(tmp_path_factory.mktemp("model") / "model.npz"))
 
 
-@pytest.mark.parametrize("scatter_file", [None, humanize.GAUSSIAN_PATH])
+@pytest.mark.parametrize("scatter_choice, shown", [
+    (None, ""), (humanize.GAUSSIAN_PATH, "gaussian"), ("mild", "mild")])
 def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path,
-                                                                      scatter_file):
+                                                                      scatter_choice, shown):
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
     plain = cli(source, "--style=jazz", f"--checkpoint={model_path}")
     assert plain.returncode == 0, plain.stderr
     model = np.array(piano_velocities(str(tmp_path / "in.jazz.mid")))
-    chosen = [f"--humanize_scatter={scatter_file}"] if scatter_file else []
+    chosen = [f"--humanize_scatter={scatter_choice}"] if scatter_choice else []
     done = cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize=0.75",
                "--seed=2", "--contrast=1.5", *chosen)
     assert done.returncode == 0, done.stderr
-    target = str(tmp_path / "in.jazz-humanize75-seed2-contrast150.mid")
-    assert "style jazz, humanize 0.75 seed 2, contrast 1.5" in done.stdout
+    named = f"-{shown}" if shown else ""  # a scatter other than the default joins the name
+    target = str(tmp_path / f"in.jazz-humanize75{named}-seed2-contrast150.mid")
+    assert sorted(os.listdir(tmp_path)) == sorted(["in.mid", "in.jazz.mid",
+                                                   os.path.basename(target)])
+    in_brackets = f" ({shown})" if shown else ""
+    assert f"style jazz, humanize 0.75{in_brackets} seed 2, contrast 1.5" in done.stdout
     assert_only_piano_velocities_changed(source, target)
     performance = midi.load_performance(source)
     notes = performance.notes.select(encoding.in_piano_range(performance.notes))
-    if scatter_file:  # the Gaussian parts over the notes' onset groups
+    if shown == "gaussian":  # the Gaussian parts over the notes' onset groups
         onset, _ = encoding.quantize(notes, performance.ticks_per_beat)
         drawn = humanize.humanize(model, humanize.onset_groups(onset),
-                                  humanize.load(scatter_file)["jazz"], 0.75,
+                                  humanize.load(scatter_choice)["jazz"], 0.75,
                                   np.random.default_rng(2))
-    else:  # the shipped default: the learned scatter, reading the notes
-        scatter = humanize.load()
+    else:  # a learned scatter (the shipped default or the mild one), reading the notes
+        scatter = humanize.load(humanize.MILD_PATH if shown else None)
         assert scatter.__class__.__name__ == "LearnedScatter"
         drawn = scatter.for_blend({"jazz": 1.0}).humanize(
             model, notes, performance.ticks_per_beat,
@@ -178,7 +201,10 @@ def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, mode
     for flags, words in ((["--baseline=random", "--humanize=1"], "has no style to scatter"),
                          (["--style=jazz", "--humanize=3"], "--humanize must be a number"),
                          (["--style=jazz", f"--humanize_scatter={tmp_path / 'other.json'}",
-                           "--humanize=1"], "has no style jazz")):
+                           "--humanize=1"], "has no style jazz"),
+                         (["--style=jazz", "--humanize_scatter=mld", "--humanize=1"],
+                          "mld: no such file (a scatter file, or a shipped scatter: learned, "
+                          "mild, gaussian)")):
         done = cli(source, "-o", out, f"--checkpoint={model_path}", *flags)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr

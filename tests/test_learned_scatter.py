@@ -134,7 +134,7 @@ def test_the_file_round_trips_through_humanize_and_a_bad_one_is_one_line(scatter
     for name, words in (("junk.npz", "not a readable learned scatter"),
                         ("foreign.npz", "not a readable learned scatter"),
                         ("two.npz", "do not fit a scatter network of 2 styles"),
-                        ("missing.npz", "not a readable learned scatter")):
+                        ("missing.npz", "no such file")):
         with pytest.raises(humanize.HumanizeError) as raised:
             humanize.load(str(tmp_path / name))
         assert words in str(raised.value) and "\n" not in str(raised.value)
@@ -157,6 +157,22 @@ def test_the_shipped_default_is_a_learned_scatter_of_the_shipped_styles():
     assert shipped.about["steps"] > 0 and "train" in shipped.about["data"]
 
 
+def test_the_shipped_mild_scatter_is_the_same_recipe_charged_more_and_moves_notes_less():
+    default, mild = humanize.load(), humanize.load("mild")
+    assert isinstance(mild, ls.LearnedScatter) and mild.styles == STYLES
+    assert mild.about["accuracy_weight"] > default.about["accuracy_weight"]
+    recipe = ("data", "system", "steps", "ema_decay", "scorer_reset_every", "balance_styles")
+    assert {k: mild.about[k] for k in recipe} == {k: default.about[k] for k in recipe}
+    notes, seconds = chords(200)
+    velocities = np.full(len(notes), 64)
+    for style in STYLES:  # mean move over 16 draws (one draw's slow part swings it widely)
+        moved = [np.mean([np.abs(humanize.draw(scatter.for_blend({style: 1.0}), velocities,
+                                               notes, TPB, seconds, 1.0,
+                                               np.random.default_rng(seed)) - 64).mean()
+                          for seed in range(16)]) for scatter in (default, mild)]
+        assert 1.0 < moved[1] < 0.9 * moved[0], (style, moved)
+
+
 def test_evaluate_draws_each_humanize_spec_from_its_own_file(tmp_path):
     from experiments import evaluate
     from performer_factory import export_tiny_model
@@ -164,13 +180,17 @@ def test_evaluate_draws_each_humanize_spec_from_its_own_file(tmp_path):
     model = export_tiny_model(str(tmp_path / "model.npz"))
     systems, described = evaluate.build_systems(
         [f"model={model}"], [],
-        humanize_specs=[f"g=model:0.75@{humanize.GAUSSIAN_PATH}", "l=model:1"])
+        humanize_specs=[f"g=model:0.75@{humanize.GAUSSIAN_PATH}", "l=model:1",
+                        "m=model:1@mild"])
     by_name = {s.name: s for s in systems}
     assert isinstance(by_name["g"].scatters, dict) and by_name["g"].amount == 0.75
     assert isinstance(by_name["l"].scatters, ls.LearnedScatter) and by_name["l"].amount == 1
     assert "0.75 × a pianist's scatter" in described["g"] and "humanize.json" in described["g"]
     assert "1 × a learned scatter" in described["l"]
     assert "learned_scatter.npz" in described["l"]
-    with pytest.raises(humanize.HumanizeError, match="not a readable learned scatter"):
+    assert isinstance(by_name["m"].scatters, ls.LearnedScatter)  # a shipped scatter by name
+    assert by_name["m"].scatters.about["accuracy_weight"] == 0.4
+    assert "learned_scatter_mild.npz" in described["m"]
+    with pytest.raises(humanize.HumanizeError, match="none.npz: no such file"):
         evaluate.build_systems([f"model={model}"], [],
                                humanize_specs=[f"x=model:1@{tmp_path / 'none.npz'}"])
