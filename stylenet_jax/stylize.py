@@ -136,6 +136,9 @@ def _run(inputs: Sequence[str], flags_) -> int:
         raise StylizeError(str(e)) from None
     if flags_.baseline in ("random", "constant") and flags_.style:
         _warn(f"--baseline {flags_.baseline} ignores --style ({flags_.style})")
+    if flags_.humanize_scatter and not amount:
+        _warn(f"--humanize_scatter ({flags_.humanize_scatter}) draws nothing without "
+              "--humanize (e.g. --humanize 1)")
     stylizer = blend = None
     if flags_.list_styles or not flags_.baseline:
         if flags_.cache_dir:

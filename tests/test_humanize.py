@@ -192,6 +192,18 @@ def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, 
     assert not np.array_equal(drawn, model)
 
 
+def test_stylize_warns_that_a_scatter_without_humanize_draws_nothing(tmp_path, model_path):
+    source = rich_file(str(tmp_path / "in.mid"), bars=2)
+    plain = cli(source, "--style=jazz", f"--checkpoint={model_path}")
+    alone = cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize_scatter=mild",
+                "-o", str(tmp_path / "alone.mid"))
+    assert plain.returncode == alone.returncode == 0, alone.stderr
+    assert alone.stderr.strip() == ("warning: --humanize_scatter (mild) draws nothing without "
+                                    "--humanize (e.g. --humanize 1)")
+    assert "humanize" not in alone.stdout.split(":", 1)[1]
+    assert (tmp_path / "alone.mid").read_bytes() == (tmp_path / "in.jazz.mid").read_bytes()
+
+
 def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, model_path):
     source = rich_file(str(tmp_path / "in.mid"), bars=2)
     out = str(tmp_path / "out.mid")
