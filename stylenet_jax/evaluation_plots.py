@@ -16,7 +16,9 @@ import numpy as np
 from stylenet_jax.performances import Performed
 
 HUMAN_COLOUR = "black"
-COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+# one per system, in order; twelve before they repeat (black is the pianist, grey is chance)
+COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
+           "tab:pink", "tab:olive", "tab:cyan", "navy", "darkgoldenrod", "teal")
 
 
 def _figure(width: float, height: float):
