@@ -60,6 +60,9 @@ def _define_flags() -> None:
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
+    flags.DEFINE_integer("scorer_width", scatter_training.Settings().scorer_width,
+                         "Channels of the scorer the network plays against (the evaluation's "
+                         "classifier has 24; the file records it).", lower_bound=1)
     flags.DEFINE_string("out", learned_scatter.DEFAULT_PATH, "The .npz file to write.")
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
@@ -91,7 +94,8 @@ def main(argv: Sequence[str]) -> None:
                                          balance_styles=FLAGS.balance_styles,
                                          ema_decay=FLAGS.ema_decay,
                                          scorer_reset_every=FLAGS.scorer_reset_every,
-                                         width=FLAGS.width)
+                                         width=FLAGS.width,
+                                         scorer_width=FLAGS.scorer_width)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -100,7 +104,7 @@ def main(argv: Sequence[str]) -> None:
              "steps": FLAGS.steps, "seed": FLAGS.seed,
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,
              "ema_decay": FLAGS.ema_decay, "scorer_reset_every": FLAGS.scorer_reset_every,
-             "width": FLAGS.width,
+             "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -171,10 +171,11 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     priors, out = str(tmp_path / "priors"), str(tmp_path / "learned.npz")
     run("experiments.tree_prior", f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2")
     done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
-               "--steps=3", "--width=8", f"--out={out}", "--noprogress")
+               "--steps=3", "--width=8", "--scorer_width=6", f"--out={out}", "--noprogress")
     assert done.stdout.startswith(f"wrote {os.path.relpath(out, ROOT)}: 3 steps on ")
     scatter = ls.load(out)
     assert scatter.styles == ("classical", "jazz") and scatter.about["steps"] == 3
+    assert scatter.about["scorer_width"] == 6  # the game's scorer: recorded, not stored
     assert scatter.about["width"] == 8  # --width, read back from the file's own shapes:
     assert scatter.params["params"]["Dense_0"]["kernel"].shape[-1] == 8
     source = sorted((tmp_path / "midi" / "jazz").iterdir())[0]
