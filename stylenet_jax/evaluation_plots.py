@@ -107,6 +107,24 @@ def plot_distributions(path: str, human: Mapping[str, np.ndarray],
     return path
 
 
+def label_offsets(xy: Sequence[tuple[float, float]], near_x: float = 0.04,
+                  near_y: float = 0.03) -> list[tuple[int, int]]:
+    """Where each point's label goes, in offset points from it: above right, or below right
+    when the point lies near one labelled before it above right (within ``near_x`` of the x
+    span and ``near_y`` in y), so two close points' labels do not print over each other."""
+    xs = [x for x, _ in xy]
+    span = (max(xs) - min(xs) if xs else 0.0) or 1.0
+    above: list[tuple[float, float]] = []
+    offsets = []
+    for x, y in xy:
+        if any(abs(x - u) < near_x * span and abs(y - v) < near_y for u, v in above):
+            offsets.append((5, -11))
+        else:
+            offsets.append((5, 4))
+            above.append((x, y))
+    return offsets
+
+
 def plot_realism(path: str, points: Mapping[str, tuple[float, float, float, float]]) -> str:
     """One labelled point per system, ``points[name] = (MAE, accuracy, lo, hi)``: its MAE
     over all notes (x, velocity units) against how often the identify-the-human classifier
@@ -114,11 +132,12 @@ def plot_realism(path: str, points: Mapping[str, tuple[float, float, float, floa
     is better on both; 0.5 is a system the classifier cannot tell from the pianist."""
     fig = _figure(6.4, 4.4)
     ax = fig.subplots()
+    offsets = label_offsets([(mae, accuracy) for mae, accuracy, _, _ in points.values()])
     for k, (name, (mae, accuracy, lo, hi)) in enumerate(points.items()):
         colour = COLOURS[k % len(COLOURS)]
         ax.errorbar([mae], [accuracy], yerr=[[accuracy - lo], [hi - accuracy]], fmt="o",
                     color=colour, capsize=3)
-        ax.annotate(name, (mae, accuracy), xytext=(5, 4), textcoords="offset points",
+        ax.annotate(name, (mae, accuracy), xytext=offsets[k], textcoords="offset points",
                     fontsize=8, color=colour)
     ax.axhline(0.5, color="grey", lw=1, ls="--")
     ax.text(ax.get_xlim()[0], 0.5, " chance: cannot tell", va="bottom", fontsize=8,

@@ -365,6 +365,17 @@ def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, mo
     assert "](report/realism.png)" in report
 
 
+def test_a_label_near_an_earlier_one_goes_below_its_point():
+    from stylenet_jax.evaluation_plots import label_offsets
+
+    above, below = (5, 4), (5, -11)
+    # model and tree side by side at the top, two scatters apart, one just under the first
+    points = [(10.16, 0.985), (10.25, 0.991), (11.6, 0.66), (13.1, 0.54), (11.62, 0.70)]
+    assert label_offsets(points) == [above, below, above, above, above]
+    assert label_offsets([(12.0, 0.6), (12.0, 0.6), (12.0, 0.6)]) == [above, below, below]
+    assert label_offsets([]) == []
+
+
 def test_no_classifier_no_picture_of_realism(folder, model_path, tmp_path):
     out = tmp_path / "report.md"
     run = _evaluate(folder, model_path, out, "--baselines=", "--noclassifier",
