@@ -13,7 +13,7 @@ numpy's round-half-to-even.
    performance's mean level; 0 plays every note at that level). A model trained to the least
    squared error plays its uncertain notes near the mean, so its dynamics are narrower than a
    pianist's (by about its correlation with the pianist, r); C > 1 trades some of its note
-   accuracy for the pianist's range (measured in the README's model card).
+   accuracy for the pianist's range (measured in the README, "Wider dynamics").
 2. ``strength`` S in [0, 1]: ``round((1 - S) * own + S * new)`` (1, the default, is ``new``
    untouched; 0 is ``own``), so the file's own accents survive in proportion.
 3. ``keep_level``: shift every velocity by one whole number, the file's own mean minus the

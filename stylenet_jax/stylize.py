@@ -37,7 +37,7 @@ from the pianist: less error, easier to tell from a pianist), ``gaussian``
 (``stylenet_jax.humanize``) or a scatter file. Each
 --seed draws another performance; the same seed gives the same file. At 1 it widens the
 dynamics to about a pianist's and makes them much harder to tell from a pianist's, at a cost
-in note accuracy against any one pianist (README, "Humanize").
+in note accuracy against any one pianist (README, "Wider dynamics").
 
 The musician's controls act on the new velocities before writing, in this order: --contrast
 (every note's distance from the performance's mean level times C: wider or narrower dynamics),
@@ -282,7 +282,7 @@ def _define_flags() -> None:
                        "the model's velocities (uneven phrases, chords and voices, drawn by a "
                        "network trained against the identify-the-human classifier); 0 adds "
                        "none, 1 gives about a pianist's spread and texture, at a cost in note "
-                       "accuracy (README, Humanize). Applied before the controls below.")
+                       "accuracy (README, Wider dynamics). Applied before the controls below.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: "
                         "learned (the default, stylenet_jax/assets/learned_scatter.npz), mild "
                         "(trained closer to the pianist: less error, less realism; "
@@ -296,7 +296,7 @@ def _define_flags() -> None:
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "
                        "plays narrower dynamics than a pianist (0.59 and 0.63 of the spread in "
                        "classical and jazz); 1.4 gives about a pianist's range at some cost in "
-                       "note accuracy (README, model card). Applied first.")
+                       "note accuracy (README, Wider dynamics). Applied first.")
     flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "
                        "rest being the file's own: round((1-S)*own + S*new); 1 is the model "
                        "alone, 0 leaves the file as it was. Applied after --contrast.")
