@@ -19,19 +19,15 @@ one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 from typing import Sequence
 
 import numpy as np
 from absl import app, flags
 
-from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
-    define_performance_flags, read_performances, start_app
-from stylenet_jax import evaluation, human_classifier, statistics_judge
-from stylenet_jax.atomic_write import write_text_atomically
+from experiments import excerpt_judging
+from experiments.evaluate import progress_printer, start_app
+from stylenet_jax import evaluation, human_classifier, judges, statistics_judge
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
@@ -45,10 +41,8 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     **{f"{v} alone": (v,) for v in VELOCITY},
 }
 STEPS, BATCH = evaluation.EXCERPT_TRAINING  # as experiments.evaluate trains it
-WIDER = dict(width=64, step_factor=4)  # the other neural judge: wider, trained longer
 # Judges the learned scatter never trained against, on the same pairs as the conditions.
-JUDGES = (f"a wider classifier ({WIDER['width']} channels, {WIDER['step_factor']}x the steps)",
-          f"trees on {len(statistics_judge.STATISTIC_NAMES)} excerpt statistics")
+JUDGES = tuple(judges.DESCRIPTIONS[name] for name in ("wider", "trees"))
 
 
 def _chord_deviation(pair: human_classifier.Pair, velocity: np.ndarray) -> float:
@@ -94,23 +88,7 @@ def rule_accuracy(pairs: Sequence[human_classifier.Pair], statistic) -> float:
 
 
 def _define_flags() -> None:
-    define_performance_flags("cut into excerpts")
-    flags.DEFINE_multi_string("model", None, "NAME=PATH of a model (inference export or "
-                              "training workdir). Repeatable. Default: model=the shipped "
-                              "model.")
-    flags.DEFINE_list("baselines", ["features"], "Baselines to ask the same of: "
-                      + ", ".join(evaluation.BASELINES) + " (empty: none).")
-    flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C: also a widened system, as in "
-                              "experiments.evaluate --contrast. Repeatable.")
-    flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also a system "
-                              "with a scatter added, as in experiments.evaluate --humanize. "
-                              "Repeatable.")
-    define_features_model_flag()
-    flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
-    flags.DEFINE_integer("seed", 0, "Seed of the piece split, the classifier and its bootstrap.")
-    flags.DEFINE_string("out", "results/classifier_features.md", "Markdown report to write "
-                        "(with .json and a .png beside it).")
-    flags.DEFINE_bool("progress", True, "Print a line per performance and per condition.")
+    excerpt_judging.define_flags("results/classifier_features.md", "condition")
 
 
 def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float, seed: int,
@@ -134,11 +112,8 @@ def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float,
         record(condition, human_classifier.train_and_score(
             train, test, steps=steps, batch_size=BATCH, seed=seed, features=features),
             features=list(features))
-    wider, trees = JUDGES
-    record(wider, human_classifier.train_and_score(
-        train, test, steps=steps * WIDER["step_factor"], batch_size=BATCH, seed=seed,
-        width=WIDER["width"]))
-    record(trees, statistics_judge.tree_judge(train, test, seed=seed))
+    for name, description in zip(("wider", "trees"), JUDGES):
+        record(description, judges.trainer(name, steps)(train, test, seed=seed))
     return out
 
 
@@ -221,41 +196,17 @@ def plot(path: str, results: dict[str, dict[str, dict]]) -> str:
 
 def main(argv: Sequence[str]) -> None:
     began = start_app(argv)
-    try:
-        if not FLAGS.excerpt_seconds > 0:
-            raise ValueError(f"--excerpt_seconds must be positive, got {FLAGS.excerpt_seconds}")
-        performed, data = read_performances(FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split,
-                                            midi_root=FLAGS.midi_root,
-                                            files_style=FLAGS.files_style)
-        systems, described = build_systems(FLAGS.model, FLAGS.baselines,
-                                           features_model=FLAGS.features_model,
-                                           seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
-                                           humanize_specs=FLAGS.humanize)
-        evaluation.check_styles(performed, systems)
-        if len({p.piece for p in performed}) < 2:
-            raise ValueError("need performances of at least 2 pieces (half train the "
-                             "classifier, half score it)")
-    except BAD_INPUT as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    log = (lambda line: print(line, file=sys.stderr, flush=True)) if FLAGS.progress else \
-        (lambda line: None)
+    performed, data, systems, described = excerpt_judging.read_or_exit()
+    log = progress_printer(FLAGS.progress)
     played = evaluation.evaluate(performed, systems, progress=log)
     results = {}
     for name, velocities in played.velocities.items():
         log(f"{name}: {len(CONDITIONS)} classifiers")
         results[name] = ablate(performed, velocities, excerpt_seconds=FLAGS.excerpt_seconds,
                                seed=FLAGS.seed, log=log)
-    stem = os.path.splitext(FLAGS.out)[0]
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    picture = plot(stem + ".png", results)
-    text = render(results, command="python -m experiments.classifier_features "
-                  + " ".join(sys.argv[1:]), data=data, described=described,
-                  seconds=time.perf_counter() - began, excerpt_seconds=FLAGS.excerpt_seconds,
-                  picture=os.path.relpath(picture, os.path.dirname(os.path.abspath(FLAGS.out))))
-    write_text_atomically(stem + ".json", json.dumps(results, indent=1) + "\n")
-    write_text_atomically(FLAGS.out, text + "\n")
-    print(f"wrote {FLAGS.out}, {stem}.json and {picture}")
+    excerpt_judging.write_report(results, "experiments.classifier_features", began, render,
+                                 plot, data=data, described=described,
+                                 excerpt_seconds=FLAGS.excerpt_seconds)
 
 
 if __name__ == "__main__":

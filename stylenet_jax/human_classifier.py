@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -287,12 +287,16 @@ def correct_of(margins: np.ndarray) -> np.ndarray:
     return np.where(np.abs(margins) < TIE_TOLERANCE, 0.5, (margins > 0).astype(np.float64))
 
 
-def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0, **training) -> dict:
-    """Cross-fitted ``train_and_score`` (keyword arguments ``training``): trained on one half
-    of the pieces (``split_pieces``) and scored on the other, then the other way round.
+def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
+                      judge: Callable[..., dict] | None = None, **training) -> dict:
+    """Cross-fitted ``judge(train, test, seed=seed, **training)`` (default
+    ``train_and_score``; any judge whose result has ``margins``, float (P,) per test pair,
+    such as ``statistics_judge.tree_judge``): trained on one half of the pieces
+    (``split_pieces``) and scored on the other, then the other way round.
     Returns accuracy, pairs, pieces, ci95 over all pairs and ``halves``, the two accuracies."""
+    judge = judge or train_and_score
     first, second = split_pieces(pairs, 0.5, seed)
-    runs = [(train_and_score(train, test, seed=seed, **training), test)
+    runs = [(judge(train, test, seed=seed, **training), test)
             for train, test in ((first, second), (second, first))]
     correct = np.concatenate([correct_of(result["margins"]) for result, _ in runs])
     pieces = [p.piece for _, test in runs for p in test]

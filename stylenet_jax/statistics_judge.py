@@ -103,7 +103,8 @@ def _differences(pairs: Sequence[Pair]) -> np.ndarray:
 def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
                iterations: int = 300) -> dict:
     """Gradient-boosted trees on ``train`` pairs' statistic differences, scored on ``test``.
-    Returns accuracy (ties 0.5), pairs, pieces (test), ci95 (bootstrap over test pieces)."""
+    Returns accuracy (ties 0.5), pairs, pieces (test), ci95 (bootstrap over test pieces) and
+    margins (float64 (P,) per test pair: > 0 the pianist picked, 0 a tie)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     if not train or not test:
@@ -118,4 +119,5 @@ def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
     correct = human_classifier.correct_of(margins)
     pieces = [p.piece for p in test]
     return {"accuracy": float(correct.mean()), "pairs": len(test), "pieces": len(set(pieces)),
-            "ci95": human_classifier.bootstrap_interval(correct, pieces, seed)}
+            "ci95": human_classifier.bootstrap_interval(correct, pieces, seed),
+            "margins": margins}

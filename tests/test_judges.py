@@ -1,0 +1,91 @@
+"""stylenet_jax.judges and experiments.judges: each judge, on every piece or one half, finds
+a system that differs from the pianist and not one that plays as he does; the report has a
+row per system; bad input is one line and writes nothing."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import judges as app
+from stylenet_jax import human_classifier, judges
+from tests.test_classifier_features import performed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pianists(count: int = 60) -> list:
+    """``count`` one-excerpt performances of as many pieces (the trees split no fewer than
+    40 rows: 20 training pairs, each in both orders)."""
+    rng = np.random.default_rng(3)
+    return [performed(f"p{k}", rng) for k in range(count)]
+
+
+@pytest.mark.parametrize("name", judges.NAMES)
+def test_each_judge_scores_every_piece_once_with_both_halves(name):
+    pianist = pianists()
+    flattened = [np.full(16, 64) for _ in pianist]  # no dynamics at all
+    pairs = human_classifier.make_pairs(pianist, flattened)
+    both = judges.score(pairs, name, seed=0, steps=60)
+    one = judges.score(pairs, name, seed=0, steps=60, both_halves=False)
+    assert both["pieces"] == 60 and one["pieces"] == 30
+    assert both["pairs"] == len(pairs) == 2 * one["pairs"]
+    assert both["accuracy"] >= 0.9 and one["accuracy"] >= 0.9
+    assert both["ci95"][0] <= both["accuracy"] <= both["ci95"][1]
+    assert len(both["halves"]) == 2 and np.isclose(np.mean(both["halves"]), both["accuracy"])
+    same = human_classifier.make_pairs(pianist, [p.notes.velocity for p in pianist])
+    assert judges.score(same, name, seed=0, steps=60)["accuracy"] == 0.5  # every pair a tie
+
+
+def test_the_wider_judge_is_the_classifier_wider_and_trained_longer(monkeypatch):
+    seen = []
+    monkeypatch.setattr(human_classifier, "train_and_score",
+                        lambda train, test, **kw: seen.append(kw) or {})
+    judges.trainer("classifier", 50)([], [], seed=3)
+    judges.trainer("wider", 50)([], [], seed=3)
+    assert seen[0] == dict(steps=50, batch_size=judges.EXCERPT_BATCH, seed=3)
+    assert seen[1] == dict(steps=50 * judges.WIDER_STEP_FACTOR, batch_size=judges.EXCERPT_BATCH,
+                           seed=3, width=judges.WIDER_WIDTH)
+    with pytest.raises(ValueError, match="unknown judge 'ears'"):
+        judges.trainer("ears")
+
+
+def test_the_report_and_picture_have_a_row_per_system(tmp_path):
+    pianist = pianists(8)
+    played = {"flat": [np.full(16, 64) for _ in pianist],
+              "same": [p.notes.velocity.astype(np.int64) for p in pianist]}
+    results = app.judge_all(pianist, played, ["classifier", "trees"], excerpt_seconds=10.0,
+                            seed=0, both_halves=True, steps=40)
+    assert list(results) == ["flat", "same"] and list(results["flat"]) == ["classifier", "trees"]
+    assert results["same"]["trees"]["accuracy"] == 0.5 and results["flat"]["trees"]["pieces"] == 8
+    text = app.render(results, command="c", data="d", described={"flat": "f", "same": "s"},
+                      seconds=1.0, picture="j.png", both_halves=True, excerpt_seconds=10.0)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 3 and all(line.count("|") == 4 for line in table)  # header + 2 rows
+    assert "| `same` | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in text
+    assert "every piece, each half" in text and "8 pieces per system" in text
+    picture = app.plot(str(tmp_path / "j.png"), results)
+    assert os.path.getsize(picture) > 1000
+
+
+def test_judges_are_checked_before_any_work():
+    assert app.check_judges(["trees", " wider"]) == ["trees", "wider"]
+    for bad in ([], ["trees", "trees"], ["ears"]):
+        with pytest.raises(ValueError, match="choose distinct judges"):
+            app.check_judges(bad)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "j.md"
+    for args, said in (([], "exactly one of --data_dir and --midi_dir"),
+                       ([f"--data_dir={tmp_path / 'none'}"], "error: "),
+                       ([f"--midi_dir={tmp_path}", "--judges=ears"], "choose distinct judges"),
+                       ([f"--midi_dir={tmp_path}", "--excerpt_seconds=0"],
+                        "--excerpt_seconds must be positive")):
+        done = subprocess.run([sys.executable, "-m", "experiments.judges", f"--out={out}",
+                               *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not os.listdir(tmp_path)
