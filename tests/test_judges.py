@@ -2,6 +2,7 @@
 a system that differs from the pianist and not one that plays as he does; the report has a
 row per system; bad input is one line and writes nothing."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import judges as app
+from midi_factory import midi_file, notes_track
 from stylenet_jax import human_classifier, judges
 from tests.test_classifier_features import performed
 
@@ -89,3 +91,29 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
         assert done.returncode == 2 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_the_command_writes_a_row_per_system_and_its_json_and_picture(tmp_path):
+    folder = tmp_path / "human"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for k in range(4):  # about 24 s each: quavers at 120 bpm, random keys and velocities
+        notes = [(i * 240, i * 240 + 200, int(rng.integers(40, 80)), int(rng.integers(20, 110)))
+                 for i in range(96)]
+        midi_file(notes_track(notes), ticks_per_beat=480).save(str(folder / f"piece{k}.mid"))
+    out = tmp_path / "report" / "j.md"
+    done = subprocess.run([sys.executable, "-m", "experiments.judges", f"--midi_dir={folder}",
+                           "--files_style=classical", "--baselines=constant",
+                           "--humanize=scattered=model:1", "--judges=trees", "--noprogress",
+                           f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["model", "constant", "scattered"]
+    results = json.loads((tmp_path / "report" / "j.json").read_text())
+    assert list(results) == ["model", "constant", "scattered"]
+    assert all(list(row) == ["trees"] and row["trees"]["pieces"] == 4
+               for row in results.values())
+    assert f"| {results['model']['trees']['accuracy']:.3f} [" in rows[0]
+    assert "(j.png)" in text and (tmp_path / "report" / "j.png").stat().st_size > 1000
