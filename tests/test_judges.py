@@ -81,11 +81,9 @@ def test_judges_are_checked_before_any_work():
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "j.md"
-    for args, said in (([], "exactly one of --data_dir and --midi_dir"),
-                       ([f"--data_dir={tmp_path / 'none'}"], "error: "),
-                       ([f"--midi_dir={tmp_path}", "--judges=ears"], "choose distinct judges"),
-                       ([f"--midi_dir={tmp_path}", "--excerpt_seconds=0"],
-                        "--excerpt_seconds must be positive")):
+    for args, said in (([], "exactly one of --data_dir and --midi_dir"),  # the rest of the
+                       # input checks are classifier_features' (experiments.excerpt_judging)
+                       ([f"--midi_dir={tmp_path}", "--judges=ears"], "choose distinct judges")):
         done = subprocess.run([sys.executable, "-m", "experiments.judges", f"--out={out}",
                                *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and said in done.stderr, done.stderr
