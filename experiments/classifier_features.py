@@ -155,7 +155,8 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
                 + " | ".join(f"{results[n][rule]['accuracy']:.3f}" for n in names) + " |"
                 for rule in RULES]]
     lines += ["", "Judges the learned scatter never trained against (it plays against this "
-              "classifier's kind at 24 channels), on the same pairs: the same classifier "
+              f"classifier's kind at {human_classifier.WIDTH} channels), on the same "
+              "pairs: the same classifier "
               "wider and trained longer, and gradient-boosted trees (scikit-learn) on the "
               "difference of the two versions' summary statistics "
               "(`stylenet_jax.statistics_judge`).", "",

@@ -31,6 +31,7 @@ from stylenet_jax.performances import Performed
 
 MIN_EXCERPT_NOTES = 8
 TIE_TOLERANCE = 1e-6
+WIDTH = 24  # the scorer's channels: the evaluation's classifier, and what the scatter plays
 FEATURE_NAMES = ("velocity", "velocity_minus_excerpt_mean", "velocity_minus_previous",
                  "pitch", "inter_onset_seconds", "log_duration_steps", "in_chord",
                  "chord_rank", "velocity_minus_chord_mean")
@@ -165,7 +166,7 @@ class HumannessScorer(nn.Module):
     features float32 (B, N, NUM_FEATURES), mask bool (B, N) -> float32 (B,).
     """
 
-    width: int = 24
+    width: int = WIDTH
     kernel_size: int = 5
 
     @nn.compact
@@ -233,7 +234,7 @@ def _scores(params, features: jax.Array, mask: jax.Array, *, width: int) -> jax.
 
 def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int = 400,
                     seed: int = 0, batch_size: int = 32, learning_rate: float = 3e-3,
-                    width: int = 24, max_notes: int | None = None,
+                    width: int = WIDTH, max_notes: int | None = None,
                     max_notes_cap: int = 8192, features: Sequence[str] | None = None) -> dict:
     """Trains a ``HumannessScorer`` on ``train`` pairs, scores it on ``test`` pairs.
 
@@ -305,7 +306,7 @@ def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
             "halves": [result["accuracy"] for result, _ in runs]}
 
 
-def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = 24,
+def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = WIDTH,
                  batch_size: int = 32, features: Sequence[str] | None = None) -> np.ndarray:
     """f(human) - f(system) for each pair: float64 (P,), ``params`` from ``train_and_score``.
 

@@ -2,7 +2,7 @@
 velocities and a system's, on the same notes; ``human_classifier.Pair``) and says which
 version is the pianist's.
 
-- ``classifier``: the evaluation's own (``human_classifier``, 24 channels, trained
+- ``classifier``: the evaluation's own (``human_classifier``, ``WIDTH`` channels, trained
   ``EXCERPT_STEPS`` steps of ``EXCERPT_BATCH`` pairs). The learned scatter
   (``scatter_training``) plays against this kind of judge.
 - ``wider``: the same network at ``WIDER_WIDTH`` channels, trained ``WIDER_STEP_FACTOR`` times
@@ -26,7 +26,8 @@ EXCERPT_STEPS, EXCERPT_BATCH = EXCERPT_TRAINING  # the evaluation's, on 10-secon
 WIDER_WIDTH, WIDER_STEP_FACTOR = 64, 4
 
 DESCRIPTIONS = {
-    "classifier": f"the evaluation's classifier (24 channels, {EXCERPT_STEPS} steps)",
+    "classifier": f"the evaluation's classifier ({human_classifier.WIDTH} channels, "
+                  f"{EXCERPT_STEPS} steps)",
     "wider": f"a wider classifier ({WIDER_WIDTH} channels, {WIDER_STEP_FACTOR}x the steps)",
     "trees": f"trees on {len(statistics_judge.STATISTIC_NAMES)} excerpt statistics",
 }

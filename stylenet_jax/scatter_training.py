@@ -118,7 +118,7 @@ class Settings(NamedTuple):
 
     batch_size: int = 32
     width: int = 32
-    scorer_width: int = 24
+    scorer_width: int = hc.WIDTH
     scorer_learning_rate: float = 2e-3
     learning_rate: float = 2e-4
     scorer_steps: int = 2
