@@ -40,7 +40,6 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     **{f"{v} + context": (v,) + CONTEXT for v in VELOCITY},
     **{f"{v} alone": (v,) for v in VELOCITY},
 }
-STEPS, BATCH = evaluation.EXCERPT_TRAINING  # as experiments.evaluate trains it
 # Judges the learned scatter never trained against, on the same pairs as the conditions.
 JUDGES = tuple(judges.DESCRIPTIONS[name] for name in ("wider", "trees"))
 
@@ -92,7 +91,7 @@ def _define_flags() -> None:
 
 
 def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float, seed: int,
-           steps: int = STEPS, log=lambda line: None) -> dict[str, dict]:
+           steps: int = judges.EXCERPT_STEPS, log=lambda line: None) -> dict[str, dict]:
     """{condition: {"accuracy", "lo", "hi", "features", "pairs", "pieces"}} for one system's
     ``velocities`` (int (n,) per performance of ``performed``): the classifier trained for
     ``steps`` and scored on the same pairs under every ``CONDITIONS`` entry; {rule:
@@ -110,7 +109,8 @@ def ablate(performed: Sequence, velocities: Sequence, *, excerpt_seconds: float,
 
     for condition, features in CONDITIONS.items():
         record(condition, human_classifier.train_and_score(
-            train, test, steps=steps, batch_size=BATCH, seed=seed, features=features),
+            train, test, steps=steps, batch_size=judges.EXCERPT_BATCH, seed=seed,
+            features=features),
             features=list(features))
     for name, description in zip(("wider", "trees"), JUDGES):
         record(description, judges.trainer(name, steps)(train, test, seed=seed))

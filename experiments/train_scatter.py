@@ -22,7 +22,7 @@ from typing import Sequence
 from absl import app, flags
 
 from experiments import evaluate
-from stylenet_jax import learned_scatter, scatter_training, tree_prior
+from stylenet_jax import human_classifier, learned_scatter, scatter_training, tree_prior
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
@@ -62,7 +62,8 @@ def _define_flags() -> None:
                          lower_bound=1)
     flags.DEFINE_integer("scorer_width", scatter_training.Settings().scorer_width,
                          "Channels of the scorer the network plays against (the evaluation's "
-                         "classifier has 24; the file records it).", lower_bound=1)
+                         f"classifier has {human_classifier.WIDTH}; the file records it).",
+                         lower_bound=1)
     flags.DEFINE_string("out", learned_scatter.DEFAULT_PATH, "The .npz file to write.")
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
