@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 
 from absl import app, flags, logging
 
-from stylenet_jax import dataset, derived_systems, error_breakdown, evaluation, performances, smf
+from stylenet_jax import dataset, derived_systems, error_breakdown, evaluation, performances, \
+    shuffled_deviations, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -74,6 +75,12 @@ def _define_flags() -> None:
                               "scatter's name; default: --humanize_scatter), e.g. "
                               "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
+    flags.DEFINE_multi_string("shuffled_deviations", [], "NAME=SYSTEM: also score an oracle "
+                              "(not a system: it reads the pianist): SYSTEM plus the "
+                              "pianist's own deviations from it, shuffled among the notes of "
+                              "each performance. What a scatter of exactly the pianist's "
+                              "amount costs, e.g. model_dev=model (stylenet_jax."
+                              "shuffled_deviations). Repeatable; scored last.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
                         "shipped one by name (learned, mild, gaussian), a .json from "
                         "experiments.fit_humanize or an .npz from experiments.train_scatter; "
@@ -274,12 +281,17 @@ def main(argv: Sequence[str]) -> None:
         performed, data = load_performances()
         systems, described = systems_from_flags(FLAGS.train_data_dir or FLAGS.data_dir)
         evaluation.check_styles(performed, systems)
+        oracles = []
+        for spec in FLAGS.shuffled_deviations:
+            oracles.append(shuffled_deviations.parse(spec, list(described)))
+            described[oracles[-1].name] = oracles[-1].description
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log = progress_printer(FLAGS.progress)
     result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
                                  timing=FLAGS.timing, progress=log)
+    result = shuffled_deviations.add(result, performed, oracles, seed=FLAGS.seed)
     scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)
     paired = (evaluation.paired_differences(result, PAIRED_REFERENCE, resamples=FLAGS.resamples,
                                             seed=FLAGS.seed)

@@ -1,0 +1,93 @@
+"""stylenet_jax.shuffled_deviations and experiments.evaluate --shuffled_deviations: the oracle
+that adds the pianist's own deviations, shuffled, to a system's velocities."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from midi_factory import midi_file, notes_track
+from stylenet_jax import evaluation, performances, shuffled_deviations
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def performed(tmp_path):
+    """Three performances (two classical, one jazz) of 48 notes with varied velocities."""
+    for style, seed in (("classical", 1), ("classical", 2), ("jazz", 3)):
+        rng = np.random.default_rng(seed)
+        notes = [(i * 240, i * 240 + 200, int(rng.integers(40, 90)), int(rng.integers(20, 120)))
+                 for i in range(48)]
+        os.makedirs(tmp_path / style, exist_ok=True)
+        midi_file(notes_track(notes)).save(str(tmp_path / style / f"piece{seed}.mid"))
+    return performances.from_folder(str(tmp_path))
+
+
+def test_the_deviations_are_the_pianists_permuted_and_clipped():
+    human = np.array([10, 20, 30, 40, 50, 60, 70, 80])
+    played = np.array([15, 15, 35, 35, 55, 55, 75, 75])
+    mine = shuffled_deviations.shuffled(human, played, np.random.default_rng(0))
+    assert mine.dtype == np.int64 and mine.shape == human.shape
+    assert sorted(mine - played) == sorted(human - played)
+    assert not np.array_equal(mine, human)  # the deviations land on other notes
+    again = shuffled_deviations.shuffled(human, played, np.random.default_rng(0))
+    np.testing.assert_array_equal(mine, again)
+    loud = shuffled_deviations.shuffled(np.array([127, 1]), np.array([1, 127]),
+                                        np.random.default_rng(0))
+    assert loud.min() >= 1 and loud.max() <= 127
+
+
+def test_around_a_constant_the_oracle_is_each_pianists_velocities_reordered(performed):
+    flat = [np.full(len(p.notes), 64, np.int64) for p in performed]
+    result = evaluation.Evaluation({"flat": {}}, {"flat": flat})
+    oracle = shuffled_deviations.parse("dev=flat", ["flat"])
+    added = shuffled_deviations.add(result, performed, [oracle], seed=0)
+    assert list(result.velocities) == ["flat"]  # the input is left as it was
+    assert [len(added.comparisons["dev"][s]) for s in ("classical", "jazz")] == [2, 1]
+    for human, mine in zip(performed, added.velocities["dev"]):
+        assert sorted(mine) == sorted(human.notes.velocity.astype(np.int64))
+        assert not np.array_equal(mine, human.notes.velocity)
+    first = added.comparisons["dev"]["classical"][0]
+    np.testing.assert_array_equal(first.predicted, added.velocities["dev"][0])
+    np.testing.assert_array_equal(first.human, performed[0].notes.velocity)
+    same = shuffled_deviations.add(result, performed, [oracle], seed=0)
+    other = shuffled_deviations.add(result, performed, [oracle], seed=1)
+    for a, b, c in zip(added.velocities["dev"], same.velocities["dev"],
+                       other.velocities["dev"]):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("spec, words", [("dev", "expected NAME=SYSTEM"),
+                                         ("dev=tree", "expected NAME=SYSTEM"),
+                                         ("=flat", "expected NAME=SYSTEM"),
+                                         ("flat=flat", "already the name")])
+def test_a_bad_spec_is_one_line(spec, words):
+    with pytest.raises(ValueError, match=words) as raised:
+        shuffled_deviations.parse(spec, ["flat"])
+    assert "\n" not in str(raised.value)
+
+
+def test_the_command_scores_the_oracle_beside_the_systems_and_refuses_a_bad_one(performed,
+                                                                              tmp_path):
+    out = tmp_path / "report.md"
+    args = [sys.executable, "-m", "experiments.evaluate", f"--midi_dir={tmp_path}",
+            "--baselines=constant", f"--out={out}", "--resamples=20",
+            "--noprogress", "--noclassifier", "--plot_pieces=0"]
+    bad = subprocess.run(args + ["--shuffled_deviations=dev=tree"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "--shuffled_deviations 'dev=tree'" in bad.stderr and not out.exists()
+    run = subprocess.run(args + ["--shuffled_deviations=dev=constant"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "oracle, not a system: constant plus the pianist's own deviations" in out.read_text()
+    scores = json.loads((tmp_path / "report.json").read_text())
+    for style in ("classical", "jazz"):
+        assert scores["dev"][style]["notes"] == scores["constant"][style]["notes"] > 0
+        # around a constant, each performance's velocities reordered: the pianist's spread
+        assert scores["dev"][style]["std_ratio"] == pytest.approx(1.0)
