@@ -3,11 +3,11 @@
 
 A system that nobody can tell from a pianist must vary from note to note about as much as the
 pianist does around what can be predicted from the score. A scatter added to a model is drawn
-without knowing the pianist's own variation, so it is independent of it, and it costs note
-error. How much at the least? This oracle gives one answer on the same notes. Each performance
-gets a system's velocities plus the pianist's own deviations from them, shuffled among the
-notes of that performance. Its deviations have exactly the pianist's amount, level and spread
-on that performance, but they fall on the wrong notes.
+without knowing the pianist's own variation, so it costs note error. This oracle is a
+yardstick for that cost on the same notes. Each performance gets a system's velocities plus
+the pianist's own deviations from them, shuffled among the notes of that performance. Its
+deviations have exactly the pianist's amount, level and spread on that performance, but they
+fall on the wrong notes.
 
 It reads the pianist's velocities, which no system may do (``evaluation.evaluate`` flattens
 them first). So it is added to an ``evaluation.Evaluation`` after the systems have played,
