@@ -75,12 +75,13 @@ def _define_flags() -> None:
                               "scatter's name; default: --humanize_scatter), e.g. "
                               "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
-    flags.DEFINE_multi_string("shuffled_deviations", [], "NAME=SYSTEM: also score an oracle "
-                              "(not a system: it reads the pianist): SYSTEM plus the "
+    flags.DEFINE_multi_string("shuffled_deviations", [], "NAME=SYSTEM[:K]: also score an "
+                              "oracle (not a system: it reads the pianist): SYSTEM plus the "
                               "pianist's own deviations from it, shuffled among the notes of "
-                              "each performance. What a scatter of exactly the pianist's "
-                              "amount costs, e.g. model_dev=model (stylenet_jax."
-                              "shuffled_deviations). Repeatable; scored last.")
+                              "each performance, or with K only within each run of K "
+                              "consecutive notes. What a scatter of exactly the pianist's "
+                              "amount costs, e.g. model_dev=model or model_dev16=model:16 "
+                              "(stylenet_jax.shuffled_deviations). Repeatable; scored last.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
                         "shipped one by name (learned, mild, gaussian), a .json from "
                         "experiments.fit_humanize or an .npz from experiments.train_scatter; "

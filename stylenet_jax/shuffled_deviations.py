@@ -7,7 +7,10 @@ without knowing the pianist's own variation, so it costs note error. This oracle
 yardstick for that cost on the same notes. Each performance gets a system's velocities plus
 the pianist's own deviations from them, shuffled among the notes of that performance. Its
 deviations have exactly the pianist's amount, level and spread on that performance, but they
-fall on the wrong notes.
+fall on the wrong notes. With a block of K notes, they are shuffled only within each run of
+K consecutive notes (by onset): the oracle then also knows the pianist's level over every K
+notes, and only the note-by-note order within them is lost. Short blocks tell how closely a
+model would have to follow the pianist's dynamics to be both close and hard to tell apart.
 
 It reads the pianist's velocities, which no system may do (``evaluation.evaluate`` flattens
 them first). So it is added to an ``evaluation.Evaluation`` after the systems have played,
@@ -28,38 +31,55 @@ from stylenet_jax.performances import Performed
 
 @dataclasses.dataclass(frozen=True)
 class ShuffledDeviations:
-    """The oracle named ``name`` around the scored system ``part``."""
+    """The oracle named ``name`` around the scored system ``part``, shuffling within runs of
+    ``block`` notes (None: among all the notes of a performance)."""
 
     name: str
     part: str
+    block: int | None = None
 
     @property
     def description(self) -> str:
+        where = ("among the notes of each performance" if self.block is None
+                 else f"within each run of {self.block} consecutive notes")
         return (f"oracle, not a system: {self.part} plus the pianist's own deviations from "
-                f"it, shuffled among the notes of each performance (a scatter of exactly "
-                f"the pianist's amount, on the wrong notes)")
+                f"it, shuffled {where} (a scatter of exactly the pianist's amount, on the "
+                f"wrong notes)")
 
 
 def parse(spec: str, known: Sequence[str]) -> ShuffledDeviations:
-    """``NAME=SYSTEM`` -> ShuffledDeviations; SYSTEM must be in ``known`` (scored in the same
-    evaluation) and NAME none of them. Raises ValueError (one line) otherwise."""
-    name, sep, part = (text.strip() for text in spec.partition("="))
+    """``NAME=SYSTEM`` or ``NAME=SYSTEM:K`` -> ShuffledDeviations; SYSTEM must be in ``known``
+    (scored in the same evaluation), NAME none of them, and K (the block) an integer of 2 or
+    more. Raises ValueError (one line) otherwise."""
+    name, sep, body = (text.strip() for text in spec.partition("="))
+    part, colon, block_text = (text.strip() for text in body.partition(":"))
     if not sep or not name or part not in known:
-        raise ValueError(f"--shuffled_deviations {spec!r}: expected NAME=SYSTEM with a system "
-                         f"of {', '.join(known)}")
+        raise ValueError(f"--shuffled_deviations {spec!r}: expected NAME=SYSTEM or "
+                         f"NAME=SYSTEM:K with a system of {', '.join(known)}")
     if name in known:
         raise ValueError(f"--shuffled_deviations {spec!r}: {name!r} is already the name of a "
                          "system")
-    return ShuffledDeviations(name, part)
+    block = None
+    if colon:
+        block = int(block_text) if block_text.isdigit() else 0
+        if block < 2:
+            raise ValueError(f"--shuffled_deviations {spec!r}: the block K must be an "
+                             f"integer of 2 or more, got {block_text!r}")
+    return ShuffledDeviations(name, part, block)
 
 
-def shuffled(human: np.ndarray, played: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def shuffled(human: np.ndarray, played: np.ndarray, rng: np.random.Generator,
+             block: int | None = None) -> np.ndarray:
     """int64 (n,): ``played`` (int (n,), a system's velocities of n notes) plus the deviations
     ``human - played`` (the pianist's int (n,)) in an order drawn from ``rng``, clipped to
-    1..127. Before clipping, its deviations from ``played`` are the pianist's, permuted."""
+    1..127; with ``block``, each deviation stays within its run of ``block`` consecutive
+    notes (the last run may be shorter). Before clipping, its deviations from ``played``
+    are the pianist's, permuted."""
     played = np.asarray(played, np.int64)
     deviations = np.asarray(human, np.int64) - played
-    return np.clip(played + rng.permutation(deviations), 1, 127)
+    runs = np.arange(len(deviations)) // (block or max(len(deviations), 1))
+    order = np.lexsort((rng.random(len(deviations)), runs))  # random order within each run
+    return np.clip(played + deviations[order], 1, 127)
 
 
 def add(result: evaluation.Evaluation, performed: Sequence[Performed],
@@ -73,7 +93,7 @@ def add(result: evaluation.Evaluation, performed: Sequence[Performed],
         comparisons[oracle.name], velocities[oracle.name] = {}, []
         for human, played in zip(performed, velocities[oracle.part]):
             rng = np.random.default_rng([seed, *human.id.encode()])
-            mine = shuffled(human.notes.velocity, played, rng)
+            mine = shuffled(human.notes.velocity, played, rng, oracle.block)
             comparisons[oracle.name].setdefault(human.style, []).append(
                 evaluation.compare(human, evaluation.Performance(mine)))
             velocities[oracle.name].append(mine)

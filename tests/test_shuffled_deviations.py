@@ -17,11 +17,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture
 def performed(tmp_path):
-    """Three performances (two classical, one jazz) of 48 notes with varied velocities."""
+    """Three performances (two classical, one jazz) of 48 notes, in phrases of 12 notes played
+    soft (30..59) and loud (80..109) in turn."""
     for style, seed in (("classical", 1), ("classical", 2), ("jazz", 3)):
         rng = np.random.default_rng(seed)
-        notes = [(i * 240, i * 240 + 200, int(rng.integers(40, 90)), int(rng.integers(20, 120)))
-                 for i in range(48)]
+        notes = [(i * 240, i * 240 + 200, int(rng.integers(40, 90)),
+                  30 + 50 * (i // 12 % 2) + int(rng.integers(0, 30))) for i in range(48)]
         os.makedirs(tmp_path / style, exist_ok=True)
         midi_file(notes_track(notes)).save(str(tmp_path / style / f"piece{seed}.mid"))
     return performances.from_folder(str(tmp_path))
@@ -36,6 +37,12 @@ def test_the_deviations_are_the_pianists_permuted_and_clipped():
     assert not np.array_equal(mine, human)  # the deviations land on other notes
     again = shuffled_deviations.shuffled(human, played, np.random.default_rng(0))
     np.testing.assert_array_equal(mine, again)
+    human = np.arange(10, 110, 10)  # around a constant: the pianist's velocities reordered
+    within = shuffled_deviations.shuffled(human, np.full(10, 60), np.random.default_rng(0),
+                                          block=4)
+    for run in (slice(0, 4), slice(4, 8), slice(8, 10)):  # the last run is shorter
+        assert sorted(within[run]) == sorted(human[run])
+    assert not np.array_equal(within, human)
     loud = shuffled_deviations.shuffled(np.array([127, 1]), np.array([1, 127]),
                                         np.random.default_rng(0))
     assert loud.min() >= 1 and loud.max() <= 127
@@ -62,10 +69,21 @@ def test_around_a_constant_the_oracle_is_each_pianists_velocities_reordered(perf
         assert not np.array_equal(a, c)
 
 
+def test_a_block_is_read_and_described():
+    whole = shuffled_deviations.parse("dev=flat", ["flat"])
+    assert whole.block is None and "among the notes of each performance" in whole.description
+    runs = shuffled_deviations.parse("dev16 = flat:16", ["flat"])
+    assert (runs.name, runs.part, runs.block) == ("dev16", "flat", 16)
+    assert "within each run of 16 consecutive notes" in runs.description
+
+
 @pytest.mark.parametrize("spec, words", [("dev", "expected NAME=SYSTEM"),
                                          ("dev=tree", "expected NAME=SYSTEM"),
+                                         ("dev=tree:8", "expected NAME=SYSTEM"),
                                          ("=flat", "expected NAME=SYSTEM"),
-                                         ("flat=flat", "already the name")])
+                                         ("flat=flat", "already the name"),
+                                         ("dev=flat:1", "block K must be an integer of 2"),
+                                         ("dev=flat:x", "block K must be an integer of 2")])
 def test_a_bad_spec_is_one_line(spec, words):
     with pytest.raises(ValueError, match=words) as raised:
         shuffled_deviations.parse(spec, ["flat"])
@@ -82,12 +100,17 @@ def test_the_command_scores_the_oracle_beside_the_systems_and_refuses_a_bad_one(
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "--shuffled_deviations 'dev=tree'" in bad.stderr and not out.exists()
-    run = subprocess.run(args + ["--shuffled_deviations=dev=constant"], cwd=ROOT,
+    run = subprocess.run(args + ["--shuffled_deviations=dev=constant",
+                                 "--shuffled_deviations=dev8=constant:8"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "oracle, not a system: constant plus the pianist's own deviations" in out.read_text()
+    assert "shuffled within each run of 8 consecutive notes" in out.read_text()
     scores = json.loads((tmp_path / "report.json").read_text())
     for style in ("classical", "jazz"):
-        assert scores["dev"][style]["notes"] == scores["constant"][style]["notes"] > 0
-        # around a constant, each performance's velocities reordered: the pianist's spread
-        assert scores["dev"][style]["std_ratio"] == pytest.approx(1.0)
+        for oracle in ("dev", "dev8"):
+            assert scores[oracle][style]["notes"] == scores["constant"][style]["notes"] > 0
+            # around a constant, each performance's velocities reordered: the pianist's spread
+            assert scores[oracle][style]["std_ratio"] == pytest.approx(1.0)
+        # runs of 8 notes keep the phrases' levels; shuffling the whole piece loses them
+        assert scores["dev8"][style]["pearson_r"] > 0.5 > scores["dev"][style]["pearson_r"]
