@@ -86,6 +86,7 @@ def _run(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_report_scores_each_size_as_evaluate_scores_its_ensemble(tmp_path):
     for k, key in enumerate((1, 2, 3)):
         _tiny_model(tmp_path / "runs" / f"seed{k}.npz", key)

@@ -91,6 +91,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_command_writes_a_row_per_system_and_its_json_and_picture(tmp_path):
     folder = tmp_path / "human"
     folder.mkdir()

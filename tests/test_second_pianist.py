@@ -89,6 +89,7 @@ def test_a_tolerance_matches_a_key_struck_a_step_or_more_apart_once(tmp_path):
         second_pianist.shared_notes(a, b, tolerance=-1)
 
 
+@pytest.mark.slow
 def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
     _pair(tmp_path)
     out = tmp_path / "report.md"
