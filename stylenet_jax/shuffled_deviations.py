@@ -14,7 +14,7 @@ model would have to follow the pianist's dynamics to be both close and hard to t
 
 It reads the pianist's velocities, which no system may do (``evaluation.evaluate`` flattens
 them first). So it is added to an ``evaluation.Evaluation`` after the systems have played,
-scored like them, and named an oracle in every report. It is a bound to compare scatters
+scored like them, and named an oracle in every report. It is a yardstick to compare scatters
 with, never a system to ship.
 """
 
