@@ -8,6 +8,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from stylenet_jax import error_breakdown
+
 COLUMNS = (  # (key, header, format, has an interval)
     ("mae", "MAE", "{:.2f}", True),
     ("rmse", "RMSE", "{:.2f}", True),
@@ -126,14 +128,20 @@ def breakdown_sections(breakdown: Mapping[str, Mapping[str, Mapping]], systems: 
            "did), level MAE and level r compare the performances' means, system against "
            "pianist, over the style's performances (r: '-' for a constant system or fewer "
            "than 3 performances); "
-           "centred MAE compares the deviations note by note (`stylenet_jax.error_breakdown`).",
+           "centred MAE compares the deviations note by note (`stylenet_jax.error_breakdown`). "
+           f"The deviations are then split into runs of {error_breakdown.PHRASE_NOTES} "
+           "consecutive notes: phrase r correlates the runs' mean deviations, system against "
+           "pianist (does it get louder and softer where the pianist does?), and in-phrase "
+           "MAE compares what is left within the runs, note by note.",
            "", "| system | " + " | ".join(f"{s} level bias / level MAE / level r / centred MAE"
+                                           " / phrase r / in-phrase MAE"
                                            for s in styles) + " |",
            "|---|" + "---|" * len(styles)]
     for name in systems:
         cells = [f"{b['level_bias']:+.1f} / {b['level_mae']:.1f} / "
-                 f"{_number(b['level_r'], '.2f')} / "
-                 f"{b['centred_mae']:.1f}" for b in (breakdown[name][s] for s in styles)]
+                 f"{_number(b['level_r'], '.2f')} / {b['centred_mae']:.1f} / "
+                 f"{_number(b['phrase_r'], '.2f')} / {b['in_phrase_mae']:.1f}"
+                 for b in (breakdown[name][s] for s in styles)]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     out += ["", "## By musical role", "",
             "Centred MAE (as above) on the notes of each role, and in brackets the mean "

@@ -14,7 +14,12 @@ splits every system's error that way per style:
 * within: each note's deviation from its own performance's mean, system against pianist:
   ``centred_mae`` over every note, and per role in ``ROLES`` (``roles[name]``: the share of
   notes, the centred MAE on them, and the mean deviation the system gives them beside the
-  pianist's, e.g. +6.6 for a top voice the pianist plays 6.6 above the piece's mean).
+  pianist's, e.g. +6.6 for a top voice the pianist plays 6.6 above the piece's mean);
+* phrases: the centred deviations split again, into runs of ``PHRASE_NOTES`` consecutive
+  notes (by onset, then pitch): the correlation of each run's mean deviation, system against
+  pianist, over the style's runs (``phrase_r``: does the system get louder and softer where
+  the pianist does?), and the MAE of what is left within the runs (``in_phrase_mae``: each
+  note's deviation from its run's mean, note by note).
 
 Roles come from ``note_features`` (the tree baseline's features), so no system's input is
 involved. Pure numpy.
@@ -31,6 +36,7 @@ from stylenet_jax.performances import Performed
 
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 MIN_LEVEL_PERFORMANCES = 3  # level_r needs at least this many performances
+PHRASE_NOTES = 16  # consecutive notes (by onset, then pitch) per run: phrase_r, in_phrase_mae
 
 
 def _column(features: np.ndarray, name: str) -> np.ndarray:
@@ -57,6 +63,19 @@ def note_roles(performed: Performed) -> dict[str, np.ndarray]:
     return {name: np.asarray(rule(features), bool) for name, rule in ROLES.items()}
 
 
+def phrase_runs(performed: Performed) -> np.ndarray:
+    """int64 (n,): each note's run of ``PHRASE_NOTES`` consecutive notes in (onset, pitch)
+    order (0, 1, ...; the last run may be shorter), for the notes in file order."""
+    rank = np.empty(len(performed.notes), np.int64)
+    rank[np.lexsort((performed.notes.pitch, performed.notes.start))] = np.arange(len(rank))
+    return rank // PHRASE_NOTES
+
+
+def _run_means(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """float64 (runs.max() + 1,): the mean of ``values`` over each run."""
+    return np.bincount(runs, values) / np.bincount(runs)
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < MIN_LEVEL_PERFORMANCES or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
@@ -65,13 +84,15 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[np.ndarray]],
               ) -> dict[str, dict[str, dict]]:
-    """``{system: {style: {"level_bias", "level_mae", "level_r", "centred_mae",
-    "roles": {role: {"share", "centred_mae", "deviation", "pianist_deviation"}}}}}``.
+    """``{system: {style: {"level_bias", "level_mae", "level_r", "centred_mae", "phrase_r",
+    "in_phrase_mae", "roles": {role: {"share", "centred_mae", "deviation",
+    "pianist_deviation"}}}}}``.
 
     performed: the human performances (velocities as played); velocities[system]: int (n,) per
     performance, in the same order (``evaluation.Evaluation.velocities``).
     """
     roles = [note_roles(p) for p in performed]
+    runs = [phrase_runs(p) for p in performed]
     styles = sorted({p.style for p in performed})
     out: dict[str, dict[str, dict]] = {}
     for system, played in velocities.items():
@@ -85,6 +106,13 @@ def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[
             human_dev = np.concatenate([h - h.mean() for h in human])
             system_dev = np.concatenate([s - s.mean() for s in system_v])
             error = np.abs(system_dev - human_dev)
+            human_phrase, system_phrase, in_phrase = [], [], []  # per run, per run, per note
+            for i, h, v in zip(idx, human, system_v):
+                hm, sm = _run_means(h - h.mean(), runs[i]), _run_means(v - v.mean(), runs[i])
+                human_phrase.append(hm)
+                system_phrase.append(sm)
+                in_phrase.append(np.abs((v - v.mean() - sm[runs[i]])
+                                        - (h - h.mean() - hm[runs[i]])))
             role_rows = {}
             for role in ROLES:
                 mask = np.concatenate([roles[i][role] for i in idx])
@@ -98,5 +126,8 @@ def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[
                 "level_bias": float((system_level - human_level).mean()),
                 "level_mae": float(np.abs(system_level - human_level).mean()),
                 "level_r": _correlation(human_level, system_level),
-                "centred_mae": float(error.mean()), "roles": role_rows}
+                "centred_mae": float(error.mean()),
+                "phrase_r": _correlation(np.concatenate(human_phrase),
+                                         np.concatenate(system_phrase)),
+                "in_phrase_mae": float(np.concatenate(in_phrase).mean()), "roles": role_rows}
     return out

@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from stylenet_jax import error_breakdown, midi
 from stylenet_jax.performances import Performed
@@ -66,3 +67,37 @@ def test_roles_follow_the_file_order_of_the_notes():
     roles = error_breakdown.note_roles(shuffled)
     np.testing.assert_array_equal(roles["top voice"], shuffled.notes.pitch == 55)
     np.testing.assert_array_equal(roles["bottom voice"], shuffled.notes.pitch == 48)
+
+
+
+def test_phrases_tell_the_runs_levels_from_the_notes_within_them():
+    """48 notes make three runs of PHRASE_NOTES (16) notes. The pianist plays each run at its
+    own level (times 1, -1 or 2 in the three performances) with a zero-mean texture within
+    it. A system with the run levels alone has phrase r 1 and the texture as its in-phrase
+    error; one with the texture alone has no phrase r and no in-phrase error."""
+    assert error_breakdown.PHRASE_NOTES == 16
+    levels = np.repeat([-10, 0, 10], 16)
+    texture = np.tile([-4, 4], 24)
+    scales = (1, -1, 2)
+    pianist = [performed(name, 60 + k * levels + texture, chords=16)
+               for name, k in zip("abc", scales)]
+    result = error_breakdown.breakdown(pianist, {
+        "levels": [60 + k * levels for k in scales],
+        "reversed": [60 - k * levels for k in scales],
+        "texture": [60 + texture] * 3})
+    assert result["levels"]["jazz"]["phrase_r"] == pytest.approx(1.0)
+    assert result["levels"]["jazz"]["in_phrase_mae"] == pytest.approx(4.0)
+    assert result["reversed"]["jazz"]["phrase_r"] == pytest.approx(-1.0)
+    assert np.isnan(result["texture"]["jazz"]["phrase_r"])  # every run at the same level
+    assert result["texture"]["jazz"]["in_phrase_mae"] == 0.0
+
+
+def test_runs_follow_the_onsets_not_the_file_order():
+    p = performed("a", np.full(48, 60), chords=16)
+    order = np.random.default_rng(0).permutation(48)
+    shuffled = p._replace(notes=midi.Notes(*(getattr(p.notes, f.name)[order]
+                                             for f in dataclasses.fields(p.notes))),
+                          seconds=p.seconds[order])
+    np.testing.assert_array_equal(error_breakdown.phrase_runs(p), np.arange(48) // 16)
+    np.testing.assert_array_equal(error_breakdown.phrase_runs(shuffled),
+                                  (np.arange(48) // 16)[order])
