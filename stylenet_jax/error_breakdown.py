@@ -63,12 +63,12 @@ def note_roles(performed: Performed) -> dict[str, np.ndarray]:
     return {name: np.asarray(rule(features), bool) for name, rule in ROLES.items()}
 
 
-def phrase_runs(performed: Performed) -> np.ndarray:
-    """int64 (n,): each note's run of ``PHRASE_NOTES`` consecutive notes in (onset, pitch)
-    order (0, 1, ...; the last run may be shorter), for the notes in file order."""
+def phrase_runs(performed: Performed, size: int = PHRASE_NOTES) -> np.ndarray:
+    """int64 (n,): each note's run of ``size`` consecutive notes in (onset, pitch) order
+    (0, 1, ...; the last run may be shorter), for the notes in file order."""
     rank = np.empty(len(performed.notes), np.int64)
     rank[np.lexsort((performed.notes.pitch, performed.notes.start))] = np.arange(len(rank))
-    return rank // PHRASE_NOTES
+    return rank // size
 
 
 def _run_means(values: np.ndarray, runs: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ yardstick for that cost on the same notes. Each performance gets a system's velo
 the pianist's own deviations from them, shuffled among the notes of that performance. Its
 deviations have exactly the pianist's amount, level and spread on that performance, but they
 fall on the wrong notes. With a block of K notes, they are shuffled only within each run of
-K consecutive notes (by onset): the oracle then also knows the pianist's level over every K
+K consecutive notes (by onset, then pitch: ``error_breakdown.phrase_runs``, whose runs of 16
+give every report's phrase r): the oracle then also knows the pianist's level over every K
 notes, and only the note-by-note order within them is lost. Short blocks tell how closely a
 model would have to follow the pianist's dynamics to be both close and hard to tell apart.
 
@@ -26,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from stylenet_jax import evaluation
+from stylenet_jax.error_breakdown import phrase_runs
 from stylenet_jax.performances import Performed
 
 
@@ -69,17 +71,20 @@ def parse(spec: str, known: Sequence[str]) -> ShuffledDeviations:
 
 
 def shuffled(human: np.ndarray, played: np.ndarray, rng: np.random.Generator,
-             block: int | None = None) -> np.ndarray:
+             runs: np.ndarray | None = None) -> np.ndarray:
     """int64 (n,): ``played`` (int (n,), a system's velocities of n notes) plus the deviations
     ``human - played`` (the pianist's int (n,)) in an order drawn from ``rng``, clipped to
-    1..127; with ``block``, each deviation stays within its run of ``block`` consecutive
-    notes (the last run may be shorter). Before clipping, its deviations from ``played``
-    are the pianist's, permuted."""
+    1..127; with ``runs`` (int (n,), each note's run), each deviation moves only among the
+    notes of its own run. Before clipping, its deviations from ``played`` are the
+    pianist's, permuted."""
     played = np.asarray(played, np.int64)
     deviations = np.asarray(human, np.int64) - played
-    runs = np.arange(len(deviations)) // (block or max(len(deviations), 1))
-    order = np.lexsort((rng.random(len(deviations)), runs))  # random order within each run
-    return np.clip(played + deviations[order], 1, 127)
+    runs = np.zeros(len(deviations), np.int64) if runs is None else np.asarray(runs)
+    slots = np.lexsort((np.arange(len(runs)), runs))  # each run's notes, run by run
+    order = np.lexsort((rng.random(len(runs)), runs))  # the same, each run in random order
+    moved = deviations.copy()
+    moved[slots] = deviations[order]
+    return np.clip(played + moved, 1, 127)
 
 
 def add(result: evaluation.Evaluation, performed: Sequence[Performed],
@@ -93,7 +98,8 @@ def add(result: evaluation.Evaluation, performed: Sequence[Performed],
         comparisons[oracle.name], velocities[oracle.name] = {}, []
         for human, played in zip(performed, velocities[oracle.part]):
             rng = np.random.default_rng([seed, *human.id.encode()])
-            mine = shuffled(human.notes.velocity, played, rng, oracle.block)
+            runs = None if oracle.block is None else phrase_runs(human, oracle.block)
+            mine = shuffled(human.notes.velocity, played, rng, runs)
             comparisons[oracle.name].setdefault(human.style, []).append(
                 evaluation.compare(human, evaluation.Performance(mine)))
             velocities[oracle.name].append(mine)

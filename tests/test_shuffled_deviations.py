@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from midi_factory import midi_file, notes_track
-from stylenet_jax import evaluation, performances, shuffled_deviations
+from stylenet_jax import error_breakdown, evaluation, performances, shuffled_deviations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,11 +38,12 @@ def test_the_deviations_are_the_pianists_permuted_and_clipped():
     again = shuffled_deviations.shuffled(human, played, np.random.default_rng(0))
     np.testing.assert_array_equal(mine, again)
     human = np.arange(10, 110, 10)  # around a constant: the pianist's velocities reordered
-    within = shuffled_deviations.shuffled(human, np.full(10, 60), np.random.default_rng(0),
-                                          block=4)
-    for run in (slice(0, 4), slice(4, 8), slice(8, 10)):  # the last run is shorter
-        assert sorted(within[run]) == sorted(human[run])
-    assert not np.array_equal(within, human)
+    for runs in (np.arange(10) // 4, np.arange(10) % 3):  # in a row, or notes apart
+        within = shuffled_deviations.shuffled(human, np.full(10, 60),
+                                              np.random.default_rng(0), runs)
+        for run in range(runs.max() + 1):
+            assert sorted(within[runs == run]) == sorted(human[runs == run])
+        assert not np.array_equal(within, human)
     loud = shuffled_deviations.shuffled(np.array([127, 1]), np.array([1, 127]),
                                         np.random.default_rng(0))
     assert loud.min() >= 1 and loud.max() <= 127
@@ -61,6 +62,12 @@ def test_around_a_constant_the_oracle_is_each_pianists_velocities_reordered(perf
     first = added.comparisons["dev"]["classical"][0]
     np.testing.assert_array_equal(first.predicted, added.velocities["dev"][0])
     np.testing.assert_array_equal(first.human, performed[0].notes.velocity)
+    runs = shuffled_deviations.parse("dev16=flat:16", ["flat"])
+    within = shuffled_deviations.add(result, performed, [runs], seed=0)
+    for human, mine in zip(performed, within.velocities["dev16"]):
+        phrase = error_breakdown.phrase_runs(human, 16)  # the runs of every report's phrase r
+        for run in range(phrase.max() + 1):
+            assert sorted(mine[phrase == run]) == sorted(human.notes.velocity[phrase == run])
     same = shuffled_deviations.add(result, performed, [oracle], seed=0)
     other = shuffled_deviations.add(result, performed, [oracle], seed=1)
     for a, b, c in zip(added.velocities["dev"], same.velocities["dev"],
