@@ -80,7 +80,7 @@ def shuffled(human: np.ndarray, played: np.ndarray, rng: np.random.Generator,
     played = np.asarray(played, np.int64)
     deviations = np.asarray(human, np.int64) - played
     runs = np.zeros(len(deviations), np.int64) if runs is None else np.asarray(runs)
-    slots = np.lexsort((np.arange(len(runs)), runs))  # each run's notes, run by run
+    slots = np.argsort(runs, kind="stable")  # each run's notes, run by run
     order = np.lexsort((rng.random(len(runs)), runs))  # the same, each run in random order
     moved = deviations.copy()
     moved[slots] = deviations[order]
