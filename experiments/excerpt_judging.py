@@ -14,7 +14,7 @@ from typing import Callable
 from absl import flags
 
 from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
-    define_performance_flags, read_performances
+    define_performance_flags, load_performances
 from stylenet_jax import evaluation
 from stylenet_jax.atomic_write import write_text_atomically
 
@@ -53,9 +53,7 @@ def read_or_exit(check: Callable[[], None] = lambda: None) -> tuple[list, str, l
         if not FLAGS.excerpt_seconds > 0:
             raise ValueError(f"--excerpt_seconds must be positive, got {FLAGS.excerpt_seconds}")
         check()
-        performed, data = read_performances(FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split,
-                                            midi_root=FLAGS.midi_root,
-                                            files_style=FLAGS.files_style)
+        performed, data = load_performances()
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
                                            seed=FLAGS.seed, contrast_specs=FLAGS.contrast,

@@ -36,7 +36,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import evaluate, listening_audio, listening_kit
-from experiments.evaluate import build_systems, define_performance_flags, read_performances
+from experiments.evaluate import build_systems, define_performance_flags, load_performances
 from stylenet_jax import dataset, encoding, evaluation, midi, midi_files, performances, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags, usage_error
@@ -159,9 +159,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         fluidsynth = listening_audio.find_fluidsynth()
         soundfont = listening_audio.find_soundfont(FLAGS.soundfont)
-        performed, data = read_performances(FLAGS.data_dir, FLAGS.midi_dir, split=FLAGS.split,
-                                            midi_root=FLAGS.midi_root,
-                                            files_style=FLAGS.files_style)
+        performed, data = load_performances()
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
                                            seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
