@@ -121,7 +121,16 @@ def _number(value: float, fmt: str) -> str:
 def breakdown_sections(breakdown: Mapping[str, Mapping[str, Mapping]], systems: Sequence[str],
                        styles: Sequence[str]) -> list[str]:
     """"Level or shape" and "By musical role" (``error_breakdown.breakdown``), as lines."""
-    out = ["## Level or shape", "",
+    return level_or_shape_section(breakdown, systems, styles) + roles_section(
+        breakdown, systems, styles)
+
+
+def level_or_shape_section(breakdown: Mapping[str, Mapping[str, Mapping]],
+                           systems: Sequence[str], styles: Sequence[str],
+                           preamble: str = "") -> list[str]:
+    """"Level or shape" (``error_breakdown.breakdown``'s figures but the roles), as lines;
+    ``preamble``: a sentence or two to put before the explanation."""
+    out = ["## Level or shape", "", (f"{preamble} " if preamble else "") +
            "Each performance's overall level (its mean velocity) apart from the shape within "
            "it (each note's deviation from its own performance's mean): level bias (the mean "
            "signed difference: below 0, the system plays the style softer than the pianists "
@@ -143,7 +152,13 @@ def breakdown_sections(breakdown: Mapping[str, Mapping[str, Mapping]], systems: 
                  f"{_number(b['phrase_r'], '.2f')} / {b['in_phrase_mae']:.1f}"
                  for b in (breakdown[name][s] for s in styles)]
         out.append(f"| {name} | " + " | ".join(cells) + " |")
-    out += ["", "## By musical role", "",
+    return out + [""]
+
+
+def roles_section(breakdown: Mapping[str, Mapping[str, Mapping]], systems: Sequence[str],
+                  styles: Sequence[str]) -> list[str]:
+    """"By musical role" (``error_breakdown.breakdown``'s roles), as lines."""
+    out = ["## By musical role", "",
             "Centred MAE (as above) on the notes of each role, and in brackets the mean "
             "deviation from the performance's mean that the system gives them; the pianist's "
             "own is in the third column (the top voice above the piece's mean, the bass "

@@ -8,8 +8,9 @@ B another pianist) is scored on the notes both play on the same 1/16 step with t
 (``stylenet_jax.second_pianist``): B's velocities, and every system's performance of A
 (flattened, as ``experiments.evaluate`` performs it), against A's. Writes ``--out`` (Markdown:
 MAE, r and spread with 95% bootstrap intervals over pieces, each system minus another pianist,
-paired, and how often the identify-the-human classifier tells the pianist from each version)
-and its JSON beside it. Bad input: one line on stderr, exit status 2.
+paired; each one's level and shape, as in ``experiments.evaluate``'s "Level or shape"; and how
+often the identify-the-human classifier tells the pianist from each version) and its JSON
+beside it. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Sequence
 from absl import app, flags
 
 from experiments import evaluate, evaluation_report
-from stylenet_jax import evaluation, metrics, second_pianist
+from stylenet_jax import error_breakdown, evaluation, metrics, second_pianist
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -67,7 +68,8 @@ def _signed(row: dict, name: str, digits: int) -> str:
 
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
            described: dict[str, str], seconds: float, identified: dict | None = None,
-           tolerance: int = 0, both_halves: bool = False) -> str:
+           tolerance: int = 0, both_halves: bool = False,
+           breakdown: dict | None = None) -> str:
     """The report's Markdown."""
     where = ("on the same 1/16 step" if not tolerance else
              f"on the same 1/16 step or up to {tolerance} step(s) apart, the nearest first")
@@ -100,12 +102,20 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
             lines.append(f"| {name} | {_cell(row, 'mae', 2)} | {_cell(row, 'pearson_r', 3)} | "
                          f"{_cell(row, 'std_ratio', 2)} | {diffs[0]} | {diffs[1]} |")
         lines.append("")
+    if breakdown:
+        styles = [s for s in scores[OTHER] if s != "all"]
+        lines += evaluation_report.level_or_shape_section(
+            breakdown, list(scores), styles, preamble=(
+                "Each ordered pair is a performance here: A's shared notes, so a level is "
+                "their mean, and a phrase run is "
+                f"{error_breakdown.PHRASE_NOTES} consecutive shared notes."))
     if identified:
         lines += ["## Identify the human", "",
-                  "The identify-the-human classifier of `experiments.evaluate` (10-second "
-                  f"excerpts, trained {evaluation_report.classifier_split(both_halves)}), on the "
-                  "shared notes: how often it picks the pianist over each version. 0.5 is "
-                  "chance; in brackets, 95% intervals by bootstrap over the test pieces.", "",
+                  "The identify-the-human classifier of `experiments.evaluate`, on 10-second "
+                  "excerpts of the shared notes; it is trained "
+                  f"{evaluation_report.classifier_split(both_halves)}. How often it picks the "
+                  "pianist over each version: 0.5 is chance; in brackets, 95% intervals by "
+                  "bootstrap over the test pieces.", "",
                   "| version | pianist identified | test pairs | test pieces |",
                   "|---|---|---|---|",
                   *[f"| {name} | {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
@@ -137,6 +147,7 @@ def main(argv: Sequence[str]) -> None:
     pairs = second_pianist.shared_pairs(performed, result.velocities,
                                         tolerance=FLAGS.tolerance)
     compared, counts = second_pianist.comparisons(pairs)
+    breakdown = second_pianist.level_and_shape(pairs)
     identified = {}
     if FLAGS.classifier and counts["pieces"] < 2:
         print("note: the classifier needs two pieces (half train it, half score it); skipped",
@@ -157,10 +168,11 @@ def main(argv: Sequence[str]) -> None:
     text = render(scores, paired, counts, command=command, data=data, described=described,
                   seconds=time.perf_counter() - began, identified=identified,
                   tolerance=FLAGS.tolerance,
-                  both_halves=FLAGS.classifier_both_halves)
+                  both_halves=FLAGS.classifier_both_halves, breakdown=breakdown)
     out_json = os.path.splitext(FLAGS.out)[0] + ".json"
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(
-            {"counts": counts, "scores": scores, "paired": paired, "identified": identified},
+            {"counts": counts, "scores": scores, "paired": paired, "breakdown": breakdown,
+             "identified": identified},
             indent=1))):
         write_text_atomically(path, body + "\n")
     print(f"wrote {FLAGS.out} and {out_json}")

@@ -10,7 +10,8 @@ also the same key struck up to d steps apart: rubato moves notes across the grid
 build's test pieces 39% of a pianist's notes match on the same step, 47% within one step).
 ``shared_pairs`` takes every ordered pair of performances (A the pianist, B the other) to A's
 notes that B shares, with B's velocities and every system's performance of A on them, and
-``comparisons`` scores those.
+``comparisons`` scores those, and ``level_and_shape`` splits their errors into the level and
+the shape within it as ``experiments.evaluate`` does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from stylenet_jax import encoding, metrics
+from stylenet_jax import encoding, error_breakdown, metrics
 from stylenet_jax.performances import Performed
 
 ANOTHER_PIANIST = "another_pianist"  # the name of the other pianist as a system
@@ -135,3 +136,13 @@ def comparisons(pairs: Sequence[SharedPair]) -> tuple[dict[str, dict[str, list]]
     counts = {"pieces": len({p.pianist.piece for p in pairs}), "pairs": len(pairs),
               "shared_notes": shared, "shared_share": shared / played if played else float("nan")}
     return out, counts
+
+
+def level_and_shape(pairs: Sequence[SharedPair]) -> dict[str, dict[str, dict]]:
+    """``error_breakdown.breakdown`` of ``shared_pairs``, each pair a performance: A's shared
+    notes, with every version (another pianist's and each system's) on them. The level is the
+    shared notes' mean, the phrases are runs of consecutive shared notes, and the roles are
+    read from the shared notes alone."""
+    names = pairs[0].versions if pairs else {}
+    return error_breakdown.breakdown([p.pianist for p in pairs],
+                                     {name: [p.versions[name] for p in pairs] for name in names})

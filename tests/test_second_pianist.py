@@ -89,6 +89,32 @@ def test_a_tolerance_matches_a_key_struck_a_step_or_more_apart_once(tmp_path):
         second_pianist.shared_notes(a, b, tolerance=-1)
 
 
+def test_level_and_shape_score_another_pianist_on_the_shared_notes(tmp_path):
+    """B plays A's three 16-note phrase levels 10 louder, each phrase's texture reversed."""
+    os.makedirs(tmp_path / "classical")
+    levels, texture = [40, 80, 60], [5, -5] * 8
+    a = [(16 * run + i, 60 + i, level + t) for run, level in enumerate(levels)
+         for i, t in enumerate(texture)]
+    _write(str(tmp_path / "classical" / "a.mid"), a)
+    _write(str(tmp_path / "classical" / "b.mid"),
+           [(step, pitch, v + 10 - 2 * texture[step % 16]) for step, pitch, v in a])
+    (tmp_path / "manifest.csv").write_text(
+        "file,piece\nclassical/a.mid,etude\nclassical/b.mid,etude\n")
+    played = performances.from_folder(str(tmp_path))
+    pairs = second_pianist.shared_pairs(played, {"flat": [np.full(48, 64)] * 2})
+    shape = second_pianist.level_and_shape(pairs)
+    other = shape[second_pianist.ANOTHER_PIANIST]["classical"]
+    assert other["level_bias"] == pytest.approx(0)  # +10 one way, -10 the other
+    assert other["level_mae"] == pytest.approx(10)
+    assert np.isnan(other["level_r"])  # two pairs: too few levels to correlate
+    assert other["phrase_r"] == pytest.approx(1)  # the same phrase levels
+    assert other["in_phrase_mae"] == pytest.approx(10) == other["centred_mae"]
+    flat = shape["flat"]["classical"]
+    assert np.isnan(flat["phrase_r"]) and flat["centred_mae"] == pytest.approx(
+        np.mean(np.abs(np.repeat([-20, 20, 0], 16) + texture * 3)))
+    assert second_pianist.level_and_shape([]) == {}
+
+
 @pytest.mark.slow
 def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_path):
     _pair(tmp_path)
@@ -104,6 +130,8 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     assert "| constant |" in report and "2 ordered pairs" in report
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["counts"]["pairs"] == 2
+    # levels 47.3 and 74 on the shared notes; deviations (2.7, 4.7, -7.3) and (6, 8, -14)
+    assert "| another_pianist | +0.0 / 26.7 / - / 4.4 / - / 4.4 |" in report
     assert saved["paired"]["constant"]["classical"]["mae"] == pytest.approx(
         saved["scores"]["constant"]["classical"]["mae"] - 80 / 3)
     bad = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--model=m=/nonexistent.npz"],
