@@ -2,6 +2,7 @@ r"""Another pianist of the same piece, scored as a system beside the models and 
 
     python -m experiments.second_pianist --data_dir=/tmp/heldout          # its test split
     python -m experiments.second_pianist --data_dir=/tmp/heldout --humanize=model_h75=model:0.75
+    python -m experiments.second_pianist --data_dir=/tmp/heldout --at_other_phrases=phrased=model
 
 For every piece of the split with two or more performances, each ordered pair (A the pianist,
 B another pianist) is scored on the notes both play on the same 1/16 step with the same key
@@ -42,6 +43,10 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("contrast", [], "NAME=SYSTEM:C, as in experiments.evaluate.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT, as in "
                               "experiments.evaluate.")
+    flags.DEFINE_multi_string("at_other_phrases", [], "NAME=SYSTEM: also score an oracle, "
+                              "SYSTEM's shape within each phrase of "
+                              f"{error_breakdown.PHRASE_NOTES} shared notes at the levels "
+                              "another pianist gave the phrases. Repeatable.")
     flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
                          "1/16 steps apart (rubato moves notes across the grid); 0: the same "
                          "step only.", lower_bound=0)
@@ -135,6 +140,10 @@ def main(argv: Sequence[str]) -> None:
         if OTHER in described:
             raise ValueError(f"{OTHER!r} is the other pianist's name: name the system "
                              "otherwise")
+        oracles = [second_pianist.parse_at_other_phrases(spec, list(described))
+                   for spec in FLAGS.at_other_phrases]
+        if len(dict(oracles)) < len(oracles):
+            raise ValueError("--at_other_phrases: each NAME once")
         evaluation.check_styles(performed, systems)
         if not second_pianist.shared_pairs(performed, {}, tolerance=FLAGS.tolerance):
             raise ValueError("no piece has two performances that share notes (on the same "
@@ -146,6 +155,11 @@ def main(argv: Sequence[str]) -> None:
                                  progress=evaluate.progress_printer(FLAGS.progress))
     pairs = second_pianist.shared_pairs(performed, result.velocities,
                                         tolerance=FLAGS.tolerance)
+    for name, system in oracles:
+        pairs = second_pianist.at_other_phrases(pairs, system, name)
+        described[name] = (f"oracle, not a system: {system}'s shape within each phrase of "
+                           f"{error_breakdown.PHRASE_NOTES} shared notes, at the levels another "
+                           "pianist gave the phrases")
     compared, counts = second_pianist.comparisons(pairs)
     breakdown = second_pianist.level_and_shape(pairs)
     identified = {}

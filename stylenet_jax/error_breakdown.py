@@ -71,7 +71,7 @@ def phrase_runs(performed: Performed, size: int = PHRASE_NOTES) -> np.ndarray:
     return rank // size
 
 
-def _run_means(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
+def run_means(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
     """float64 (runs.max() + 1,): the mean of ``values`` over each run."""
     return np.bincount(runs, values) / np.bincount(runs)
 
@@ -108,7 +108,7 @@ def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[
             error = np.abs(system_dev - human_dev)
             human_phrase, system_phrase, in_phrase = [], [], []  # per run, per run, per note
             for i, h, v in zip(idx, human, system_v):
-                hm, sm = _run_means(h - h.mean(), runs[i]), _run_means(v - v.mean(), runs[i])
+                hm, sm = run_means(h - h.mean(), runs[i]), run_means(v - v.mean(), runs[i])
                 human_phrase.append(hm)
                 system_phrase.append(sm)
                 in_phrase.append(np.abs((v - v.mean() - sm[runs[i]])

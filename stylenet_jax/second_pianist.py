@@ -11,7 +11,8 @@ build's test pieces 39% of a pianist's notes match on the same step, 47% within 
 ``shared_pairs`` takes every ordered pair of performances (A the pianist, B the other) to A's
 notes that B shares, with B's velocities and every system's performance of A on them, and
 ``comparisons`` scores those, and ``level_and_shape`` splits their errors into the level and
-the shape within it as ``experiments.evaluate`` does.
+the shape within it as ``experiments.evaluate`` does. ``at_other_phrases`` adds an oracle: a
+system's shape within each phrase, at the levels another pianist gave the phrases.
 """
 
 from __future__ import annotations
@@ -146,3 +147,34 @@ def level_and_shape(pairs: Sequence[SharedPair]) -> dict[str, dict[str, dict]]:
     names = pairs[0].versions if pairs else {}
     return error_breakdown.breakdown([p.pianist for p in pairs],
                                      {name: [p.versions[name] for p in pairs] for name in names})
+
+
+def parse_at_other_phrases(spec: str, known: Sequence[str]) -> tuple[str, str]:
+    """``NAME=SYSTEM`` -> (NAME, SYSTEM) for ``at_other_phrases``; SYSTEM must be one of
+    ``known`` and NAME none of them nor ``ANOTHER_PIANIST``. Raises ValueError (one line)."""
+    name, sep, system = (text.strip() for text in spec.partition("="))
+    if not sep or not name or system not in known:
+        raise ValueError(f"--at_other_phrases {spec!r}: expected NAME=SYSTEM with a system of "
+                         f"{', '.join(known)}")
+    if name in known or name == ANOTHER_PIANIST:
+        raise ValueError(f"--at_other_phrases {spec!r}: {name!r} is already a version's name")
+    return name, system
+
+
+def at_other_phrases(pairs: Sequence[SharedPair], system: str, name: str) -> list[SharedPair]:
+    """``pairs``, each with one more version, ``name``: an oracle, not a system. It is
+    ``system``'s velocities with each phrase (``error_breakdown.phrase_runs`` of the shared
+    notes) moved to the level another pianist gave it, relative to that pianist's mean. It
+    keeps the system's overall level and its shape within each phrase, and rounds and clips
+    to 1..127 (int64). It says how close the system would come if it followed the phrases
+    as another pianist does."""
+    out = []
+    for pair in pairs:
+        runs = error_breakdown.phrase_runs(pair.pianist)
+        played = pair.versions[system].astype(np.float64)
+        other = pair.versions[ANOTHER_PIANIST].astype(np.float64)
+        moved = (played - error_breakdown.run_means(played - played.mean(), runs)[runs]
+                 + error_breakdown.run_means(other - other.mean(), runs)[runs])
+        version = np.clip(np.rint(moved), 1, 127).astype(np.int64)
+        out.append(pair._replace(versions={**pair.versions, name: version}))
+    return out

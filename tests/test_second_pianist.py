@@ -89,18 +89,25 @@ def test_a_tolerance_matches_a_key_struck_a_step_or_more_apart_once(tmp_path):
         second_pianist.shared_notes(a, b, tolerance=-1)
 
 
-def test_level_and_shape_score_another_pianist_on_the_shared_notes(tmp_path):
-    """B plays A's three 16-note phrase levels 10 louder, each phrase's texture reversed."""
+def _phrased_pair(tmp_path):
+    """Two performances of 48 single notes: B plays A's three 16-note phrase levels 10
+    louder, each phrase's texture reversed."""
     os.makedirs(tmp_path / "classical")
-    levels, texture = [40, 80, 60], [5, -5] * 8
-    a = [(16 * run + i, 60 + i, level + t) for run, level in enumerate(levels)
-         for i, t in enumerate(texture)]
+    a = [(16 * run + i, 60 + i, level + t) for run, level in enumerate(PHRASE_LEVELS)
+         for i, t in enumerate(TEXTURE)]
     _write(str(tmp_path / "classical" / "a.mid"), a)
     _write(str(tmp_path / "classical" / "b.mid"),
-           [(step, pitch, v + 10 - 2 * texture[step % 16]) for step, pitch, v in a])
+           [(step, pitch, v + 10 - 2 * TEXTURE[step % 16]) for step, pitch, v in a])
     (tmp_path / "manifest.csv").write_text(
         "file,piece\nclassical/a.mid,etude\nclassical/b.mid,etude\n")
-    played = performances.from_folder(str(tmp_path))
+    return performances.from_folder(str(tmp_path))
+
+
+PHRASE_LEVELS, TEXTURE = [40, 80, 60], [5, -5] * 8
+
+
+def test_level_and_shape_score_another_pianist_on_the_shared_notes(tmp_path):
+    played = _phrased_pair(tmp_path)
     pairs = second_pianist.shared_pairs(played, {"flat": [np.full(48, 64)] * 2})
     shape = second_pianist.level_and_shape(pairs)
     other = shape[second_pianist.ANOTHER_PIANIST]["classical"]
@@ -111,8 +118,43 @@ def test_level_and_shape_score_another_pianist_on_the_shared_notes(tmp_path):
     assert other["in_phrase_mae"] == pytest.approx(10) == other["centred_mae"]
     flat = shape["flat"]["classical"]
     assert np.isnan(flat["phrase_r"]) and flat["centred_mae"] == pytest.approx(
-        np.mean(np.abs(np.repeat([-20, 20, 0], 16) + texture * 3)))
+        np.mean(np.abs(np.repeat([-20, 20, 0], 16) + TEXTURE * 3)))
     assert second_pianist.level_and_shape([]) == {}
+    # the flat system at B's phrase levels: 64 moved by B's three run deviations, -20, +20, 0
+    moved = second_pianist.at_other_phrases(pairs, "flat", "phrased")
+    assert moved[0].versions["phrased"].tolist() == [44] * 16 + [84] * 16 + [64] * 16
+    assert moved[0].versions["flat"] is pairs[0].versions["flat"]  # the others kept
+    assert "phrased" not in pairs[0].versions  # the input left alone
+    oracle = second_pianist.level_and_shape(moved)["phrased"]["classical"]
+    assert oracle["phrase_r"] == pytest.approx(1) and oracle["in_phrase_mae"] == pytest.approx(5)
+
+
+def test_at_other_phrases_keeps_the_systems_shape_and_level(tmp_path):
+    """Within each phrase the oracle moves every note by one amount: the system's shape and
+    overall level stay, and the phrases' levels are another pianist's."""
+    played = _phrased_pair(tmp_path)
+    rng = np.random.default_rng(0)
+    system = [rng.integers(30, 100, 48) for _ in played]
+    moved = second_pianist.at_other_phrases(
+        second_pianist.shared_pairs(played, {"system": system}), "system", "x")
+    for pair in moved:
+        oracle, system = (pair.versions[n].reshape(3, 16) for n in ("x", "system"))
+        assert np.ptp(oracle - system, axis=1).max() <= 1  # one amount a phrase, rounded
+        assert oracle.mean() == pytest.approx(system.mean(), abs=0.5)
+        levels = oracle.mean(axis=1) - oracle.mean()
+        assert levels == pytest.approx([-20, 20, 0], abs=0.5)  # the other pianist's
+        assert pair.versions["x"].dtype == np.int64
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("phrased", "expected NAME=SYSTEM"), ("=model", "expected NAME=SYSTEM"),
+    ("phrased=nobody", "expected NAME=SYSTEM"), ("features=model", "already"),
+    (f"{second_pianist.ANOTHER_PIANIST}=model", "already")])
+def test_a_bad_at_other_phrases_spec_is_refused_in_one_line(spec, message):
+    with pytest.raises(ValueError, match=message) as refused:
+        second_pianist.parse_at_other_phrases(spec, ["model", "features"])
+    assert "\n" not in str(refused.value)
+    assert second_pianist.parse_at_other_phrases(" p = model ", ["model"]) == ("p", "model")
 
 
 @pytest.mark.slow
@@ -121,7 +163,8 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     out = tmp_path / "report.md"
     args = [sys.executable, "-m", "experiments.second_pianist", f"--midi_dir={tmp_path}",
             "--baselines=constant", "--resamples=50", "--noprogress"]
-    run = subprocess.run(args + [f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+    run = subprocess.run(args + [f"--out={out}", "--at_other_phrases=constant_phrased=constant"],
+                         cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
     assert "the classifier needs two pieces" in run.stderr  # one piece: no split to train on
@@ -130,6 +173,10 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     assert "| constant |" in report and "2 ordered pairs" in report
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["counts"]["pairs"] == 2
+    # the constant at B's levels: one phrase of 3 notes, so the constant itself
+    assert saved["scores"]["constant_phrased"]["classical"]["mae"] == pytest.approx(
+        saved["scores"]["constant"]["classical"]["mae"])
+    assert "| constant_phrased |" in report and "oracle, not a system" in report
     # levels 47.3 and 74 on the shared notes; deviations (2.7, 4.7, -7.3) and (6, 8, -14)
     assert "| another_pianist | +0.0 / 26.7 / - / 4.4 / - / 4.4 |" in report
     assert saved["paired"]["constant"]["classical"]["mae"] == pytest.approx(
@@ -141,6 +188,10 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     negative = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--tolerance=-1"],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert negative.returncode == 2 and "--tolerance" in negative.stderr
+    twice = subprocess.run(args + [f"--out={tmp_path / 'bad.md'}", "--at_other_phrases=p=model",
+                                   "--at_other_phrases=p=constant"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert twice.returncode == 2 and "each NAME once" in twice.stderr
     assert not (tmp_path / "bad.md").exists()
     (tmp_path / "manifest.csv").write_text("file,piece\n")  # each file its own piece
     lonely = subprocess.run(args + [f"--out={tmp_path / 'lonely.md'}"], cwd=ROOT,
