@@ -10,8 +10,9 @@ B another pianist) is scored on the notes both play on the same 1/16 step with t
 (flattened, as ``experiments.evaluate`` performs it), against A's. Writes ``--out`` (Markdown:
 MAE, r and spread with 95% bootstrap intervals over pieces, each system minus another pianist,
 paired; each one's level and shape, as in ``experiments.evaluate``'s "Level or shape"; and how
-often the identify-the-human classifier tells the pianist from each version) and its JSON
-beside it. Bad input: one line on stderr, exit status 2.
+often the identify-the-human classifier tells the pianist from each version), with its JSON
+and a picture of one pair's phrase levels (PNG) beside it. Bad input: one line on stderr, exit
+status 2.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from experiments import evaluate, evaluation_report
+from experiments import evaluate, evaluation_report, second_pianist_figure
 from stylenet_jax import error_breakdown, evaluation, metrics, second_pianist
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
@@ -47,6 +48,9 @@ def _define_flags() -> None:
                               "SYSTEM's shape within each phrase of "
                               f"{error_breakdown.PHRASE_NOTES} shared notes at the levels "
                               "another pianist gave the phrases. Repeatable.")
+    flags.DEFINE_list("plot_systems", ["model", "features"], "Versions to draw beside the "
+                      "pianist and another pianist in the picture of phrase levels (those "
+                      "not scored are left out).")
     flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
                          "1/16 steps apart (rubato moves notes across the grid); 0: the same "
                          "step only.", lower_bound=0)
@@ -74,7 +78,7 @@ def _signed(row: dict, name: str, digits: int) -> str:
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
            described: dict[str, str], seconds: float, identified: dict | None = None,
            tolerance: int = 0, both_halves: bool = False,
-           breakdown: dict | None = None) -> str:
+           breakdown: dict | None = None, picture: str | None = None) -> str:
     """The report's Markdown."""
     where = ("on the same 1/16 step" if not tolerance else
              f"on the same 1/16 step or up to {tolerance} step(s) apart, the nearest first")
@@ -114,6 +118,9 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
                 "Each ordered pair is a performance here: A's shared notes, so a level is "
                 "their mean, and a phrase run is "
                 f"{error_breakdown.PHRASE_NOTES} consecutive shared notes."))
+    if picture:
+        lines += [f"![Phrase levels of the pair with the most shared notes: the pianist, "
+                  f"another pianist and the systems]({picture})", ""]
     if identified:
         lines += ["## Identify the human", "",
                   "The identify-the-human classifier of `experiments.evaluate`, on 10-second "
@@ -178,18 +185,23 @@ def main(argv: Sequence[str]) -> None:
               for name, by_style in compared.items()}
     paired = evaluation.paired_differences(evaluation.Evaluation(compared, {}), OTHER,
                                            resamples=FLAGS.resamples, seed=FLAGS.seed)
+    out_json = os.path.splitext(FLAGS.out)[0] + ".json"
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    picture = second_pianist_figure.plot(os.path.splitext(FLAGS.out)[0] + ".png", pairs,
+                                         FLAGS.plot_systems)
     command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
     text = render(scores, paired, counts, command=command, data=data, described=described,
                   seconds=time.perf_counter() - began, identified=identified,
                   tolerance=FLAGS.tolerance,
-                  both_halves=FLAGS.classifier_both_halves, breakdown=breakdown)
-    out_json = os.path.splitext(FLAGS.out)[0] + ".json"
+                  both_halves=FLAGS.classifier_both_halves, breakdown=breakdown,
+                  picture=picture and os.path.relpath(
+                      picture, os.path.dirname(os.path.abspath(FLAGS.out))))
     for path, body in ((FLAGS.out, text), (out_json, json.dumps(
             {"counts": counts, "scores": scores, "paired": paired, "breakdown": breakdown,
              "identified": identified},
             indent=1))):
         write_text_atomically(path, body + "\n")
-    print(f"wrote {FLAGS.out} and {out_json}")
+    print(f"wrote {FLAGS.out}, {out_json}" + (f" and {picture}" if picture else ""))
 
 
 if __name__ == "__main__":

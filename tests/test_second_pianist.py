@@ -11,6 +11,7 @@ import pytest
 
 from midi_factory import midi_file, notes_track
 from performer_factory import ROOT
+from experiments import second_pianist_figure
 from stylenet_jax import performances, second_pianist
 
 TPB = 480
@@ -146,6 +147,20 @@ def test_at_other_phrases_keeps_the_systems_shape_and_level(tmp_path):
         assert pair.versions["x"].dtype == np.int64
 
 
+def test_the_picture_draws_the_phrase_levels_of_the_pair_with_most_shared_notes(tmp_path):
+    played = _phrased_pair(tmp_path)
+    pairs = second_pianist.shared_pairs(played, {"flat": [np.full(48, 64)] * 2})
+    assert second_pianist_figure.phrase_levels(pairs[0], None) == pytest.approx([-20, 20, 0])
+    other = second_pianist_figure.phrase_levels(pairs[0], second_pianist.ANOTHER_PIANIST)
+    assert other == pytest.approx([-20, 20, 0])  # B's levels, 10 louder, set aside
+    assert second_pianist_figure.phrase_levels(pairs[0], "flat") == pytest.approx([0, 0, 0])
+    path = second_pianist_figure.plot(str(tmp_path / "levels.png"), pairs, ["flat", "absent"])
+    assert path == str(tmp_path / "levels.png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert second_pianist_figure.plot(str(tmp_path / "none.png"), [], ["flat"]) is None
+    assert not (tmp_path / "none.png").exists()
+
+
 @pytest.mark.parametrize("spec, message", [
     ("phrased", "expected NAME=SYSTEM"), ("=model", "expected NAME=SYSTEM"),
     ("phrased=nobody", "expected NAME=SYSTEM"), ("features=model", "already"),
@@ -177,6 +192,8 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
     assert saved["scores"]["constant_phrased"]["classical"]["mae"] == pytest.approx(
         saved["scores"]["constant"]["classical"]["mae"])
     assert "| constant_phrased |" in report and "oracle, not a system" in report
+    assert "![Phrase levels of the pair" in report and "(report.png)" in report
+    assert (tmp_path / "report.png").stat().st_size > 0
     # levels 47.3 and 74 on the shared notes; deviations (2.7, 4.7, -7.3) and (6, 8, -14)
     assert "| another_pianist | +0.0 / 26.7 / - / 4.4 / - / 4.4 |" in report
     assert saved["paired"]["constant"]["classical"]["mae"] == pytest.approx(
