@@ -26,12 +26,6 @@ def phrase_levels(pair: SharedPair, name: str) -> np.ndarray:
                                      error_breakdown.phrase_runs(pair.pianist))
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> str:
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-        return "-"
-    return f"{np.corrcoef(a, b)[0, 1]:.2f}"
-
-
 def plot(path: str, pairs: Sequence[SharedPair], systems: Sequence[str]) -> str | None:
     """Draws the pair with the most shared notes to ``path`` (PNG): the pianist's phrase
     levels, another pianist's and each of ``systems`` that the pairs have, against the
@@ -53,8 +47,9 @@ def plot(path: str, pairs: Sequence[SharedPair], systems: Sequence[str]) -> str 
     names = [second_pianist.ANOTHER_PIANIST] + [s for s in systems if s in pair.versions]
     for k, name in enumerate(names):
         levels = phrase_levels(pair, name)
+        r = error_breakdown.correlation(pianist, levels)
         ax.plot(first, levels, color=f"C{k}", lw=1.0,
-                label=f"{name.replace('_', ' ')} (r {_correlation(pianist, levels)})")
+                label=f"{name.replace('_', ' ')} (r {'-' if np.isnan(r) else f'{r:.2f}'})")
     low, high = ax.get_ylim()
     ax.set_ylim(low, high + 0.2 * (high - low))  # room for the legend above the curves
     ax.axhline(0, color="k", lw=0.5, ls=":")

@@ -76,7 +76,9 @@ def run_means(values: np.ndarray, runs: np.ndarray) -> np.ndarray:
     return np.bincount(runs, values) / np.bincount(runs)
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two float (n,) arrays; NaN with fewer than ``MIN_LEVEL_PERFORMANCES``
+    values or a constant one."""
     if len(a) < MIN_LEVEL_PERFORMANCES or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
@@ -125,9 +127,9 @@ def breakdown(performed: Sequence[Performed], velocities: Mapping[str, Sequence[
             out[system][style] = {
                 "level_bias": float((system_level - human_level).mean()),
                 "level_mae": float(np.abs(system_level - human_level).mean()),
-                "level_r": _correlation(human_level, system_level),
+                "level_r": correlation(human_level, system_level),
                 "centred_mae": float(error.mean()),
-                "phrase_r": _correlation(np.concatenate(human_phrase),
+                "phrase_r": correlation(np.concatenate(human_phrase),
                                          np.concatenate(system_phrase)),
                 "in_phrase_mae": float(np.concatenate(in_phrase).mean()), "roles": role_rows}
     return out
