@@ -1,9 +1,9 @@
 """The second-pianist report's picture: one pair's phrase levels, the pianist's beside another
 pianist's and the systems'.
 
-Each curve is a version's level over every phrase (``error_breakdown.phrase_runs`` of the
-pair's shared notes): the phrase's mean velocity minus the version's mean over the piece, so
-overall loudness is set aside and only the rise and fall over the piece is drawn. The pair
+Each curve is a version's level over every phrase (``second_pianist.phrase_levels``: the
+phrase's mean velocity minus the version's mean over the pair's shared notes), so overall
+loudness is set aside and only the rise and fall over the piece is drawn. The pair
 drawn is the one with the most shared notes.
 """
 
@@ -14,16 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from stylenet_jax import error_breakdown, second_pianist
-from stylenet_jax.second_pianist import SharedPair
-
-
-def phrase_levels(pair: SharedPair, name: str) -> np.ndarray:
-    """float64 (phrases,): each phrase's mean velocity minus the piece's, for the version
-    ``name`` of the pair, or for the pianist with ``name`` None."""
-    played = (pair.pianist.notes.velocity if name is None else pair.versions[name]
-              ).astype(np.float64)
-    return error_breakdown.run_means(played - played.mean(),
-                                     error_breakdown.phrase_runs(pair.pianist))
+from stylenet_jax.second_pianist import SharedPair, phrase_levels
 
 
 def plot(path: str, pairs: Sequence[SharedPair], systems: Sequence[str]) -> str | None:

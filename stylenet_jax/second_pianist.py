@@ -170,11 +170,18 @@ def at_other_phrases(pairs: Sequence[SharedPair], system: str, name: str) -> lis
     as another pianist does."""
     out = []
     for pair in pairs:
-        runs = error_breakdown.phrase_runs(pair.pianist)
-        played = pair.versions[system].astype(np.float64)
-        other = pair.versions[ANOTHER_PIANIST].astype(np.float64)
-        moved = (played - error_breakdown.run_means(played - played.mean(), runs)[runs]
-                 + error_breakdown.run_means(other - other.mean(), runs)[runs])
+        shift = phrase_levels(pair, ANOTHER_PIANIST) - phrase_levels(pair, system)
+        moved = pair.versions[system] + shift[error_breakdown.phrase_runs(pair.pianist)]
         version = np.clip(np.rint(moved), 1, 127).astype(np.int64)
         out.append(pair._replace(versions={**pair.versions, name: version}))
     return out
+
+
+def phrase_levels(pair: SharedPair, name: str | None) -> np.ndarray:
+    """float64 (phrases,): each phrase's mean velocity (``error_breakdown.phrase_runs`` of
+    the shared notes) minus the mean over all of them, for the version ``name`` of the pair,
+    or for the pianist with ``name`` None."""
+    played = (pair.pianist.notes.velocity if name is None else pair.versions[name]
+              ).astype(np.float64)
+    return error_breakdown.run_means(played - played.mean(),
+                                     error_breakdown.phrase_runs(pair.pianist))

@@ -150,10 +150,10 @@ def test_at_other_phrases_keeps_the_systems_shape_and_level(tmp_path):
 def test_the_picture_draws_the_phrase_levels_of_the_pair_with_most_shared_notes(tmp_path):
     played = _phrased_pair(tmp_path)
     pairs = second_pianist.shared_pairs(played, {"flat": [np.full(48, 64)] * 2})
-    assert second_pianist_figure.phrase_levels(pairs[0], None) == pytest.approx([-20, 20, 0])
-    other = second_pianist_figure.phrase_levels(pairs[0], second_pianist.ANOTHER_PIANIST)
+    assert second_pianist.phrase_levels(pairs[0], None) == pytest.approx([-20, 20, 0])
+    other = second_pianist.phrase_levels(pairs[0], second_pianist.ANOTHER_PIANIST)
     assert other == pytest.approx([-20, 20, 0])  # B's levels, 10 louder, set aside
-    assert second_pianist_figure.phrase_levels(pairs[0], "flat") == pytest.approx([0, 0, 0])
+    assert second_pianist.phrase_levels(pairs[0], "flat") == pytest.approx([0, 0, 0])
     path = second_pianist_figure.plot(str(tmp_path / "levels.png"), pairs, ["flat", "absent"])
     assert path == str(tmp_path / "levels.png")
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
