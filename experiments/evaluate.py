@@ -50,8 +50,9 @@ def define_performance_flags(used_for: str) -> None:
 def _define_flags() -> None:
     define_performance_flags("scored")
     flags.DEFINE_multi_string("model", None, "NAME=PATH of a model to score: an inference "
-                              "export (.npz) or a training workdir / checkpoint folder. Repeat "
-                              "for several. Default: model=the shipped model.")
+                              "export (.npz), a training workdir / checkpoint folder, or a tree "
+                              "baseline (.pkl, from experiments.feature_baseline). Repeat for "
+                              "several. Default: model=the shipped model.")
     flags.DEFINE_string("blend", None, "Perform every file with this style or blend (e.g. "
                         "classical=0.5,jazz=0.5) instead of each file's own style's head.")
     flags.DEFINE_list("baselines", list(evaluation.BASELINES), "Baselines to score beside the "
@@ -132,6 +133,19 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
                          humanize_specs=FLAGS.humanize, humanize_scatter=FLAGS.humanize_scatter)
 
 
+def _load_tree(path: str):
+    """The tree baseline saved at ``path`` (raises FeatureBaselineError, a ValueError)."""
+    from stylenet_jax import feature_baseline
+
+    return feature_baseline.FeatureBaseline.load(path)
+
+
+def _tree_description(path: str, tree) -> str:
+    """The report's line for a tree baseline read from ``path``."""
+    context = " and their phrase context" if tree.with_phrase_context else ""
+    return f"gradient-boosted trees on per-note features{context} (`{os.path.relpath(path)}`)"
+
+
 def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[str], *,
                   blend_spec: str | None = None, features_model: str = DEFAULT_FEATURES,
                   train_data_dir: str | None = None, seed: int = 0,
@@ -140,7 +154,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                   humanize_scatter: str | None = None) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
-    ``model_specs``: NAME=PATH per model (None: model=the shipped model); ``baseline_names``:
+    ``model_specs``: NAME=PATH per model, a tree baseline where PATH ends in .pkl (None:
+    model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
@@ -156,6 +171,10 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--model {spec!r}: expected NAME=PATH")
+        if path.endswith(".pkl"):
+            systems.append(evaluation.FeaturesSystem(_load_tree(path), name))
+            described[name] = _tree_description(path, systems[-1].model)
+            continue
         stylizer = performer.Stylizer(path, tree=features_model)
         blend = style_choice.parse_blend(blend_spec, stylizer.styles) if blend_spec else None
         systems.append(evaluation.ModelSystem(stylizer, name, blend))
@@ -186,12 +205,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
             systems.append(evaluation.RandomSystem(seed))
             described[name] = "uniform 1..127 (the paper's baseline)"
         elif name == "features":
-            from stylenet_jax import feature_baseline
-
-            systems.append(evaluation.FeaturesSystem(
-                feature_baseline.FeatureBaseline.load(features_model)))
-            described[name] = ("gradient-boosted trees on per-note features "
-                               f"(`{os.path.relpath(features_model)}`)")
+            systems.append(evaluation.FeaturesSystem(_load_tree(features_model)))
+            described[name] = _tree_description(features_model, systems[-1].model)
     for spec in mix_specs:
         mix = derived_systems.parse_mix(spec, [system.name for system in systems])
         systems.append(mix)

@@ -8,6 +8,7 @@ Reads the MIDI files behind the dataset's training split (a dataset built by
 one regressor per style on ``note_features`` rows, saves the model, and prints per style the
 training notes, the wall time, and on the validation split the mean absolute velocity error
 (MIDI units) and Pearson r, beside the MAE of a constant (the style's mean training velocity).
+``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context`` (an experiment).
 Bad input prints one line on stderr and exits with status 2.
 
 The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
@@ -42,6 +43,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_leaf_nodes", DEFAULT_SETTINGS["max_leaf_nodes"], "Leaves per tree.")
     flags.DEFINE_float("learning_rate", DEFAULT_SETTINGS["learning_rate"], "Shrinkage of each "
                        "tree's contribution.")
+    flags.DEFINE_bool("phrase_context", False, "Also give the trees the phrase-context columns "
+                      "(the music over 2 to 32 beats around each note, relative to the piece: "
+                      "stylenet_jax/phrase_context.py). An experiment, not the shipped tree; "
+                      "score it with experiments.evaluate --model NAME=PATH.")
 
 
 def constant_mae(train: Sequence[performances.Performed],
@@ -55,7 +60,8 @@ def constant_mae(train: Sequence[performances.Performed],
     return out
 
 
-def run(data_dir: str, midi_dir: str | None, out: str, seed: int, **settings) -> FeatureBaseline:
+def run(data_dir: str, midi_dir: str | None, out: str, seed: int,
+        with_phrase_context: bool = False, **settings) -> FeatureBaseline:
     """Fits, saves and reports (stdout); raises the library errors on bad input."""
     began = time.perf_counter()
     train = performances.from_dataset(data_dir, "train", midi_root=midi_dir)
@@ -64,7 +70,7 @@ def run(data_dir: str, midi_dir: str | None, out: str, seed: int, **settings) ->
           f"{time.perf_counter() - began:.1f} s", flush=True)
     fit_began = time.perf_counter()
     baseline = FeatureBaseline.fit(train, seed=seed, log=lambda line: print(line, flush=True),
-                                   **settings)
+                                   with_phrase_context=with_phrase_context, **settings)
     fit_seconds = time.perf_counter() - fit_began
     baseline.save(out)
     print(f"fitted in {fit_seconds:.1f} s; saved {out}")
@@ -95,7 +101,8 @@ def main(argv: Sequence[str]) -> None:
               file=sys.stderr)
         sys.exit(2)
     try:
-        run(f.data_dir, f.midi_dir, f.out, f.seed, max_iter=f.max_iter,
+        run(f.data_dir, f.midi_dir, f.out, f.seed, with_phrase_context=f.phrase_context,
+            max_iter=f.max_iter,
             max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate)
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, OSError) as e:

@@ -8,6 +8,10 @@ performances, another performance of a held-out song's piece may be in training 
 whole pieces instead stopped classical at 48 trees, not 400, and scored lower on the held-out
 test pieces: r 0.529 against 0.564, so the stronger baseline was kept).
 
+With ``phrase_context`` the rows also carry ``phrase_context.PHRASE_CONTEXT_NAMES`` (the music
+over 2 to 32 beats around each note, relative to the piece), an experiment on whether phrase
+levels can be read from the notes; the file's header names its columns.
+
 Saved models are pickles: load only files you trust. A file holds two pickles in a row, a
 header (format, version, scikit-learn version, feature names, styles) and then the models,
 so that a file of another version is refused before its models are unpickled.
@@ -25,6 +29,7 @@ import numpy as np
 from stylenet_jax import midi
 from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
+from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES, phrase_context
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -56,11 +61,27 @@ def velocity_targets(velocity: np.ndarray) -> np.ndarray:
     return np.asarray(velocity, np.float64)
 
 
-class FeatureBaseline:
-    """One gradient-boosted regressor per style, mapping note_features rows to velocities."""
+def feature_names(with_phrase_context: bool) -> tuple[str, ...]:
+    """The columns a baseline reads: ``note_features``' and, if asked, the phrase context's."""
+    return FEATURE_NAMES + (PHRASE_CONTEXT_NAMES if with_phrase_context else ())
 
-    def __init__(self, models: Mapping[str, "HistGradientBoostingRegressor"]):
+
+def feature_rows(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray | None,
+                 with_phrase_context: bool) -> np.ndarray:
+    """float32 (n, len(feature_names(with_phrase_context))) rows for ``notes`` (n >= 1)."""
+    rows = note_features(notes, ticks_per_beat, seconds)
+    if not with_phrase_context:
+        return rows
+    return np.hstack([rows, phrase_context(notes, ticks_per_beat, seconds)])
+
+
+class FeatureBaseline:
+    """One gradient-boosted regressor per style, mapping feature rows to velocities."""
+
+    def __init__(self, models: Mapping[str, "HistGradientBoostingRegressor"],
+                 with_phrase_context: bool = False):
         self.models = dict(models)
+        self.with_phrase_context = with_phrase_context
 
     @property
     def styles(self) -> list[str]:
@@ -69,13 +90,15 @@ class FeatureBaseline:
 
     @classmethod
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
-            log: Callable[[str], None] = print, **settings) -> "FeatureBaseline":
+            log: Callable[[str], None] = print, with_phrase_context: bool = False,
+            **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
         ``settings`` override DEFAULT_SETTINGS (HistGradientBoostingRegressor arguments).
         Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one) for early
         stopping when it has MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains
-        all ``max_iter`` rounds. ``log`` gets one line per style.
+        all ``max_iter`` rounds. ``log`` gets one line per style. ``with_phrase_context``
+        adds the phrase-context columns (see the module).
         """
         from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -86,7 +109,8 @@ class FeatureBaseline:
         for style in sorted({p.style for p in performed}):
             songs = [p for p in performed if p.style == style]
             began = time.perf_counter()
-            features = [note_features(p.notes, p.ticks_per_beat, p.seconds) for p in songs]
+            features = [feature_rows(p.notes, p.ticks_per_beat, p.seconds, with_phrase_context)
+                        for p in songs]
             targets = [velocity_targets(p.notes.velocity) for p in songs]
             held_out = np.zeros(len(songs), bool)
             if len(songs) >= MIN_SONGS_FOR_EARLY_STOPPING:
@@ -108,7 +132,7 @@ class FeatureBaseline:
             log(f"{style}: {len(train)} songs, {len(x):,} training notes, {len(check)} songs "
                 f"for early stopping; {model.n_iter_} trees; "
                 f"{time.perf_counter() - began:.1f} s")
-        return cls(models)
+        return cls(models, with_phrase_context)
 
     def predict(self, notes: midi.Notes, ticks_per_beat: int, style: str,
                 seconds: np.ndarray | None = None) -> np.ndarray:
@@ -121,13 +145,15 @@ class FeatureBaseline:
                                        f"{', '.join(self.styles)}")
         if not len(notes):
             return np.zeros(0, np.int64)
-        raw = self.models[style].predict(note_features(notes, ticks_per_beat, seconds))
+        raw = self.models[style].predict(
+            feature_rows(notes, ticks_per_beat, seconds, self.with_phrase_context))
         return np.clip(np.rint(raw), 1, 127).astype(np.int64)
 
     def save(self, path: str) -> None:
         """Writes the header and models to ``path`` atomically (temporary file + rename)."""
         header = {"format": FORMAT, "version": VERSION, "sklearn": _sklearn_version(),
-                  "feature_names": list(FEATURE_NAMES), "styles": self.styles}
+                  "feature_names": list(feature_names(self.with_phrase_context)),
+                  "styles": self.styles}
 
         def dump(f) -> None:
             pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -153,7 +179,8 @@ class FeatureBaseline:
                     raise FeatureBaselineError(
                         f"{path}: made with scikit-learn {header.get('sklearn')}, this is "
                         f"{_sklearn_version()}; retrain it (python -m experiments.feature_baseline)")
-                if tuple(header.get("feature_names", ())) != FEATURE_NAMES:
+                names = tuple(header.get("feature_names", ()))
+                if names not in (feature_names(False), feature_names(True)):
                     raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
                                                "(python -m experiments.feature_baseline)")
                 models = pickle.load(f)
@@ -165,7 +192,7 @@ class FeatureBaseline:
         if not isinstance(models, dict) or sorted(models) != header.get("styles"):
             raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
                                        "match the header)")
-        return cls(models)
+        return cls(models, with_phrase_context=names == feature_names(True))
 
 
 def evaluate(baseline: FeatureBaseline, performed: Sequence["Performed"]) -> list[dict]:

@@ -132,3 +132,39 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
         bad = cli(*args)
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
+
+
+def test_phrase_context_adds_its_columns_and_survives_a_round_trip(tmp_path):
+    from experiments import evaluate as evaluate_app
+    from stylenet_jax.feature_baseline import feature_names
+    from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES
+
+    write_synthetic_corpus(str(tmp_path / "midi"), styles=STYLES, songs_per_style=3, steps=128)
+    train = performances.from_folder(str(tmp_path / "midi"))
+    tiny = {"max_iter": 5, "max_leaf_nodes": 7, "min_samples_leaf": 10}
+    plain = FeatureBaseline.fit(train, seed=0, log=lambda _: None, **tiny)
+    wide = FeatureBaseline.fit(train, seed=0, log=lambda _: None, with_phrase_context=True,
+                               **tiny)
+    assert not plain.with_phrase_context and wide.with_phrase_context
+    assert plain.models["jazz"].n_features_in_ == len(feature_names(False))
+    assert wide.models["jazz"].n_features_in_ == len(feature_names(False)) + len(
+        PHRASE_CONTEXT_NAMES)
+    path = str(tmp_path / "wide.pkl")
+    wide.save(path)
+    with open(path, "rb") as f:
+        assert tuple(pickle.load(f)["feature_names"]) == feature_names(True)
+    loaded = FeatureBaseline.load(path)
+    assert loaded.with_phrase_context
+    song = train[0]
+    np.testing.assert_array_equal(
+        loaded.predict(song.notes, song.ticks_per_beat, "jazz", song.seconds),
+        wide.predict(song.notes, song.ticks_per_beat, "jazz", song.seconds))
+    # experiments.evaluate scores a saved tree given as --model NAME=PATH.pkl, named NAME.
+    systems, described = evaluate_app.build_systems([f"wide={path}"], [])
+    assert [s.name for s in systems] == ["wide"] and systems[0].model.with_phrase_context
+    assert "phrase context" in described["wide"]
+    np.testing.assert_array_equal(systems[0].perform(song).velocities,
+                                  wide.predict(song.notes, song.ticks_per_beat, "jazz",
+                                               song.seconds))
+    with pytest.raises(FeatureBaselineError, match="no such feature baseline file"):
+        evaluate_app.build_systems([f"gone={tmp_path / 'gone.pkl'}"], [])
