@@ -65,11 +65,13 @@ def _define_flags() -> None:
                               "with every note's distance from the performance's mean "
                               "velocity times C, as stylize --contrast=C writes it, e.g. "
                               "wide=model:1.5. Repeatable.")
-    flags.DEFINE_multi_string("level_shape", [], "NAME=LEVEL_SYSTEM:SHAPE_SYSTEM: also score "
-                              "the second system's velocities moved so that each "
+    flags.DEFINE_multi_string("level_shape", [], "NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K]: also "
+                              "score the second system's velocities moved so that each "
                               "performance's mean is the first's (its dynamics within the "
                               "piece at the other's overall level), e.g. "
-                              "tree_level=features:model. Repeatable; scored last.")
+                              "tree_level=features:model; with K, the same in every run of K "
+                              "consecutive notes (the first's phrase levels, the second's "
+                              "shape within them). Repeatable; scored last, after --humanize.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also score that "
                               "system with AMOUNT (0..2) times a scatter added, as stylize "
                               "--humanize adds it, drawn from FILE (a file or a shipped "
@@ -158,11 +160,12 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     model=the shipped model); ``baseline_names``:
     from ``evaluation.BASELINES`` (empty strings ignored); ``mix_specs``: NAME=SYSTEM:WEIGHT,...
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
-    NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``level_shape_specs``:
-    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM (``derived_systems.parse_level_shape``); ``humanize_specs``:
+    NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``humanize_specs``:
     NAME=SYSTEM:AMOUNT[@FILE] (``derived_systems.parse_humanize``, drawing from FILE, else
-    ``humanize_scatter``, else the shipped one, seeded by ``seed``), scored last. Raises
-    ValueError (one line) for a bad spec, an unknown baseline or an unreadable scatter file.
+    ``humanize_scatter``, else the shipped one, seeded by ``seed``); ``level_shape_specs``:
+    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] (``derived_systems.parse_level_shape``), scored last, so
+    either part may be humanized. Raises ValueError (one line) for a bad spec, an unknown
+    baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
 
@@ -218,12 +221,6 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         described[widened.name] = (f"{widened.part} with every note's distance from the "
                                    f"performance's mean × {widened.contrast:g} (stylize "
                                    f"--contrast={widened.contrast:g})")
-    for spec in level_shape_specs:
-        moved = derived_systems.parse_level_shape(spec, [system.name for system in systems])
-        systems.append(moved)
-        described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
-                                 "in each performance (the level of one, the shape of the "
-                                 "other)")
     loaded: dict[str, object] = {}  # scatter file -> humanize.load's answer
     for spec in humanize_specs:
         from stylenet_jax import humanize
@@ -240,6 +237,13 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
             f"{scattered.part} plus {scattered.amount:g} × {kind} (stylize "
             f"--humanize={scattered.amount:g}; `{os.path.relpath(path)}`, seeded per "
             "performance)")
+    for spec in level_shape_specs:
+        moved = derived_systems.parse_level_shape(spec, [system.name for system in systems])
+        systems.append(moved)
+        where = (f"each run of {moved.run_notes} consecutive notes" if moved.run_notes
+                 else "each performance")
+        described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
+                                 f"in {where} (the level of one, the shape of the other)")
     return systems, described
 
 

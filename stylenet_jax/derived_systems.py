@@ -3,7 +3,7 @@
 ``MixSystem`` (``experiments.evaluate --mix``): per note, a weighted mean of other systems'
 velocities. ``ContrastSystem`` (``--contrast``): another system's velocities widened as
 ``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
-overall level with another's dynamics within the piece. ``HumanizeSystem`` (``--humanize``):
+overall level (or its level in each run of K notes) with another's dynamics within it. ``HumanizeSystem`` (``--humanize``):
 another system's velocities with a pianist's scatter added, as ``stylize --humanize`` adds it.
 All are ``evaluation.DerivedSystem``s:
 ``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
@@ -115,32 +115,50 @@ class LevelShapeSystem:
     """Each note's velocity from ``shape`` moved so that the performance's mean is ``level``'s:
     ``shape_v - mean(shape_v) + mean(level_v)`` (rounded, clipped to 1..127). It tells how much
     of a system's note error is its overall level (``error_breakdown``): the tree's level with a
-    network's shape, say. Scored after both parts, reusing their performances."""
+    network's shape, say. With ``run_notes`` K the same is done in every run of K consecutive
+    notes (``error_breakdown.phrase_runs``) instead of the whole performance: ``level``'s
+    phrase levels, ``shape``'s dynamics within each phrase. Scored after both parts, reusing
+    their performances."""
 
     level: str
     shape: str
     name: str
+    run_notes: int | None = None
 
     def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
+        from stylenet_jax import error_breakdown
+
         shape = np.asarray(done[self.shape].velocities, np.float64)
         level = np.asarray(done[self.level].velocities, np.float64)
-        return Performance(as_velocities(shape - shape.mean() + level.mean()))
+        if self.run_notes is None:
+            return Performance(as_velocities(shape - shape.mean() + level.mean()))
+        runs = error_breakdown.phrase_runs(performed, self.run_notes)
+        moved = (shape - error_breakdown.run_means(shape, runs)[runs]
+                 + error_breakdown.run_means(level, runs)[runs])
+        return Performance(as_velocities(moved))
 
 
 def parse_level_shape(spec: str, known: Sequence[str]) -> LevelShapeSystem:
-    """``NAME=LEVEL_SYSTEM:SHAPE_SYSTEM`` -> LevelShapeSystem; both systems must be in
-    ``known`` (scored before it) and differ. Raises ValueError (one line) for anything else."""
+    """``NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K]`` -> LevelShapeSystem (K: ``run_notes``, a whole
+    number >= 1); both systems must be in ``known`` (scored before it) and differ. Raises
+    ValueError (one line) for anything else."""
     name, sep, body = spec.partition("=")
     name = name.strip()
-    level, colon, shape = (part.strip() for part in body.partition(":"))
-    if not sep or not name or not colon or level not in known or shape not in known:
-        raise ValueError(f"--level_shape {spec!r}: expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM "
-                         f"with systems of {', '.join(known)}")
+    fields = [field.strip() for field in body.split(":")]
+    level, shape = (fields + ["", ""])[:2]
+    run_notes = None
+    if len(fields) == 3 and fields[2].isdigit() and int(fields[2]) >= 1:
+        run_notes = int(fields[2])
+    if (not sep or not name or len(fields) not in (2, 3) or level not in known
+            or shape not in known or (len(fields) == 3 and run_notes is None)):
+        raise ValueError(f"--level_shape {spec!r}: expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] "
+                         f"with systems of {', '.join(known)} and K a whole number of notes "
+                         ">= 1")
     if name in known:
         raise ValueError(f"--level_shape {spec!r}: {name!r} is already the name of a system")
     if level == shape:
         raise ValueError(f"--level_shape {spec!r}: the level and the shape are one system")
-    return LevelShapeSystem(level, shape, name)
+    return LevelShapeSystem(level, shape, name, run_notes)
 
 
 @dataclasses.dataclass(frozen=True)

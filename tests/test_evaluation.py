@@ -1,6 +1,7 @@
 """stylenet_jax.evaluation, performances and experiments.evaluate: systems, comparisons and the
 command's scores against a direct note-by-note comparison of stylized files."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -307,12 +308,61 @@ def test_a_level_shape_system_has_one_part_level_and_the_other_part_shape(folder
     assert len(set(classical)) > 1 and abs(classical.mean() - 70.0) < 0.5
 
 
+def test_a_level_shape_system_over_runs_takes_each_runs_level_from_one_part(folder):
+    from stylenet_jax import error_breakdown
+
+    @dataclasses.dataclass
+    class Narrow:  # velocities 55..75 at random: a shape that never needs clipping here
+        name: str = "narrow"
+
+        def perform(self, performed):
+            rng = np.random.default_rng(len(performed.notes))
+            return evaluation.Performance(rng.integers(55, 76, len(performed.notes)))
+
+    found = performances.from_folder(str(folder / "human"))
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)),
+                                       "jazz": list(range(1, 89))})
+    parts = [evaluation.PerPitchSystem(stats), Narrow()]
+    runs_of_4 = derived_systems.parse_level_shape("moved=per_pitch:narrow:4",
+                                                  ["per_pitch", "narrow"])
+    assert runs_of_4 == derived_systems.LevelShapeSystem("per_pitch", "narrow", "moved", 4)
+    result = evaluation.evaluate(found, [*parts, runs_of_4])
+    for performed, level, shape, both in zip(found, result.velocities["per_pitch"],
+                                             result.velocities["narrow"],
+                                             result.velocities["moved"]):
+        runs = error_breakdown.phrase_runs(performed, 4)
+        assert runs.max() >= 3
+        means = {name: error_breakdown.run_means(v.astype(float), runs)
+                 for name, v in (("level", level), ("shape", shape), ("both", both))}
+        # Each run of 4 notes sits at the level part's mean for that run (to rounding), and
+        # within it keeps the shape part's steps from note to note.
+        np.testing.assert_allclose(means["both"], means["level"], atol=0.5)
+        np.testing.assert_allclose(both - means["both"][runs], shape - means["shape"][runs],
+                                   atol=1.0)
+        assert not np.allclose(means["both"], means["shape"], atol=0.5)
+
+
+def test_a_level_shape_system_may_hold_a_humanized_system_at_another_systems_levels():
+    from experiments import evaluate as evaluate_app
+
+    systems, described = evaluate_app.build_systems(
+        [f"tree={evaluate_app.DEFAULT_FEATURES}"], [], humanize_specs=["tree_h=tree:1"],
+        level_shape_specs=["held=tree:tree_h:16"])
+    assert [s.name for s in systems] == ["tree", "tree_h", "held"]
+    assert systems[2] == derived_systems.LevelShapeSystem("tree", "tree_h", "held", 16)
+    assert "each run of 16 consecutive notes" in described["held"]
+
+
 @pytest.mark.parametrize("spec, words", [
     ("moved", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
     ("moved=constant", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
     ("moved=constant:tree", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM"),
     ("constant=constant:per_pitch", "already the name"),
-    ("moved=constant:constant", "one system")])
+    ("moved=constant:constant", "one system"),
+    ("moved=constant:per_pitch:0", "K a whole number of notes >= 1"),
+    ("moved=constant:per_pitch:2.5", "K a whole number"),
+    ("moved=constant:per_pitch:4:4", "expected NAME=LEVEL_SYSTEM:SHAPE_SYSTEM")])
 def test_a_bad_level_shape_spec_is_one_line(spec, words):
     with pytest.raises(ValueError, match=words) as raised:
         derived_systems.parse_level_shape(spec, ["constant", "per_pitch"])
