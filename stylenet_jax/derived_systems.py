@@ -3,9 +3,9 @@
 ``MixSystem`` (``experiments.evaluate --mix``): per note, a weighted mean of other systems'
 velocities. ``ContrastSystem`` (``--contrast``): another system's velocities widened as
 ``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
-overall level (or its level in each run of K notes) with another's dynamics within it. ``HumanizeSystem`` (``--humanize``):
-another system's velocities with a pianist's scatter added, as ``stylize --humanize`` adds it.
-All are ``evaluation.DerivedSystem``s:
+overall level (or its level in each run of K notes) with another's dynamics within it.
+``HumanizeSystem`` (``--humanize``): another system's velocities with a pianist's scatter
+added, as ``stylize --humanize`` adds it. All are ``evaluation.DerivedSystem``s:
 ``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
 of each piece (and the piece, flattened), so no piece is performed twice.
 """
