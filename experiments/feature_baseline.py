@@ -102,8 +102,7 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(2)
     try:
         run(f.data_dir, f.midi_dir, f.out, f.seed, with_phrase_context=f.phrase_context,
-            max_iter=f.max_iter,
-            max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate)
+            max_iter=f.max_iter, max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate)
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -68,7 +68,7 @@ def feature_names(with_phrase_context: bool) -> tuple[str, ...]:
 
 def feature_rows(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray | None,
                  with_phrase_context: bool) -> np.ndarray:
-    """float32 (n, len(feature_names(with_phrase_context))) rows for ``notes`` (n >= 1)."""
+    """float32 (n, len(feature_names(with_phrase_context))) rows for ``notes`` (n may be 0)."""
     rows = note_features(notes, ticks_per_beat, seconds)
     if not with_phrase_context:
         return rows

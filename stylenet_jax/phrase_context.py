@@ -3,7 +3,7 @@
 ``phrase_context(notes, ticks_per_beat, seconds)`` gives float32 (n, len(PHRASE_CONTEXT_NAMES))
 columns, rows in the order the notes are given: what the music around a note does over 2 to 32
 beats, measured against the whole piece. They extend ``note_features`` (the tree baseline's
-columns, which see up to 256 steps but only in absolute terms) for the question the error
+columns, which see up to 256 steps but mostly in absolute terms) for the question the error
 breakdown raises: whether the 16-note phrase levels a pianist plays can be read from the notes
 (``experiments.feature_baseline --phrase_context``).
 
