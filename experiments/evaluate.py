@@ -322,7 +322,9 @@ def main(argv: Sequence[str]) -> None:
         identified = evaluation.identify_the_human(performed, result, seed=FLAGS.seed,
                                                    both_halves=FLAGS.classifier_both_halves)
         for name, row in identified.items():
-            scores[name]["all"].update({f"classifier_{k}": v for k, v in row.items()})
+            for style, by_style in [("all", row), *row["by_style"].items()]:
+                scores[name][style].update({f"classifier_{k}": v for k, v in by_style.items()
+                                            if k != "by_style"})
     from experiments import evaluation_figures, evaluation_report
 
     breakdown = error_breakdown.breakdown(performed, result.velocities)

@@ -180,6 +180,33 @@ def roles_section(breakdown: Mapping[str, Mapping[str, Mapping]], systems: Seque
     return out
 
 
+def _identified_cell(row: dict) -> str:
+    return f"{row['accuracy']:.3f} [{row['accuracy_lo']:.3f}, {row['accuracy_hi']:.3f}]"
+
+
+def identified_section(identified: dict, both_halves: bool) -> list[str]:
+    """Markdown lines: per system, how often the classifier picks the pianist, over all test
+    pairs and (where ``evaluation.identify_the_human`` gave them) over each style's."""
+    styles = sorted({style for r in identified.values() for style in r.get("by_style", {})})
+    out = ["## Identify the human", "",
+           "A small classifier (`stylenet_jax.human_classifier`) learns to pick the "
+           "pianist's version of a 10-second excerpt from the system's version of the same "
+           f"notes, {classifier_split(both_halves)} (interval: "
+           "bootstrap over test pieces). 0.5 is chance; the paper's listeners picked the "
+           "human 53% of the time in 10-second clips. The classifier sees exact velocity "
+           "numbers, so it is a far harsher judge than a listener."
+           + (" One classifier judges every style; each style's column scores it on that "
+              "style's test pairs alone." if styles else ""), "",
+           "| system | human identified | " + "".join(f"{s} | " for s in styles)
+           + "test pairs | test pieces |", "|---" * (4 + len(styles)) + "|"]
+    for name, r in identified.items():
+        by_style = r.get("by_style", {})
+        cells = "".join(f"{_identified_cell(by_style[s])} | " if s in by_style else "- | "
+                        for s in styles)
+        out.append(f"| {name} | {_identified_cell(r)} | {cells}{r['pairs']} | {r['pieces']} |")
+    return out + [""]
+
+
 def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: str,
            command: str, data: str, systems_described: Mapping[str, str],
            pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
@@ -233,17 +260,7 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
     if breakdown:
         out += breakdown_sections(breakdown, systems, [s for s in styles if s != "all"])
     if identified:
-        out += ["## Identify the human", "",
-                "A small classifier (`stylenet_jax.human_classifier`) learns to pick the "
-                "pianist's version of a 10-second excerpt from the system's version of the same "
-                f"notes, {classifier_split(both_halves)} (interval: "
-                "bootstrap over test pieces). 0.5 is chance; the paper's listeners picked the "
-                "human 53% of the time in 10-second clips. The classifier sees exact velocity "
-                "numbers, so it is a far harsher judge than a listener.", "",
-                "| system | human identified | test pairs | test pieces |", "|---|---|---|---|"]
-        out += [f"| {name} | {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
-                f"{r['accuracy_hi']:.3f}] | {r['pairs']} | {r['pieces']} |"
-                for name, r in identified.items()] + [""]
+        out += identified_section(identified, both_halves)
     if pictures:
         out += ["## Pictures", ""]
         for caption, path in pictures:

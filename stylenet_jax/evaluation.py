@@ -300,10 +300,12 @@ def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *
     other half; ``both_halves``: on every piece, each half scored by the classifier trained
     on the other (``human_classifier.score_both_halves``: twice the test pieces, twice the
     training time). ``{system: {"accuracy", "accuracy_lo", "accuracy_hi", "pairs",
-    "pieces"}}``; 0.5 is chance (the paper's listeners: 0.53 on 10-second clips, 0.46 on
-    whole pieces)."""
+    "pieces", "by_style"}}``; ``by_style``: {style: the same five} over the test pairs of that
+    style's pieces, scored by the same classifier (one for every style). 0.5 is chance (the
+    paper's listeners: 0.53 on 10-second clips, 0.46 on whole pieces)."""
     from stylenet_jax import human_classifier
 
+    style_of = {p.piece: p.style for p in performed}
     out = {}
     for name, velocities in evaluation.velocities.items():
         pairs = human_classifier.make_pairs(performed, velocities, length_seconds)
@@ -315,11 +317,25 @@ def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *
             train, test = human_classifier.split_pieces(pairs, 0.5, seed)
             result = human_classifier.train_and_score(train, test, seed=seed, steps=steps,
                                                       batch_size=batch)
-        lo, hi = result["ci95"]
-        out[name] = {"accuracy": float(result["accuracy"]), "accuracy_lo": float(lo),
-                     "accuracy_hi": float(hi), "pairs": int(result["pairs"]),
-                     "pieces": int(result["pieces"])}
+            result.update(correct=human_classifier.correct_of(result["margins"]),
+                          test_pieces=[p.piece for p in test])
+        out[name] = _identified(result["correct"], result["test_pieces"], seed)
+        styles = np.array([style_of[piece] for piece in result["test_pieces"]])
+        out[name]["by_style"] = {
+            style: _identified(result["correct"][styles == style],
+                               list(np.asarray(result["test_pieces"])[styles == style]), seed)
+            for style in sorted(set(styles))}
     return out
+
+
+def _identified(correct: np.ndarray, pieces: Sequence[str], seed: int) -> dict:
+    """{"accuracy", "accuracy_lo", "accuracy_hi", "pairs", "pieces"} of scored pairs:
+    ``correct`` float (P,) (1, 0 or 0.5 each), ``pieces`` their pieces (bootstrap over them)."""
+    from stylenet_jax import human_classifier
+
+    lo, hi = human_classifier.bootstrap_interval(correct, pieces, seed)
+    return {"accuracy": float(np.mean(correct)), "accuracy_lo": lo, "accuracy_hi": hi,
+            "pairs": len(correct), "pieces": len(set(pieces))}
 
 
 def scores(evaluation: Evaluation, *, resamples: int = 2000,

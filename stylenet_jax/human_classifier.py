@@ -294,7 +294,9 @@ def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
     ``train_and_score``; any judge whose result has ``margins``, float (P,) per test pair,
     such as ``statistics_judge.tree_judge``): trained on one half of the pieces
     (``split_pieces``) and scored on the other, then the other way round.
-    Returns accuracy, pairs, pieces, ci95 over all pairs and ``halves``, the two accuracies."""
+    Returns accuracy, pairs, pieces, ci95 over all pairs, ``halves`` (the two accuracies),
+    ``correct`` (float64 (P,): 1, 0 or 0.5 per scored pair) and ``test_pieces`` (each scored
+    pair's piece, in the same order)."""
     judge = judge or train_and_score
     first, second = split_pieces(pairs, 0.5, seed)
     runs = [(judge(train, test, seed=seed, **training), test)
@@ -303,7 +305,8 @@ def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
     pieces = [p.piece for _, test in runs for p in test]
     return {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
             "ci95": bootstrap_interval(correct, pieces, seed),
-            "halves": [result["accuracy"] for result, _ in runs]}
+            "halves": [result["accuracy"] for result, _ in runs],
+            "correct": correct, "test_pieces": pieces}
 
 
 def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = WIDTH,

@@ -403,14 +403,27 @@ def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, mo
     assert one_half["pieces"] < both["pieces"] == 3  # every piece is a test piece once
     assert both["pairs"] > one_half["pairs"]
     assert both["accuracy_lo"] <= both["accuracy"] <= both["accuracy_hi"]
+    # Each style's share of the same scored pairs: together they are the whole.
+    by_style = both["by_style"]
+    assert sorted(by_style) == ["classical", "jazz"]
+    assert (by_style["classical"]["pieces"], by_style["jazz"]["pieces"]) == (2, 1)
+    assert sum(r["pairs"] for r in by_style.values()) == both["pairs"]
+    assert sum(r["accuracy"] * r["pairs"] for r in by_style.values()) == pytest.approx(
+        both["accuracy"] * both["pairs"])
+    assert sum(r["pairs"] for r in one_half["by_style"].values()) == one_half["pairs"]
     out = tmp_path / "report.md"
     run = _evaluate(folder, model_path, out, "--baselines=", "--classifier_both_halves",
                     "--plot_pieces=0")
     assert run.returncode == 0, run.stderr
     report = out.read_text()
     assert "on each half of the pieces in turn" in report
-    assert json.loads((tmp_path / "report.json").read_text())["m"]["all"][
-        "classifier_pieces"] == 3
+    assert "| system | human identified | classical | jazz | test pairs | test pieces |" in report
+    written = json.loads((tmp_path / "report.json").read_text())["m"]
+    assert written["all"]["classifier_pieces"] == 3
+    assert (written["classical"]["classifier_pieces"], written["jazz"]["classifier_pieces"]) == (
+        2, 1)
+    assert written["classical"]["classifier_pairs"] + written["jazz"]["classifier_pairs"] == (
+        written["all"]["classifier_pairs"])
     assert (tmp_path / "report" / "realism.png").stat().st_size > 0  # error against realism
     assert "](report/realism.png)" in report
 
@@ -434,3 +447,21 @@ def test_no_classifier_no_picture_of_realism(folder, model_path, tmp_path):
     assert (tmp_path / "report" / "distributions.png").exists()
     assert not (tmp_path / "report" / "realism.png").exists()
     assert "realism" not in out.read_text()
+
+
+def test_the_identified_table_has_a_column_per_style_and_a_dash_where_a_system_has_none():
+    from experiments.evaluation_report import identified_section
+
+    def row(accuracy, pairs, pieces, **extra):
+        return {"accuracy": accuracy, "accuracy_lo": accuracy - 0.1,
+                "accuracy_hi": accuracy + 0.1, "pairs": pairs, "pieces": pieces, **extra}
+
+    lines = identified_section({
+        "a": row(0.6, 30, 3, by_style={"jazz": row(0.5, 10, 1), "classical": row(0.65, 20, 2)}),
+        "b": row(0.9, 30, 3, by_style={"classical": row(0.9, 30, 3)})}, both_halves=True)
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| system | human identified | classical | jazz | test pairs | test pieces |"
+    assert table[1] == "|---|---|---|---|---|---|"
+    assert table[2] == ("| a | 0.600 [0.500, 0.700] | 0.650 [0.550, 0.750] | 0.500 [0.400, "
+                        "0.600] | 30 | 3 |")
+    assert table[3] == "| b | 0.900 [0.800, 1.000] | 0.900 [0.800, 1.000] | - | 30 | 3 |"
