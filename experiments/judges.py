@@ -53,9 +53,11 @@ def check_judges(names: Sequence[str]) -> list[str]:
 def judge_all(performed: Sequence, played: dict[str, Sequence], names: Sequence[str], *,
               excerpt_seconds: float, seed: int, both_halves: bool,
               steps: int = judges.EXCERPT_STEPS, log=lambda line: None) -> dict[str, dict]:
-    """{system: {judge: {"accuracy", "lo", "hi", "pairs", "pieces", "seconds"}}} for each
-    system's velocities in ``played`` (int (n,) per performance of ``performed``), every
-    judge of ``names`` on the same excerpt pairs (``judges.score``)."""
+    """{system: {judge: {"accuracy", "lo", "hi", "pairs", "pieces", "seconds", "by_style"}}}
+    for each system's velocities in ``played`` (int (n,) per performance of ``performed``),
+    every judge of ``names`` on the same excerpt pairs (``judges.score``); ``by_style``:
+    {style: the first five} over the scored pairs of that style's pieces (one judge for all)."""
+    style_of = {p.piece: p.style for p in performed}
     results = {}
     for system, velocities in played.items():
         pairs = human_classifier.make_pairs(performed, velocities, excerpt_seconds)
@@ -63,14 +65,20 @@ def judge_all(performed: Sequence, played: dict[str, Sequence], names: Sequence[
         for name in names:
             began = time.perf_counter()
             scored = judges.score(pairs, name, seed=seed, both_halves=both_halves, steps=steps)
-            lo, hi = scored["ci95"]
-            results[system][name] = {"accuracy": float(scored["accuracy"]), "lo": float(lo),
-                                     "hi": float(hi), "pairs": int(scored["pairs"]),
-                                     "pieces": int(scored["pieces"]),
-                                     "seconds": time.perf_counter() - began}
+            results[system][name] = {
+                **_row(scored), "seconds": time.perf_counter() - began,
+                "by_style": {style: _row(row) for style, row in human_classifier.accuracy_by_style(
+                    scored["correct"], scored["test_pieces"], style_of, seed).items()}}
             log(f"{system}, {name}: {_cell(results[system][name])} "
                 f"({results[system][name]['seconds']:.0f} s)")
     return results
+
+
+def _row(scored: dict) -> dict:
+    """{"accuracy", "lo", "hi", "pairs", "pieces"} of a judge's result."""
+    lo, hi = scored["ci95"]
+    return {"accuracy": float(scored["accuracy"]), "lo": float(lo), "hi": float(hi),
+            "pairs": int(scored["pairs"]), "pieces": int(scored["pieces"])}
 
 
 def _cell(row: dict) -> str:
@@ -99,9 +107,32 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
         "|---" * (len(names) + 1) + "|",
         *[f"| `{system}` | " + " | ".join(_cell(row[n]) for n in names) + " |"
           for system, row in results.items()],
+        *_by_style_table(results, names),
         "", "Systems:", "", *[f"- `{n}`: {described[n]}" for n in results], "",
         f"![how often each judge picks the pianist]({picture})", ""]
     return "\n".join(lines)
+
+
+def _by_style_table(results: dict[str, dict[str, dict]], names: Sequence[str]) -> list[str]:
+    """Markdown lines: the same judges on each style's scored pairs alone, a cell per judge
+    with one accuracy per style (bold above TARGET); nothing for results without styles."""
+    styles = sorted({style for row in results.values() for judged in row.values()
+                     for style in judged.get("by_style", {})})
+    if not styles:
+        return []
+
+    def cell(judged: dict) -> str:
+        values = [judged["by_style"].get(style) for style in styles]
+        return " / ".join("-" if v is None else (f"**{v['accuracy']:.2f}**"
+                                                 if v["accuracy"] > TARGET
+                                                 else f"{v['accuracy']:.2f}") for v in values)
+
+    return ["", f"Style by style ({' / '.join(styles)}): the same judges, each scored on one "
+            f"style's pairs alone; bold above {TARGET:.2f}.", "",
+            "| system | " + " | ".join(judges.DESCRIPTIONS[n] for n in names) + " |",
+            "|---" * (len(names) + 1) + "|",
+            *[f"| `{system}` | " + " | ".join(cell(row[n]) for n in names) + " |"
+              for system, row in results.items()]]
 
 
 def plot(path: str, results: dict[str, dict[str, dict]]) -> str:

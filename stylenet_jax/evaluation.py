@@ -317,25 +317,20 @@ def identify_the_human(performed: Sequence[Performed], evaluation: Evaluation, *
             train, test = human_classifier.split_pieces(pairs, 0.5, seed)
             result = human_classifier.train_and_score(train, test, seed=seed, steps=steps,
                                                       batch_size=batch)
-            result.update(correct=human_classifier.correct_of(result["margins"]),
-                          test_pieces=[p.piece for p in test])
-        out[name] = _identified(result["correct"], result["test_pieces"], seed)
-        styles = np.array([style_of[piece] for piece in result["test_pieces"]])
+        out[name] = _identified(result)
         out[name]["by_style"] = {
-            style: _identified(result["correct"][styles == style],
-                               list(np.asarray(result["test_pieces"])[styles == style]), seed)
-            for style in sorted(set(styles))}
+            style: _identified(row) for style, row in human_classifier.accuracy_by_style(
+                result["correct"], result["test_pieces"], style_of, seed).items()}
     return out
 
 
-def _identified(correct: np.ndarray, pieces: Sequence[str], seed: int) -> dict:
-    """{"accuracy", "accuracy_lo", "accuracy_hi", "pairs", "pieces"} of scored pairs:
-    ``correct`` float (P,) (1, 0 or 0.5 each), ``pieces`` their pieces (bootstrap over them)."""
-    from stylenet_jax import human_classifier
-
-    lo, hi = human_classifier.bootstrap_interval(correct, pieces, seed)
-    return {"accuracy": float(np.mean(correct)), "accuracy_lo": lo, "accuracy_hi": hi,
-            "pairs": len(correct), "pieces": len(set(pieces))}
+def _identified(result: Mapping) -> dict:
+    """{"accuracy", "accuracy_lo", "accuracy_hi", "pairs", "pieces"} of a classifier's result
+    (its "accuracy", "ci95", "pairs", "pieces")."""
+    lo, hi = result["ci95"]
+    return {"accuracy": float(result["accuracy"]), "accuracy_lo": float(lo),
+            "accuracy_hi": float(hi), "pairs": int(result["pairs"]),
+            "pieces": int(result["pieces"])}
 
 
 def scores(evaluation: Evaluation, *, resamples: int = 2000,

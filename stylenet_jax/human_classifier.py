@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -245,7 +245,8 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
     Calls with equal shapes and settings share compiled programs.
     Returns accuracy (mean over test pairs, ties 0.5), pairs, pieces (test), ci95 (bootstrap
     over test pieces), train_pairs, train_pieces, final_loss (mean of the last 50 steps'
-    losses), margins (float64 (P,) f(human) - f(system) per test pair), max_notes, params,
+    losses), margins (float64 (P,) f(human) - f(system) per test pair), correct
+    (``correct_of(margins)``), test_pieces (each test pair's piece), max_notes, params,
     seconds (wall time of the whole call).
     """
     started = time.perf_counter()
@@ -276,10 +277,29 @@ def train_and_score(train: Sequence[Pair], test: Sequence[Pair], *, steps: int =
         "train_pieces": len({p.piece for p in train}),
         "final_loss": float(np.mean(jax.device_get(losses[-50:]))) if losses else math.nan,
         "margins": margins,
+        "correct": correct,
+        "test_pieces": test_pieces,
         "max_notes": max_notes,
         "params": params,
         "seconds": time.perf_counter() - started,
     }
+
+
+def accuracy_by_style(correct: np.ndarray, test_pieces: Sequence[str],
+                      style_of: Mapping[str, str], seed: int) -> dict[str, dict]:
+    """{style: {"accuracy", "ci95", "pairs", "pieces"}} over the scored pairs of each style's
+    pieces: ``correct`` float (P,) (1, 0 or 0.5 per pair, ``correct_of``), ``test_pieces``
+    each pair's piece, ``style_of`` {piece: style}; intervals by ``bootstrap_interval``."""
+    correct = np.asarray(correct, np.float64)
+    pieces = np.asarray(test_pieces)
+    styles = np.array([style_of[piece] for piece in test_pieces])
+    out = {}
+    for style in sorted(set(styles.tolist())):
+        chosen = styles == style
+        out[style] = {"accuracy": float(correct[chosen].mean()),
+                      "ci95": bootstrap_interval(correct[chosen], pieces[chosen].tolist(), seed),
+                      "pairs": int(chosen.sum()), "pieces": len(set(pieces[chosen].tolist()))}
+    return out
 
 
 def correct_of(margins: np.ndarray) -> np.ndarray:

@@ -57,7 +57,8 @@ def score(pairs: Sequence[Pair], name: str, *, seed: int = 0, both_halves: bool 
     """How often judge ``name`` picks the pianist in ``pairs`` (ties count half): trained on
     half of the pieces (``human_classifier.split_pieces`` with ``seed``) and scored on the
     other, or with ``both_halves`` each way round. Returns accuracy, ci95 (bootstrap over
-    the scored pieces), pairs and pieces scored (and ``halves`` with ``both_halves``)."""
+    the scored pieces), pairs and pieces scored, ``correct`` and ``test_pieces`` per scored
+    pair (and ``halves`` with ``both_halves``)."""
     judge = trainer(name, steps)
     if both_halves:
         return human_classifier.score_both_halves(pairs, seed=seed, judge=judge)

@@ -103,8 +103,10 @@ def _differences(pairs: Sequence[Pair]) -> np.ndarray:
 def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
                iterations: int = 300) -> dict:
     """Gradient-boosted trees on ``train`` pairs' statistic differences, scored on ``test``.
-    Returns accuracy (ties 0.5), pairs, pieces (test), ci95 (bootstrap over test pieces) and
-    margins (float64 (P,) per test pair: > 0 the pianist picked, 0 a tie)."""
+    Returns accuracy (ties 0.5), pairs, pieces (test), ci95 (bootstrap over test pieces),
+    margins (float64 (P,) per test pair: > 0 the pianist picked, 0 a tie), correct
+    (``human_classifier.correct_of(margins)``) and test_pieces (each test pair's piece), as
+    ``human_classifier.train_and_score`` does."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     if not train or not test:
@@ -120,4 +122,4 @@ def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
     pieces = [p.piece for p in test]
     return {"accuracy": float(correct.mean()), "pairs": len(test), "pieces": len(set(pieces)),
             "ci95": human_classifier.bootstrap_interval(correct, pieces, seed),
-            "margins": margins}
+            "margins": margins, "correct": correct, "test_pieces": pieces}

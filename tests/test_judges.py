@@ -55,21 +55,47 @@ def test_the_wider_judge_is_the_classifier_wider_and_trained_longer(monkeypatch)
 
 
 def test_the_report_and_picture_have_a_row_per_system(tmp_path):
-    pianist = pianists(8)
+    pianist = [p._replace(style="classical") if k % 2 else p  # four pieces of each style
+               for k, p in enumerate(pianists(8))]
     played = {"flat": [np.full(16, 64) for _ in pianist],
               "same": [p.notes.velocity.astype(np.int64) for p in pianist]}
     results = app.judge_all(pianist, played, ["classifier", "trees"], excerpt_seconds=10.0,
                             seed=0, both_halves=True, steps=40)
     assert list(results) == ["flat", "same"] and list(results["flat"]) == ["classifier", "trees"]
     assert results["same"]["trees"]["accuracy"] == 0.5 and results["flat"]["trees"]["pieces"] == 8
+    # Each style's share of the same scored pairs, by the same judge: together the whole.
+    for judged in results["flat"].values():
+        by_style = judged["by_style"]
+        assert sorted(by_style) == ["classical", "jazz"]
+        assert [by_style[s]["pieces"] for s in ("classical", "jazz")] == [4, 4]
+        assert sum(r["pairs"] for r in by_style.values()) == judged["pairs"]
+        assert sum(r["accuracy"] * r["pairs"] for r in by_style.values()) == pytest.approx(
+            judged["accuracy"] * judged["pairs"])
     text = app.render(results, command="c", data="d", described={"flat": "f", "same": "s"},
                       seconds=1.0, picture="j.png", both_halves=True, excerpt_seconds=10.0)
-    table = [line for line in text.splitlines() if line.startswith("| ")]
+    pooled, per_style = text.split("Style by style (classical / jazz)")
+    table = [line for line in pooled.splitlines() if line.startswith("| ")]
     assert len(table) == 3 and all(line.count("|") == 4 for line in table)  # header + 2 rows
     assert "| `same` | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in text
+    assert "| `same` | 0.50 / 0.50 | 0.50 / 0.50 |" in per_style
+    assert [line.split("`")[1] for line in per_style.splitlines()
+            if line.startswith("| `")] == ["flat", "same"]
     assert "every piece, each half" in text and "8 pieces per system" in text
     picture = app.plot(str(tmp_path / "j.png"), results)
     assert os.path.getsize(picture) > 1000
+
+
+def test_the_style_table_marks_each_style_above_the_target_and_a_style_not_scored():
+    def judged(**by_style):
+        return {"accuracy": 0.6, "lo": 0.5, "hi": 0.7, "pairs": 10, "pieces": 2,
+                "by_style": {s: {"accuracy": a, "lo": a, "hi": a, "pairs": 5, "pieces": 1}
+                             for s, a in by_style.items()}}
+
+    lines = app._by_style_table({"a": {"trees": judged(jazz=0.64, pop=0.58)},
+                                 "b": {"trees": judged(pop=0.601)}}, ["trees"])
+    assert "Style by style (jazz / pop)" in lines[1]
+    assert lines[-2:] == ["| `a` | **0.64** / 0.58 |", "| `b` | - / **0.60** |"]
+    assert app._by_style_table({"a": {"trees": {"accuracy": 0.5}}}, ["trees"]) == []
 
 
 def test_judges_are_checked_before_any_work():
@@ -108,8 +134,10 @@ def test_the_command_writes_a_row_per_system_and_its_json_and_picture(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    pooled, per_style = text.split("Style by style (classical)")
+    rows = [line for line in pooled.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == ["model", "constant", "scattered"]
+    assert len([line for line in per_style.splitlines() if line.startswith("| `")]) == 3
     results = json.loads((tmp_path / "report" / "j.json").read_text())
     assert list(results) == ["model", "constant", "scattered"]
     assert all(list(row) == ["trees"] and row["trees"]["pieces"] == 4
