@@ -41,27 +41,38 @@ PHRASE_CONTEXT_NAMES: tuple[str, ...] = (
 )
 
 
-def _window_sums(per_step: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Sums of ``per_step`` (L,) over [low, high) per query, bounds clipped to 0..L."""
-    cumulative = np.concatenate([[0.0], np.cumsum(per_step, dtype=np.float64)])
-    low = np.clip(low, 0, len(per_step))
-    high = np.clip(high, 0, len(per_step))
-    return cumulative[high] - cumulative[low]
+def _prefix_sums(per_step: np.ndarray) -> np.ndarray:
+    """float64 (L + 1,): 0 and the running sums of ``per_step`` (L,), for ``_window_sums``."""
+    return np.concatenate([[0.0], np.cumsum(per_step, dtype=np.float64)])
 
 
-def _window_extreme(per_step: np.ndarray, low: np.ndarray, high: np.ndarray,
-                    take: np.ufunc) -> np.ndarray:
-    """``take`` (np.maximum or np.minimum) of ``per_step`` (L,) over [low, high) per query,
-    bounds clipped to 0..L, each window non-empty after clipping: a sparse table, O(L log L)."""
-    low = np.clip(low, 0, len(per_step))
-    high = np.clip(high, 0, len(per_step))
+def _window_sums(prefix: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Sums over [low, high) per query of the per-step values whose ``_prefix_sums`` are
+    ``prefix``, bounds clipped to 0..L."""
+    low = np.clip(low, 0, len(prefix) - 1)
+    high = np.clip(high, 0, len(prefix) - 1)
+    return prefix[high] - prefix[low]
+
+
+def _sparse_table(per_step: np.ndarray, take: np.ufunc) -> list[np.ndarray]:
+    """For ``_window_extreme``: level k holds ``take`` (np.maximum or np.minimum) of
+    ``per_step`` (L,) over each window of 2**k steps; O(L log L)."""
     levels = [per_step]
     while 2 ** len(levels) <= len(per_step):
         half = 2 ** (len(levels) - 1)
         previous = levels[-1]
         levels.append(take(previous[:-half], previous[half:]))
+    return levels
+
+
+def _window_extreme(levels: list[np.ndarray], low: np.ndarray, high: np.ndarray,
+                    take: np.ufunc) -> np.ndarray:
+    """``take`` over [low, high) per query from the ``_sparse_table`` ``levels`` made with the
+    same ``take``, bounds clipped to 0..L, each window non-empty after clipping."""
+    low = np.clip(low, 0, len(levels[0]))
+    high = np.clip(high, 0, len(levels[0]))
     level = np.floor(np.log2(high - low)).astype(np.int64)
-    out = np.empty(len(low), per_step.dtype)
+    out = np.empty(len(low), levels[0].dtype)
     for k in np.unique(level):
         at = level == k
         out[at] = take(levels[k][low[at]], levels[k][high[at] - 2 ** k])
@@ -81,27 +92,30 @@ def phrase_context(notes: midi.Notes, ticks_per_beat: int,
     pitch = np.asarray(notes.pitch, np.float64)
     steps = int(onset.max()) + 1
     count = np.bincount(onset, minlength=steps).astype(np.float64)
-    pitch_sum = np.bincount(onset, pitch, minlength=steps)
+    counts = _prefix_sums(count)
+    pitch_sums = _prefix_sums(np.bincount(onset, pitch, minlength=steps))
     top = np.full(steps, -1.0)
     np.maximum.at(top, onset, pitch)
     low = np.full(steps, 1000.0)
     np.minimum.at(low, onset, pitch)
+    tops, lows = _sparse_table(top, np.maximum), _sparse_table(low, np.minimum)
     piece_density = len(pitch) / steps
     piece_pitch = pitch.mean()
     piece_top, piece_low = np.percentile(pitch, 90), np.percentile(pitch, 10)
     columns = []
     for span in CONTEXT_SPANS:
         start, stop = onset - span // 2, onset + span // 2
-        inside = _window_sums(count, start, stop)
-        highest = _window_extreme(top, start, stop, np.maximum)
-        lowest = _window_extreme(low, start, stop, np.minimum)
-        before = _window_sums(count, onset - span, onset)
-        after = _window_sums(count, onset + 1, onset + 1 + span)
-        pitch_before = _window_sums(pitch_sum, onset - span, onset) / np.maximum(before, 1)
-        pitch_after = _window_sums(pitch_sum, onset + 1, onset + 1 + span) / np.maximum(after, 1)
+        inside = _window_sums(counts, start, stop)
+        highest = _window_extreme(tops, start, stop, np.maximum)
+        lowest = _window_extreme(lows, start, stop, np.minimum)
+        before = _window_sums(counts, onset - span, onset)
+        after = _window_sums(counts, onset + 1, onset + 1 + span)
+        pitch_before = _window_sums(pitch_sums, onset - span, onset) / np.maximum(before, 1)
+        pitch_after = (_window_sums(pitch_sums, onset + 1, onset + 1 + span)
+                       / np.maximum(after, 1))
         columns += [
             inside / span / piece_density,
-            _window_sums(pitch_sum, start, stop) / np.maximum(inside, 1) - piece_pitch,
+            _window_sums(pitch_sums, start, stop) / np.maximum(inside, 1) - piece_pitch,
             highest - piece_top, lowest - piece_low, highest - lowest,
             (after - before) / span / piece_density,
             np.where((after > 0) & (before > 0), pitch_after - pitch_before, 0.0),

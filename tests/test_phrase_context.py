@@ -32,7 +32,8 @@ def test_window_extreme_matches_brute_force():
     high = np.maximum(high, np.clip(low, 0, 299) + 1)
     for take, reduce in ((np.maximum, np.max), (np.minimum, np.min)):
         expected = [reduce(values[max(a, 0):min(b, 300)]) for a, b in zip(low, high)]
-        np.testing.assert_array_equal(pc._window_extreme(values, low, high, take), expected)
+        np.testing.assert_array_equal(
+            pc._window_extreme(pc._sparse_table(values, take), low, high, take), expected)
 
 
 def test_a_loud_middle_section_reads_denser_higher_and_wider():
