@@ -296,9 +296,10 @@ def accuracy_by_style(correct: np.ndarray, test_pieces: Sequence[str],
     out = {}
     for style in sorted(set(styles.tolist())):
         chosen = styles == style
+        of_style = pieces[chosen].tolist()
         out[style] = {"accuracy": float(correct[chosen].mean()),
-                      "ci95": bootstrap_interval(correct[chosen], pieces[chosen].tolist(), seed),
-                      "pairs": int(chosen.sum()), "pieces": len(set(pieces[chosen].tolist()))}
+                      "ci95": bootstrap_interval(correct[chosen], of_style, seed),
+                      "pairs": len(of_style), "pieces": len(set(of_style))}
     return out
 
 
