@@ -78,6 +78,7 @@ def _define_flags() -> None:
                               "scatter's name; default: --humanize_scatter), e.g. "
                               "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
+    define_per_style_flag()
     flags.DEFINE_multi_string("shuffled_deviations", [], "NAME=SYSTEM[:K]: also score an "
                               "oracle (not a system: it reads the pianist): SYSTEM plus the "
                               "pianist's own deviations from it, shuffled among the notes of "
@@ -118,6 +119,15 @@ def define_features_model_flag() -> None:
                         "(also what a hybrid model, --tree_prior_dir in training, reads).")
 
 
+def define_per_style_flag() -> None:
+    """``--per_style``, for every app that builds its systems with ``build_systems``."""
+    flags.DEFINE_multi_string("per_style", [], "NAME=STYLE:SYSTEM,STYLE:SYSTEM: also score, "
+                              "as one system, each performance as the system named for its "
+                              "style plays it (settings chosen per style, as a musician uses "
+                              "stylize, one style a file), e.g. wide=classical:c14,jazz:c15,"
+                              "pop:model. Repeatable; scored after every other system.")
+
+
 def define_classifier_halves_flag() -> None:
     """``--classifier_both_halves``, for every app that trains the identify-the-human
     classifier (``evaluation.identify_the_human``)."""
@@ -132,7 +142,8 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
                          features_model=FLAGS.features_model, train_data_dir=train_data_dir,
                          seed=FLAGS.seed, mix_specs=FLAGS.mix,
                          contrast_specs=FLAGS.contrast, level_shape_specs=FLAGS.level_shape,
-                         humanize_specs=FLAGS.humanize, humanize_scatter=FLAGS.humanize_scatter)
+                         humanize_specs=FLAGS.humanize, humanize_scatter=FLAGS.humanize_scatter,
+                         per_style_specs=FLAGS.per_style)
 
 
 def _load_tree(path: str):
@@ -153,7 +164,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                   train_data_dir: str | None = None, seed: int = 0,
                   mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = (),
                   level_shape_specs: Sequence[str] = (), humanize_specs: Sequence[str] = (),
-                  humanize_scatter: str | None = None) -> tuple[list, dict[str, str]]:
+                  humanize_scatter: str | None = None, per_style_specs: Sequence[str] = ()
+                  ) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model, a tree baseline where PATH ends in .pkl (None:
@@ -163,8 +175,9 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``humanize_specs``:
     NAME=SYSTEM:AMOUNT[@FILE] (``derived_systems.parse_humanize``, drawing from FILE, else
     ``humanize_scatter``, else the shipped one, seeded by ``seed``); ``level_shape_specs``:
-    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] (``derived_systems.parse_level_shape``), scored last, so
-    either part may be humanized. Raises ValueError (one line) for a bad spec, an unknown
+    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] (``derived_systems.parse_level_shape``), scored after
+    those, so either part may be humanized; ``per_style_specs``: NAME=STYLE:SYSTEM,... per
+    system chosen style by style (``derived_systems.parse_per_style``), scored last. Raises ValueError (one line) for a bad spec, an unknown
     baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
@@ -244,6 +257,11 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                  else "each performance")
         described[moved.name] = (f"{moved.shape}'s velocities moved to {moved.level}'s mean "
                                  f"in {where} (the level of one, the shape of the other)")
+    for spec in per_style_specs:
+        chosen = derived_systems.parse_per_style(spec, [system.name for system in systems])
+        systems.append(chosen)
+        described[chosen.name] = "each style as one system plays it: " + ", ".join(
+            f"{style} as `{part}`" for style, part in chosen.choices)
     return systems, described
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 from absl import flags
 
 from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
-    define_performance_flags, load_performances
+    define_per_style_flag, define_performance_flags, load_performances
 from stylenet_jax import evaluation
 from stylenet_jax.atomic_write import write_text_atomically
 
@@ -36,6 +36,7 @@ def define_flags(report: str, progress: str) -> None:
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@SCATTER]: also a system "
                               "with a scatter added, as in experiments.evaluate --humanize "
                               "(SCATTER: a file, or learned, mild, gaussian). Repeatable.")
+    define_per_style_flag()
     define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
     flags.DEFINE_integer("seed", 0, "Seed of the piece split, the scatters' draws, the "
@@ -57,7 +58,8 @@ def read_or_exit(check: Callable[[], None] = lambda: None) -> tuple[list, str, l
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
                                            seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
-                                           humanize_specs=FLAGS.humanize)
+                                           humanize_specs=FLAGS.humanize,
+                                           per_style_specs=FLAGS.per_style)
         evaluation.check_styles(performed, systems)
         if len({p.piece for p in performed}) < 2:
             raise ValueError("need performances of at least 2 pieces (half train a judge, "

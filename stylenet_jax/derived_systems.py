@@ -5,7 +5,8 @@ velocities. ``ContrastSystem`` (``--contrast``): another system's velocities wid
 ``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
 overall level (or its level in each run of K notes) with another's dynamics within it.
 ``HumanizeSystem`` (``--humanize``): another system's velocities with a pianist's scatter
-added, as ``stylize --humanize`` adds it. All are ``evaluation.DerivedSystem``s:
+added, as ``stylize --humanize`` adds it. ``PerStyleSystem`` (``--per_style``): each
+performance as the system named for its style plays it. All are ``evaluation.DerivedSystem``s:
 ``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
 of each piece (and the piece, flattened), so no piece is performed twice.
 """
@@ -197,3 +198,44 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Any,
         raise ValueError(f"{spec!r}: {e}") from None
     return HumanizeSystem(part, amount, dict(scatters) if isinstance(scatters, Mapping)
                           else scatters, name, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerStyleSystem:
+    """Each performance as the system named for its style plays it: ``choices`` ((style,
+    system name), ...). It scores settings chosen per style as one system, the way a musician
+    uses ``stylize`` (one style a file): ``--contrast`` 1.4 for classical and 1.5 for jazz,
+    say. Scored after every part, reusing their performances; it plays only the styles it
+    names (``styles``, which ``evaluation.check_styles`` reads)."""
+
+    choices: tuple[tuple[str, str], ...]
+    name: str
+
+    @property
+    def styles(self) -> list[str]:
+        return [style for style, _ in self.choices]
+
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
+        return done[dict(self.choices)[performed.style]]
+
+
+def parse_per_style(spec: str, known: Sequence[str]) -> PerStyleSystem:
+    """``NAME=STYLE:SYSTEM,STYLE:SYSTEM,...`` -> PerStyleSystem; every SYSTEM must be in
+    ``known`` (scored before it), each STYLE named once. Raises ValueError (one line) for
+    anything else."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    if not sep or not name or not body.strip():
+        raise ValueError(f"--per_style {spec!r}: expected NAME=STYLE:SYSTEM,STYLE:SYSTEM")
+    if name in known:
+        raise ValueError(f"--per_style {spec!r}: {name!r} is already the name of a system")
+    choices: dict[str, str] = {}
+    for item in body.split(","):
+        style, colon, system = (text.strip() for text in item.partition(":"))
+        if not colon or not style or system not in known:
+            raise ValueError(f"--per_style {spec!r}: {item.strip()!r} is not STYLE:SYSTEM with "
+                             f"a system of {', '.join(known)}")
+        if style in choices:
+            raise ValueError(f"--per_style {spec!r}: style {style!r} is named twice")
+        choices[style] = system
+    return PerStyleSystem(tuple(choices.items()), name)

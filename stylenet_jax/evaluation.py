@@ -200,6 +200,8 @@ def styles_of(system: System) -> list[str] | None:
         return list(system.stats.mean)
     if isinstance(system, FeaturesSystem):
         return list(system.model.styles)
+    if isinstance(system, DerivedSystem):  # a derived_systems.PerStyleSystem names its styles
+        return getattr(system, "styles", None)
     return None
 
 

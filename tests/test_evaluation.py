@@ -369,6 +369,41 @@ def test_a_bad_level_shape_spec_is_one_line(spec, words):
     assert "\n" not in str(raised.value)
 
 
+def test_a_per_style_system_plays_each_style_as_the_system_named_for_it(folder):
+    found = performances.from_folder(str(folder / "human"))
+    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
+    chosen = derived_systems.parse_per_style("chosen=classical:constant, jazz:per_pitch",
+                                             ["constant", "per_pitch"])
+    assert chosen == derived_systems.PerStyleSystem(
+        (("classical", "constant"), ("jazz", "per_pitch")), "chosen")
+    result = evaluation.evaluate(found, [*parts, chosen])
+    assert {p.style for p in found} == {"classical", "jazz"}
+    for performed, constant, per_pitch, played in zip(
+            found, result.velocities["constant"], result.velocities["per_pitch"],
+            result.velocities["chosen"]):
+        wanted = constant if performed.style == "classical" else per_pitch
+        np.testing.assert_array_equal(played, wanted)
+    assert evaluation.styles_of(chosen) == ["classical", "jazz"]
+    evaluation.check_styles(found, [*parts, chosen])
+    classical_only = derived_systems.parse_per_style("c=classical:constant", ["constant"])
+    with pytest.raises(ValueError, match="c has no style jazz"):
+        evaluation.check_styles(found, [parts[0], classical_only])
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("chosen", "expected NAME=STYLE:SYSTEM"), ("chosen=", "expected NAME=STYLE:SYSTEM"),
+    ("constant=jazz:per_pitch", "already the name"),
+    ("chosen=jazz:tree", "'jazz:tree' is not STYLE:SYSTEM"),
+    ("chosen=jazz", "'jazz' is not STYLE:SYSTEM"), ("chosen=:constant", "':constant' is not"),
+    ("chosen=jazz:constant,jazz:per_pitch", "style 'jazz' is named twice")])
+def test_a_bad_per_style_spec_is_one_line(spec, words):
+    with pytest.raises(ValueError, match=words) as raised:
+        derived_systems.parse_per_style(spec, ["constant", "per_pitch"])
+    assert "\n" not in str(raised.value)
+
+
 def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing(
         folder, model_path, tmp_path):
     out = tmp_path / "report.md"
@@ -379,12 +414,18 @@ def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing
                          text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'tree:1'" in bad.stderr
     assert not out.exists()
-    run = subprocess.run(args + ["--mix=mt=m:1,features:1", "--contrast=wide=mt:1.5"], cwd=ROOT,
+    run = subprocess.run(args + ["--mix=mt=m:1,features:1", "--contrast=wide=mt:1.5",
+                                 "--per_style=ps=classical:wide,jazz:m"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "per note, 0.50 × m + 0.50 × features (rounded)" in out.read_text()
     assert "mt with every note's distance from the performance's mean × 1.5" in out.read_text()
+    assert "each style as one system plays it: classical as `wide`, jazz as `m`" in (
+        out.read_text())
     scores = json.loads((tmp_path / "report.json").read_text())
+    assert scores["ps"]["classical"]["mae"] == scores["wide"]["classical"]["mae"]
+    assert scores["ps"]["jazz"]["mae"] == scores["m"]["jazz"]["mae"]
+    assert scores["ps"]["classical"]["mae"] != scores["m"]["classical"]["mae"]
     for style in ("classical", "jazz"):
         assert scores["mt"][style]["notes"] == scores["m"][style]["notes"] > 0
         assert scores["mt"][style]["mae"] <= max(scores["m"][style]["mae"],
