@@ -38,16 +38,24 @@ class MixSystem:
         return Performance(as_velocities(total))
 
 
+def _new_name_and_list(spec: str, flag: str, expected: str, known: Sequence[str]
+                       ) -> tuple[str, str]:
+    """``NAME=LIST`` -> (NAME, LIST), NAME none of ``known`` and LIST not blank. Raises
+    ValueError (one line naming ``flag`` and what was ``expected`` after ``NAME=``)."""
+    name, sep, body = spec.partition("=")
+    name = name.strip()
+    if not sep or not name or not body.strip():
+        raise ValueError(f"{flag} {spec!r}: expected NAME={expected}")
+    if name in known:
+        raise ValueError(f"{flag} {spec!r}: {name!r} is already the name of a system")
+    return name, body
+
+
 def parse_mix(spec: str, known: Sequence[str]) -> MixSystem:
     """``NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT,...`` -> MixSystem; the systems must be in ``known``
     (scored before it), the weights positive; they are scaled to sum to 1. Raises ValueError
     (one line) for anything else."""
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    if not sep or not name or not body.strip():
-        raise ValueError(f"--mix {spec!r}: expected NAME=SYSTEM:WEIGHT,SYSTEM:WEIGHT")
-    if name in known:
-        raise ValueError(f"--mix {spec!r}: {name!r} is already the name of a system")
+    name, body = _new_name_and_list(spec, "--mix", "SYSTEM:WEIGHT,SYSTEM:WEIGHT", known)
     parts: dict[str, float] = {}
     for item in body.split(","):
         part, sep, weight = item.strip().rpartition(":")
@@ -223,12 +231,7 @@ def parse_per_style(spec: str, known: Sequence[str]) -> PerStyleSystem:
     """``NAME=STYLE:SYSTEM,STYLE:SYSTEM,...`` -> PerStyleSystem; every SYSTEM must be in
     ``known`` (scored before it), each STYLE named once. Raises ValueError (one line) for
     anything else."""
-    name, sep, body = spec.partition("=")
-    name = name.strip()
-    if not sep or not name or not body.strip():
-        raise ValueError(f"--per_style {spec!r}: expected NAME=STYLE:SYSTEM,STYLE:SYSTEM")
-    if name in known:
-        raise ValueError(f"--per_style {spec!r}: {name!r} is already the name of a system")
+    name, body = _new_name_and_list(spec, "--per_style", "STYLE:SYSTEM,STYLE:SYSTEM", known)
     choices: dict[str, str] = {}
     for item in body.split(","):
         style, colon, system = (text.strip() for text in item.partition(":"))
