@@ -129,17 +129,20 @@ def test_the_command_writes_a_row_per_system_and_its_json_and_picture(tmp_path):
     out = tmp_path / "report" / "j.md"
     done = subprocess.run([sys.executable, "-m", "experiments.judges", f"--midi_dir={folder}",
                            "--files_style=classical", "--baselines=constant",
-                           "--humanize=scattered=model:1", "--judges=trees", "--noprogress",
-                           f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                           "--humanize=scattered=model:1", "--per_style=chosen=classical:"
+                           "constant", "--judges=trees", "--noprogress", f"--out={out}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     pooled, per_style = text.split("Style by style (classical)")
     rows = [line for line in pooled.splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == ["model", "constant", "scattered"]
-    assert len([line for line in per_style.splitlines() if line.startswith("| `")]) == 3
+    assert [row.split("`")[1] for row in rows] == ["model", "constant", "scattered", "chosen"]
+    assert len([line for line in per_style.splitlines() if line.startswith("| `")]) == 4
     results = json.loads((tmp_path / "report" / "j.json").read_text())
-    assert list(results) == ["model", "constant", "scattered"]
+    assert list(results) == ["model", "constant", "scattered", "chosen"]
+    # Every piece is classical, so the per-style system plays what the constant does, and the
+    # same judge on the same pairs with the same seed scores it the same.
+    assert results["chosen"]["trees"]["accuracy"] == results["constant"]["trees"]["accuracy"]
     assert all(list(row) == ["trees"] and row["trees"]["pieces"] == 4
                for row in results.values())
     assert f"| {results['model']['trees']['accuracy']:.3f} [" in rows[0]
