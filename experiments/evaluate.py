@@ -177,8 +177,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     ``humanize_scatter``, else the shipped one, seeded by ``seed``); ``level_shape_specs``:
     NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] (``derived_systems.parse_level_shape``), scored after
     those, so either part may be humanized; ``per_style_specs``: NAME=STYLE:SYSTEM,... per
-    system chosen style by style (``derived_systems.parse_per_style``), scored last. Raises ValueError (one line) for a bad spec, an unknown
-    baseline or an unreadable scatter file.
+    system chosen style by style (``derived_systems.parse_per_style``), scored last. Raises
+    ValueError (one line) for a bad spec, an unknown baseline or an unreadable scatter file.
     """
     from stylenet_jax import performer, style_choice
 
