@@ -40,6 +40,13 @@ def test_tick_seconds_follows_the_tempo_map(tmp_path):
     np.testing.assert_allclose(seconds, [0, 0.6, 16 * 0.6, 16 * 0.6 + 60 / 140])
 
 
+# Note statistics for the constant and per-pitch baselines: classical at 70 with key k's mean
+# velocity k (1..88), jazz at 40 with every key's mean 50.
+RISING_CLASSICAL = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
+                                             {"classical": list(range(1, 89)),
+                                              "jazz": [50.0] * 88})
+
+
 @pytest.fixture
 def folder(tmp_path):
     for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
@@ -231,8 +238,7 @@ def test_evaluate_bad_input_is_one_line_exit_2(tmp_path):
 
 def test_a_mix_is_the_rounded_weighted_mean_of_its_parts_on_every_note(folder):
     found = performances.from_folder(str(folder / "human"))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    stats = RISING_CLASSICAL
     parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
     mix = derived_systems.parse_mix("both=constant:3,per_pitch:1", [p.name for p in parts])
     assert mix.parts == (("constant", 0.75), ("per_pitch", 0.25))
@@ -268,8 +274,7 @@ def test_a_bad_mix_is_one_line(spec, words):
 
 def test_a_contrast_system_widens_its_parts_performance_of_each_piece(folder):
     found = performances.from_folder(str(folder / "human"))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    stats = RISING_CLASSICAL
     part = evaluation.PerPitchSystem(stats)
     wide = derived_systems.parse_contrast("wide=per_pitch:1.5", [part.name])
     assert wide == derived_systems.ContrastSystem("per_pitch", 1.5, "wide")
@@ -293,8 +298,7 @@ def test_a_bad_contrast_spec_is_one_line(spec, words):
 
 def test_a_level_shape_system_has_one_part_level_and_the_other_part_shape(folder):
     found = performances.from_folder(str(folder / "human"))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    stats = RISING_CLASSICAL
     parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
     moved = derived_systems.parse_level_shape("moved=constant:per_pitch",
                                               [p.name for p in parts])
@@ -371,8 +375,7 @@ def test_a_bad_level_shape_spec_is_one_line(spec, words):
 
 def test_a_per_style_system_plays_each_style_as_the_system_named_for_it(folder):
     found = performances.from_folder(str(folder / "human"))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
+    stats = RISING_CLASSICAL
     parts = [evaluation.ConstantSystem(stats), evaluation.PerPitchSystem(stats)]
     chosen = derived_systems.parse_per_style("chosen=classical:constant, jazz:per_pitch",
                                              ["constant", "per_pitch"])
