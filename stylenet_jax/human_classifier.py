@@ -312,21 +312,21 @@ def correct_of(margins: np.ndarray) -> np.ndarray:
 def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
                       judge: Callable[..., dict] | None = None, **training) -> dict:
     """Cross-fitted ``judge(train, test, seed=seed, **training)`` (default
-    ``train_and_score``; any judge whose result has ``margins``, float (P,) per test pair,
-    such as ``statistics_judge.tree_judge``): trained on one half of the pieces
-    (``split_pieces``) and scored on the other, then the other way round.
+    ``train_and_score``; any judge whose result has ``correct``, float (P,) per test pair,
+    and ``test_pieces``, such as ``statistics_judge.tree_judge``): trained on one half of the
+    pieces (``split_pieces``) and scored on the other, then the other way round.
     Returns accuracy, pairs, pieces, ci95 over all pairs, ``halves`` (the two accuracies),
     ``correct`` (float64 (P,): 1, 0 or 0.5 per scored pair) and ``test_pieces`` (each scored
     pair's piece, in the same order)."""
     judge = judge or train_and_score
     first, second = split_pieces(pairs, 0.5, seed)
-    runs = [(judge(train, test, seed=seed, **training), test)
+    runs = [judge(train, test, seed=seed, **training)
             for train, test in ((first, second), (second, first))]
-    correct = np.concatenate([correct_of(result["margins"]) for result, _ in runs])
-    pieces = [p.piece for _, test in runs for p in test]
+    correct = np.concatenate([result["correct"] for result in runs])
+    pieces = [piece for result in runs for piece in result["test_pieces"]]
     return {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
             "ci95": bootstrap_interval(correct, pieces, seed),
-            "halves": [result["accuracy"] for result, _ in runs],
+            "halves": [result["accuracy"] for result in runs],
             "correct": correct, "test_pieces": pieces}
 
 
