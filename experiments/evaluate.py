@@ -87,8 +87,9 @@ def _define_flags() -> None:
                               "amount costs, e.g. model_dev=model or model_dev16=model:16 "
                               "(stylenet_jax.shuffled_deviations). Repeatable; scored last.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
-                        "shipped one by name (learned, mild, gaussian), a .json from "
-                        "experiments.fit_humanize or an .npz from experiments.train_scatter; "
+                        "shipped one by name (learned, mild, per_style, gaussian), a .json "
+                        "from experiments.fit_humanize, an .npz from experiments.train_scatter "
+                        "or a .json naming one .npz per style; "
                         "default: learned, stylize --humanize's default.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
                         "constant and per-pitch baselines (default: --data_dir, else the "
@@ -236,7 +237,7 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                                    f"--contrast={widened.contrast:g})")
     loaded: dict[str, object] = {}  # scatter file -> humanize.load's answer
     for spec in humanize_specs:
-        from stylenet_jax import humanize
+        from stylenet_jax import humanize, per_style_scatter
 
         spec, _, path = spec.partition("@")
         path = humanize.scatter_path(path or humanize_scatter)
@@ -245,7 +246,10 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         scattered = derived_systems.parse_humanize(spec, [system.name for system in systems],
                                                    loaded[path], seed)
         systems.append(scattered)
-        kind = "a pianist's scatter" if isinstance(loaded[path], dict) else "a learned scatter"
+        kind = ("a pianist's scatter" if isinstance(loaded[path], dict) else
+                "a learned scatter per style"
+                if isinstance(loaded[path], per_style_scatter.PerStyleScatter)
+                else "a learned scatter")
         described[scattered.name] = (
             f"{scattered.part} plus {scattered.amount:g} × {kind} (stylize "
             f"--humanize={scattered.amount:g}; `{os.path.relpath(path)}`, seeded per "

@@ -35,7 +35,8 @@ def define_flags(report: str, progress: str) -> None:
                               "experiments.evaluate --contrast. Repeatable.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@SCATTER]: also a system "
                               "with a scatter added, as in experiments.evaluate --humanize "
-                              "(SCATTER: a file, or learned, mild, gaussian). Repeatable.")
+                              "(SCATTER: a file, or learned, mild, per_style, gaussian). "
+                              "Repeatable.")
     define_per_style_flag()
     define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")

@@ -21,8 +21,9 @@ linear filter, which scikit-learn brings); a draw depends only on the explicit
 ``numpy.random.Generator`` it is given.
 
 A scatter file may also be an .npz learned scatter (``stylenet_jax.learned_scatter``: a small
-network that reads the notes). ``load`` and ``for_blend`` take either kind, and ``draw`` adds
-either kind's draw to a performance.
+network that reads the notes), or a JSON file naming one learned scatter per style
+(``stylenet_jax.per_style_scatter``). ``load`` and ``for_blend`` take every kind, and ``draw``
+adds any kind's draw to a performance.
 """
 
 from __future__ import annotations
@@ -41,18 +42,24 @@ from stylenet_jax.atomic_write import write_text_atomically
 if TYPE_CHECKING:
     from stylenet_jax.learned_scatter import LearnedScatter
     from stylenet_jax.notes import Notes
+    from stylenet_jax.per_style_scatter import PerStyleScatter
 
 FORMAT = "stylenet-humanize"
 VERSION = 1
+PER_STYLE_FORMAT = "stylenet-scatter-per-style"  # per_style_scatter.FORMAT (that imports JAX)
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 GAUSSIAN_PATH = os.path.join(ASSETS, "humanize.json")  # experiments.fit_humanize writes it
 LEARNED_PATH = os.path.join(ASSETS, "learned_scatter.npz")  # experiments.train_scatter's
 # the same recipe charged 0.4 per velocity unit (--accuracy_weight) instead of 0.05: closer to
 # the pianist, easier to tell from one (README, "Less realism for less error")
 MILD_PATH = os.path.join(ASSETS, "learned_scatter_mild.npz")
+# the same recipe trained on each style alone, one network per style
+# (stylenet_jax.per_style_scatter; README, "A scatter per style")
+PER_STYLE_PATH = os.path.join(ASSETS, "scatter_per_style.json")
 DEFAULT_PATH = LEARNED_PATH  # what --humanize draws from unless told otherwise
 # the shipped scatters by the names --humanize_scatter (and evaluate's @NAME) take
-SHIPPED_SCATTERS = {"learned": LEARNED_PATH, "mild": MILD_PATH, "gaussian": GAUSSIAN_PATH}
+SHIPPED_SCATTERS = {"learned": LEARNED_PATH, "mild": MILD_PATH, "per_style": PER_STYLE_PATH,
+                    "gaussian": GAUSSIAN_PATH}
 MAX_AMOUNT = 2.0  # twice the fitted scatter: already far wider than a pianist
 MAX_LAG = 64  # groups over which the slow part's correlation is fitted
 MIN_GROUPS_PAST_LAG = 10  # a performance's correlation at lag L needs L + this many groups
@@ -121,12 +128,12 @@ def humanize(velocities: np.ndarray, groups: np.ndarray, scatter: Scatter, amoun
     return np.clip(dynamics.round_half_up(moved), 1, 127)
 
 
-def draw(scatter: "Scatter | LearnedScatter", velocities: np.ndarray, notes: "Notes",
-         ticks_per_beat: int, seconds: np.ndarray, amount: float, rng: np.random.Generator
-         ) -> np.ndarray:
+def draw(scatter: "Scatter | LearnedScatter | PerStyleScatter", velocities: np.ndarray,
+         notes: "Notes", ticks_per_beat: int, seconds: np.ndarray, amount: float,
+         rng: np.random.Generator) -> np.ndarray:
     """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
-    ``seconds`` float (n,)) humanized by either kind of scatter (``for_blend``'s answer):
-    ``humanize`` over the notes' onset groups, or ``LearnedScatter.humanize``."""
+    ``seconds`` float (n,)) humanized by any kind of scatter (``for_blend``'s answer):
+    ``humanize`` over the notes' onset groups, or the learned scatter's own ``humanize``."""
     if isinstance(scatter, Scatter):
         from stylenet_jax import encoding
 
@@ -136,8 +143,8 @@ def draw(scatter: "Scatter | LearnedScatter", velocities: np.ndarray, notes: "No
                             rng)
 
 
-def for_blend(scatters: "Mapping[str, Scatter] | LearnedScatter", blend: Mapping[str, float]
-              ) -> "Scatter | LearnedScatter":
+def for_blend(scatters: "Mapping[str, Scatter] | LearnedScatter | PerStyleScatter",
+              blend: Mapping[str, float]) -> "Scatter | LearnedScatter | PerStyleScatter":
     """The scatter of a blend of styles ({style: weight}, weights summing to 1): variances
     and the slow correlation mixed by weight (a learned scatter reads the weights). Raises
     HumanizeError for a style with none."""
@@ -246,8 +253,9 @@ def scatter_label(choice: str | None) -> str:
     return "".join(c for c in stem if c.isascii() and (c.isalnum() or c in "_-")) or "scatter"
 
 
-def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter":
-    """{style: Scatter} from a .json file ``save`` wrote, or, for an .npz file, a
+def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter | PerStyleScatter":
+    """{style: Scatter} from a .json file ``save`` wrote, a ``per_style_scatter.
+    PerStyleScatter`` from a .json file of that format, or, for an .npz file, a
     ``learned_scatter.LearnedScatter``; ``path`` may also be a shipped scatter's name
     (``scatter_path``; default: ``DEFAULT_PATH``, the shipped learned scatter). Raises
     HumanizeError (one line) for a missing or malformed file."""
@@ -264,6 +272,10 @@ def load(path: str | None = None) -> "dict[str, Scatter] | LearnedScatter":
             data = json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise HumanizeError(f"{path}: not a readable scatter file ({e})") from None
+    if isinstance(data, dict) and data.get("format") == PER_STYLE_FORMAT:
+        from stylenet_jax import per_style_scatter  # JAX only for a learned scatter
+
+        return per_style_scatter.from_file(path, data)
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or data.get("version") != VERSION or not isinstance(data.get("styles"), dict):
         raise HumanizeError(f"{path}: not a {FORMAT} file of version {VERSION}")

@@ -154,15 +154,14 @@ class LearnedScatter:
         return dataclasses.replace(self, weights=tuple(float(blend.get(s, 0.0))
                                                        for s in self.styles))
 
-    def humanize(self, velocities: np.ndarray, notes: midi.Notes, ticks_per_beat: int,
-                 seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-        """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
-        ``seconds``) plus ``amount`` times a drawn residual, centred on 0 over the notes,
-        rounded (halves up) and clipped to 1..127. Amount 0 returns them unchanged and draws
-        nothing."""
+    def displacement(self, velocities: np.ndarray, notes: midi.Notes, ticks_per_beat: int,
+                     seconds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """float64 (n,): one draw of the residual, in velocity units at amount 1, centred on
+        0 over the notes, for ``velocities`` (integer (n,), one per note of ``notes``, onsets
+        at ``seconds``). Takes one integer from ``rng`` (none for no notes)."""
         velocities = np.asarray(velocities, np.int64)
-        if amount == 0 or not velocities.size:
-            return velocities.copy()
+        if not velocities.size:
+            return np.zeros(0)
         if self.weights is None:
             raise ValueError("choose the style first: LearnedScatter.for_blend")
         inputs = note_inputs(notes, ticks_per_beat, seconds)
@@ -177,7 +176,17 @@ class LearnedScatter:
             (np.arange(length) < n)[None])
         moved = np.empty(n, np.float64)
         moved[inputs.order] = np.asarray(residual[0, :n], np.float64) * 127.0
-        moved -= moved.mean()  # texture only: the level is the system's (the game drifts it)
+        return moved - moved.mean()  # texture only: the level is the system's
+
+    def humanize(self, velocities: np.ndarray, notes: midi.Notes, ticks_per_beat: int,
+                 seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+        """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
+        ``seconds``) plus ``amount`` times a ``displacement``, rounded (halves up) and clipped
+        to 1..127. Amount 0 returns them unchanged and draws nothing."""
+        velocities = np.asarray(velocities, np.int64)
+        if amount == 0 or not velocities.size:
+            return velocities.copy()
+        moved = self.displacement(velocities, notes, ticks_per_beat, seconds, rng)
         return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
 
 

@@ -286,11 +286,14 @@ def _define_flags() -> None:
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: "
                         "learned (the default, stylenet_jax/assets/learned_scatter.npz), mild "
                         "(trained closer to the pianist: less error, less realism; "
-                        "learned_scatter_mild.npz), gaussian (the earlier Gaussian parts, "
-                        "humanize.json), or a file: a .json of Gaussian parts (`python -m "
-                        "experiments.fit_humanize`) or an .npz learned scatter (`python -m "
-                        "experiments.train_scatter`). Other than the default, its name joins "
-                        "the output's (IN.jazz-humanize100-mild.mid).")
+                        "learned_scatter_mild.npz), per_style (the same recipe trained on "
+                        "each style alone: harder for a judge of one style to catch, more "
+                        "error in pop; scatter_per_style.json), gaussian (the earlier "
+                        "Gaussian parts, humanize.json), or a file: a .json of Gaussian parts "
+                        "(`python -m experiments.fit_humanize`), an .npz learned scatter "
+                        "(`python -m experiments.train_scatter`) or a .json naming one per "
+                        "style (stylenet_jax.per_style_scatter). Other than the default, its "
+                        "name joins the output's (IN.jazz-humanize100-mild.mid).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "

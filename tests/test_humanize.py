@@ -119,7 +119,8 @@ def test_the_file_round_trips_and_a_bad_one_is_one_line(tmp_path):
         with pytest.raises(humanize.HumanizeError, match=words) as raised:
             humanize.load(str(tmp_path / "bad.json"))
         assert "\n" not in str(raised.value)
-    with pytest.raises(humanize.HumanizeError, match="no such file .*learned, mild, gaussian"):
+    with pytest.raises(humanize.HumanizeError,
+                       match="no such file .*learned, mild, per_style, gaussian"):
         humanize.load(str(tmp_path / "missing.json"))
 
 
@@ -155,7 +156,8 @@ def model_path(tmp_path_factory):
 
 
 @pytest.mark.parametrize("scatter_choice, shown", [
-    (None, ""), (humanize.GAUSSIAN_PATH, "gaussian"), ("mild", "mild")])
+    (None, ""), (humanize.GAUSSIAN_PATH, "gaussian"), ("mild", "mild"),
+    ("per_style", "per_style")])
 def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path,
                                                                       scatter_choice, shown):
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
@@ -180,9 +182,10 @@ def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, 
         drawn = humanize.humanize(model, humanize.onset_groups(onset),
                                   humanize.load(scatter_choice)["jazz"], 0.75,
                                   np.random.default_rng(2))
-    else:  # a learned scatter (the shipped default or the mild one), reading the notes
-        scatter = humanize.load(humanize.MILD_PATH if shown else None)
-        assert scatter.__class__.__name__ == "LearnedScatter"
+    else:  # a learned scatter (the shipped default, the mild one, one per style)
+        scatter = humanize.load(scatter_choice)
+        assert scatter.__class__.__name__ == ("PerStyleScatter" if shown == "per_style"
+                                              else "LearnedScatter")
         drawn = scatter.for_blend({"jazz": 1.0}).humanize(
             model, notes, performance.ticks_per_beat,
             midi.tick_seconds(performance.midi, notes.start), 0.75, np.random.default_rng(2))
@@ -216,7 +219,7 @@ def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, mode
                            "--humanize=1"], "has no style jazz"),
                          (["--style=jazz", "--humanize_scatter=mld", "--humanize=1"],
                           "mld: no such file (a scatter file, or a shipped scatter: learned, "
-                          "mild, gaussian)")):
+                          "mild, per_style, gaussian)")):
         done = cli(source, "-o", out, f"--checkpoint={model_path}", *flags)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
