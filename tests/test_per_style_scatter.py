@@ -103,12 +103,16 @@ def test_the_shipped_per_style_scatter_has_a_network_trained_on_each_style_alone
     shipped = humanize.load("per_style")
     default = humanize.load()
     assert isinstance(shipped, pss.PerStyleScatter) and set(shipped.styles) == set(STYLES)
-    recipe = ("steps", "ema_decay", "scorer_reset_every", "accuracy_weight", "balance_styles")
+    recipe = ("steps", "ema_decay", "scorer_reset_every", "balance_styles")
     for style in STYLES:
         network = shipped.scatters[style]
         assert network.styles == (style,)
         assert f'"styles": ["{style}"]' in network.about["data"]
         assert {k: network.about[k] for k in recipe} == {k: default.about[k] for k in recipe}
+    # pop's network is charged 0.2 per velocity unit (chosen on validation), the others 0.05
+    charged = {style: shipped.scatters[style].about["accuracy_weight"] for style in STYLES}
+    assert charged == {"classical": default.about["accuracy_weight"],
+                       "jazz": default.about["accuracy_weight"], "pop": 0.2}
     assert humanize.scatter_label("per_style") == "per_style"
 
 
