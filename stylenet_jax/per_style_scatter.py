@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from stylenet_jax import dynamics
 from stylenet_jax.humanize import PER_STYLE_FORMAT
 from stylenet_jax.learned_scatter import LearnedScatter
+
+if TYPE_CHECKING:
+    from stylenet_jax.notes import Notes
 
 FORMAT = PER_STYLE_FORMAT
 VERSION = 1
@@ -57,16 +60,16 @@ class PerStyleScatter:
         return dataclasses.replace(
             self, blend=tuple((s, float(w)) for s, w in blend.items() if w))
 
-    def humanize(self, velocities: np.ndarray, notes: Any, ticks_per_beat: int,
+    def humanize(self, velocities: np.ndarray, notes: "Notes", ticks_per_beat: int,
                  seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
         """int64 (n,): ``velocities`` (integer (n,), one per note of ``notes``, onsets at
         ``seconds``) plus ``amount`` times the blend's weighted displacements, rounded (halves
         up) and clipped to 1..127. Amount 0 returns them unchanged and draws nothing."""
-        if self.blend is None:
-            raise ValueError("choose the style first: PerStyleScatter.for_blend")
         velocities = np.asarray(velocities, np.int64)
         if amount == 0 or not velocities.size:
             return velocities.copy()
+        if self.blend is None:
+            raise ValueError("choose the style first: PerStyleScatter.for_blend")
         moved = sum(weight * self.scatters[style].for_blend({style: 1.0}).displacement(
             velocities, notes, ticks_per_beat, seconds, rng) for style, weight in self.blend)
         return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
