@@ -69,6 +69,15 @@ class HumanizeError(ValueError):
     """A bad amount or a bad scatter file; the message is one line."""
 
 
+def require_styles(blend: Mapping[str, float], known: Sequence[str], scatter: str) -> None:
+    """HumanizeError naming each style of ``blend`` not in ``known`` (the styles that
+    ``scatter``, e.g. "the learned scatter", has)."""
+    missing = [s for s in blend if s not in known]
+    if missing:
+        raise HumanizeError(f"{scatter} has no style {', '.join(missing)} (it has "
+                            f"{', '.join(known)})")
+
+
 @dataclasses.dataclass(frozen=True)
 class Scatter:
     """One style's scatter model, in MIDI velocity units (see the module's docstring)."""
@@ -150,10 +159,7 @@ def for_blend(scatters: "Mapping[str, Scatter] | LearnedScatter | PerStyleScatte
     HumanizeError for a style with none."""
     if not isinstance(scatters, Mapping):
         return scatters.for_blend(blend)
-    missing = [s for s in blend if s not in scatters]
-    if missing:
-        raise HumanizeError(f"the scatter file has no style {', '.join(missing)} (it has "
-                            f"{', '.join(scatters)})")
+    require_styles(blend, tuple(scatters), "the scatter file")
     if len(blend) == 1:
         return scatters[next(iter(blend))]  # one style: its own numbers, to the last bit
 

@@ -30,7 +30,7 @@ from flax import traverse_util
 
 from stylenet_jax import dynamics, encoding, midi
 from stylenet_jax.atomic_write import write_atomically
-from stylenet_jax.humanize import LEARNED_PATH
+from stylenet_jax.humanize import LEARNED_PATH, require_styles
 
 FORMAT = "stylenet-learned-scatter"
 VERSION = 1
@@ -145,12 +145,7 @@ class LearnedScatter:
     def for_blend(self, blend: Mapping[str, float]) -> "LearnedScatter":
         """This scatter for a blend of styles ({style: weight}); HumanizeError for a style it
         was not trained on."""
-        from stylenet_jax.humanize import HumanizeError
-
-        missing = [s for s in blend if s not in self.styles]
-        if missing:
-            raise HumanizeError(f"the learned scatter has no style {', '.join(missing)} (it "
-                                f"has {', '.join(self.styles)})")
+        require_styles(blend, self.styles, "the learned scatter")
         return dataclasses.replace(self, weights=tuple(float(blend.get(s, 0.0))
                                                        for s in self.styles))
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from stylenet_jax import dynamics
-from stylenet_jax.humanize import PER_STYLE_FORMAT
+from stylenet_jax import dynamics, learned_scatter
+from stylenet_jax.humanize import PER_STYLE_FORMAT, HumanizeError, require_styles
 from stylenet_jax.learned_scatter import LearnedScatter
 
 if TYPE_CHECKING:
@@ -51,12 +51,7 @@ class PerStyleScatter:
     def for_blend(self, blend: Mapping[str, float]) -> "PerStyleScatter":
         """This scatter for a blend of styles ({style: weight}); HumanizeError for a style it
         has no network for."""
-        from stylenet_jax.humanize import HumanizeError
-
-        missing = [s for s in blend if s not in self.scatters]
-        if missing:
-            raise HumanizeError(f"the per-style scatter has no style {', '.join(missing)} (it "
-                                f"has {', '.join(self.scatters)})")
+        require_styles(blend, self.styles, "the per-style scatter")
         return dataclasses.replace(
             self, blend=tuple((s, float(w)) for s, w in blend.items() if w))
 
@@ -79,9 +74,6 @@ def from_file(path: str, data: Mapping) -> PerStyleScatter:
     """The per-style scatter that ``data`` (the JSON object read from ``path``) names.
     HumanizeError (one line) for a wrong version, a missing or unreadable network, or a network
     that does not know the style it is named for."""
-    from stylenet_jax import learned_scatter
-    from stylenet_jax.humanize import HumanizeError
-
     styles = data.get("styles")
     if data.get("version") != VERSION or not isinstance(styles, dict) or not styles \
             or not all(isinstance(v, str) for v in styles.values()):
