@@ -37,12 +37,12 @@ VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class PerStyleScatter:
     """``scatters``: {style: the learned scatter drawn for it}; ``about``: {style: what its
-    network was trained on}; ``blend``: ((style, weight), ...) set by ``for_blend`` (None
-    until then)."""
+    network was trained on}; ``chosen``: ((a style's network set to that style, weight), ...)
+    for the blend ``for_blend`` was given (None until then)."""
 
     scatters: Mapping[str, LearnedScatter]
     about: Mapping[str, Any]
-    blend: tuple[tuple[str, float], ...] | None = None
+    chosen: tuple[tuple[LearnedScatter, float], ...] | None = None
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -52,8 +52,8 @@ class PerStyleScatter:
         """This scatter for a blend of styles ({style: weight}); HumanizeError for a style it
         has no network for."""
         require_styles(blend, self.styles, "the per-style scatter")
-        return dataclasses.replace(
-            self, blend=tuple((s, float(w)) for s, w in blend.items() if w))
+        return dataclasses.replace(self, chosen=tuple(
+            (self.scatters[s].for_blend({s: 1.0}), float(w)) for s, w in blend.items() if w))
 
     def humanize(self, velocities: np.ndarray, notes: "Notes", ticks_per_beat: int,
                  seconds: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -63,10 +63,10 @@ class PerStyleScatter:
         velocities = np.asarray(velocities, np.int64)
         if amount == 0 or not velocities.size:
             return velocities.copy()
-        if self.blend is None:
+        if self.chosen is None:
             raise ValueError("choose the style first: PerStyleScatter.for_blend")
-        moved = sum(weight * self.scatters[style].for_blend({style: 1.0}).displacement(
-            velocities, notes, ticks_per_beat, seconds, rng) for style, weight in self.blend)
+        moved = sum(weight * network.displacement(velocities, notes, ticks_per_beat, seconds,
+                                                  rng) for network, weight in self.chosen)
         return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
 
 
