@@ -24,11 +24,14 @@ from absl import app, flags
 
 from experiments import excerpt_judging
 from experiments.evaluate import progress_printer, start_app
-from stylenet_jax import evaluation, human_classifier, judges
+import numpy as np
+
+from stylenet_jax import evaluation, human_classifier, judges, statistics_judge
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
 TARGET = 0.60  # issue #13: the classifier tells model from human no better than 60%
+TOP_TELLS = 3  # statistics per system and style in the report's tells (the JSON has all)
 
 
 def _define_flags() -> None:
@@ -56,7 +59,9 @@ def judge_all(performed: Sequence, played: dict[str, Sequence], names: Sequence[
     """{system: {judge: {"accuracy", "lo", "hi", "pairs", "pieces", "seconds", "by_style"}}}
     for each system's velocities in ``played`` (int (n,) per performance of ``performed``),
     every judge of ``names`` on the same excerpt pairs (``judges.score``); ``by_style``:
-    {style: the first five} over the scored pairs of that style's pieces (one judge for all)."""
+    {style: the first five} over the scored pairs of that style's pieces (one judge for all).
+    The trees' row also has ``tells``: {"all" or style: {statistic: effect}}
+    (``statistics_judge.effects`` over the scored pairs)."""
     style_of = {p.piece: p.style for p in performed}
     results = {}
     for system, velocities in played.items():
@@ -69,9 +74,22 @@ def judge_all(performed: Sequence, played: dict[str, Sequence], names: Sequence[
                 **_row(scored), "seconds": time.perf_counter() - began,
                 "by_style": {style: _row(row) for style, row in human_classifier.accuracy_by_style(
                     scored["correct"], scored["test_pieces"], style_of, seed).items()}}
+            if "differences" in scored:
+                results[system][name]["tells"] = _tells(scored, style_of)
             log(f"{system}, {name}: {_cell(results[system][name])} "
                 f"({results[system][name]['seconds']:.0f} s)")
     return results
+
+
+def _tells(scored: dict, style_of: dict[str, str]) -> dict[str, dict[str, float]]:
+    """{"all" and each style: {statistic: effect}} of a judge result with ``differences``."""
+    styles = np.array([style_of[piece] for piece in scored["test_pieces"]])
+    chosen = {"all": np.ones(len(styles), bool),
+              **{style: styles == style for style in sorted(set(styles.tolist()))}}
+    names = statistics_judge.STATISTIC_NAMES
+    return {group: dict(zip(names, statistics_judge.effects(scored["differences"][rows])
+                            .round(3).tolist()))
+            for group, rows in chosen.items()}
 
 
 def _row(scored: dict) -> dict:
@@ -107,7 +125,7 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
         "|---" * (len(names) + 1) + "|",
         *[f"| `{system}` | " + " | ".join(_cell(row[n]) for n in names) + " |"
           for system, row in results.items()],
-        *_by_style_table(results, names),
+        *_by_style_table(results, names), *_tells_lines(results),
         "", "Systems:", "", *[f"- `{n}`: {described[n]}" for n in results], "",
         f"![how often each judge picks the pianist]({picture})", ""]
     return "\n".join(lines)
@@ -133,6 +151,27 @@ def _by_style_table(results: dict[str, dict[str, dict]], names: Sequence[str]) -
             "|---" * (len(names) + 1) + "|",
             *[f"| `{system}` | " + " | ".join(cell(row[n]) for n in names) + " |"
               for system, row in results.items()]]
+
+
+def _tells_lines(results: dict[str, dict[str, dict]]) -> list[str]:
+    """Markdown lines: for each system, the statistics that most give it away to the trees,
+    over all pairs and style by style; nothing without the trees."""
+    rows = {system: row["trees"]["tells"] for system, row in results.items()
+            if "tells" in row.get("trees", {})}
+    if not rows:
+        return []
+    groups = list(next(iter(rows.values())))
+
+    def cell(effects: dict[str, float]) -> str:
+        top = sorted(effects.items(), key=lambda item: -abs(item[1]))[:TOP_TELLS]
+        return "; ".join(f"{name} {value:+.2f}" for name, value in top)
+
+    return ["", f"Tells: the {TOP_TELLS} excerpt statistics whose difference, pianist minus "
+            "system, is largest over the scored pairs, in standard deviations of that "
+            "difference (below 0: the system has more of it). The JSON has every statistic.",
+            "", "| system | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|",
+            *[f"| `{system}` | " + " | ".join(cell(tells.get(g, {})) for g in groups) + " |"
+              for system, tells in rows.items()]]
 
 
 def plot(path: str, results: dict[str, dict[str, dict]]) -> str:

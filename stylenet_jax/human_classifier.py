@@ -317,17 +317,21 @@ def score_both_halves(pairs: Sequence[Pair], *, seed: int = 0,
     pieces (``split_pieces``) and scored on the other, then the other way round.
     Returns accuracy, pairs, pieces, ci95 over all pairs, ``halves`` (the two accuracies),
     ``correct`` (float64 (P,): 1, 0 or 0.5 per scored pair) and ``test_pieces`` (each scored
-    pair's piece, in the same order)."""
+    pair's piece, in the same order), and ``differences`` in the same order where the judge
+    gives them (``tree_judge``)."""
     judge = judge or train_and_score
     first, second = split_pieces(pairs, 0.5, seed)
     runs = [judge(train, test, seed=seed, **training)
             for train, test in ((first, second), (second, first))]
     correct = np.concatenate([result["correct"] for result in runs])
     pieces = [piece for result in runs for piece in result["test_pieces"]]
-    return {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
-            "ci95": bootstrap_interval(correct, pieces, seed),
-            "halves": [result["accuracy"] for result in runs],
-            "correct": correct, "test_pieces": pieces}
+    out = {"accuracy": float(correct.mean()), "pairs": len(correct), "pieces": len(set(pieces)),
+           "ci95": bootstrap_interval(correct, pieces, seed),
+           "halves": [result["accuracy"] for result in runs],
+           "correct": correct, "test_pieces": pieces}
+    if all("differences" in result for result in runs):
+        out["differences"] = np.concatenate([result["differences"] for result in runs])
+    return out
 
 
 def pair_margins(params, pairs: Sequence[Pair], max_notes: int, *, width: int = WIDTH,

@@ -18,6 +18,7 @@ from stylenet_jax import encoding, human_classifier
 from stylenet_jax.human_classifier import Pair
 
 PHRASE_NOTES = 8  # the moving average that stands for the phrase level
+MAX_EFFECT = 100.0  # ``effects`` of a difference that never varies
 STATISTIC_NAMES = (
     "mean", "sd", "p5", "p25", "p50", "p75", "p95", "p95 - p5",
     "mean |step|", "sd of steps", "share of repeated velocities",
@@ -100,13 +101,26 @@ def _differences(pairs: Sequence[Pair]) -> np.ndarray:
     return np.stack(rows)
 
 
+def effects(differences: np.ndarray) -> np.ndarray:
+    """float64 (K,): each statistic's mean difference, pianist minus system, over the pairs
+    of ``differences`` (float (P, K), ``tree_judge``'s), in units of its standard deviation
+    over them: what most gives a system away, and which way (below 0: the system has more of
+    it than the pianist). At most ``MAX_EFFECT`` either way, which is what a difference of
+    the same nonzero value in every pair reads; no difference at all reads 0."""
+    d = np.asarray(differences, np.float64)
+    mean, spread = d.mean(axis=0), d.std(axis=0)
+    return np.clip(mean / np.maximum(spread, np.abs(mean) / MAX_EFFECT + 1e-300),
+                   -MAX_EFFECT, MAX_EFFECT)
+
+
 def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
                iterations: int = 300) -> dict:
     """Gradient-boosted trees on ``train`` pairs' statistic differences, scored on ``test``.
     Returns accuracy (ties 0.5), pairs, pieces (test), ci95 (bootstrap over test pieces),
     margins (float64 (P,) per test pair: > 0 the pianist picked, 0 a tie), correct
     (``human_classifier.correct_of(margins)``) and test_pieces (each test pair's piece), as
-    ``human_classifier.train_and_score`` does."""
+    ``human_classifier.train_and_score`` does, and the test pairs' differences (float64
+    (P, K), ``STATISTIC_NAMES``' order, pianist minus system)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     if not train or not test:
@@ -122,4 +136,5 @@ def tree_judge(train: Sequence[Pair], test: Sequence[Pair], *, seed: int = 0,
     pieces = [p.piece for p in test]
     return {"accuracy": float(correct.mean()), "pairs": len(test), "pieces": len(set(pieces)),
             "ci95": human_classifier.bootstrap_interval(correct, pieces, seed),
-            "margins": margins, "correct": correct, "test_pieces": pieces}
+            "margins": margins, "correct": correct, "test_pieces": pieces,
+            "differences": differences}

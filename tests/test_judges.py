@@ -12,7 +12,7 @@ import pytest
 
 from experiments import judges as app
 from midi_factory import midi_file, notes_track
-from stylenet_jax import human_classifier, judges
+from stylenet_jax import human_classifier, judges, statistics_judge
 from tests.test_classifier_features import performed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +74,7 @@ def test_the_report_and_picture_have_a_row_per_system(tmp_path):
     text = app.render(results, command="c", data="d", described={"flat": "f", "same": "s"},
                       seconds=1.0, picture="j.png", both_halves=True, excerpt_seconds=10.0)
     pooled, per_style = text.split("Style by style (classical / jazz)")
+    per_style, tells = per_style.split("Tells: the 3 excerpt statistics")
     table = [line for line in pooled.splitlines() if line.startswith("| ")]
     assert len(table) == 3 and all(line.count("|") == 4 for line in table)  # header + 2 rows
     assert "| `same` | 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |" in text
@@ -81,6 +82,15 @@ def test_the_report_and_picture_have_a_row_per_system(tmp_path):
     assert [line.split("`")[1] for line in per_style.splitlines()
             if line.startswith("| `")] == ["flat", "same"]
     assert "every piece, each half" in text and "8 pieces per system" in text
+    # The trees say what gives a system away: a flat one has less spread than the pianist.
+    flat_tells = results["flat"]["trees"]["tells"]
+    assert list(flat_tells) == ["all", "classical", "jazz"] and "tells" not in results[
+        "flat"]["classifier"]
+    assert len(flat_tells["all"]) == len(statistics_judge.STATISTIC_NAMES)
+    assert flat_tells["all"]["sd"] > 1 and flat_tells["all"]["p95 - p5"] > 1
+    assert not any(results["same"]["trees"]["tells"]["all"].values())  # nothing differs
+    rows = [line for line in tells.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2 and rows[0].count(";") == 3 * 2 and "| all | classical | jazz |" in tells
     picture = app.plot(str(tmp_path / "j.png"), results)
     assert os.path.getsize(picture) > 1000
 

@@ -67,6 +67,22 @@ def test_the_tree_judge_finds_a_flattened_system_and_not_the_pianist_himself():
     assert sj.tree_judge(train, test, seed=0, iterations=50)["accuracy"] == 0.5  # every tie
 
 
+def test_effects_are_mean_differences_in_standard_deviations_and_the_judge_gives_them():
+    differences = np.array([[1.0, 2.0, 0.0], [3.0, 2.0, 0.0], [-1.0, 2.0, 0.0]])
+    np.testing.assert_allclose(sj.effects(differences),
+                               [1.0 / np.std([1, 3, -1]), sj.MAX_EFFECT, 0.0])
+    louder = pairs_of(lambda h: h + 5, 40, 2)
+    train, test = human_classifier.split_pieces(louder, 0.5, 0)
+    result = sj.tree_judge(train, test, seed=0, iterations=20)
+    np.testing.assert_allclose(result["differences"], sj._differences(test))
+    got = dict(zip(NAMES, sj.effects(result["differences"])))
+    assert got["mean"] == -sj.MAX_EFFECT  # exactly 5 louder in every pair: no spread at all
+    np.testing.assert_allclose(result["differences"][:, NAMES.index("mean")], -5.0)
+    both = human_classifier.score_both_halves(louder, seed=0, judge=lambda tr, te, seed: {
+        **sj.tree_judge(tr, te, seed=seed, iterations=20)})
+    assert both["differences"].shape == (len(louder), len(NAMES))
+
+
 def test_a_constant_float32_column_correlates_with_nothing():
     constant = np.full(50, np.float32(np.log1p(3.0)))
     assert constant.std() > 0  # float32 rounding: not exactly 0, though every value is equal
