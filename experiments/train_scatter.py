@@ -57,6 +57,11 @@ def _define_flags() -> None:
                          "Above 0: start a fresh scorer every this many steps, so the network "
                          "also meets the tells a new classifier finds first (0: one scorer).",
                          lower_bound=0)
+    flags.DEFINE_list("scorers", list(scatter_training.Settings().scorers), "The scorers the "
+                      "network plays against, its loss their mean: 'pooled' (one scorer of every "
+                      "style's excerpts, as the evaluation's classifier), 'per_style' (one "
+                      "scorer a style, each of its style's excerpts alone, as the one-style "
+                      "judges), or both.")
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
@@ -77,6 +82,7 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError("--split test: the reports score the test split; learn from train")
         if not FLAGS.out.endswith(".npz"):
             raise ValueError(f"--out {FLAGS.out}: name an .npz file")
+        scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles)
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
@@ -96,7 +102,8 @@ def main(argv: Sequence[str]) -> None:
                                          ema_decay=FLAGS.ema_decay,
                                          scorer_reset_every=FLAGS.scorer_reset_every,
                                          width=FLAGS.width,
-                                         scorer_width=FLAGS.scorer_width)
+                                         scorer_width=FLAGS.scorer_width,
+                                         scorers=scorers)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -106,6 +113,7 @@ def main(argv: Sequence[str]) -> None:
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,
              "ema_decay": FLAGS.ema_decay, "scorer_reset_every": FLAGS.scorer_reset_every,
              "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
+             "scorers": list(scorers),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -9,7 +9,10 @@ it cannot learn fractions no MIDI file has. The shipped recipe (``Settings``' de
 charges the network for its distance from the pianist, draws each style equally often, starts
 a fresh scorer every 1000 rounds (so the network also meets the tells a classifier trained from
 scratch finds first, as the evaluation's is) and writes a moving average of the network's
-weights (decay 0.998), which steadies what a game's last steps leave.
+weights (decay 0.998), which steadies what a game's last steps leave. With
+``Settings.scorers`` the network can also play against one scorer per style, each learning
+from its style's excerpts alone (the one-style judges of ``experiments.judges``), or against
+both kinds at once.
 
 Pipeline: ``excerpt_arrays`` (performances + a system's velocities -> padded arrays, static
 shapes) -> ``train`` (jitted steps, explicit PRNG keys) -> ``learned_scatter.save``.
@@ -111,6 +114,8 @@ def _rounded(velocity: jax.Array) -> jax.Array:
 
 
 DEFAULT_STEPS = 5000  # the shipped scatter's: past about 2000 the classifier moves little
+POOLED, PER_STYLE = "pooled", "per_style"  # the kinds of scorer (``Settings.scorers``)
+SCORER_KINDS = (POOLED, PER_STYLE)
 
 
 class Settings(NamedTuple):
@@ -126,11 +131,71 @@ class Settings(NamedTuple):
     balance_styles: bool = True  # draw each style's excerpts equally often
     ema_decay: float = 0.998  # > 0: return a moving average of the network's weights (0: last)
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
+    scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
+
+
+def check_scorers(scorers: Sequence[str], balance_styles: bool = True) -> tuple[str, ...]:
+    """``scorers`` as a tuple of distinct ``SCORER_KINDS``; raises ValueError otherwise, or
+    for per-style scorers without ``balance_styles`` (their batches hold each style equally)."""
+    unknown = [kind for kind in scorers if kind not in SCORER_KINDS]
+    if unknown or not scorers or len(set(scorers)) != len(scorers):
+        raise ValueError(f"scorers {list(scorers)}: name one or both of {list(SCORER_KINDS)}, "
+                         "each once")
+    if PER_STYLE in scorers and not balance_styles:
+        raise ValueError("per-style scorers play on batches of each style equally: they need "
+                         "balanced styles")
+    return tuple(scorers)
+
+
+def _score(scorer: hc.HumannessScorer, kind: str, params, features: jax.Array,
+           mask: jax.Array, num_styles: int) -> jax.Array:
+    """float32 (B,): a pooled scorer's score of each excerpt (features (B, L, F), mask
+    (B, L)), or (``PER_STYLE``, ``params`` stacked over ``num_styles`` scorers, the batch in
+    equal runs of one style each, in style order: ``Draws.pick``'s) each excerpt's score by its
+    own style's scorer, so each per-style scorer learns from its style's excerpts alone."""
+    if kind == POOLED:
+        return scorer.apply(params, features, mask)
+    by_style = lambda a: a.reshape(num_styles, -1, *a.shape[1:])  # noqa: E731
+    return jax.vmap(scorer.apply)(params, by_style(features), by_style(mask)).reshape(-1)
+
+
+class Draws(NamedTuple):
+    """How each round picks its batch of excerpts (``draws``): ``weights`` float32 (P,)
+    summing to 1 (``draw_weights``), and each style's excerpt indices, ``by_style`` int32
+    (S, M) (a style's first ``counts[s]`` entries; the rest repeat them) and ``counts`` int32
+    (S,)."""
+
+    weights: jax.Array
+    by_style: jax.Array
+    counts: jax.Array
+
+    def pick(self, key, settings: Settings) -> jax.Array:
+        """int32 (B,): the round's excerpts. Against per-style scorers, an equal run of each
+        style's (``batch_size`` / S rounded up each), in style order; else ``batch_size``
+        drawn with ``weights``. Both with replacement."""
+        if PER_STYLE in settings.scorers:
+            per_style = -(-settings.batch_size // self.counts.shape[0])
+            rows = jax.random.randint(key, (self.counts.shape[0], per_style), 0,
+                                      self.counts[:, None])
+            return jnp.take_along_axis(self.by_style, rows, axis=1).reshape(-1)
+        return jax.random.choice(key, self.weights.shape[0], (settings.batch_size,),
+                                 p=self.weights)
+
+
+def make_draws(style: np.ndarray, balance_styles: bool) -> Draws:
+    """``Draws`` of excerpts of one-hot ``style`` float (P, S)."""
+    label = style.argmax(axis=1)
+    rows = [np.flatnonzero(label == s) for s in range(style.shape[1])]
+    table = np.stack([np.resize(r, max(map(len, rows))) if len(r) else
+                      np.zeros(max(map(len, rows)), int) for r in rows]).astype(np.int32)
+    return Draws(jnp.asarray(draw_weights(style, balance_styles)), jnp.asarray(table),
+                 jnp.asarray([len(r) for r in rows], jnp.int32))
 
 
 class GameState(NamedTuple):
-    """The game between steps: the network's params and Adam state, the scorer's, and the
-    moving average of the network's params (``Settings.ema_decay``)."""
+    """The game between steps: the network's params and Adam state, the scorers' (a tuple of
+    params, one per ``Settings.scorers`` kind, and their Adam state), and the moving average
+    of the network's params (``Settings.ema_decay``)."""
 
     net: object
     net_opt: object
@@ -140,16 +205,15 @@ class GameState(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("settings",))
-def _step(state: GameState, key, data: Excerpts, draw_weights: jax.Array, settings: Settings):
-    """One round on a batch drawn with ``draw_weights`` (float32 (P,), summing to 1):
+def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Settings):
+    """One round on a batch picked by ``draws``:
     ``settings.scorer_steps`` scorer steps, then one network step. Returns the new state and
     (scorer loss, network loss)."""
     net_params, net_opt, scorer_params, scorer_opt, average = state
     scorer = hc.HumannessScorer(settings.scorer_width)
     net = ls.ScatterNet(settings.width)
     pick_key, noise_key = jax.random.split(key)
-    pick = jax.random.choice(pick_key, data.mask.shape[0], (settings.batch_size,),
-                             p=draw_weights)
+    pick = draws.pick(pick_key, settings)
     batch = Excerpts(*(jnp.asarray(a)[pick] for a in data))
     noise = ls.draw_noise(noise_key, batch.groups)
     style = jnp.broadcast_to(batch.style[:, None, :], (*batch.mask.shape, batch.style.shape[-1]))
@@ -163,10 +227,14 @@ def _step(state: GameState, key, data: Excerpts, draw_weights: jax.Array, settin
     def played(velocity):
         return classifier_features(velocity, batch.context, batch.groups, batch.mask)
 
-    def scorer_loss(params, system):
-        margin = scorer.apply(params, human, batch.mask) - scorer.apply(params, system,
-                                                                         batch.mask)
-        return -jnp.mean(jax.nn.log_sigmoid(margin))
+    def margins(params, first, second):  # (kinds, B): each scorer's first minus second
+        styles = batch.style.shape[-1]
+        return jnp.stack([_score(scorer, kind, p, first, batch.mask, styles)
+                          - _score(scorer, kind, p, second, batch.mask, styles)
+                          for kind, p in zip(settings.scorers, params)])
+
+    def scorer_loss(params, system):  # the scorers are independent: the sum trains each alone
+        return -jax.nn.log_sigmoid(margins(params, human, system)).mean(axis=1).sum()
 
     system = jax.lax.stop_gradient(played(drawn(net_params)))
     scorer_optimizer = optax.adam(settings.scorer_learning_rate)
@@ -177,8 +245,7 @@ def _step(state: GameState, key, data: Excerpts, draw_weights: jax.Array, settin
 
     def net_loss(params):  # the scorer should rank the drawn performance above the human's
         velocity = drawn(params)
-        margin = (scorer.apply(scorer_params, played(velocity), batch.mask)
-                  - scorer.apply(scorer_params, human, batch.mask))
+        margin = margins(scorer_params, played(velocity), human)
         keep = batch.mask.astype(jnp.float32)
         error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
         return -jnp.mean(jax.nn.log_sigmoid(margin)) + settings.accuracy_weight * error
@@ -195,7 +262,9 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
           progress: Callable[[str], None] = lambda line: None, report_every: int = 250):
     """Trains a scatter network on ``data`` for ``steps`` rounds; returns its params (their
     moving average where ``settings.ema_decay`` > 0) and the per-round (scorer loss, network
-    loss) as float64 (steps, 2). One compile; every draw comes from ``seed``'s PRNG key."""
+    loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
+    compile; every draw comes from ``seed``'s PRNG key."""
+    check_scorers(settings.scorers, settings.balance_styles)
     key = jax.random.PRNGKey(seed)
     net_key, scorer_key, key = jax.random.split(key, 3)
     net_params = ls.init_params(net_key, data.style.shape[-1], settings.width)
@@ -204,22 +273,30 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
                                          jnp.asarray(data.groups[:1]),
                                          jnp.asarray(data.mask[:1]))
 
-    def fresh_scorer(scorer_key):
-        params = hc.HumannessScorer(settings.scorer_width).init(
-            scorer_key, probe_features, jnp.asarray(data.mask[:1]))
+    def one_scorer(scorer_key):
+        return hc.HumannessScorer(settings.scorer_width).init(scorer_key, probe_features,
+                                                              jnp.asarray(data.mask[:1]))
+
+    def fresh_scorer(scorer_key):  # a pooled scorer starts where the pooled-only game's did
+        params = tuple(one_scorer(scorer_key) if kind == POOLED else
+                       jax.vmap(one_scorer)(jax.random.split(jax.random.fold_in(scorer_key, 1),
+                                                             data.style.shape[-1]))
+                       for kind in settings.scorers)
         return params, optax.adam(settings.scorer_learning_rate).init(params)
 
     state = GameState(net_params, optax.adam(settings.learning_rate).init(net_params),
                       *fresh_scorer(scorer_key), net_params)
     device_data = Excerpts(*(jnp.asarray(a) for a in data))
-    weights = jnp.asarray(draw_weights(data.style, settings.balance_styles))
+    picks = make_draws(data.style, settings.balance_styles)
+    if PER_STYLE in settings.scorers and int(picks.counts.min()) == 0:
+        raise ValueError("per-style scorers need excerpts of every style")
     losses, began = [], time.perf_counter()
     for step in range(1, steps + 1):
         key, step_key = jax.random.split(key)
         if settings.scorer_reset_every and step % settings.scorer_reset_every == 0:
             scorer, scorer_opt = fresh_scorer(jax.random.fold_in(scorer_key, step))
             state = state._replace(scorer=scorer, scorer_opt=scorer_opt)
-        state, loss = _step(state, step_key, device_data, weights, settings)
+        state, loss = _step(state, step_key, device_data, picks, settings)
         losses.append(loss)
         if step % report_every == 0 or step == steps:
             recent = np.asarray(jax.device_get(losses[-report_every:]), np.float64)

@@ -136,6 +136,71 @@ def test_a_fresh_scorer_changes_the_game_only_from_its_step():
     assert losses[2, 0] != reset_losses[2, 0]  # step 3's scorer starts again from fresh weights
 
 
+def test_scorer_kinds_are_checked_in_one_line():
+    assert st.check_scorers(["per_style", "pooled"]) == ("per_style", "pooled")
+    for scorers in ([], ["pooled", "pooled"], ["pooled", "judge"]):
+        with pytest.raises(ValueError, match="name one or both of"):
+            st.check_scorers(scorers)
+    with pytest.raises(ValueError, match="need balanced styles"):
+        st.check_scorers(["per_style"], balance_styles=False)
+    st.check_scorers(["pooled"], balance_styles=False)
+
+
+def test_against_per_style_scorers_a_batch_is_an_equal_run_of_each_style():
+    style = np.eye(3, dtype=np.float32)[[0] * 7 + [2] * 2 + [1] * 4]
+    picks = st.make_draws(style, balance_styles=True)
+    assert picks.by_style.shape == (3, 7) and list(np.asarray(picks.counts)) == [7, 4, 2]
+    settings = st.Settings(batch_size=8, scorers=("pooled", "per_style"))
+    seen = set()
+    for i in range(20):
+        pick = np.asarray(picks.pick(jax.random.PRNGKey(i), settings))
+        assert pick.shape == (9,)  # 8 / 3 rounded up, three times
+        assert list(style[pick].argmax(1)) == [0] * 3 + [1] * 3 + [2] * 3
+        seen |= set(pick.tolist())
+    assert seen == set(range(13))  # every excerpt of every style gets drawn
+    pooled = np.asarray(picks.pick(jax.random.PRNGKey(0), settings._replace(scorers=("pooled",))))
+    assert pooled.shape == (8,)
+
+
+def test_each_per_style_scorer_scores_and_learns_from_its_own_style_alone():
+    scorer = hc.HumannessScorer(6)
+    features = jax.random.normal(jax.random.PRNGKey(0), (6, 10, hc.NUM_FEATURES))
+    mask = jnp.ones((6, 10), bool)
+    params = jax.vmap(lambda k: scorer.init(k, features[:1], mask[:1]))(
+        jax.random.split(jax.random.PRNGKey(1), 3))
+    scores = st._score(scorer, st.PER_STYLE, params, features, mask, 3)
+    for s in range(3):  # rows 2s, 2s+1 are style s's
+        own = jax.tree.map(lambda a: a[s], params)
+        np.testing.assert_allclose(np.asarray(scores[2 * s:2 * s + 2]),
+                                   np.asarray(scorer.apply(own, features[2 * s:2 * s + 2],
+                                                           mask[2 * s:2 * s + 2])), rtol=1e-5)
+    grad = lambda f: jax.grad(lambda p: st._score(scorer, st.PER_STYLE, p, f, mask, 3).sum())(
+        params)  # noqa: E731
+    moved = grad(features.at[2:4].add(1.0))  # only style 1's excerpts change
+    changed = []
+    for a, b in zip(jax.tree.leaves(grad(features)), jax.tree.leaves(moved)):
+        np.testing.assert_array_equal(np.asarray(a)[[0, 2]], np.asarray(b)[[0, 2]])
+        changed.append(not np.array_equal(np.asarray(a)[1], np.asarray(b)[1]))
+    assert sum(changed) >= len(changed) - 1  # all but the output bias's (always 1 an excerpt)
+
+
+def test_a_game_against_both_kinds_of_scorer_trains_reproducibly():
+    data, settings = _small_game()
+    both = settings._replace(scorers=("pooled", "per_style"))
+    params, losses = st.train(data, steps=4, seed=2, settings=both)
+    again, _ = st.train(data, steps=4, seed=2, settings=both)
+    pooled, pooled_losses = st.train(data, steps=4, seed=2, settings=settings)
+    assert losses.shape == (4, 2) and np.isfinite(losses).all()
+    assert losses[0, 0] > pooled_losses[0, 0] * 1.5  # two scorers' losses, summed
+    for a, b, c in zip(*map(jax.tree.leaves, (params, again, pooled))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert a.shape == c.shape  # the same network, whatever it played against
+    one_style = st.excerpt_arrays([performance("j", "jazz", 5)], [np.full(1000, 64)],
+                                  ["jazz", "pop"], max_notes=64)
+    with pytest.raises(ValueError, match="excerpts of every style"):
+        st.train(one_style, steps=1, settings=both)
+
+
 def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "experiments.train_scatter", *args],
@@ -144,6 +209,7 @@ def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
     for args, words in ((["--prior_dir=x"], "give --data_dir and --prior_dir"),
                         (["--data_dir=x", "--prior_dir=y", "--split=test"], "--split test"),
                         (["--data_dir=x", "--prior_dir=y", "--out=a.json"], "an .npz file"),
+                        (["--data_dir=x", "--prior_dir=y", "--scorers=judge"], "one or both"),
                         ([f"--data_dir={tmp_path}", "--prior_dir=y"], str(tmp_path))):
         done = run(*args)
         assert done.returncode == 2 and done.stderr.startswith("error: ")
