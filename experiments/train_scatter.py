@@ -46,6 +46,8 @@ def _define_flags() -> None:
     flags.DEFINE_float("accuracy_weight", scatter_training.Settings().accuracy_weight,
                        "Also charge the network this much per velocity unit of mean distance "
                        "from the pianist (0: realism alone).", lower_bound=0.0)
+    flags.DEFINE_list("style_accuracy_weight", [], "STYLE:WEIGHT,...: charge these styles' "
+                      "excerpts this weight instead of --accuracy_weight (e.g. pop:0.2).")
     flags.DEFINE_bool("balance_styles", scatter_training.Settings().balance_styles,
                       "Draw each style's excerpts equally often (else each excerpt equally "
                       "often: mostly classical).")
@@ -73,6 +75,26 @@ def _define_flags() -> None:
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
 
+def style_weights(given: Sequence[str], styles: Sequence[str], default: float) -> dict:
+    """{style: weight} for every style of ``styles`` in order: ``default``, or the WEIGHT of a
+    STYLE:WEIGHT entry of ``given``. Raises ValueError (one line) for a malformed entry, a
+    style not in ``styles``, a style given twice or a negative weight."""
+    weights = dict.fromkeys(styles, default)
+    seen = set()
+    for entry in given:
+        style, _, weight = entry.partition(":")
+        try:
+            value = float(weight)
+        except ValueError:
+            raise ValueError(f"--style_accuracy_weight {entry!r}: write STYLE:WEIGHT") from None
+        if style not in weights or style in seen or value < 0:
+            raise ValueError(f"--style_accuracy_weight {entry!r}: name each style of "
+                             f"{list(styles)} once, with a weight of 0 or more")
+        weights[style] = value
+        seen.add(style)
+    return weights
+
+
 def main(argv: Sequence[str]) -> None:
     began = evaluate.start_app(argv)
     try:
@@ -91,6 +113,7 @@ def main(argv: Sequence[str]) -> None:
         system = [tree_prior.note_priors(FLAGS.prior_dir, p, index) for p in performed]
         styles = sorted({p.style for p in performed})
         excerpts = scatter_training.excerpt_arrays(performed, system, styles, FLAGS.max_notes)
+        by_style = style_weights(FLAGS.style_accuracy_weight, styles, FLAGS.accuracy_weight)
     except evaluate.BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -98,6 +121,8 @@ def main(argv: Sequence[str]) -> None:
     log(f"{len(performed)} performances, {excerpts.mask.shape[0]} excerpts of up to "
         f"{FLAGS.max_notes} notes; styles {', '.join(styles)}")
     settings = scatter_training.Settings(accuracy_weight=FLAGS.accuracy_weight,
+                                         accuracy_by_style=tuple(by_style.values()) if
+                                         FLAGS.style_accuracy_weight else (),
                                          balance_styles=FLAGS.balance_styles,
                                          ema_decay=FLAGS.ema_decay,
                                          scorer_reset_every=FLAGS.scorer_reset_every,
@@ -111,6 +136,7 @@ def main(argv: Sequence[str]) -> None:
              "performances": len(performed), "excerpts": int(excerpts.mask.shape[0]),
              "steps": FLAGS.steps, "seed": FLAGS.seed,
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,
+             **({"accuracy_by_style": by_style} if FLAGS.style_accuracy_weight else {}),
              "ema_decay": FLAGS.ema_decay, "scorer_reset_every": FLAGS.scorer_reset_every,
              "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
              "scorers": list(scorers),

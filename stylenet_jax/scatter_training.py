@@ -128,6 +128,7 @@ class Settings(NamedTuple):
     learning_rate: float = 2e-4
     scorer_steps: int = 2
     accuracy_weight: float = 0.05  # × mean |drawn - pianist| in velocity units, on the network
+    accuracy_by_style: tuple[float, ...] = ()  # a charge per style (S,), for accuracy_weight
     balance_styles: bool = True  # draw each style's excerpts equally often
     ema_decay: float = 0.998  # > 0: return a moving average of the network's weights (0: last)
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
@@ -247,8 +248,13 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         velocity = drawn(params)
         margin = margins(scorer_params, played(velocity), human)
         keep = batch.mask.astype(jnp.float32)
-        error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
-        return -jnp.mean(jax.nn.log_sigmoid(margin)) + settings.accuracy_weight * error
+        if settings.accuracy_by_style:  # each excerpt's notes charged at its style's weight
+            keep = keep * (batch.style @ jnp.asarray(settings.accuracy_by_style))[:, None]
+            charge = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / batch.mask.sum()
+        else:
+            error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
+            charge = settings.accuracy_weight * error
+        return -jnp.mean(jax.nn.log_sigmoid(margin)) + charge
 
     loss_g, grads = jax.value_and_grad(net_loss)(net_params)
     updates, net_opt = optax.adam(settings.learning_rate).update(grads, net_opt, net_params)
@@ -265,6 +271,9 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
     compile; every draw comes from ``seed``'s PRNG key."""
     check_scorers(settings.scorers, settings.balance_styles)
+    if settings.accuracy_by_style and len(settings.accuracy_by_style) != data.style.shape[-1]:
+        raise ValueError(f"{len(settings.accuracy_by_style)} accuracy weights for "
+                         f"{data.style.shape[-1]} styles")
     key = jax.random.PRNGKey(seed)
     net_key, scorer_key, key = jax.random.split(key, 3)
     net_params = ls.init_params(net_key, data.style.shape[-1], settings.width)

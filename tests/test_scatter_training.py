@@ -201,6 +201,33 @@ def test_a_game_against_both_kinds_of_scorer_trains_reproducibly():
         st.train(one_style, steps=1, settings=both)
 
 
+def test_a_charge_per_style_is_the_single_charge_when_equal_and_moves_the_game_otherwise():
+    data, settings = _small_game()  # jazz, pop
+    single, single_losses = st.train(data, steps=3, seed=4, settings=settings)
+    equal, equal_losses = st.train(data, steps=3, seed=4,
+                                   settings=settings._replace(accuracy_by_style=(0.05, 0.05)))
+    np.testing.assert_allclose(equal_losses, single_losses, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(equal), jax.tree.leaves(single)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    _, pop_only = st.train(data, steps=3, seed=4,
+                           settings=settings._replace(accuracy_by_style=(0.0, 0.05)))
+    assert (pop_only[:, 1] < single_losses[:, 1]).all()  # jazz notes no longer charged
+    with pytest.raises(ValueError, match="3 accuracy weights for 2 styles"):
+        st.train(data, steps=1, settings=settings._replace(accuracy_by_style=(1.0,) * 3))
+
+
+def test_style_accuracy_weights_are_read_in_style_order_and_checked():
+    from experiments.train_scatter import style_weights
+
+    styles = ["classical", "jazz", "pop"]
+    assert style_weights(["pop:0.2"], styles, 0.05) == {"classical": 0.05, "jazz": 0.05,
+                                                        "pop": 0.2}
+    for given, words in ((["pop"], "write STYLE:WEIGHT"), (["rock:1"], "each style"),
+                         (["pop:1", "pop:2"], "once"), (["pop:-1"], "0 or more")):
+        with pytest.raises(ValueError, match=words):
+            style_weights(given, styles, 0.05)
+
+
 def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "experiments.train_scatter", *args],
