@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 from absl import app, flags, logging
 
-from stylenet_jax import dataset, derived_systems, error_breakdown, evaluation, performances, \
-    shuffled_deviations, smf
+from stylenet_jax import dataset, derived_systems, error_breakdown, evaluation, humanize, \
+    performances, shuffled_deviations, smf
 from stylenet_jax.atomic_write import write_text_atomically
 from stylenet_jax.flag_parsing import parse_flags
 
@@ -87,8 +87,9 @@ def _define_flags() -> None:
                               "amount costs, e.g. model_dev=model or model_dev16=model:16 "
                               "(stylenet_jax.shuffled_deviations). Repeatable; scored last.")
     flags.DEFINE_string("humanize_scatter", None, "The scatter --humanize draws from: a "
-                        "shipped one by name (learned, mild, per_style, gaussian), a .json "
-                        "from experiments.fit_humanize, an .npz from experiments.train_scatter "
+                        f"shipped one by name ({', '.join(humanize.SHIPPED_SCATTERS)}), a "
+                        ".json from experiments.fit_humanize, an .npz from "
+                        "experiments.train_scatter "
                         "or a .json naming one .npz per style; "
                         "default: learned, stylize --humanize's default.")
     flags.DEFINE_string("train_data_dir", None, "Dataset whose training split gives the "
@@ -237,7 +238,7 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                                    f"--contrast={widened.contrast:g})")
     loaded: dict[str, object] = {}  # scatter file -> humanize.load's answer
     for spec in humanize_specs:
-        from stylenet_jax import humanize, per_style_scatter
+        from stylenet_jax import per_style_scatter
 
         spec, _, path = spec.partition("@")
         path = humanize.scatter_path(path or humanize_scatter)

@@ -15,7 +15,7 @@ from absl import flags
 
 from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
     define_per_style_flag, define_performance_flags, load_performances
-from stylenet_jax import evaluation
+from stylenet_jax import evaluation, humanize
 from stylenet_jax.atomic_write import write_text_atomically
 
 FLAGS = flags.FLAGS
@@ -35,8 +35,8 @@ def define_flags(report: str, progress: str) -> None:
                               "experiments.evaluate --contrast. Repeatable.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@SCATTER]: also a system "
                               "with a scatter added, as in experiments.evaluate --humanize "
-                              "(SCATTER: a file, or learned, mild, per_style, gaussian). "
-                              "Repeatable.")
+                              "(SCATTER: a file, or "
+                              f"{', '.join(humanize.SHIPPED_SCATTERS)}). Repeatable.")
     define_per_style_flag()
     define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")

@@ -56,10 +56,13 @@ MILD_PATH = os.path.join(ASSETS, "learned_scatter_mild.npz")
 # the same recipe trained on each style alone, one network per style
 # (stylenet_jax.per_style_scatter; README, "A scatter per style")
 PER_STYLE_PATH = os.path.join(ASSETS, "scatter_per_style.json")
+# the same recipe, one network for every style, played against a scorer of all styles and a
+# scorer per style at once (train_scatter --scorers; README, "Against both kinds of judge")
+BOTH_JUDGES_PATH = os.path.join(ASSETS, "scatter_both_judges.npz")
 DEFAULT_PATH = LEARNED_PATH  # what --humanize draws from unless told otherwise
 # the shipped scatters by the names --humanize_scatter (and evaluate's @NAME) take
 SHIPPED_SCATTERS = {"learned": LEARNED_PATH, "mild": MILD_PATH, "per_style": PER_STYLE_PATH,
-                    "gaussian": GAUSSIAN_PATH}
+                    "both_judges": BOTH_JUDGES_PATH, "gaussian": GAUSSIAN_PATH}
 MAX_AMOUNT = 2.0  # twice the fitted scatter: already far wider than a pianist
 MAX_LAG = 64  # groups over which the slow part's correlation is fitted
 MIN_GROUPS_PAST_LAG = 10  # a performance's correlation at lag L needs L + this many groups

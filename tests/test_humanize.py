@@ -120,7 +120,7 @@ def test_the_file_round_trips_and_a_bad_one_is_one_line(tmp_path):
             humanize.load(str(tmp_path / "bad.json"))
         assert "\n" not in str(raised.value)
     with pytest.raises(humanize.HumanizeError,
-                       match="no such file .*learned, mild, per_style, gaussian"):
+                       match="no such file .*learned, mild, per_style, both_judges, gaussian"):
         humanize.load(str(tmp_path / "missing.json"))
 
 
@@ -128,6 +128,7 @@ def test_a_scatter_is_chosen_by_a_shipped_name_or_a_path_and_named_in_output_fil
         tmp_path, monkeypatch):
     assert humanize.scatter_path(None) == humanize.DEFAULT_PATH == humanize.LEARNED_PATH
     for name, path in (("learned", humanize.LEARNED_PATH), ("mild", humanize.MILD_PATH),
+                       ("both_judges", humanize.BOTH_JUDGES_PATH),
                        ("gaussian", humanize.GAUSSIAN_PATH)):
         assert humanize.scatter_path(name) == path and os.path.isfile(path)
         assert humanize.scatter_label(name) == humanize.scatter_label(path) == (
@@ -157,7 +158,7 @@ def model_path(tmp_path_factory):
 
 @pytest.mark.parametrize("scatter_choice, shown", [
     (None, ""), (humanize.GAUSSIAN_PATH, "gaussian"), ("mild", "mild"),
-    ("per_style", "per_style")])
+    ("per_style", "per_style"), ("both_judges", "both_judges")])
 def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path,
                                                                       scatter_choice, shown):
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
@@ -219,7 +220,7 @@ def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, mode
                            "--humanize=1"], "has no style jazz"),
                          (["--style=jazz", "--humanize_scatter=mld", "--humanize=1"],
                           "mld: no such file (a scatter file, or a shipped scatter: learned, "
-                          "mild, per_style, gaussian)")):
+                          "mild, per_style, both_judges, gaussian)")):
         done = cli(source, "-o", out, f"--checkpoint={model_path}", *flags)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr

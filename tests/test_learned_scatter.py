@@ -173,6 +173,21 @@ def test_the_shipped_mild_scatter_is_the_same_recipe_charged_more_and_moves_note
         assert 1.0 < moved[1] < 0.9 * moved[0], (style, moved)
 
 
+def test_the_shipped_both_judges_scatter_is_the_same_recipe_against_both_kinds_of_scorer():
+    default, both = humanize.load(), humanize.load("both_judges")
+    assert isinstance(both, ls.LearnedScatter) and both.styles == STYLES
+    assert both.about["scorers"] == ["pooled", "per_style"]
+    assert "scorers" not in default.about  # trained before the option: one pooled scorer
+    recipe = ("data", "steps", "seed", "accuracy_weight", "ema_decay", "scorer_reset_every",
+              "balance_styles")
+    assert {k: both.about[k] for k in recipe} == {k: default.about[k] for k in recipe}
+    notes, seconds = chords(120)
+    draw = [humanize.draw(scatter.for_blend({"pop": 1.0}), np.full(len(notes), 64), notes,
+                          TPB, seconds, 1.0, np.random.default_rng(0))
+            for scatter in (default, both)]
+    assert not np.array_equal(*draw)  # another network, not a copy of the default
+
+
 def test_evaluate_draws_each_humanize_spec_from_its_own_file(tmp_path):
     from experiments import evaluate
     from performer_factory import export_tiny_model
