@@ -11,8 +11,10 @@ rather than a pianist's texture. This command scores the same excerpt pairs with
 of ``stylenet_jax.judges``: the evaluation's classifier, a wider one trained longer, and
 gradient-boosted trees on excerpt statistics. Each is trained on one half of the pieces and
 scores the other, then the other way round (``--noboth_halves``: one half, as
-``experiments.classifier_features`` does). Writes the Markdown table, its JSON and a picture;
-bad input prints one line on stderr and exits with status 2, writing nothing.
+``experiments.classifier_features`` does). The trees also say what gives each system away:
+its tells, the statistics that differ most from the pianist's. Writes the Markdown table, its
+JSON and a picture; bad input prints one line on stderr and exits with status 2, writing
+nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
+import numpy as np
 from absl import app, flags
 
 from experiments import excerpt_judging
 from experiments.evaluate import progress_printer, start_app
-import numpy as np
-
 from stylenet_jax import evaluation, human_classifier, judges, statistics_judge
 from stylenet_jax.flag_parsing import parse_flags
 

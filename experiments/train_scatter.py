@@ -9,7 +9,9 @@ the tree baseline's out-of-fold velocities on the ``--split`` pieces (``experime
 made them from trees that never saw the piece): the shipped model reads them and plays close to
 them, and unlike the model's own they are honest on the pieces it trained on, which are most of
 the data. Train on the training split; the reports score the test split. One compile, then about
-0.06 s a step on a 2-core CPU (5000 steps: 320 s). Bad input: one line on stderr, exit status 2.
+0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style`` also plays it
+against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a step). Bad
+input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations

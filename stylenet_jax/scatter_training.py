@@ -128,7 +128,7 @@ class Settings(NamedTuple):
     learning_rate: float = 2e-4
     scorer_steps: int = 2
     accuracy_weight: float = 0.05  # × mean |drawn - pianist| in velocity units, on the network
-    accuracy_by_style: tuple[float, ...] = ()  # a charge per style (S,), for accuracy_weight
+    accuracy_by_style: tuple[float, ...] = ()  # (S,) in style order, else accuracy_weight
     balance_styles: bool = True  # draw each style's excerpts equally often
     ema_decay: float = 0.998  # > 0: return a moving average of the network's weights (0: last)
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
@@ -161,7 +161,7 @@ def _score(scorer: hc.HumannessScorer, kind: str, params, features: jax.Array,
 
 
 class Draws(NamedTuple):
-    """How each round picks its batch of excerpts (``draws``): ``weights`` float32 (P,)
+    """How each round picks its batch of excerpts (``make_draws``): ``weights`` float32 (P,)
     summing to 1 (``draw_weights``), and each style's excerpt indices, ``by_style`` int32
     (S, M) (a style's first ``counts[s]`` entries; the rest repeat them) and ``counts`` int32
     (S,)."""
@@ -249,8 +249,8 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         margin = margins(scorer_params, played(velocity), human)
         keep = batch.mask.astype(jnp.float32)
         if settings.accuracy_by_style:  # each excerpt's notes charged at its style's weight
-            keep = keep * (batch.style @ jnp.asarray(settings.accuracy_by_style))[:, None]
-            charge = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / batch.mask.sum()
+            weight = keep * (batch.style @ jnp.asarray(settings.accuracy_by_style))[:, None]
+            charge = 127.0 * (jnp.abs(velocity - batch.human) * weight).sum() / keep.sum()
         else:
             error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
             charge = settings.accuracy_weight * error

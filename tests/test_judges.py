@@ -145,15 +145,19 @@ def test_the_command_writes_a_row_per_system_and_its_json_and_picture(tmp_path):
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     pooled, per_style = text.split("Style by style (classical)")
+    per_style, tells = per_style.split("Tells:")
     rows = [line for line in pooled.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == ["model", "constant", "scattered", "chosen"]
     assert len([line for line in per_style.splitlines() if line.startswith("| `")]) == 4
+    assert len([line for line in tells.splitlines() if line.startswith("| `")]) == 4
     results = json.loads((tmp_path / "report" / "j.json").read_text())
     assert list(results) == ["model", "constant", "scattered", "chosen"]
     # Every piece is classical, so the per-style system plays what the constant does, and the
     # same judge on the same pairs with the same seed scores it the same.
     assert results["chosen"]["trees"]["accuracy"] == results["constant"]["trees"]["accuracy"]
+    assert results["chosen"]["trees"]["tells"] == results["constant"]["trees"]["tells"]
     assert all(list(row) == ["trees"] and row["trees"]["pieces"] == 4
+               and list(row["trees"]["tells"]) == ["all", "classical"]
                for row in results.values())
     assert f"| {results['model']['trees']['accuracy']:.3f} [" in rows[0]
     assert "(j.png)" in text and (tmp_path / "report" / "j.png").stat().st_size > 1000
