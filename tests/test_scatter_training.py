@@ -184,7 +184,9 @@ def test_each_per_style_scorer_scores_and_learns_from_its_own_style_alone():
     assert sum(changed) >= len(changed) - 1  # all but the output bias's (always 1 an excerpt)
 
 
+@pytest.mark.slow
 def test_a_game_against_both_kinds_of_scorer_trains_reproducibly():
+    """Three small games, three compiles: about 7 s on 2 cores, hence slow (CI runs it)."""
     data, settings = _small_game()
     both = settings._replace(scorers=("pooled", "per_style"))
     params, losses = st.train(data, steps=4, seed=2, settings=both)
@@ -201,7 +203,9 @@ def test_a_game_against_both_kinds_of_scorer_trains_reproducibly():
         st.train(one_style, steps=1, settings=both)
 
 
+@pytest.mark.slow
 def test_a_charge_per_style_is_the_single_charge_when_equal_and_moves_the_game_otherwise():
+    """Three small games, three compiles: about 6 s on 2 cores, hence slow (CI runs it)."""
     data, settings = _small_game()  # jazz, pop
     single, single_losses = st.train(data, steps=3, seed=4, settings=settings)
     equal, equal_losses = st.train(data, steps=3, seed=4,
