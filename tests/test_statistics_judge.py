@@ -78,8 +78,8 @@ def test_effects_are_mean_differences_in_standard_deviations_and_the_judge_gives
     got = dict(zip(NAMES, sj.effects(result["differences"])))
     assert got["mean"] == -sj.MAX_EFFECT  # exactly 5 louder in every pair: no spread at all
     np.testing.assert_allclose(result["differences"][:, NAMES.index("mean")], -5.0)
-    both = human_classifier.score_both_halves(louder, seed=0, judge=lambda tr, te, seed: {
-        **sj.tree_judge(tr, te, seed=seed, iterations=20)})
+    both = human_classifier.score_both_halves(
+        louder, seed=0, judge=lambda tr, te, seed: sj.tree_judge(tr, te, seed=seed, iterations=20))
     assert both["differences"].shape == (len(louder), len(NAMES))
 
 
