@@ -66,6 +66,8 @@ def _define_flags() -> None:
                       "style's excerpts, as the evaluation's classifier), 'per_style' (one "
                       "scorer a style, each of its style's excerpts alone, as the one-style "
                       "judges), or both.")
+    flags.DEFINE_list("scorer_weight", [], "KIND:WEIGHT,...: weigh these kinds of --scorers "
+                      "this much in the network's loss instead of 1 (e.g. per_style:3).")
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
@@ -77,23 +79,24 @@ def _define_flags() -> None:
     flags.DEFINE_bool("progress", True, "Print a line every 250 steps.")
 
 
-def style_weights(given: Sequence[str], styles: Sequence[str], default: float) -> dict:
-    """{style: weight} for every style of ``styles`` in order: ``default``, or the WEIGHT of a
-    STYLE:WEIGHT entry of ``given``. Raises ValueError (one line) for a malformed entry, a
-    style not in ``styles``, a style given twice or a negative weight."""
-    weights = dict.fromkeys(styles, default)
+def named_weights(given: Sequence[str], names: Sequence[str], default: float,
+                  flag: str) -> dict:
+    """{name: weight} for every name of ``names`` in order: ``default``, or the WEIGHT of a
+    NAME:WEIGHT entry of ``given`` (the value of ``--flag``). Raises ValueError (one line) for
+    a malformed entry, a name not in ``names``, a name given twice or a negative weight."""
+    weights = dict.fromkeys(names, default)
     seen = set()
     for entry in given:
-        style, _, weight = entry.partition(":")
+        name, _, weight = entry.partition(":")
         try:
             value = float(weight)
         except ValueError:
-            raise ValueError(f"--style_accuracy_weight {entry!r}: write STYLE:WEIGHT") from None
-        if style not in weights or style in seen or value < 0:
-            raise ValueError(f"--style_accuracy_weight {entry!r}: name each style of "
-                             f"{list(styles)} once, with a weight of 0 or more")
-        weights[style] = value
-        seen.add(style)
+            raise ValueError(f"--{flag} {entry!r}: write NAME:WEIGHT") from None
+        if name not in weights or name in seen or value < 0:
+            raise ValueError(f"--{flag} {entry!r}: name each of {list(names)} at most once, "
+                             "with a weight of 0 or more")
+        weights[name] = value
+        seen.add(name)
     return weights
 
 
@@ -106,7 +109,10 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError("--split test: the reports score the test split; learn from train")
         if not FLAGS.out.endswith(".npz"):
             raise ValueError(f"--out {FLAGS.out}: name an .npz file")
-        scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles)
+        by_kind = named_weights(FLAGS.scorer_weight, FLAGS.scorers, 1.0, "scorer_weight")
+        scorer_weights = tuple(by_kind.values()) if FLAGS.scorer_weight else ()
+        scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles,
+                                                 scorer_weights)
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
@@ -115,7 +121,8 @@ def main(argv: Sequence[str]) -> None:
         system = [tree_prior.note_priors(FLAGS.prior_dir, p, index) for p in performed]
         styles = sorted({p.style for p in performed})
         excerpts = scatter_training.excerpt_arrays(performed, system, styles, FLAGS.max_notes)
-        by_style = style_weights(FLAGS.style_accuracy_weight, styles, FLAGS.accuracy_weight)
+        by_style = named_weights(FLAGS.style_accuracy_weight, styles, FLAGS.accuracy_weight,
+                                 "style_accuracy_weight")
     except evaluate.BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -130,7 +137,7 @@ def main(argv: Sequence[str]) -> None:
                                          scorer_reset_every=FLAGS.scorer_reset_every,
                                          width=FLAGS.width,
                                          scorer_width=FLAGS.scorer_width,
-                                         scorers=scorers)
+                                         scorers=scorers, scorer_weights=scorer_weights)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -142,6 +149,7 @@ def main(argv: Sequence[str]) -> None:
              "ema_decay": FLAGS.ema_decay, "scorer_reset_every": FLAGS.scorer_reset_every,
              "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
              "scorers": list(scorers),
+             **({"scorer_weights": by_kind} if FLAGS.scorer_weight else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

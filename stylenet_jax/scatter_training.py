@@ -133,11 +133,14 @@ class Settings(NamedTuple):
     ema_decay: float = 0.998  # > 0: return a moving average of the network's weights (0: last)
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
     scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
+    scorer_weights: tuple[float, ...] = ()  # one per kind of ``scorers``: a weighted mean instead
 
 
-def check_scorers(scorers: Sequence[str], balance_styles: bool = True) -> tuple[str, ...]:
-    """``scorers`` as a tuple of distinct ``SCORER_KINDS``; raises ValueError otherwise, or
-    for per-style scorers without ``balance_styles`` (their batches hold each style equally)."""
+def check_scorers(scorers: Sequence[str], balance_styles: bool = True,
+                  weights: Sequence[float] = ()) -> tuple[str, ...]:
+    """``scorers`` as a tuple of distinct ``SCORER_KINDS``; raises ValueError otherwise, for
+    per-style scorers without ``balance_styles`` (their batches hold each style equally), or
+    for ``weights`` (empty: equal) that are not one per kind, 0 or more, with a positive sum."""
     unknown = [kind for kind in scorers if kind not in SCORER_KINDS]
     if unknown or not scorers or len(set(scorers)) != len(scorers):
         raise ValueError(f"scorers {list(scorers)}: name one or both of {list(SCORER_KINDS)}, "
@@ -145,6 +148,9 @@ def check_scorers(scorers: Sequence[str], balance_styles: bool = True) -> tuple[
     if PER_STYLE in scorers and not balance_styles:
         raise ValueError("per-style scorers play on batches of each style equally: they need "
                          "balanced styles")
+    if weights and (len(weights) != len(scorers) or min(weights) < 0 or sum(weights) <= 0):
+        raise ValueError(f"scorer weights {list(weights)} for scorers {list(scorers)}: give one "
+                         "weight of 0 or more per kind, not all 0")
     return tuple(scorers)
 
 
@@ -246,7 +252,12 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
 
     def net_loss(params):  # the scorer should rank the drawn performance above the human's
         velocity = drawn(params)
-        margin = margins(scorer_params, played(velocity), human)
+        fooled = -jax.nn.log_sigmoid(margins(scorer_params, played(velocity), human))  # (K, B)
+        if settings.scorer_weights:  # static: without weights the mean is the equal-weight one
+            weight = jnp.asarray(settings.scorer_weights)
+            realism = (weight * fooled.mean(axis=1)).sum() / weight.sum()
+        else:
+            realism = fooled.mean()
         keep = batch.mask.astype(jnp.float32)
         if settings.accuracy_by_style:  # each excerpt's notes charged at its style's weight
             weight = keep * (batch.style @ jnp.asarray(settings.accuracy_by_style))[:, None]
@@ -254,7 +265,7 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         else:
             error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
             charge = settings.accuracy_weight * error
-        return -jnp.mean(jax.nn.log_sigmoid(margin)) + charge
+        return realism + charge
 
     loss_g, grads = jax.value_and_grad(net_loss)(net_params)
     updates, net_opt = optax.adam(settings.learning_rate).update(grads, net_opt, net_params)
@@ -270,7 +281,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     moving average where ``settings.ema_decay`` > 0) and the per-round (scorer loss, network
     loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
     compile; every draw comes from ``seed``'s PRNG key."""
-    check_scorers(settings.scorers, settings.balance_styles)
+    check_scorers(settings.scorers, settings.balance_styles, settings.scorer_weights)
     if settings.accuracy_by_style and len(settings.accuracy_by_style) != data.style.shape[-1]:
         raise ValueError(f"{len(settings.accuracy_by_style)} accuracy weights for "
                          f"{data.style.shape[-1]} styles")

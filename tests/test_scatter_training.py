@@ -144,6 +144,10 @@ def test_scorer_kinds_are_checked_in_one_line():
     with pytest.raises(ValueError, match="need balanced styles"):
         st.check_scorers(["per_style"], balance_styles=False)
     st.check_scorers(["pooled"], balance_styles=False)
+    assert st.check_scorers(["pooled", "per_style"], weights=(1.0, 0.0)) == ("pooled", "per_style")
+    for weights in ((1.0,), (1.0, -1.0), (0.0, 0.0)):
+        with pytest.raises(ValueError, match="one weight of 0 or more per kind"):
+            st.check_scorers(["pooled", "per_style"], weights=weights)
 
 
 def test_against_per_style_scorers_a_batch_is_an_equal_run_of_each_style():
@@ -220,16 +224,40 @@ def test_a_charge_per_style_is_the_single_charge_when_equal_and_moves_the_game_o
         st.train(data, steps=1, settings=settings._replace(accuracy_by_style=(1.0,) * 3))
 
 
-def test_style_accuracy_weights_are_read_in_style_order_and_checked():
-    from experiments.train_scatter import style_weights
+@pytest.mark.slow
+def test_weighted_scorer_kinds_mix_each_kinds_loss_by_its_weight():
+    """Four small games, four compiles: hence slow (CI runs it). At the first round the
+    scorers and network are the same whatever the weights, so the network's loss is the
+    weighted mean of each kind's alone, plus the same charge."""
+    data, settings = _small_game()
+    both = settings._replace(scorers=("pooled", "per_style"))
+
+    def first_loss(weights):
+        return st.train(data, steps=1, seed=3, settings=both._replace(scorer_weights=weights))[1]
+
+    pooled, per_style, three_to_one = (first_loss(w) for w in ((1.0, 0.0), (0.0, 1.0),
+                                                                 (3.0, 1.0)))
+    assert pooled[0, 1] != per_style[0, 1]
+    np.testing.assert_allclose(three_to_one[0, 1], (3 * pooled[0, 1] + per_style[0, 1]) / 4,
+                               rtol=1e-5)
+    np.testing.assert_allclose(first_loss(())[0, 1], (pooled[0, 1] + per_style[0, 1]) / 2,
+                               rtol=1e-5)  # no weights: the plain mean
+    np.testing.assert_array_equal(three_to_one[:, 0], pooled[:, 0])  # scorers don't see them
+
+
+def test_named_weights_are_read_in_order_and_checked():
+    from experiments.train_scatter import named_weights
 
     styles = ["classical", "jazz", "pop"]
-    assert style_weights(["pop:0.2"], styles, 0.05) == {"classical": 0.05, "jazz": 0.05,
-                                                        "pop": 0.2}
-    for given, words in ((["pop"], "write STYLE:WEIGHT"), (["rock:1"], "each style"),
-                         (["pop:1", "pop:2"], "once"), (["pop:-1"], "0 or more")):
+    assert named_weights(["pop:0.2"], styles, 0.05, "style_accuracy_weight") == {
+        "classical": 0.05, "jazz": 0.05, "pop": 0.2}
+    assert named_weights(["per_style:3"], ["pooled", "per_style"], 1.0, "scorer_weight") == {
+        "pooled": 1.0, "per_style": 3.0}
+    for given, words in ((["pop"], "--style_accuracy_weight 'pop': write NAME:WEIGHT"),
+                         (["rock:1"], "at most once"), (["pop:1", "pop:2"], "at most once"),
+                         (["pop:-1"], "0 or more")):
         with pytest.raises(ValueError, match=words):
-            style_weights(given, styles, 0.05)
+            named_weights(given, styles, 0.05, "style_accuracy_weight")
 
 
 def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
