@@ -47,7 +47,9 @@ notes at 110 and above or far above the file's mean ("3 notes at 104-121 (spikes
 """
 
 # The command line only (flags, files and folders, stdout, one-line errors); the library it
-# runs (Stylizer, blends, baselines, perform_file) is ``stylenet_jax.performer``.
+# runs (Stylizer, blends, baselines, perform_file) is ``stylenet_jax.performer``, imported only
+# once the arguments are checked: it brings JAX and scikit-learn (seconds), and a mistyped flag
+# or a missing file should be answered at once.
 
 from __future__ import annotations
 
@@ -60,7 +62,6 @@ from typing import Sequence
 
 from stylenet_jax import dynamics, humanize, midi_files, note_selection, smf
 from stylenet_jax.flag_parsing import parse_flags
-from stylenet_jax.performer import Stylizer, describe, load_features, perform_file
 from stylenet_jax.style_choice import BASELINES, StylizeError, blend_name, parse_blend
 
 
@@ -91,6 +92,8 @@ def _warn(text: str) -> None:
 def _perform_one(source: str, target: str, label: str, options: dict,
                  make_parents: bool = False, plot: str | None = None) -> None:
     """Performs one file and prints its line (and any warning about how it was read)."""
+    from stylenet_jax.performer import describe, perform_file
+
     result = perform_file(source, target, make_parents=make_parents, plot=plot,
                           plot_title=f"{smf.shown(os.path.basename(source))}: "
                           f"{label.replace('style ', '', 1)}", **options)
@@ -139,6 +142,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if flags_.humanize_scatter and not amount:
         _warn(f"--humanize_scatter ({flags_.humanize_scatter}) draws nothing without "
               "--humanize (e.g. --humanize 1)")
+    if not flags_.list_styles:
+        if len(inputs) != 1:
+            raise StylizeError("give one INPUT: a MIDI file or a folder of them (see --help)")
+        if not os.path.lexists(inputs[0]):
+            raise StylizeError(f"{smf.shown(inputs[0])}: no such file or folder")
+    from stylenet_jax.performer import Stylizer, load_features
+
     stylizer = blend = None
     if flags_.list_styles or not flags_.baseline:
         if flags_.cache_dir:
@@ -149,11 +159,7 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if flags_.list_styles:
         print("\n".join(stylizer.styles))
         return 0
-    if len(inputs) != 1:
-        raise StylizeError("give one INPUT: a MIDI file or a folder of them (see --help)")
     source = inputs[0]
-    if not os.path.lexists(source):
-        raise StylizeError(f"{smf.shown(source)}: no such file or folder")
     if stylizer:
         if not flags_.style:
             raise StylizeError(f"choose --style: one of {', '.join(stylizer.styles)} "
