@@ -68,6 +68,10 @@ def _define_flags() -> None:
                       "judges), or both.")
     flags.DEFINE_list("scorer_weight", [], "KIND:WEIGHT,...: weigh these kinds of --scorers "
                       "this much in the network's loss instead of 1 (e.g. per_style:3).")
+    flags.DEFINE_bool("velocity_sharing", scatter_training.Settings().velocity_sharing,
+                      "Let the scorers also see, for each note, one over how many of the "
+                      "excerpt's notes share its velocity, so they can count distinct "
+                      "velocities (the judges' first tell of the scatters); about O(notes^2).")
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
@@ -137,7 +141,8 @@ def main(argv: Sequence[str]) -> None:
                                          scorer_reset_every=FLAGS.scorer_reset_every,
                                          width=FLAGS.width,
                                          scorer_width=FLAGS.scorer_width,
-                                         scorers=scorers, scorer_weights=scorer_weights)
+                                         scorers=scorers, scorer_weights=scorer_weights,
+                                         velocity_sharing=FLAGS.velocity_sharing)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -150,6 +155,7 @@ def main(argv: Sequence[str]) -> None:
              "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
              "scorers": list(scorers),
              **({"scorer_weights": by_kind} if FLAGS.scorer_weight else {}),
+             **({"velocity_sharing": True} if FLAGS.velocity_sharing else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

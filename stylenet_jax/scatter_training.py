@@ -12,7 +12,8 @@ scratch finds first, as the evaluation's is) and writes a moving average of the 
 weights (decay 0.998), which steadies what a game's last steps leave. With
 ``Settings.scorers`` the network can also play against one scorer per style, each learning
 from its style's excerpts alone (the one-style judges of ``experiments.judges``), or against
-both kinds at once.
+both kinds at once; ``scorer_weights`` weighs the kinds, and ``velocity_sharing`` gives the
+scorers one more column, so that they can count an excerpt's distinct velocities.
 
 Pipeline: ``excerpt_arrays`` (performances + a system's velocities -> padded arrays, static
 shapes) -> ``train`` (jitted steps, explicit PRNG keys) -> ``learned_scatter.save``.
@@ -82,11 +83,28 @@ def excerpt_arrays(performed: Sequence[Performed], system_velocities: Sequence[n
     return out
 
 
+SHARED_VELOCITY_WIDTH = 0.5  # velocity units: the kernel of ``velocity_sharing``'s soft count
+
+
+def velocity_sharing(velocity: jax.Array, mask: jax.Array) -> jax.Array:
+    """float32 (B, L): one over each note's soft count of the excerpt's notes at its velocity
+    (itself included; velocity float (B, L), /127, whole units; mask bool (B, L)), zero where
+    ``mask`` is False. Its mean over an excerpt's notes is about the number of distinct
+    velocities per note, the judges' first tell of the scatters (``experiments.judges``), which
+    per-note features cannot count; a Gaussian kernel of ``SHARED_VELOCITY_WIDTH`` units keeps
+    it differentiable. O(L^2) per excerpt."""
+    keep = mask.astype(jnp.float32)
+    apart = 127.0 * (velocity[:, :, None] - velocity[:, None, :]) / SHARED_VELOCITY_WIDTH
+    count = (jnp.exp(-0.5 * apart ** 2) * keep[:, None, :]).sum(-1)
+    return keep / jnp.maximum(count, 1.0)
+
+
 def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Array,
-                        mask: jax.Array) -> jax.Array:
+                        mask: jax.Array, sharing: bool = False) -> jax.Array:
     """float32 (B, L, hc.NUM_FEATURES): ``hc.note_features`` of excerpts played at
     ``velocity`` (float (B, L), /127), differentiable, zero where ``mask`` is False.
-    ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance."""
+    ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance. With
+    ``sharing``, one more column, ``velocity_sharing`` (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
     context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
     mean = (velocity * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1)
@@ -94,6 +112,8 @@ def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Arr
     chord = velocity - ls.segment_mean(velocity, groups, mask)
     features = jnp.concatenate([jnp.stack([velocity, velocity - mean, velocity - previous], -1),
                                 context, chord[..., None]], axis=-1)
+    if sharing:
+        features = jnp.concatenate([features, velocity_sharing(velocity, mask)[..., None]], -1)
     return features * keep[..., None]
 
 
@@ -134,6 +154,7 @@ class Settings(NamedTuple):
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
     scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
     scorer_weights: tuple[float, ...] = ()  # one per kind of ``scorers``: a weighted mean instead
+    velocity_sharing: bool = False  # the scorers also see ``velocity_sharing`` (a column)
 
 
 def check_scorers(scorers: Sequence[str], balance_styles: bool = True,
@@ -224,7 +245,8 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
     batch = Excerpts(*(jnp.asarray(a)[pick] for a in data))
     noise = ls.draw_noise(noise_key, batch.groups)
     style = jnp.broadcast_to(batch.style[:, None, :], (*batch.mask.shape, batch.style.shape[-1]))
-    human = classifier_features(batch.human, batch.context, batch.groups, batch.mask)
+    human = classifier_features(batch.human, batch.context, batch.groups, batch.mask,
+                                settings.velocity_sharing)
 
     def drawn(params):
         residual = net.apply(params, batch.context, style, batch.system, batch.groups,
@@ -232,7 +254,8 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         return _rounded(jnp.clip(batch.system + residual, 1 / 127, 1.0))
 
     def played(velocity):
-        return classifier_features(velocity, batch.context, batch.groups, batch.mask)
+        return classifier_features(velocity, batch.context, batch.groups, batch.mask,
+                                   settings.velocity_sharing)
 
     def margins(params, first, second):  # (kinds, B): each scorer's first minus second
         styles = batch.style.shape[-1]
@@ -291,7 +314,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     probe = jnp.asarray(data.human[:1])
     probe_features = classifier_features(probe, jnp.asarray(data.context[:1]),
                                          jnp.asarray(data.groups[:1]),
-                                         jnp.asarray(data.mask[:1]))
+                                         jnp.asarray(data.mask[:1]), settings.velocity_sharing)
 
     def one_scorer(scorer_key):
         return hc.HumannessScorer(settings.scorer_width).init(scorer_key, probe_features,

@@ -52,6 +52,25 @@ def test_the_differentiable_features_are_the_classifiers_features():
         assert not got[n:].any()  # padding is zeros, as the classifier pads
 
 
+def test_velocity_sharing_counts_the_notes_at_each_velocity_and_its_mean_the_distinct_ones():
+    velocity = jnp.asarray([[64, 64, 64, 80, 30, 0], [50, 51, 0, 0, 0, 0]], jnp.float32) / 127
+    mask = jnp.asarray([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0]], bool)
+    sharing = np.asarray(st.velocity_sharing(velocity, mask))
+    np.testing.assert_allclose(sharing[0], [1 / 3, 1 / 3, 1 / 3, 1, 1, 0], rtol=1e-5)
+    assert sharing[0].sum() / 5 == pytest.approx(3 / 5)  # 3 distinct velocities in 5 notes
+    neighbours = 1 / (1 + np.exp(-2.0))  # one unit apart: exp(-(1 / 0.5)^2 / 2) of a note
+    np.testing.assert_allclose(sharing[1], [neighbours, neighbours, 0, 0, 0, 0], rtol=1e-5)
+    grad = jax.grad(lambda v: st.velocity_sharing(v, mask).sum())(velocity)
+    assert np.isfinite(np.asarray(grad)).all() and np.asarray(grad)[1, 0] < 0  # nearer: fewer
+    plain = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
+                                   mask)
+    more = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
+                                  mask, sharing=True)
+    assert more.shape == (2, 6, hc.NUM_FEATURES + 1)
+    np.testing.assert_array_equal(np.asarray(more[..., :-1]), np.asarray(plain))
+    np.testing.assert_allclose(np.asarray(more[..., -1]), sharing, rtol=1e-6)
+
+
 def test_excerpts_carry_style_system_human_and_groups_from_zero():
     perfs = [performance("a", "jazz", 1), performance("b", "pop", 2)]
     system = [np.full(len(p.notes), 50 + 10 * i) for i, p in enumerate(perfs)]
@@ -243,6 +262,19 @@ def test_weighted_scorer_kinds_mix_each_kinds_loss_by_its_weight():
     np.testing.assert_allclose(first_loss(())[0, 1], (pooled[0, 1] + per_style[0, 1]) / 2,
                                rtol=1e-5)  # no weights: the plain mean
     np.testing.assert_array_equal(three_to_one[:, 0], pooled[:, 0])  # scorers don't see them
+
+
+@pytest.mark.slow
+def test_a_game_whose_scorers_see_velocity_sharing_trains_the_same_network():
+    """Two small games, two compiles: hence slow (CI runs it)."""
+    data, settings = _small_game()
+    both = settings._replace(scorers=("pooled", "per_style"))
+    plain_params, plain = st.train(data, steps=2, seed=5, settings=both)
+    params, sharing = st.train(data, steps=2, seed=5,
+                               settings=both._replace(velocity_sharing=True))
+    assert np.isfinite(sharing).all() and not np.allclose(sharing[0, 0], plain[0, 0])
+    for a, b in zip(*map(jax.tree.leaves, (params, plain_params))):
+        assert a.shape == b.shape  # only the scorers read the extra column
 
 
 def test_named_weights_are_read_in_order_and_checked():
