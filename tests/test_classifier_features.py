@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from experiments import classifier_features as cf
+from side_by_side import run_side_by_side
 from stylenet_jax import human_classifier, midi
 from stylenet_jax.performances import Performed
 
@@ -91,13 +92,17 @@ def test_the_conditions_cover_every_velocity_feature_each_way():
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "c.md"
-    for args, said in (([], "exactly one of --data_dir and --midi_dir"),
-                       ([f"--data_dir={tmp_path / 'none'}"], "error: "),
-                       ([f"--midi_dir={tmp_path}", "--excerpt_seconds=0"],
-                        "--excerpt_seconds must be positive")):
-        done = subprocess.run([sys.executable, "-m", "experiments.classifier_features",
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "experiments.classifier_features",
                                f"--out={out}", *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
+
+    cases = [([], "exactly one of --data_dir and --midi_dir"),
+             ([f"--data_dir={tmp_path / 'none'}"], "error: "),
+             ([f"--midi_dir={tmp_path}", "--excerpt_seconds=0"],
+              "--excerpt_seconds must be positive")]
+    for (args, said), done in zip(cases, run_side_by_side(run, [a for a, _ in cases])):
         assert done.returncode == 2 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not os.listdir(tmp_path)

@@ -10,6 +10,7 @@ import pytest
 
 from data_prep.build import build_dataset
 from data_prep.synthetic import write_synthetic_corpus
+from side_by_side import run_side_by_side
 from stylenet_jax import performances
 from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError, evaluate
 
@@ -124,12 +125,12 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
     assert len(table) == 2 and "Pearson r" in done.stdout and "wall time" in done.stdout
     assert "--data_dir" in cli("--help").stdout
 
-    for args, expected in [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
-                           ([f"--out={out}"], "--data_dir is required"),
-                           ([f"--data_dir={tmp_path / 'data'}", f"--midi_dir={tmp_path}",
-                             f"--out={out}"], "not found"),
-                           ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter")]:
-        bad = cli(*args)
+    cases = [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
+             ([f"--out={out}"], "--data_dir is required"),
+             ([f"--data_dir={tmp_path / 'data'}", f"--midi_dir={tmp_path}", f"--out={out}"],
+              "not found"),
+             ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter")]
+    for (args, expected), bad in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from side_by_side import run_side_by_side
 from stylenet_jax import human_classifier as hc, learned_scatter as ls, scatter_training as st
 from stylenet_jax.notes import Notes
 from stylenet_jax.performances import Performed
@@ -297,13 +298,14 @@ def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
         return subprocess.run([sys.executable, "-m", "experiments.train_scatter", *args],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
 
-    for args, words in ((["--prior_dir=x"], "give --data_dir and --prior_dir"),
-                        (["--data_dir=x", "--prior_dir=y", "--split=test"], "--split test"),
-                        (["--data_dir=x", "--prior_dir=y", "--out=a.json"], "an .npz file"),
-                        (["--data_dir=x", "--prior_dir=y", "--scorers=judge"], "one or both"),
-                        ([f"--data_dir={tmp_path}", "--prior_dir=y"], str(tmp_path))):
-        done = run(*args)
-        assert done.returncode == 2 and done.stderr.startswith("error: ")
+    cases = [(["--prior_dir=x"], "give --data_dir and --prior_dir"),
+             (["--data_dir=x", "--prior_dir=y", "--split=test"], "--split test"),
+             (["--data_dir=x", "--prior_dir=y", "--out=a.json"], "an .npz file"),
+             (["--data_dir=x", "--prior_dir=y", "--scorers=judge"], "one or both"),
+             (["--data_dir=x", "--prior_dir=y", "--scorer_weight=judge:1"], "at most once"),
+             ([f"--data_dir={tmp_path}", "--prior_dir=y"], str(tmp_path))]
+    for (args, words), done in zip(cases, run_side_by_side(run, [a for a, _ in cases])):
+        assert done.returncode == 2 and done.stderr.startswith("error: "), (args, done.stderr)
         assert words in done.stderr and done.stderr.count("\n") == 1, done.stderr
 
 

@@ -14,6 +14,7 @@ from midi_factory import END_OF_TRACK, midi_file, note_events, notes_track, smf_
 from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_changed,
                                assert_plays_as_recorded, broken_exports, cli, export_tiny_model,
                                piano_velocities, rich_file, shipped_reference)
+from side_by_side import run_side_by_side
 from stylenet_jax import dynamics, encoding, midi, performances, performer, smf, style_choice
 from stylenet_jax.feature_baseline import FeatureBaseline
 
@@ -130,13 +131,24 @@ def test_cli_features_baseline_bad_model_or_style_is_one_line_exit_2(tmp_path, f
 
 
 def test_cli_bad_input_is_one_line_exit_2_and_no_output(tmp_path, model_path):
-    for args, expected in _bad_cases(tmp_path, model_path):
-        done = cli(*args)
+    cases = _bad_cases(tmp_path, model_path)
+    for (args, expected), done in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2, (args, done.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
-        assert not os.path.exists(tmp_path / "out.mid")
-        assert not [f for f in os.listdir(tmp_path) if f.startswith(".stylenet-")]
+    assert not os.path.exists(tmp_path / "out.mid")  # no case wrote it, whole or in part
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".stylenet-")]
+
+
+def test_flags_and_a_missing_input_are_answered_before_jax_or_sklearn_load(tmp_path):
+    """Answers in a fraction of a second, not the seconds those imports take."""
+    for args in (["--seed=x"], [str(tmp_path / "missing.mid"), "--style=jazz"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "stylenet_jax.stylize",
+                               *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert done.returncode == 2 and "stylenet_jax.style_choice" in imported, done.stderr[-500:]
+        assert not imported & {"jax", "sklearn", "stylenet_jax.performer"}
 
 
 def test_the_readme_command_writes_the_shipped_models_recorded_velocities(tmp_path):
