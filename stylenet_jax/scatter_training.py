@@ -101,10 +101,11 @@ def velocity_sharing(velocity: jax.Array, mask: jax.Array) -> jax.Array:
 
 def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Array,
                         mask: jax.Array, sharing: bool = False) -> jax.Array:
-    """float32 (B, L, hc.NUM_FEATURES): ``hc.note_features`` of excerpts played at
-    ``velocity`` (float (B, L), /127), differentiable, zero where ``mask`` is False.
-    ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance. With
-    ``sharing``, one more column, ``velocity_sharing`` (the training scorers' alone)."""
+    """float32 (B, L, hc.NUM_FEATURES + 1 if ``sharing`` else hc.NUM_FEATURES):
+    ``hc.note_features`` of excerpts played at ``velocity`` (float (B, L), /127),
+    differentiable, zero where ``mask`` is False. ``context``: float (B, L, 5),
+    ``ls.note_inputs``'s of the whole performance. With ``sharing`` the last column is
+    ``velocity_sharing`` (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
     context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
     mean = (velocity * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1)
@@ -277,8 +278,8 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         velocity = drawn(params)
         fooled = -jax.nn.log_sigmoid(margins(scorer_params, played(velocity), human))  # (K, B)
         if settings.scorer_weights:  # static: without weights the mean is the equal-weight one
-            weight = jnp.asarray(settings.scorer_weights)
-            realism = (weight * fooled.mean(axis=1)).sum() / weight.sum()
+            kind_weight = jnp.asarray(settings.scorer_weights)
+            realism = (kind_weight * fooled.mean(axis=1)).sum() / kind_weight.sum()
         else:
             realism = fooled.mean()
         keep = batch.mask.astype(jnp.float32)
