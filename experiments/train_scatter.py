@@ -68,10 +68,14 @@ def _define_flags() -> None:
                       "judges), or both.")
     flags.DEFINE_list("scorer_weight", [], "KIND:WEIGHT,...: weigh these kinds of --scorers "
                       "this much in the network's loss instead of 1 (e.g. per_style:3).")
-    flags.DEFINE_bool("velocity_sharing", scatter_training.Settings().velocity_sharing,
+    flags.DEFINE_bool("velocity_sharing", False,
                       "Let the scorers also see, for each note, one over how many of the "
                       "excerpt's notes share its velocity, so they can count distinct "
                       "velocities (the judges' first tell of the scatters); about O(notes^2).")
+    flags.DEFINE_bool("duration_coupling", False,
+                      "Let the scorers also see, for each note, the product of its velocity's "
+                      "and its log duration's standard scores in the excerpt, whose mean is "
+                      "their correlation (the classical judges' first tell of the scatters).")
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
@@ -117,6 +121,8 @@ def main(argv: Sequence[str]) -> None:
         scorer_weights = tuple(by_kind.values()) if FLAGS.scorer_weight else ()
         scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles,
                                                  scorer_weights)
+        columns = tuple(name for name in scatter_training.SCORER_COLUMNS  # a flag each
+                        if FLAGS[name].value)
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
@@ -142,7 +148,7 @@ def main(argv: Sequence[str]) -> None:
                                          width=FLAGS.width,
                                          scorer_width=FLAGS.scorer_width,
                                          scorers=scorers, scorer_weights=scorer_weights,
-                                         velocity_sharing=FLAGS.velocity_sharing)
+                                         scorer_columns=columns)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -155,7 +161,7 @@ def main(argv: Sequence[str]) -> None:
              "width": FLAGS.width, "scorer_width": FLAGS.scorer_width,
              "scorers": list(scorers),
              **({"scorer_weights": by_kind} if FLAGS.scorer_weight else {}),
-             **({"velocity_sharing": True} if FLAGS.velocity_sharing else {}),
+             **({"scorer_columns": list(columns)} if columns else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -12,8 +12,9 @@ scratch finds first, as the evaluation's is) and writes a moving average of the 
 weights (decay 0.998), which steadies what a game's last steps leave. With
 ``Settings.scorers`` the network can also play against one scorer per style, each learning
 from its style's excerpts alone (the one-style judges of ``experiments.judges``), or against
-both kinds at once; ``scorer_weights`` weighs the kinds, and ``velocity_sharing`` gives the
-scorers one more column, so that they can count an excerpt's distinct velocities.
+both kinds at once; ``scorer_weights`` weighs the kinds, and ``scorer_columns`` gives the
+scorers more columns (``SCORER_COLUMNS``): statistics of a whole excerpt that per-note
+features pooled by a mean and a max cannot compute, such as its count of distinct velocities.
 
 Pipeline: ``excerpt_arrays`` (performances + a system's velocities -> padded arrays, static
 shapes) -> ``train`` (jitted steps, explicit PRNG keys) -> ``learned_scatter.save``.
@@ -99,22 +100,59 @@ def velocity_sharing(velocity: jax.Array, mask: jax.Array) -> jax.Array:
     return keep / jnp.maximum(count, 1.0)
 
 
+LOG_DURATION_COLUMN = 2  # of ``hc.note_context``'s columns
+STANDARD_SCORE_FLOOR = 1e-3  # added in quadrature to an excerpt's sd (/127 units, log steps)
+
+
+def _standard_scores(values: jax.Array, keep: jax.Array) -> jax.Array:
+    """float32 (B, L): ``values`` (B, L) less their excerpt's mean over the notes ``keep``
+    (float (B, L), 1 or 0) marks, over that sd (floored), zero where ``keep`` is 0."""
+    count = jnp.maximum(keep.sum(1, keepdims=True), 1.0)
+    centred = (values - (values * keep).sum(1, keepdims=True) / count) * keep
+    spread = jnp.sqrt((centred ** 2).sum(1, keepdims=True) / count + STANDARD_SCORE_FLOOR ** 2)
+    return centred / spread
+
+
+def duration_coupling(velocity: jax.Array, context: jax.Array, mask: jax.Array) -> jax.Array:
+    """float32 (B, L): each note's standard score of velocity (float (B, L), /127) times that
+    of its log duration (``context`` float (B, L, 5)'s ``LOG_DURATION_COLUMN``), both within
+    the excerpt's real notes (``mask`` bool (B, L)); zero where ``mask`` is False. Its mean over
+    an excerpt's notes is the correlation of loudness with note length, the classical judges'
+    first tell of the scatters (``experiments.judges``)."""
+    keep = mask.astype(jnp.float32)
+    return (_standard_scores(velocity, keep)
+            * _standard_scores(context[..., LOG_DURATION_COLUMN], keep))
+
+
+SCORER_COLUMNS: dict[str, Callable[[jax.Array, jax.Array, jax.Array], jax.Array]] = {
+    "velocity_sharing": lambda velocity, context, mask: velocity_sharing(velocity, mask),
+    "duration_coupling": duration_coupling,
+}  # name -> (velocity (B, L), context (B, L, 5), mask (B, L)) -> float32 (B, L)
+
+
+def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """``columns`` as a tuple of distinct ``SCORER_COLUMNS`` names; raises ValueError
+    otherwise."""
+    if any(name not in SCORER_COLUMNS for name in columns) or len(set(columns)) != len(columns):
+        raise ValueError(f"scorer columns {list(columns)}: name each of {list(SCORER_COLUMNS)} "
+                         "at most once")
+    return tuple(columns)
+
+
 def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Array,
-                        mask: jax.Array, sharing: bool = False) -> jax.Array:
-    """float32 (B, L, hc.NUM_FEATURES + 1 if ``sharing`` else hc.NUM_FEATURES):
-    ``hc.note_features`` of excerpts played at ``velocity`` (float (B, L), /127),
-    differentiable, zero where ``mask`` is False. ``context``: float (B, L, 5),
-    ``ls.note_inputs``'s of the whole performance. With ``sharing`` the last column is
-    ``velocity_sharing`` (the training scorers' alone)."""
+                        mask: jax.Array, columns: tuple[str, ...] = ()) -> jax.Array:
+    """float32 (B, L, hc.NUM_FEATURES + len(columns)): ``hc.note_features`` of excerpts
+    played at ``velocity`` (float (B, L), /127), differentiable, zero where ``mask`` is False.
+    ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance. Then one
+    column for each of ``columns``, ``SCORER_COLUMNS`` names (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
     context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
     mean = (velocity * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1)
     previous = jnp.concatenate([velocity[:, :1], velocity[:, :-1]], axis=1)
     chord = velocity - ls.segment_mean(velocity, groups, mask)
+    extra = [SCORER_COLUMNS[name](velocity, context, mask)[..., None] for name in columns]
     features = jnp.concatenate([jnp.stack([velocity, velocity - mean, velocity - previous], -1),
-                                context, chord[..., None]], axis=-1)
-    if sharing:
-        features = jnp.concatenate([features, velocity_sharing(velocity, mask)[..., None]], -1)
+                                context, chord[..., None], *extra], axis=-1)
     return features * keep[..., None]
 
 
@@ -155,7 +193,7 @@ class Settings(NamedTuple):
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
     scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
     scorer_weights: tuple[float, ...] = ()  # one per kind of ``scorers``: a weighted mean instead
-    velocity_sharing: bool = False  # the scorers also see ``velocity_sharing`` (a column)
+    scorer_columns: tuple[str, ...] = ()  # ``SCORER_COLUMNS`` the scorers also see
 
 
 def check_scorers(scorers: Sequence[str], balance_styles: bool = True,
@@ -247,7 +285,7 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
     noise = ls.draw_noise(noise_key, batch.groups)
     style = jnp.broadcast_to(batch.style[:, None, :], (*batch.mask.shape, batch.style.shape[-1]))
     human = classifier_features(batch.human, batch.context, batch.groups, batch.mask,
-                                settings.velocity_sharing)
+                                settings.scorer_columns)
 
     def drawn(params):
         residual = net.apply(params, batch.context, style, batch.system, batch.groups,
@@ -256,7 +294,7 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
 
     def played(velocity):
         return classifier_features(velocity, batch.context, batch.groups, batch.mask,
-                                   settings.velocity_sharing)
+                                   settings.scorer_columns)
 
     def margins(params, first, second):  # (kinds, B): each scorer's first minus second
         styles = batch.style.shape[-1]
@@ -306,6 +344,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
     compile; every draw comes from ``seed``'s PRNG key."""
     check_scorers(settings.scorers, settings.balance_styles, settings.scorer_weights)
+    check_columns(settings.scorer_columns)
     if settings.accuracy_by_style and len(settings.accuracy_by_style) != data.style.shape[-1]:
         raise ValueError(f"{len(settings.accuracy_by_style)} accuracy weights for "
                          f"{data.style.shape[-1]} styles")
@@ -315,7 +354,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     probe = jnp.asarray(data.human[:1])
     probe_features = classifier_features(probe, jnp.asarray(data.context[:1]),
                                          jnp.asarray(data.groups[:1]),
-                                         jnp.asarray(data.mask[:1]), settings.velocity_sharing)
+                                         jnp.asarray(data.mask[:1]), settings.scorer_columns)
 
     def one_scorer(scorer_key):
         return hc.HumannessScorer(settings.scorer_width).init(scorer_key, probe_features,

@@ -66,10 +66,37 @@ def test_velocity_sharing_counts_the_notes_at_each_velocity_and_its_mean_the_dis
     plain = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
                                    mask)
     more = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
-                                  mask, sharing=True)
+                                  mask, columns=("velocity_sharing",))
     assert more.shape == (2, 6, hc.NUM_FEATURES + 1)
     np.testing.assert_array_equal(np.asarray(more[..., :-1]), np.asarray(plain))
     np.testing.assert_allclose(np.asarray(more[..., -1]), sharing, rtol=1e-6)
+
+
+def test_duration_coupling_averages_to_the_excerpts_correlation_of_velocity_and_length():
+    rng = np.random.default_rng(0)
+    velocity = jnp.asarray(rng.integers(20, 110, (2, 9)) / 127, jnp.float32)
+    context = jnp.asarray(rng.uniform(0, 1, (2, 9, 5)), jnp.float32)
+    mask = jnp.asarray([[1] * 9, [1] * 6 + [0] * 3], bool)
+    coupling = np.asarray(st.duration_coupling(velocity, context, mask))
+    for row, n in enumerate((9, 6)):
+        expected = np.corrcoef(np.asarray(velocity[row, :n]),
+                               np.asarray(context[row, :n, st.LOG_DURATION_COLUMN]))[0, 1]
+        assert coupling[row, :n].mean() == pytest.approx(expected, abs=1e-3)
+    assert not coupling[1, 6:].any()  # padding
+    flat = jnp.full((1, 4), 64 / 127)  # one velocity, one length: no correlation, no NaN
+    still = st.duration_coupling(flat, jnp.zeros((1, 4, 5)), jnp.ones((1, 4), bool))
+    grad = jax.grad(lambda v: st.duration_coupling(v, context[:1, :4], mask[:1, :4]).sum())(flat)
+    assert not np.asarray(still).any() and np.isfinite(np.asarray(grad)).all()
+    both = st.classifier_features(velocity, context, jnp.zeros((2, 9), jnp.int32), mask,
+                                  columns=("duration_coupling", "velocity_sharing"))
+    assert both.shape == (2, 9, hc.NUM_FEATURES + 2)
+    np.testing.assert_allclose(np.asarray(both[..., -2]), coupling, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(both[..., -1]),
+                               np.asarray(st.velocity_sharing(velocity, mask)), rtol=1e-6)
+    with pytest.raises(ValueError, match="scorer columns"):
+        st.check_columns(["duration_coupling", "duration_coupling"])
+    with pytest.raises(ValueError, match="scorer columns"):
+        st.check_columns(["loudness"])
 
 
 def test_excerpts_carry_style_system_human_and_groups_from_zero():
@@ -266,13 +293,14 @@ def test_weighted_scorer_kinds_mix_each_kinds_loss_by_its_weight():
 
 
 @pytest.mark.slow
-def test_a_game_whose_scorers_see_velocity_sharing_trains_the_same_network():
+def test_a_game_whose_scorers_see_more_columns_trains_the_same_network():
     """Two small games, two compiles: hence slow (CI runs it)."""
     data, settings = _small_game()
     both = settings._replace(scorers=("pooled", "per_style"))
     plain_params, plain = st.train(data, steps=2, seed=5, settings=both)
     params, sharing = st.train(data, steps=2, seed=5,
-                               settings=both._replace(velocity_sharing=True))
+                               settings=both._replace(scorer_columns=("velocity_sharing",
+                                                                      "duration_coupling")))
     assert np.isfinite(sharing).all() and not np.allclose(sharing[0, 0], plain[0, 0])
     for a, b in zip(*map(jax.tree.leaves, (params, plain_params))):
         assert a.shape == b.shape  # only the scorers read the extra column
@@ -330,11 +358,13 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     priors, out = str(tmp_path / "priors"), str(tmp_path / "learned.npz")
     run("experiments.tree_prior", f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2")
     done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
-               "--steps=3", "--width=8", "--scorer_width=6", f"--out={out}", "--noprogress")
+               "--steps=3", "--width=8", "--scorer_width=6", f"--out={out}", "--noprogress",
+               "--duration_coupling")
     assert done.stdout.startswith(f"wrote {os.path.relpath(out, ROOT)}: 3 steps on ")
     scatter = ls.load(out)
     assert scatter.styles == ("classical", "jazz") and scatter.about["steps"] == 3
     assert scatter.about["scorer_width"] == 6  # the game's scorer: recorded, not stored
+    assert scatter.about["scorer_columns"] == ["duration_coupling"]
     assert scatter.about["width"] == 8  # --width, read back from the file's own shapes:
     assert scatter.params["params"]["Dense_0"]["kernel"].shape[-1] == 8
     source = sorted((tmp_path / "midi" / "jazz").iterdir())[0]
