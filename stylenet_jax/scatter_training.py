@@ -104,13 +104,17 @@ LOG_DURATION_COLUMN = 2  # of ``hc.note_context``'s columns
 STANDARD_SCORE_FLOOR = 1e-3  # added in quadrature to an excerpt's sd (/127 units, log steps)
 
 
+def _excerpt_mean(values: jax.Array, keep: jax.Array) -> jax.Array:
+    """float32 (B, 1): each excerpt's mean of ``values`` (B, L) over the notes ``keep``
+    (float (B, L), 1 or 0) marks."""
+    return (values * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1.0)
+
+
 def _standard_scores(values: jax.Array, keep: jax.Array) -> jax.Array:
     """float32 (B, L): ``values`` (B, L) less their excerpt's mean over the notes ``keep``
     (float (B, L), 1 or 0) marks, over that sd (floored), zero where ``keep`` is 0."""
-    count = jnp.maximum(keep.sum(1, keepdims=True), 1.0)
-    centred = (values - (values * keep).sum(1, keepdims=True) / count) * keep
-    spread = jnp.sqrt((centred ** 2).sum(1, keepdims=True) / count + STANDARD_SCORE_FLOOR ** 2)
-    return centred / spread
+    centred = (values - _excerpt_mean(values, keep)) * keep
+    return centred / jnp.sqrt(_excerpt_mean(centred ** 2, keep) + STANDARD_SCORE_FLOOR ** 2)
 
 
 def duration_coupling(velocity: jax.Array, context: jax.Array, mask: jax.Array) -> jax.Array:
@@ -147,7 +151,7 @@ def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Arr
     column for each of ``columns``, ``SCORER_COLUMNS`` names (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
     context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
-    mean = (velocity * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1)
+    mean = _excerpt_mean(velocity, keep)
     previous = jnp.concatenate([velocity[:, :1], velocity[:, :-1]], axis=1)
     chord = velocity - ls.segment_mean(velocity, groups, mask)
     extra = [SCORER_COLUMNS[name](velocity, context, mask)[..., None] for name in columns]
