@@ -30,6 +30,17 @@ from stylenet_jax.flag_parsing import parse_flags
 FLAGS = flags.FLAGS
 
 
+COLUMN_HELP = {  # the flag of each of scatter_training.SCORER_COLUMNS
+    "velocity_sharing": "Let the scorers also see, for each note, one over how many of the "
+                        "excerpt's notes share its velocity, so they can count distinct "
+                        "velocities (the judges' first tell of the scatters); about O(notes^2).",
+    "duration_coupling": "Let the scorers also see, for each note, the product of its "
+                         "velocity's and its log duration's standard scores in the excerpt, "
+                         "whose mean is their correlation (the classical judges' first tell "
+                         "of the scatters).",
+}
+
+
 def _define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "A dataset built by data_prep.build: its --split "
                         "is cut into excerpts.")
@@ -68,14 +79,8 @@ def _define_flags() -> None:
                       "judges), or both.")
     flags.DEFINE_list("scorer_weight", [], "KIND:WEIGHT,...: weigh these kinds of --scorers "
                       "this much in the network's loss instead of 1 (e.g. per_style:3).")
-    flags.DEFINE_bool("velocity_sharing", False,
-                      "Let the scorers also see, for each note, one over how many of the "
-                      "excerpt's notes share its velocity, so they can count distinct "
-                      "velocities (the judges' first tell of the scatters); about O(notes^2).")
-    flags.DEFINE_bool("duration_coupling", False,
-                      "Let the scorers also see, for each note, the product of its velocity's "
-                      "and its log duration's standard scores in the excerpt, whose mean is "
-                      "their correlation (the classical judges' first tell of the scatters).")
+    for name in scatter_training.SCORER_COLUMNS:  # a flag each, off: the scorers' extra columns
+        flags.DEFINE_bool(name, False, COLUMN_HELP[name])
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
@@ -121,8 +126,7 @@ def main(argv: Sequence[str]) -> None:
         scorer_weights = tuple(by_kind.values()) if FLAGS.scorer_weight else ()
         scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles,
                                                  scorer_weights)
-        columns = tuple(name for name in scatter_training.SCORER_COLUMNS  # a flag each
-                        if FLAGS[name].value)
+        columns = tuple(name for name in scatter_training.SCORER_COLUMNS if FLAGS[name].value)
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
