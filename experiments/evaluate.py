@@ -74,10 +74,12 @@ def _define_flags() -> None:
                               "shape within them). Repeatable; scored last, after --humanize.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also score that "
                               "system with AMOUNT (0..2) times a scatter added, as stylize "
-                              "--humanize adds it, drawn from FILE (a file or a shipped "
+                              "--humanize --nopalette adds it (--palette: as stylize "
+                              "--humanize plays it), drawn from FILE (a file or a shipped "
                               "scatter's name; default: --humanize_scatter), e.g. "
                               "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
+    define_palette_flag()
     define_per_style_flag()
     flags.DEFINE_multi_string("shuffled_deviations", [], "NAME=SYSTEM[:K]: also score an "
                               "oracle (not a system: it reads the pianist): SYSTEM plus the "
@@ -130,6 +132,15 @@ def define_per_style_flag() -> None:
                               "pop:model. Repeatable; scored after every other system.")
 
 
+def define_palette_flag() -> None:
+    """``--palette``, for every app that builds its systems with ``build_systems``."""
+    flags.DEFINE_multi_string("palette", [], "NAME=SYSTEM[@FILE]: also score that system's "
+                              "velocities played on its style's velocity palette, as stylize "
+                              "--humanize plays its draw (FILE: a palette from "
+                              "experiments.fit_palette; default: the shipped one), e.g. "
+                              "model_h110p=model_h110. Repeatable; scored after --humanize.")
+
+
 def define_classifier_halves_flag() -> None:
     """``--classifier_both_halves``, for every app that trains the identify-the-human
     classifier (``evaluation.identify_the_human``)."""
@@ -145,7 +156,7 @@ def systems_from_flags(train_data_dir: str | None) -> tuple[list, dict[str, str]
                          seed=FLAGS.seed, mix_specs=FLAGS.mix,
                          contrast_specs=FLAGS.contrast, level_shape_specs=FLAGS.level_shape,
                          humanize_specs=FLAGS.humanize, humanize_scatter=FLAGS.humanize_scatter,
-                         per_style_specs=FLAGS.per_style)
+                         palette_specs=FLAGS.palette, per_style_specs=FLAGS.per_style)
 
 
 def _load_tree(path: str):
@@ -166,8 +177,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                   train_data_dir: str | None = None, seed: int = 0,
                   mix_specs: Sequence[str] = (), contrast_specs: Sequence[str] = (),
                   level_shape_specs: Sequence[str] = (), humanize_specs: Sequence[str] = (),
-                  humanize_scatter: str | None = None, per_style_specs: Sequence[str] = ()
-                  ) -> tuple[list, dict[str, str]]:
+                  humanize_scatter: str | None = None, palette_specs: Sequence[str] = (),
+                  per_style_specs: Sequence[str] = ()) -> tuple[list, dict[str, str]]:
     """The systems to score and a line describing each.
 
     ``model_specs``: NAME=PATH per model, a tree baseline where PATH ends in .pkl (None:
@@ -176,11 +187,14 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
     per mix of those (``derived_systems.parse_mix``), scored after them; ``contrast_specs``:
     NAME=SYSTEM:C per widened system (``derived_systems.parse_contrast``); ``humanize_specs``:
     NAME=SYSTEM:AMOUNT[@FILE] (``derived_systems.parse_humanize``, drawing from FILE, else
-    ``humanize_scatter``, else the shipped one, seeded by ``seed``); ``level_shape_specs``:
-    NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K] (``derived_systems.parse_level_shape``), scored after
-    those, so either part may be humanized; ``per_style_specs``: NAME=STYLE:SYSTEM,... per
+    ``humanize_scatter``, else the shipped one, seeded by ``seed``); ``palette_specs``:
+    NAME=SYSTEM[@FILE] (``derived_systems.parse_palette``, seeded by ``seed``);
+    ``level_shape_specs``: NAME=LEVEL_SYSTEM:SHAPE_SYSTEM[:K]
+    (``derived_systems.parse_level_shape``), scored after those, so either part may be
+    humanized or played on a palette; ``per_style_specs``: NAME=STYLE:SYSTEM,... per
     system chosen style by style (``derived_systems.parse_per_style``), scored last. Raises
-    ValueError (one line) for a bad spec, an unknown baseline or an unreadable scatter file.
+    ValueError (one line) for a bad spec, an unknown baseline or an unreadable scatter or
+    palette file.
     """
     from stylenet_jax import performer, style_choice
 
@@ -255,6 +269,17 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
             f"{scattered.part} plus {scattered.amount:g} × {kind} (stylize "
             f"--humanize={scattered.amount:g}; `{os.path.relpath(path)}`, seeded per "
             "performance)")
+    for spec in palette_specs:
+        from stylenet_jax import velocity_palette
+
+        spec, _, path = spec.partition("@")
+        played = derived_systems.parse_palette(spec, [system.name for system in systems],
+                                               velocity_palette.load(path or None), seed)
+        systems.append(played)
+        described[played.name] = (f"{played.part} played on its style's velocity palette "
+                                  f"(`{os.path.relpath(path or velocity_palette.DEFAULT_PATH)}`"
+                                  ", as stylize --humanize plays its draw; seeded per "
+                                  "performance)")
     for spec in level_shape_specs:
         moved = derived_systems.parse_level_shape(spec, [system.name for system in systems])
         systems.append(moved)
@@ -293,8 +318,8 @@ def read_performances(data_dir: str | None, midi_dir: str | None, *, split: str 
     found = performances.from_dataset(data_dir, split, midi_root)
     options = manifest.get("options", {})
     return found, (f"the `{split}` split of `{data_dir}` (built from `"
-                   f"{manifest.get('source')}` with {json.dumps(options)}), pieces never "
-                   f"trained on")
+                   f"{manifest.get('source')}` with {json.dumps(options)})"
+                   + ("" if split == "train" else ", pieces never trained on"))
 
 
 # What reading performances and building systems raise for bad input: one line, status 2.

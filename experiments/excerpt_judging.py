@@ -14,7 +14,7 @@ from typing import Callable
 from absl import flags
 
 from experiments.evaluate import BAD_INPUT, build_systems, define_features_model_flag, \
-    define_per_style_flag, define_performance_flags, load_performances
+    define_palette_flag, define_per_style_flag, define_performance_flags, load_performances
 from stylenet_jax import evaluation, humanize
 from stylenet_jax.atomic_write import write_text_atomically
 
@@ -37,6 +37,7 @@ def define_flags(report: str, progress: str) -> None:
                               "with a scatter added, as in experiments.evaluate --humanize "
                               "(SCATTER: a file, or "
                               f"{', '.join(humanize.SHIPPED_SCATTERS)}). Repeatable.")
+    define_palette_flag()
     define_per_style_flag()
     define_features_model_flag()
     flags.DEFINE_float("excerpt_seconds", 10.0, "Excerpt length (the paper's clips: 10 s).")
@@ -60,6 +61,7 @@ def read_or_exit(check: Callable[[], None] = lambda: None) -> tuple[list, str, l
                                            features_model=FLAGS.features_model,
                                            seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
                                            humanize_specs=FLAGS.humanize,
+                                           palette_specs=FLAGS.palette,
                                            per_style_specs=FLAGS.per_style)
         evaluation.check_styles(performed, systems)
         if len({p.piece for p in performed}) < 2:

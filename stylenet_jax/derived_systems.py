@@ -5,8 +5,9 @@ velocities. ``ContrastSystem`` (``--contrast``): another system's velocities wid
 ``stylize --contrast`` widens them. ``LevelShapeSystem`` (``--level_shape``): one system's
 overall level (or its level in each run of K notes) with another's dynamics within it.
 ``HumanizeSystem`` (``--humanize``): another system's velocities with a pianist's scatter
-added, as ``stylize --humanize`` adds it. ``PerStyleSystem`` (``--per_style``): each
-performance as the system named for its style plays it. All are ``evaluation.DerivedSystem``s:
+added, as ``stylize --humanize`` adds it. ``PaletteSystem`` (``--palette``): another
+system's velocities played on its style's velocity palette. ``PerStyleSystem``
+(``--per_style``): each performance as the system named for its style plays it. All are ``evaluation.DerivedSystem``s:
 ``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
 of each piece (and the piece, flattened), so no piece is performed twice.
 """
@@ -206,6 +207,38 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Any,
         raise ValueError(f"{spec!r}: {e}") from None
     return HumanizeSystem(part, amount, dict(scatters) if isinstance(scatters, Mapping)
                           else scatters, name, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class PaletteSystem:
+    """Another system's velocities played on the piece's style's velocity palette
+    (``velocity_palette.Palette.play``: what ``stylize --humanize`` does after its draw), the
+    draw seeded by ``seed`` and the performance's id. Scored after ``part``."""
+
+    part: str
+    palettes: Any  # velocity_palette.Palettes
+    name: str
+    seed: int = 0
+
+    def combine(self, done: Mapping[str, Performance], performed: Performed) -> Performance:
+        palette = self.palettes.for_blend({performed.style: 1.0})
+        rng = np.random.default_rng([self.seed, *performed.id.encode(), _PALETTE_STREAM])
+        return Performance(palette.play(done[self.part].velocities, rng))
+
+
+_PALETTE_STREAM = 256  # not a byte: a palette's draw never repeats a humanize draw's stream
+
+
+def parse_palette(spec: str, known: Sequence[str], palettes: Any,
+                  seed: int = 0) -> PaletteSystem:
+    """``NAME=SYSTEM`` -> PaletteSystem; SYSTEM must be in ``known`` (scored before it);
+    ``palettes``: ``velocity_palette.load``'s answer. Raises ValueError (one line) for
+    anything else."""
+    name, body = _new_name_and_list(spec, "--palette", "SYSTEM", known)
+    if body.strip() not in known:
+        raise ValueError(f"--palette {spec!r}: expected NAME=SYSTEM with a system of "
+                         f"{', '.join(known)}")
+    return PaletteSystem(body.strip(), palettes, name, seed)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -418,12 +418,15 @@ def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'tree:1'" in bad.stderr
     assert not out.exists()
     run = subprocess.run(args + ["--mix=mt=m:1,features:1", "--contrast=wide=mt:1.5",
-                                 "--per_style=ps=classical:wide,jazz:m"], cwd=ROOT,
+                                 "--per_style=ps=classical:wide,jazz:m",
+                                 "--palette=pal=wide"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "per note, 0.50 × m + 0.50 × features (rounded)" in out.read_text()
     assert "mt with every note's distance from the performance's mean × 1.5" in out.read_text()
     assert "each style as one system plays it: classical as `wide`, jazz as `m`" in (
+        out.read_text())
+    assert "wide played on its style's velocity palette (`stylenet_jax/assets/" in (
         out.read_text())
     scores = json.loads((tmp_path / "report.json").read_text())
     assert scores["ps"]["classical"]["mae"] == scores["wide"]["classical"]["mae"]
@@ -435,8 +438,11 @@ def test_a_mix_of_model_and_tree_reaches_the_report_and_a_bad_one_writes_nothing
                                                  scores["features"][style]["mae"]) + 0.5
         assert scores["wide"][style]["notes"] == scores["mt"][style]["notes"]
         assert scores["wide"][style]["std_ratio"] > 1.2 * scores["mt"][style]["std_ratio"]
+        assert scores["pal"][style]["notes"] == scores["wide"][style]["notes"]
+        assert abs(scores["pal"][style]["mae"] - scores["wide"][style]["mae"]) < 1.5
 
 
+@pytest.mark.slow  # 10-13 s: the default suite keeps a margin under 10 minutes
 def test_the_classifier_on_both_halves_scores_every_piece_and_says_so(folder, model_path,
                                                                       tmp_path):
     found = performances.from_folder(str(folder / "human"))

@@ -249,6 +249,7 @@ def test_jit_compiles_once_and_grads_finite():
     assert float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(g1))) > 0
 
 
+@pytest.mark.slow  # 10-13 s: the default suite keeps a margin under 10 minutes
 def test_bfloat16_matmuls_round_inputs_only():
     """matmul_dtype='bfloat16' stays close to float32 (inputs rounded, fp32 accumulation), is
     not identical to it, keeps float32 outputs and parameters, and both backward passes agree."""
