@@ -74,8 +74,8 @@ def _define_flags() -> None:
                               "shape within them). Repeatable; scored last, after --humanize.")
     flags.DEFINE_multi_string("humanize", [], "NAME=SYSTEM:AMOUNT[@FILE]: also score that "
                               "system with AMOUNT (0..2) times a scatter added, as stylize "
-                              "--humanize --nopalette adds it (--palette: as stylize "
-                              "--humanize plays it), drawn from FILE (a file or a shipped "
+                              "--humanize adds it (see --palette for stylize --palette), "
+                              "drawn from FILE (a file or a shipped "
                               "scatter's name; default: --humanize_scatter), e.g. "
                               "model_h100=model:1, model_m100=model:1@mild or model_g75=model:"
                               "0.75@stylenet_jax/assets/humanize.json. Repeatable.")
@@ -136,7 +136,7 @@ def define_palette_flag() -> None:
     """``--palette``, for every app that builds its systems with ``build_systems``."""
     flags.DEFINE_multi_string("palette", [], "NAME=SYSTEM[@FILE]: also score that system's "
                               "velocities played on its style's velocity palette, as stylize "
-                              "--humanize plays its draw (FILE: a palette from "
+                              "--humanize --palette plays its draw (FILE: a palette from "
                               "experiments.fit_palette; default: the shipped one), e.g. "
                               "model_h110p=model_h110. Repeatable; scored after --humanize.")
 
@@ -278,8 +278,8 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
         systems.append(played)
         described[played.name] = (f"{played.part} played on its style's velocity palette "
                                   f"(`{os.path.relpath(path or velocity_palette.DEFAULT_PATH)}`"
-                                  ", as stylize --humanize plays its draw; seeded per "
-                                  "performance)")
+                                  ", as stylize --humanize --palette plays its draw; "
+                                  "seeded per performance)")
     for spec in level_shape_specs:
         moved = derived_systems.parse_level_shape(spec, [system.name for system in systems])
         systems.append(moved)

@@ -7,9 +7,10 @@ overall level (or its level in each run of K notes) with another's dynamics with
 ``HumanizeSystem`` (``--humanize``): another system's velocities with a pianist's scatter
 added, as ``stylize --humanize`` adds it. ``PaletteSystem`` (``--palette``): another
 system's velocities played on its style's velocity palette. ``PerStyleSystem``
-(``--per_style``): each performance as the system named for its style plays it. All are ``evaluation.DerivedSystem``s:
-``evaluation.evaluate`` scores them after their parts and hands them the parts' performances
-of each piece (and the piece, flattened), so no piece is performed twice.
+(``--per_style``): each performance as the system named for its style plays it. All are
+``evaluation.DerivedSystem``s: ``evaluation.evaluate`` scores them after their parts and
+hands them the parts' performances of each piece (and the piece, flattened), so no piece is
+performed twice.
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Any,
 @dataclasses.dataclass(frozen=True)
 class PaletteSystem:
     """Another system's velocities played on the piece's style's velocity palette
-    (``velocity_palette.Palette.play``: what ``stylize --humanize`` does after its draw), the
+    (``velocity_palette.Palette.play``: what ``stylize --humanize --palette`` does after its
+    draw), the
     draw seeded by ``seed`` and the performance's id. Scored after ``part``."""
 
     part: str

@@ -282,7 +282,7 @@ def load_features(path: str | None, style: str | None) -> tuple[Any, str]:
 def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
                  blend: Mapping[str, float] | None = None, baseline: str | None = None,
                  seed: int = 0, velocity: int = 64, features: tuple[Any, str] | None = None,
-                 scatter: tuple[Any, float] | None = None,
+                 scatter: tuple[Any, float] | None = None, palette: Any = None,
                  controls: dynamics.Controls | None = None, make_parents: bool = False,
                  tracks: Sequence[int] | None = None, channels: Sequence[int] | None = None,
                  plot: str | None = None, plot_title: str = "") -> Result:
@@ -292,7 +292,8 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     ``features``, a (feature_baseline.FeatureBaseline, style) pair (``load_features``).
     ``scatter``, a (scatter, amount) pair (``humanize.for_blend``'s answer: Gaussian or
     learned), then adds amount times a draw of that scatter (``humanize.draw``,
-    ``numpy.random.default_rng(seed)``). The ``controls``
+    ``numpy.random.default_rng(seed)``) and plays the draw on ``palette``
+    (``velocity_palette.Palette.play``, the same generator; None: as drawn). The ``controls``
     (default: none) then act on those velocities and the file's own, in their fixed order
     (``dynamics.Controls.apply``). Raises StylizeError or smf.MidiError (one line
     naming the file) without writing anything. A file whose notes span more than
@@ -339,8 +340,11 @@ def perform_file(source: str, target: str, *, stylizer: Stylizer | None = None,
     if scatter is not None:
         from stylenet_jax import humanize  # scipy only when a scatter is asked for
 
+        rng = np.random.default_rng(seed)
         velocities = humanize.draw(scatter[0], velocities, notes, perf.ticks_per_beat, seconds,
-                                   scatter[1], np.random.default_rng(seed))
+                                   scatter[1], rng)
+        if palette is not None:
+            velocities = palette.play(velocities, rng)
     if controls is not None:
         velocities = controls.apply(velocities, notes.velocity)
     midi_files.save_atomically(midi.with_velocities(perf.midi, notes, velocities), target,

@@ -34,7 +34,9 @@ them uneven, as a pianist plays them. The shipped scatter is learned
 identify-the-human classifier) and leaves the file's level where the model put it;
 --humanize_scatter names another: ``mild`` (the same network charged more for its distance
 from the pianist: less error, easier to tell from a pianist), ``gaussian``
-(``stylenet_jax.humanize``) or a scatter file. Each
+(``stylenet_jax.humanize``) or a scatter file. --palette then plays the draw on the
+style's velocity palette (``stylenet_jax.velocity_palette``: only the values its pianists'
+instrument sends, as often as it sends them). Each
 --seed draws another performance; the same seed gives the same file. At 1 it widens the
 dynamics to about a pianist's and makes them much harder to tell from a pianist's, at a cost
 in note accuracy against any one pianist (README, "Wider dynamics").
@@ -60,7 +62,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from stylenet_jax import dynamics, humanize, midi_files, note_selection, smf
+from stylenet_jax import dynamics, humanize, midi_files, note_selection, smf, velocity_palette
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.style_choice import BASELINES, StylizeError, blend_name, parse_blend
 
@@ -142,6 +144,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
     if flags_.humanize_scatter and not amount:
         _warn(f"--humanize_scatter ({flags_.humanize_scatter}) draws nothing without "
               "--humanize (e.g. --humanize 1)")
+    if flags_.palette and not amount:
+        _warn("--palette plays nothing without --humanize (e.g. --humanize 1)")
     if not flags_.list_styles:
         if len(inputs) != 1:
             raise StylizeError("give one INPUT: a MIDI file or a folder of them (see --help)")
@@ -167,23 +171,28 @@ def _run(inputs: Sequence[str], flags_) -> int:
         blend = parse_blend(flags_.style, stylizer.styles)
     features = (load_features(flags_.features_model, flags_.style)
                 if flags_.baseline == "features" else None)
-    scatter = None
+    scatter = palette = None
     if amount:
         try:
             scatter = humanize.for_blend(humanize.load(flags_.humanize_scatter),
                                          blend or {features[1]: 1.0})
         except humanize.HumanizeError as e:
             raise StylizeError(f"--humanize: {e}") from None
+    if amount and flags_.palette:
+        try:
+            palette = velocity_palette.load().for_blend(blend or {features[1]: 1.0})
+        except velocity_palette.PaletteError as e:
+            raise StylizeError(f"--palette: {e}") from None
     label = f"baseline {flags_.baseline}" if flags_.baseline else f"style {flags_.style}"
     label += (f" ({features[1]})" if features else "")
     scatter_name = humanize.scatter_label(flags_.humanize_scatter) if amount else ""
     if amount:
-        label += f", humanize {amount:g}{f' ({scatter_name})' if scatter_name else ''} " \
-                 f"seed {flags_.seed}"
+        label += f", humanize {amount:g}{f' ({scatter_name})' if scatter_name else ''}" \
+                 f"{' on the palette' if palette else ''} seed {flags_.seed}"
     label += controls.label()
     options = dict(stylizer=stylizer, blend=blend, baseline=flags_.baseline, seed=flags_.seed,
                    velocity=flags_.velocity, features=features,
-                   scatter=(scatter, amount) if amount else None,
+                   scatter=(scatter, amount) if amount else None, palette=palette,
                    controls=None if controls.is_default else controls, tracks=tracks,
                    channels=channels)
     if not os.path.isdir(source):
@@ -191,7 +200,7 @@ def _run(inputs: Sequence[str], flags_) -> int:
                 or blend_name(blend, stylizer.styles))
         if amount:
             stem += f"-humanize{round(amount * 100):d}{'-' if scatter_name else ''}" \
-                    f"{scatter_name}"
+                    f"{scatter_name}{'-palette' if palette else ''}"
         if (flags_.baseline == "random" or amount) and flags_.seed:
             stem += f"-seed{flags_.seed}"
         target = flags_.output or (os.path.splitext(source)[0] + f".{stem}"
@@ -302,6 +311,13 @@ def _define_flags() -> None:
                         "(`python -m experiments.train_scatter`) or a .json naming one per "
                         "style (stylenet_jax.per_style_scatter). Other than the default, its "
                         "name joins the output's (IN.jazz-humanize100-mild.mid).")
+    flags.DEFINE_boolean("palette", False, "With --humanize: play the draw on the style's "
+                         "velocity palette, only the values its pianists' instrument sends "
+                         "(stylenet_jax.velocity_palette: the jazz and pop pianists' digital "
+                         "piano never sends 53, 62, 66, ...). It joins the output's name "
+                         "(IN.jazz-humanize100-palette.mid). Off by default: it hides one "
+                         "tell from some judges, not from all (README, The instrument's "
+                         "palette).")
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "

@@ -1,6 +1,6 @@
 """The velocities a style's instrument plays, and a system's velocities played on them.
 
-The corpus's jazz and pop pianists played one digital piano, whose velocity curve never sends
+The corpus's jazz and pop pianists played a digital piano, whose velocity curve never sends
 some values (53, 62, 66, 70, 73, 77, ...) and sends others (25, 27, 29, 32, 36, 40, ...) about
 twice as often as their neighbours. A system that adds a smooth scatter uses every value, so
 its excerpts hold more distinct velocities than the pianist's: the trees judge's first tell in
@@ -9,8 +9,10 @@ over its training performances. ``play`` moves each velocity by a quantile map f
 palette smoothed over neighbouring velocities (``SMOOTHING_SD``) to the palette itself: a
 value the instrument never sends is never written, one it sends twice as often as its
 neighbours takes twice their share, and velocities move by a step or two where the palette is
-lumpy and not at all where it is smooth (classical's is nearly). ``experiments.fit_palette``
-fits the shipped one (``DEFAULT_PATH``); ``stylize --humanize`` plays its draw on it.
+lumpy and rarely where it is smooth (classical's moves a tenth of its notes by one).
+``experiments.fit_palette``
+fits the shipped one (``DEFAULT_PATH``); ``stylize --humanize --palette`` plays its draw on
+it.
 
 Pure numpy; a draw depends only on the explicit ``numpy.random.Generator`` it is given.
 """

@@ -156,54 +156,64 @@ def model_path(tmp_path_factory):
     return export_tiny_model(str(tmp_path_factory.mktemp("model") / "model.npz"))
 
 
-@pytest.mark.parametrize("scatter_choice, shown", [
-    (None, ""), (humanize.GAUSSIAN_PATH, "gaussian"), ("mild", "mild"),
-    ("per_style", "per_style"), ("both_judges", "both_judges")])
+@pytest.mark.parametrize("scatter_choice, shown, palette", [
+    (None, "", False), (None, "", True), (humanize.GAUSSIAN_PATH, "gaussian", False),
+    ("mild", "mild", False), ("per_style", "per_style", False),
+    ("both_judges", "both_judges", True)])
 def test_stylize_humanize_adds_the_seeded_scatter_before_the_controls(tmp_path, model_path,
-                                                                      scatter_choice, shown):
+                                                                      scatter_choice, shown,
+                                                                      palette):
+    """... and, with --palette, plays the draw on the style's velocity palette."""
     source = rich_file(str(tmp_path / "in.mid"), bars=4)
     plain = cli(source, "--style=jazz", f"--checkpoint={model_path}")
     assert plain.returncode == 0, plain.stderr
     model = np.array(piano_velocities(str(tmp_path / "in.jazz.mid")))
     chosen = [f"--humanize_scatter={scatter_choice}"] if scatter_choice else []
     done = cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize=0.75",
-               "--seed=2", "--contrast=1.5", *chosen)
+               "--seed=2", "--contrast=1.5", *chosen, *(["--palette"] if palette else []))
     assert done.returncode == 0, done.stderr
     named = f"-{shown}" if shown else ""  # a scatter other than the default joins the name
+    named += "-palette" if palette else ""
     target = str(tmp_path / f"in.jazz-humanize75{named}-seed2-contrast150.mid")
     assert sorted(os.listdir(tmp_path)) == sorted(["in.mid", "in.jazz.mid",
                                                    os.path.basename(target)])
     in_brackets = f" ({shown})" if shown else ""
-    assert f"style jazz, humanize 0.75{in_brackets} seed 2, contrast 1.5" in done.stdout
+    on = " on the palette" if palette else ""
+    assert f"style jazz, humanize 0.75{in_brackets}{on} seed 2, contrast 1.5" in done.stdout
     assert_only_piano_velocities_changed(source, target)
     performance = midi.load_performance(source)
     notes = performance.notes.select(encoding.in_piano_range(performance.notes))
+    rng = np.random.default_rng(2)  # the draw's, then the palette's
     if shown == "gaussian":  # the Gaussian parts over the notes' onset groups
         onset, _ = encoding.quantize(notes, performance.ticks_per_beat)
         drawn = humanize.humanize(model, humanize.onset_groups(onset),
-                                  humanize.load(scatter_choice)["jazz"], 0.75,
-                                  np.random.default_rng(2))
+                                  humanize.load(scatter_choice)["jazz"], 0.75, rng)
     else:  # a learned scatter (the shipped default, the mild one, one per style)
         scatter = humanize.load(scatter_choice)
         assert scatter.__class__.__name__ == ("PerStyleScatter" if shown == "per_style"
                                               else "LearnedScatter")
         drawn = scatter.for_blend({"jazz": 1.0}).humanize(
             model, notes, performance.ticks_per_beat,
-            midi.tick_seconds(performance.midi, notes.start), 0.75, np.random.default_rng(2))
-    from stylenet_jax import dynamics
+            midi.tick_seconds(performance.midi, notes.start), 0.75, rng)
+    from stylenet_jax import dynamics, velocity_palette
 
-    np.testing.assert_array_equal(piano_velocities(target), dynamics.widen(drawn, 1.5))
+    played = (velocity_palette.load().for_blend({"jazz": 1.0}).play(drawn, rng) if palette
+              else drawn)
+    np.testing.assert_array_equal(piano_velocities(target), dynamics.widen(played, 1.5))
     assert not np.array_equal(drawn, model)
+    assert np.array_equal(played, drawn) != palette  # the palette moved some notes
 
 
-def test_stylize_warns_that_a_scatter_without_humanize_draws_nothing(tmp_path, model_path):
+def test_stylize_warns_that_a_scatter_or_palette_without_humanize_does_nothing(tmp_path,
+                                                                             model_path):
     source = rich_file(str(tmp_path / "in.mid"), bars=2)
     plain = cli(source, "--style=jazz", f"--checkpoint={model_path}")
     alone = cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize_scatter=mild",
-                "-o", str(tmp_path / "alone.mid"))
+                "--palette", "-o", str(tmp_path / "alone.mid"))
     assert plain.returncode == alone.returncode == 0, alone.stderr
-    assert alone.stderr.strip() == ("warning: --humanize_scatter (mild) draws nothing without "
-                                    "--humanize (e.g. --humanize 1)")
+    assert alone.stderr.strip().splitlines() == [
+        "warning: --humanize_scatter (mild) draws nothing without --humanize (e.g. --humanize 1)",
+        "warning: --palette plays nothing without --humanize (e.g. --humanize 1)"]
     assert "humanize" not in alone.stdout.split(":", 1)[1]
     assert (tmp_path / "alone.mid").read_bytes() == (tmp_path / "in.jazz.mid").read_bytes()
 
