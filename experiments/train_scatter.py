@@ -84,6 +84,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
                          lower_bound=1)
+    flags.DEFINE_integer("context_notes", 0, "Above 0: give the scatter network a view of "
+                         "the passage, the mean of its last layer over this many notes either "
+                         "side of each note (its convolutions see 29 notes; the file records "
+                         "it). 0: the shipped network.", lower_bound=0)
     flags.DEFINE_integer("scorer_width", scatter_training.Settings().scorer_width,
                          "Channels of the scorer the network plays against (the evaluation's "
                          f"classifier has {human_classifier.WIDTH}; the file records it).",
@@ -152,7 +156,8 @@ def main(argv: Sequence[str]) -> None:
                                          width=FLAGS.width,
                                          scorer_width=FLAGS.scorer_width,
                                          scorers=scorers, scorer_weights=scorer_weights,
-                                         scorer_columns=columns)
+                                         scorer_columns=columns,
+                                         context_notes=FLAGS.context_notes)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -166,10 +171,11 @@ def main(argv: Sequence[str]) -> None:
              "scorers": list(scorers),
              **({"scorer_weights": by_kind} if FLAGS.scorer_weight else {}),
              **({"scorer_columns": list(columns)} if columns else {}),
+             **({"context_notes": FLAGS.context_notes} if FLAGS.context_notes else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])
-    learned_scatter.save(FLAGS.out, params, styles, command, about)
+    learned_scatter.save(FLAGS.out, params, styles, command, about, FLAGS.context_notes)
     print(f"wrote {os.path.relpath(FLAGS.out)}: {FLAGS.steps} steps on {len(performed)} "
           f"performances in {time.perf_counter() - began:.0f} s (scorer loss "
           f"{about['final_losses'][0]:.3f}, network loss {about['final_losses'][1]:.3f})")

@@ -18,6 +18,7 @@ depends only on the explicit ``numpy.random.Generator`` it is given (it seeds a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 from typing import Any, Mapping, Sequence
@@ -76,12 +77,28 @@ def draw_noise(key: jax.Array, groups: jax.Array) -> jax.Array:
     return jnp.stack([per_note, *by_note], axis=-1)
 
 
+def window_mean(values: jax.Array, mask: jax.Array, half: int) -> jax.Array:
+    """float32 (B, L, C): each note's mean of ``values`` (float (B, L, C)) over the real notes
+    (``mask`` bool (B, L)) among the ``half`` notes either side of it and itself, in order."""
+    keep = mask[..., None].astype(values.dtype)
+    pad = ((0, 0), (1, 0), (0, 0))  # row i: the sum over the first i notes
+    sums = jnp.pad(jnp.cumsum(values * keep, axis=1), pad)
+    counts = jnp.pad(jnp.cumsum(keep, axis=1), pad)
+    place = jnp.arange(values.shape[1])
+    hi, lo = jnp.minimum(place + half + 1, values.shape[1]), jnp.maximum(place - half, 0)
+    return (sums[:, hi] - sums[:, lo]) / jnp.maximum(counts[:, hi] - counts[:, lo], 1.0)
+
+
 class ScatterNet(nn.Module):
     """(context (B, L, 5), style (B, L, S), velocity (B, L) /127, groups, mask (B, L), noise
-    (B, L, NOISE_CHANNELS)) -> float32 (B, L) residual /127, within ±MAX_RESIDUAL."""
+    (B, L, NOISE_CHANNELS)) -> float32 (B, L) residual /127, within ±MAX_RESIDUAL.
+    ``context_notes`` > 0 adds a view of the passage: the mean of the last hidden layer over
+    that many notes either side (``window_mean``), through one more layer, added to each note's
+    (0: the three dilated convolutions see 29 notes, and nothing is added)."""
 
     width: int = 32
     kernel_size: int = 5
+    context_notes: int = 0
 
     @nn.compact
     def __call__(self, context, style, velocity, groups, mask, noise):
@@ -93,6 +110,9 @@ class ScatterNet(nn.Module):
         for dilation in (1, 2, 4):  # residual blocks; padding stays zero
             h = h + nn.relu(nn.Conv(self.width, (self.kernel_size,), kernel_dilation=dilation,
                                     padding="SAME")(h)) * keep
+        if self.context_notes:  # named, so the other layers keep their names and weights
+            around = window_mean(h, mask, self.context_notes)
+            h = h + nn.relu(nn.Dense(self.width, name="passage")(around)) * keep
         return MAX_RESIDUAL * jnp.tanh(nn.Dense(1)(h)[..., 0])
 
 
@@ -124,23 +144,24 @@ def _padded_length(n: int) -> int:
     return max(1 << max(n - 1, 1).bit_length(), MIN_LENGTH)
 
 
-@jax.jit
-def _residual(params, key, context, style, velocity, groups, mask):
+@functools.partial(jax.jit, static_argnames="context_notes")
+def _residual(params, key, context, style, velocity, groups, mask, context_notes):
     width = params["params"]["Dense_0"]["kernel"].shape[-1]
-    return ScatterNet(width).apply(params, context, style, velocity, groups, mask,
-                                   draw_noise(key, groups))
+    return ScatterNet(width, context_notes=context_notes).apply(
+        params, context, style, velocity, groups, mask, draw_noise(key, groups))
 
 
 @dataclasses.dataclass(frozen=True)
 class LearnedScatter:
     """A trained ``ScatterNet``: ``params``, the ``styles`` it knows (in its one-hot order),
-    ``about`` (what it was trained on), and ``weights`` (a blend's weight per style, set by
-    ``for_blend``; None until then)."""
+    ``about`` (what it was trained on), ``weights`` (a blend's weight per style, set by
+    ``for_blend``; None until then) and its ``context_notes``."""
 
     params: Any
     styles: tuple[str, ...]
     about: Mapping
     weights: tuple[float, ...] | None = None
+    context_notes: int = 0
 
     def for_blend(self, blend: Mapping[str, float]) -> "LearnedScatter":
         """This scatter for a blend of styles ({style: weight}); HumanizeError for a style it
@@ -168,7 +189,7 @@ class LearnedScatter:
             np.pad(inputs.context, ((0, pad), (0, 0)))[None], style[None],
             np.pad(velocities[inputs.order] / 127.0, (0, pad)).astype(np.float32)[None],
             np.pad(inputs.groups, (0, pad), constant_values=length - 1)[None],
-            (np.arange(length) < n)[None])
+            (np.arange(length) < n)[None], self.context_notes)
         moved = np.empty(n, np.float64)
         moved[inputs.order] = np.asarray(residual[0, :n], np.float64) * 127.0
         return moved - moved.mean()  # texture only: the level is the system's
@@ -185,23 +206,25 @@ class LearnedScatter:
         return np.clip(dynamics.round_half_up(velocities + amount * moved), 1, 127)
 
 
-def init_params(key: jax.Array, num_styles: int, width: int = 32) -> Any:
+def init_params(key: jax.Array, num_styles: int, width: int = 32,
+                context_notes: int = 0) -> Any:
     """Fresh ``ScatterNet`` parameters for ``num_styles`` styles."""
     length = MIN_LENGTH
     zeros = jnp.zeros((1, length))
-    return ScatterNet(width).init(key, jnp.zeros((1, length, 5)),
+    return ScatterNet(width, context_notes=context_notes).init(key, jnp.zeros((1, length, 5)),
                                   jnp.zeros((1, length, num_styles)), zeros,
                                   jnp.zeros((1, length), jnp.int32), zeros > -1,
                                   jnp.zeros((1, length, NOISE_CHANNELS)))
 
 
 def save(path: str, params: Any, styles: Sequence[str], made_by: str,
-         about: Mapping) -> None:
+         about: Mapping, context_notes: int = 0) -> None:
     """Writes the parameters and what they are (atomically) as an .npz file."""
     flat = {"/".join(k): np.asarray(v) for k, v in
             traverse_util.flatten_dict(jax.device_get(params)).items()}
     meta = json.dumps({"format": FORMAT, "version": VERSION, "styles": list(styles),
-                       "made_by": made_by, "about": dict(about)})
+                       "made_by": made_by, "about": dict(about),
+                       **({"context_notes": context_notes} if context_notes else {})})
 
     def write(f) -> None:
         buffer = io.BytesIO()
@@ -231,11 +254,13 @@ def load(path: str | None = None) -> LearnedScatter:
                                            for k, v in arrays.items()})
     try:  # the width is the first layer's; every other shape follows from it and the styles
         width = int(params["params"]["Dense_0"]["kernel"].shape[-1])
-        fresh = init_params(jax.random.PRNGKey(0), len(meta["styles"]), width)
+        context_notes = int(meta.get("context_notes", 0))
+        fresh = init_params(jax.random.PRNGKey(0), len(meta["styles"]), width, context_notes)
         fits = jax.tree.map(np.shape, params) == jax.tree.map(np.shape, fresh)
-    except (KeyError, TypeError, IndexError):
+    except (KeyError, TypeError, IndexError, ValueError):
         fits = False
     if not fits:
         raise HumanizeError(f"{path}: its parameters do not fit a scatter network of "
                             f"{len(meta['styles'])} styles")
-    return LearnedScatter(params, tuple(meta["styles"]), meta.get("about", {}))
+    return LearnedScatter(params, tuple(meta["styles"]), meta.get("about", {}),
+                          context_notes=context_notes)

@@ -198,6 +198,7 @@ class Settings(NamedTuple):
     scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
     scorer_weights: tuple[float, ...] = ()  # one per kind of ``scorers``: a weighted mean instead
     scorer_columns: tuple[str, ...] = ()  # ``SCORER_COLUMNS`` the scorers also see
+    context_notes: int = 0  # > 0: the network's view of the passage (``ScatterNet``)
 
 
 def check_scorers(scorers: Sequence[str], balance_styles: bool = True,
@@ -282,7 +283,7 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
     (scorer loss, network loss)."""
     net_params, net_opt, scorer_params, scorer_opt, average = state
     scorer = hc.HumannessScorer(settings.scorer_width)
-    net = ls.ScatterNet(settings.width)
+    net = ls.ScatterNet(settings.width, context_notes=settings.context_notes)
     pick_key, noise_key = jax.random.split(key)
     pick = draws.pick(pick_key, settings)
     batch = Excerpts(*(jnp.asarray(a)[pick] for a in data))
@@ -354,7 +355,8 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
                          f"{data.style.shape[-1]} styles")
     key = jax.random.PRNGKey(seed)
     net_key, scorer_key, key = jax.random.split(key, 3)
-    net_params = ls.init_params(net_key, data.style.shape[-1], settings.width)
+    net_params = ls.init_params(net_key, data.style.shape[-1], settings.width,
+                                settings.context_notes)
     probe = jnp.asarray(data.human[:1])
     probe_features = classifier_features(probe, jnp.asarray(data.context[:1]),
                                          jnp.asarray(data.groups[:1]),

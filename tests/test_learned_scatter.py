@@ -47,6 +47,42 @@ def test_segment_mean_is_each_groups_mean_over_real_notes_only():
     np.testing.assert_allclose(got[1], [2.0, 6.0, 6.0, 6.0])  # rows never mix
 
 
+def test_window_mean_is_each_notes_mean_over_the_real_notes_around_it():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, 20, 3)).astype(np.float32)
+    mask = rng.random((2, 20)) > 0.3
+    got = np.asarray(ls.window_mean(jnp.asarray(values), jnp.asarray(mask), 4))
+    for row in range(2):
+        for i in range(20):
+            near = np.arange(max(i - 4, 0), min(i + 5, 20))
+            real = near[mask[row, near]]
+            expected = values[row, real].mean(axis=0) if real.size else np.zeros(3)
+            np.testing.assert_allclose(got[row, i], expected, atol=1e-6)
+
+
+def test_a_view_of_the_passage_reaches_notes_the_convolutions_do_not():
+    """Without it (the shipped network) a note 40 notes away moves nothing; with
+    context_notes=64 it does; the other layers keep their names and first weights."""
+    length, key = 128, jax.random.PRNGKey(2)
+    rng = np.random.default_rng(3)
+    inputs = [jnp.asarray(rng.normal(size=(1, length, 5)), jnp.float32),
+              jnp.ones((1, length, 3)) / 3, jnp.full((1, length), 0.5),
+              jnp.arange(length)[None], jnp.ones((1, length), bool),
+              jnp.asarray(rng.normal(size=(1, length, ls.NOISE_CHANNELS)), jnp.float32)]
+    far = [inputs[0].at[0, 100].add(3.0), *inputs[1:]]  # note 100, 40 after note 60
+    for context_notes, reaches in ((0, False), (64, True)):
+        params = ls.init_params(key, 3, 8, context_notes)
+        net = ls.ScatterNet(8, context_notes=context_notes)
+        moved = net.apply(params, *far)[0, 60] != net.apply(params, *inputs)[0, 60]
+        assert bool(moved) == reaches
+        assert ("passage" in params["params"]) == reaches
+    plain, viewed = ls.init_params(key, 3, 8), ls.init_params(key, 3, 8, 64)
+    for name in plain["params"]:
+        for a, b in zip(jax.tree.leaves(plain["params"][name]),
+                        jax.tree.leaves(viewed["params"][name])):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_noise_is_shared_by_a_chord_where_it_should_be_and_slow_where_it_should_be():
     groups = jnp.asarray(np.repeat(np.arange(2048), 2))[None]
     noise = np.asarray(ls.draw_noise(jax.random.PRNGKey(0), groups))[0]
@@ -131,9 +167,15 @@ def test_the_file_round_trips_through_humanize_and_a_bad_one_is_one_line(scatter
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     np.savez(tmp_path / "foreign.npz", x=np.zeros(3))
     ls.save(str(tmp_path / "two.npz"), scatter.params, STYLES[:2], "x", {})  # 3-style weights
+    ls.save(str(tmp_path / "unviewed.npz"), scatter.params, STYLES, "x", {}, context_notes=8)
+    viewed = ls.init_params(jax.random.PRNGKey(4), len(STYLES), width=8, context_notes=16)
+    ls.save(str(tmp_path / "viewed.npz"), viewed, STYLES, "x", {}, context_notes=16)
+    assert humanize.load(str(tmp_path / "viewed.npz")).context_notes == 16
+    assert loaded.context_notes == 0
     for name, words in (("junk.npz", "not a readable learned scatter"),
                         ("foreign.npz", "not a readable learned scatter"),
                         ("two.npz", "do not fit a scatter network of 2 styles"),
+                        ("unviewed.npz", "do not fit a scatter network of 3 styles"),
                         ("missing.npz", "no such file")):
         with pytest.raises(humanize.HumanizeError) as raised:
             humanize.load(str(tmp_path / name))

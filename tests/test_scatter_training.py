@@ -306,6 +306,18 @@ def test_a_game_whose_scorers_see_more_columns_trains_the_same_network():
         assert a.shape == b.shape  # only the scorers read the extra column
 
 
+@pytest.mark.slow
+def test_a_network_with_a_view_of_the_passage_trains_its_view_too():
+    """One more compile of a small game: slow (CI runs it)."""
+    data, settings = _small_game()
+    params, losses = st.train(data, steps=3, seed=2,
+                              settings=settings._replace(context_notes=8, ema_decay=0.0))
+    fresh = ls.init_params(jax.random.split(jax.random.PRNGKey(2), 3)[0], 2, 8, 8)
+    assert np.isfinite(losses).all()
+    assert float(jnp.abs(params["params"]["passage"]["kernel"]
+                         - fresh["params"]["passage"]["kernel"]).max()) > 0
+
+
 def test_named_weights_are_read_in_order_and_checked():
     from experiments.train_scatter import named_weights
 
