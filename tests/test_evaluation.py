@@ -47,12 +47,18 @@ RISING_CLASSICAL = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
                                               "jazz": [50.0] * 88})
 
 
+def performance_folder(path) -> None:
+    """Two classical performances (seeds 1 and 2) and one jazz (seed 3) in STYLE/ folders
+    below ``path`` (a pathlib.Path)."""
+    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
+        os.makedirs(path / style)
+        for seed in seeds:
+            performance_file(str(path / style / f"piece{seed}.mid"), seed)
+
+
 @pytest.fixture
 def folder(tmp_path):
-    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
-        os.makedirs(tmp_path / "human" / style)
-        for seed in seeds:
-            performance_file(str(tmp_path / "human" / style / f"piece{seed}.mid"), seed)
+    performance_folder(tmp_path / "human")
     return tmp_path
 
 

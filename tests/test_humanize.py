@@ -12,7 +12,7 @@ import pytest
 from performer_factory import (ROOT, assert_only_piano_velocities_changed, cli,
                                export_tiny_model, piano_velocities, rich_file)
 from stylenet_jax import derived_systems, encoding, evaluation, humanize, midi, performances
-from test_evaluation import performance_file
+from test_evaluation import RISING_CLASSICAL, performance_file, performance_folder
 
 
 def _groups(sizes):
@@ -238,14 +238,9 @@ def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, mode
 
 
 def test_an_evaluated_humanize_system_draws_per_performance(tmp_path):
-    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
-        os.makedirs(tmp_path / style)
-        for seed in seeds:
-            performance_file(str(tmp_path / style / f"piece{seed}.mid"), seed)
+    performance_folder(tmp_path)
     found = performances.from_folder(str(tmp_path))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
-    part = evaluation.PerPitchSystem(stats)
+    part = evaluation.PerPitchSystem(RISING_CLASSICAL)
     scatters = humanize.load(humanize.GAUSSIAN_PATH)
     spec = derived_systems.parse_humanize("h=per_pitch:0.5", [part.name], scatters, seed=7)
     assert (spec.part, spec.amount, spec.name, spec.seed) == ("per_pitch", 0.5, "h", 7)

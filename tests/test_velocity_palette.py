@@ -2,7 +2,6 @@
 the palette file; and where it is used (evaluate --palette, experiments.fit_palette)."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 
 from performer_factory import ROOT
 from stylenet_jax import derived_systems, evaluation, performances, velocity_palette
-from test_evaluation import performance_file
+from test_evaluation import RISING_CLASSICAL, performance_folder
 
 VP = velocity_palette
 
@@ -96,14 +95,9 @@ def test_a_palette_file_round_trips_and_a_bad_one_is_one_line(tmp_path):
 
 
 def test_a_palette_system_plays_each_performance_on_its_styles_palette(tmp_path):
-    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
-        os.makedirs(tmp_path / style)
-        for seed in seeds:
-            performance_file(str(tmp_path / style / f"piece{seed}.mid"), seed)
+    performance_folder(tmp_path)
     found = performances.from_folder(str(tmp_path))
-    stats = evaluation.NoteStatistics({"classical": 70.0, "jazz": 40.0},
-                                      {"classical": list(range(1, 89)), "jazz": [50.0] * 88})
-    part = evaluation.PerPitchSystem(stats)
+    part = evaluation.PerPitchSystem(RISING_CLASSICAL)
     palettes = VP.Palettes({"classical": VP.Palette(_lumpy_counts()),
                             "jazz": VP.Palette(np.r_[0.0, np.ones(127)])}, {})
     spec = derived_systems.parse_palette("p=per_pitch", [part.name], palettes, seed=7)
@@ -123,10 +117,7 @@ def test_a_palette_system_plays_each_performance_on_its_styles_palette(tmp_path)
 
 
 def test_fit_palette_counts_each_styles_velocities_and_refuses_bad_input(tmp_path):
-    for style, seeds in (("classical", (1, 2)), ("jazz", (3,))):
-        os.makedirs(tmp_path / "human" / style)
-        for seed in seeds:
-            performance_file(str(tmp_path / "human" / style / f"piece{seed}.mid"), seed)
+    performance_folder(tmp_path / "human")
     out, picture = tmp_path / "palette.json", tmp_path / "palette.png"
     args = [sys.executable, "-m", "experiments.fit_palette", f"--out={out}",
             f"--picture={picture}", "--noprogress"]
