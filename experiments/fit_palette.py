@@ -1,4 +1,4 @@
-r"""Count the velocities each style's pianists play: the palette ``stylize --humanize`` plays on.
+r"""Count the velocities each style's pianists play: the palette ``stylize --palette`` plays on.
 
     python -m experiments.fit_palette --data_dir=runs/data/heldout_quarter
 
@@ -33,7 +33,7 @@ def _define_flags() -> None:
                         "the shipped palette, stylenet_jax/assets/velocity_palette.json).")
     flags.DEFINE_string("picture", "results/velocity_palette.png", "PNG of the palettes "
                         "(empty: none).")
-    flags.DEFINE_bool("progress", True, "Print a line per performance.")
+    flags.DEFINE_bool("progress", True, "Say how many performances were read.")
 
 
 def summary(counts: np.ndarray) -> str:
@@ -42,7 +42,8 @@ def summary(counts: np.ndarray) -> str:
     shares = counts / counts.sum()
     cumulative = np.cumsum(shares)
     lo, hi = int(np.searchsorted(cumulative, 0.05)), int(np.searchsorted(cumulative, 0.95))
-    neighbours = (shares[lo - 1:hi] + shares[lo + 1:hi + 2]) / 2
+    padded = np.pad(shares, 1)  # padded[v + 1] is velocity v's share
+    neighbours = (padded[lo:hi + 1] + padded[lo + 2:hi + 3]) / 2
     rare = [v for v, share, around in zip(range(lo, hi + 1), shares[lo:hi + 1], neighbours)
             if share < 0.2 * around]
     return (f"{int(counts.sum())} notes, {int(np.count_nonzero(counts))} values played; "
@@ -77,8 +78,7 @@ def main(argv: Sequence[str]) -> None:
     except evaluate.BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    for done, human in enumerate(performed, 1):
-        log(f"[{done}/{len(performed)}] {human.id} ({len(human.notes)} notes)")
+    log(f"read {len(performed)} performances")
     counts = velocity_palette.count((p.style, p.notes.velocity) for p in performed)
     if FLAGS.picture:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.picture)), exist_ok=True)
