@@ -210,12 +210,14 @@ def parse_humanize(spec: str, known: Sequence[str], scatters: Any,
                           else scatters, name, seed)
 
 
+_PALETTE_STREAM = 256  # not a byte: a palette's draw never repeats a humanize draw's stream
+
+
 @dataclasses.dataclass(frozen=True)
 class PaletteSystem:
     """Another system's velocities played on the piece's style's velocity palette
     (``velocity_palette.Palette.play``: what ``stylize --humanize --palette`` does after its
-    draw), the
-    draw seeded by ``seed`` and the performance's id. Scored after ``part``."""
+    draw), the draw seeded by ``seed`` and the performance's id. Scored after ``part``."""
 
     part: str
     palettes: Any  # velocity_palette.Palettes
@@ -226,9 +228,6 @@ class PaletteSystem:
         palette = self.palettes.for_blend({performed.style: 1.0})
         rng = np.random.default_rng([self.seed, *performed.id.encode(), _PALETTE_STREAM])
         return Performance(palette.play(done[self.part].velocities, rng))
-
-
-_PALETTE_STREAM = 256  # not a byte: a palette's draw never repeats a humanize draw's stream
 
 
 def parse_palette(spec: str, known: Sequence[str], palettes: Any,

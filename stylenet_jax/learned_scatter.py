@@ -211,10 +211,9 @@ def init_params(key: jax.Array, num_styles: int, width: int = 32,
     """Fresh ``ScatterNet`` parameters for ``num_styles`` styles."""
     length = MIN_LENGTH
     zeros = jnp.zeros((1, length))
-    return ScatterNet(width, context_notes=context_notes).init(key, jnp.zeros((1, length, 5)),
-                                  jnp.zeros((1, length, num_styles)), zeros,
-                                  jnp.zeros((1, length), jnp.int32), zeros > -1,
-                                  jnp.zeros((1, length, NOISE_CHANNELS)))
+    return ScatterNet(width, context_notes=context_notes).init(
+        key, jnp.zeros((1, length, 5)), jnp.zeros((1, length, num_styles)), zeros,
+        jnp.zeros((1, length), jnp.int32), zeros > -1, jnp.zeros((1, length, NOISE_CHANNELS)))
 
 
 def save(path: str, params: Any, styles: Sequence[str], made_by: str,
