@@ -60,6 +60,7 @@ def _define_flags() -> None:
                               "system with a scatter added (stylize --humanize AMOUNT, drawn "
                               "from --seed; FILE as in experiments.evaluate) against the "
                               "pianist, e.g. model_h100=model:1.")
+    evaluate.define_palette_flag()  # e.g. --palette=model_h110_p=model_h110
     flags.DEFINE_integer("excerpts", 20, "How many excerpts; each gives one pair per system.")
     flags.DEFINE_float("excerpt_seconds", 10.0, "Length of an excerpt (the paper: 10).")
     flags.DEFINE_integer("min_notes", 12, "Fewest notes an excerpt may hold.")
@@ -163,7 +164,8 @@ def main(argv: Sequence[str]) -> None:
         systems, described = build_systems(FLAGS.model, FLAGS.baselines,
                                            features_model=FLAGS.features_model,
                                            seed=FLAGS.seed, contrast_specs=FLAGS.contrast,
-                                           humanize_specs=FLAGS.humanize)
+                                           humanize_specs=FLAGS.humanize,
+                                           palette_specs=FLAGS.palette)
         if not systems:
             raise ValueError("no system to put against the pianist: give --model or "
                              "--baselines")

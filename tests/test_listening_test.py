@@ -33,7 +33,8 @@ def kit(tmp_path_factory):
     songs = write_songs(str(root / "songs"))
     out = str(root / "kit")
     done = kit_command(f"--midi_dir={songs}", f"--out={out}", f"--model=tiny={model}",
-                       "--baselines=random", "--humanize=tiny_h=tiny:0.75", "--excerpts=4",
+                       "--baselines=random", "--humanize=tiny_h=tiny:0.75", "--palette=tiny_p=tiny_h",
+                       "--excerpts=4",
                        f"--excerpt_seconds={EXCERPT_S}",
                        "--min_notes=4", "--sample_rate=16000", "--seed=1")
     assert done.returncode == 0, done.stderr
@@ -61,8 +62,8 @@ def test_rendering_follows_the_velocities():
 def test_kit_pairs_each_excerpt_with_every_system_and_keeps_the_key_apart(kit):
     out, key = kit
     assert sorted(os.listdir(out)) == ["answer_key.csv", "kit.json", "page"]
-    assert {r["system"] for r in key} == {"tiny", "random", "tiny_h"}
-    assert sum(r["kind"] == "excerpt" for r in key) == 12  # 4 excerpts x 3 systems
+    assert {r["system"] for r in key} == {"tiny", "random", "tiny_h", "tiny_p"}
+    assert sum(r["kind"] == "excerpt" for r in key) == 16  # 4 excerpts x 4 systems
     assert {r["human"] for r in key} == {"A", "B"}
     page = open(os.path.join(out, "page", "index.html")).read()
     assert "tiny" not in page and "random" not in page and "answer_key" not in page
