@@ -24,13 +24,14 @@ from typing import Sequence
 from absl import app, flags
 
 from experiments import evaluate
-from stylenet_jax import human_classifier, learned_scatter, scatter_training, tree_prior
+from stylenet_jax import (excerpt_statistics, human_classifier, learned_scatter,
+                          scatter_training, tree_prior)
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
 
 
-COLUMN_HELP = {  # the flag of each of scatter_training.SCORER_COLUMNS
+COLUMN_HELP = {  # the flag of each of excerpt_statistics.SCORER_COLUMNS
     "velocity_sharing": "Let the scorers also see, for each note, one over how many of the "
                         "excerpt's notes share its velocity, so they can count distinct "
                         "velocities (the judges' first tell of the scatters); about O(notes^2).",
@@ -79,7 +80,7 @@ def _define_flags() -> None:
                       "judges), or both.")
     flags.DEFINE_list("scorer_weight", [], "KIND:WEIGHT,...: weigh these kinds of --scorers "
                       "this much in the network's loss instead of 1 (e.g. per_style:3).")
-    for name in scatter_training.SCORER_COLUMNS:  # a flag each, off: the scorers' extra columns
+    for name in excerpt_statistics.SCORER_COLUMNS:  # a flag each, off: the scorers' extra columns
         flags.DEFINE_bool(name, False, COLUMN_HELP[name])
     flags.DEFINE_integer("width", scatter_training.Settings().width, "Channels of the scatter "
                          "network's layers (the file records it; stylize reads it from there).",
@@ -88,6 +89,11 @@ def _define_flags() -> None:
                          "the passage, the mean of its last layer over this many notes either "
                          "side of each note (its convolutions see 29 notes; the file records "
                          "it). 0: the shipped network.", lower_bound=0)
+    flags.DEFINE_float("statistics_weight", 0.0, "Above 0: also charge the network this much "
+                       "for each style's mean offset from the pianists, in standard deviations "
+                       "squared and summed, in the trees' excerpt statistics it can match "
+                       "(stylenet_jax.excerpt_statistics.MATCHED_STATISTICS). 0: the shipped "
+                       "game.", lower_bound=0.0)
     flags.DEFINE_integer("scorer_width", scatter_training.Settings().scorer_width,
                          "Channels of the scorer the network plays against (the evaluation's "
                          f"classifier has {human_classifier.WIDTH}; the file records it).",
@@ -130,7 +136,7 @@ def main(argv: Sequence[str]) -> None:
         scorer_weights = tuple(by_kind.values()) if FLAGS.scorer_weight else ()
         scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles,
                                                  scorer_weights)
-        columns = tuple(name for name in scatter_training.SCORER_COLUMNS if FLAGS[name].value)
+        columns = tuple(name for name in excerpt_statistics.SCORER_COLUMNS if FLAGS[name].value)
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
@@ -157,7 +163,8 @@ def main(argv: Sequence[str]) -> None:
                                          scorer_width=FLAGS.scorer_width,
                                          scorers=scorers, scorer_weights=scorer_weights,
                                          scorer_columns=columns,
-                                         context_notes=FLAGS.context_notes)
+                                         context_notes=FLAGS.context_notes,
+                                         statistics_weight=FLAGS.statistics_weight)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
@@ -172,6 +179,8 @@ def main(argv: Sequence[str]) -> None:
              **({"scorer_weights": by_kind} if FLAGS.scorer_weight else {}),
              **({"scorer_columns": list(columns)} if columns else {}),
              **({"context_notes": FLAGS.context_notes} if FLAGS.context_notes else {}),
+             **({"statistics_weight": FLAGS.statistics_weight} if FLAGS.statistics_weight
+                else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -13,8 +13,11 @@ weights (decay 0.998), which steadies what a game's last steps leave. With
 ``Settings.scorers`` the network can also play against one scorer per style, each learning
 from its style's excerpts alone (the one-style judges of ``experiments.judges``), or against
 both kinds at once; ``scorer_weights`` weighs the kinds, and ``scorer_columns`` gives the
-scorers more columns (``SCORER_COLUMNS``): statistics of a whole excerpt that per-note
-features pooled by a mean and a max cannot compute, such as its count of distinct velocities.
+scorers more columns (``excerpt_statistics.SCORER_COLUMNS``): statistics of a whole excerpt
+that per-note features pooled by a mean and a max cannot compute, such as its count of distinct
+velocities. ``statistics_weight`` charges the network, besides, for each style's systematic
+offset from the pianists in the trees' excerpt statistics (``excerpt_statistics.
+statistics_gap``): feature matching on the statistics of a judge it cannot play against.
 
 Pipeline: ``excerpt_arrays`` (performances + a system's velocities -> padded arrays, static
 shapes) -> ``train`` (jitted steps, explicit PRNG keys) -> ``learned_scatter.save``.
@@ -31,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from stylenet_jax import excerpt_statistics as es
 from stylenet_jax import human_classifier as hc
 from stylenet_jax import learned_scatter as ls
 from stylenet_jax.performances import Performed
@@ -84,77 +88,18 @@ def excerpt_arrays(performed: Sequence[Performed], system_velocities: Sequence[n
     return out
 
 
-SHARED_VELOCITY_WIDTH = 0.5  # velocity units: the kernel of ``velocity_sharing``'s soft count
-
-
-def velocity_sharing(velocity: jax.Array, mask: jax.Array) -> jax.Array:
-    """float32 (B, L): one over each note's soft count of the excerpt's notes at its velocity
-    (itself included; velocity float (B, L), /127, whole units; mask bool (B, L)), zero where
-    ``mask`` is False. Its mean over an excerpt's notes is about the number of distinct
-    velocities per note, the judges' first tell of the scatters (``experiments.judges``), which
-    per-note features cannot count; a Gaussian kernel of ``SHARED_VELOCITY_WIDTH`` units keeps
-    it differentiable. O(L^2) per excerpt."""
-    keep = mask.astype(jnp.float32)
-    apart = 127.0 * (velocity[:, :, None] - velocity[:, None, :]) / SHARED_VELOCITY_WIDTH
-    count = (jnp.exp(-0.5 * apart ** 2) * keep[:, None, :]).sum(-1)
-    return keep / jnp.maximum(count, 1.0)
-
-
-LOG_DURATION_COLUMN = 2  # of ``hc.note_context``'s columns
-STANDARD_SCORE_FLOOR = 1e-3  # added in quadrature to an excerpt's sd (/127 units, log steps)
-
-
-def _excerpt_mean(values: jax.Array, keep: jax.Array) -> jax.Array:
-    """float32 (B, 1): each excerpt's mean of ``values`` (B, L) over the notes ``keep``
-    (float (B, L), 1 or 0) marks."""
-    return (values * keep).sum(1, keepdims=True) / jnp.maximum(keep.sum(1, keepdims=True), 1.0)
-
-
-def _standard_scores(values: jax.Array, keep: jax.Array) -> jax.Array:
-    """float32 (B, L): ``values`` (B, L) less their excerpt's mean over the notes ``keep``
-    (float (B, L), 1 or 0) marks, over that sd (floored), zero where ``keep`` is 0."""
-    centred = (values - _excerpt_mean(values, keep)) * keep
-    return centred / jnp.sqrt(_excerpt_mean(centred ** 2, keep) + STANDARD_SCORE_FLOOR ** 2)
-
-
-def duration_coupling(velocity: jax.Array, context: jax.Array, mask: jax.Array) -> jax.Array:
-    """float32 (B, L): each note's standard score of velocity (float (B, L), /127) times that
-    of its log duration (``context`` float (B, L, 5)'s ``LOG_DURATION_COLUMN``), both within
-    the excerpt's real notes (``mask`` bool (B, L)); zero where ``mask`` is False. Its mean over
-    an excerpt's notes is the correlation of loudness with note length, the classical judges'
-    first tell of the scatters (``experiments.judges``)."""
-    keep = mask.astype(jnp.float32)
-    return (_standard_scores(velocity, keep)
-            * _standard_scores(context[..., LOG_DURATION_COLUMN], keep))
-
-
-SCORER_COLUMNS: dict[str, Callable[[jax.Array, jax.Array, jax.Array], jax.Array]] = {
-    "velocity_sharing": lambda velocity, context, mask: velocity_sharing(velocity, mask),
-    "duration_coupling": duration_coupling,
-}  # name -> (velocity (B, L), context (B, L, 5), mask (B, L)) -> float32 (B, L)
-
-
-def check_columns(columns: Sequence[str]) -> tuple[str, ...]:
-    """``columns`` as a tuple of distinct ``SCORER_COLUMNS`` names; raises ValueError
-    otherwise."""
-    if any(name not in SCORER_COLUMNS for name in columns) or len(set(columns)) != len(columns):
-        raise ValueError(f"scorer columns {list(columns)}: name each of {list(SCORER_COLUMNS)} "
-                         "at most once")
-    return tuple(columns)
-
-
 def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Array,
                         mask: jax.Array, columns: tuple[str, ...] = ()) -> jax.Array:
     """float32 (B, L, hc.NUM_FEATURES + len(columns)): ``hc.note_features`` of excerpts
     played at ``velocity`` (float (B, L), /127), differentiable, zero where ``mask`` is False.
     ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance. Then one
-    column for each of ``columns``, ``SCORER_COLUMNS`` names (the training scorers' alone)."""
+    column for each of ``columns``, ``es.SCORER_COLUMNS`` names (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
     context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
-    mean = _excerpt_mean(velocity, keep)
+    mean = es.excerpt_mean(velocity, keep)
     previous = jnp.concatenate([velocity[:, :1], velocity[:, :-1]], axis=1)
     chord = velocity - ls.segment_mean(velocity, groups, mask)
-    extra = [SCORER_COLUMNS[name](velocity, context, mask)[..., None] for name in columns]
+    extra = [es.SCORER_COLUMNS[name](velocity, context, mask)[..., None] for name in columns]
     features = jnp.concatenate([jnp.stack([velocity, velocity - mean, velocity - previous], -1),
                                 context, chord[..., None], *extra], axis=-1)
     return features * keep[..., None]
@@ -174,6 +119,15 @@ def _rounded(velocity: jax.Array) -> jax.Array:
     """Whole MIDI velocities 1..127 (/127) forward, the identity backward."""
     whole = jnp.clip(jnp.round(velocity * 127.0), 1.0, 127.0) / 127.0
     return velocity + jax.lax.stop_gradient(whole - velocity)
+
+
+def statistics_scale(data: Excerpts, chunk: int = 1024) -> jax.Array:
+    """float32 (len(es.MATCHED_STATISTICS),): each matched statistic's sd over the pianists'
+    excerpts of ``data`` (floored at 1e-3), the unit ``es.statistics_gap`` charges in."""
+    rows = [es.matched_statistics(*(jnp.asarray(a[i:i + chunk]) for a in
+                                    (data.human, data.context, data.groups, data.mask)))
+            for i in range(0, data.mask.shape[0], chunk)]
+    return jnp.maximum(jnp.concatenate(rows).std(axis=0), 1e-3)
 
 
 DEFAULT_STEPS = 5000  # the shipped scatter's: past about 2000 the classifier moves little
@@ -197,7 +151,8 @@ class Settings(NamedTuple):
     scorer_reset_every: int = 1000  # > 0: a fresh scorer every this many rounds (0: one scorer)
     scorers: tuple[str, ...] = (POOLED,)  # kinds the network plays against; its loss: their mean
     scorer_weights: tuple[float, ...] = ()  # one per kind of ``scorers``: a weighted mean instead
-    scorer_columns: tuple[str, ...] = ()  # ``SCORER_COLUMNS`` the scorers also see
+    scorer_columns: tuple[str, ...] = ()  # ``es.SCORER_COLUMNS`` the scorers also see
+    statistics_weight: float = 0.0  # > 0: × ``es.statistics_gap`` on the network's loss
     context_notes: int = 0  # > 0: the network's view of the passage (``ScatterNet``)
 
 
@@ -277,10 +232,11 @@ class GameState(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("settings",))
-def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Settings):
+def _step(state: GameState, key, data: Excerpts, draws: Draws, statistics_scale: jax.Array,
+          settings: Settings):
     """One round on a batch picked by ``draws``:
-    ``settings.scorer_steps`` scorer steps, then one network step. Returns the new state and
-    (scorer loss, network loss)."""
+    ``settings.scorer_steps`` scorer steps, then one network step (``statistics_scale``: float
+    (K,), ``es.statistics_gap``'s). Returns the new state and (scorer loss, network loss)."""
     net_params, net_opt, scorer_params, scorer_opt, average = state
     scorer = hc.HumannessScorer(settings.scorer_width)
     net = ls.ScatterNet(settings.width, context_notes=settings.context_notes)
@@ -332,6 +288,12 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, settings: Setting
         else:
             error = 127.0 * (jnp.abs(velocity - batch.human) * keep).sum() / keep.sum()
             charge = settings.accuracy_weight * error
+        if settings.statistics_weight > 0:  # static: off, the game is unchanged
+            gap = es.statistics_gap(
+                es.matched_statistics(velocity, batch.context, batch.groups, batch.mask),
+                es.matched_statistics(batch.human, batch.context, batch.groups, batch.mask),
+                batch.style, statistics_scale)
+            charge = charge + settings.statistics_weight * gap
         return realism + charge
 
     loss_g, grads = jax.value_and_grad(net_loss)(net_params)
@@ -349,7 +311,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
     loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
     compile; every draw comes from ``seed``'s PRNG key."""
     check_scorers(settings.scorers, settings.balance_styles, settings.scorer_weights)
-    check_columns(settings.scorer_columns)
+    es.check_columns(settings.scorer_columns)
     if settings.accuracy_by_style and len(settings.accuracy_by_style) != data.style.shape[-1]:
         raise ValueError(f"{len(settings.accuracy_by_style)} accuracy weights for "
                          f"{data.style.shape[-1]} styles")
@@ -375,6 +337,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
 
     state = GameState(net_params, optax.adam(settings.learning_rate).init(net_params),
                       *fresh_scorer(scorer_key), net_params)
+    scale = statistics_scale(data) if settings.statistics_weight > 0 else jnp.ones(1)
     device_data = Excerpts(*(jnp.asarray(a) for a in data))
     picks = make_draws(data.style, settings.balance_styles)
     if PER_STYLE in settings.scorers and int(picks.counts.min()) == 0:
@@ -385,7 +348,7 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
         if settings.scorer_reset_every and step % settings.scorer_reset_every == 0:
             scorer, scorer_opt = fresh_scorer(jax.random.fold_in(scorer_key, step))
             state = state._replace(scorer=scorer, scorer_opt=scorer_opt)
-        state, loss = _step(state, step_key, device_data, picks, settings)
+        state, loss = _step(state, step_key, device_data, picks, scale, settings)
         losses.append(loss)
         if step % report_every == 0 or step == steps:
             recent = np.asarray(jax.device_get(losses[-report_every:]), np.float64)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from side_by_side import run_side_by_side
-from stylenet_jax import human_classifier as hc, learned_scatter as ls, scatter_training as st
+from stylenet_jax import excerpt_statistics as es, human_classifier as hc, learned_scatter as ls
+from stylenet_jax import scatter_training as st
 from stylenet_jax.notes import Notes
 from stylenet_jax.performances import Performed
 
@@ -51,52 +52,6 @@ def test_the_differentiable_features_are_the_classifiers_features():
             jnp.asarray(data.groups[row:row + 1]), jnp.asarray(data.mask[row:row + 1])))[0]
         np.testing.assert_allclose(got[:n], expected[:256], atol=1e-6)
         assert not got[n:].any()  # padding is zeros, as the classifier pads
-
-
-def test_velocity_sharing_counts_the_notes_at_each_velocity_and_its_mean_the_distinct_ones():
-    velocity = jnp.asarray([[64, 64, 64, 80, 30, 0], [50, 51, 0, 0, 0, 0]], jnp.float32) / 127
-    mask = jnp.asarray([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0]], bool)
-    sharing = np.asarray(st.velocity_sharing(velocity, mask))
-    np.testing.assert_allclose(sharing[0], [1 / 3, 1 / 3, 1 / 3, 1, 1, 0], rtol=1e-5)
-    assert sharing[0].sum() / 5 == pytest.approx(3 / 5)  # 3 distinct velocities in 5 notes
-    neighbours = 1 / (1 + np.exp(-2.0))  # one unit apart: exp(-(1 / 0.5)^2 / 2) of a note
-    np.testing.assert_allclose(sharing[1], [neighbours, neighbours, 0, 0, 0, 0], rtol=1e-5)
-    grad = jax.grad(lambda v: st.velocity_sharing(v, mask).sum())(velocity)
-    assert np.isfinite(np.asarray(grad)).all() and np.asarray(grad)[1, 0] < 0  # nearer: fewer
-    plain = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
-                                   mask)
-    more = st.classifier_features(velocity, jnp.zeros((2, 6, 5)), jnp.zeros((2, 6), jnp.int32),
-                                  mask, columns=("velocity_sharing",))
-    assert more.shape == (2, 6, hc.NUM_FEATURES + 1)
-    np.testing.assert_array_equal(np.asarray(more[..., :-1]), np.asarray(plain))
-    np.testing.assert_allclose(np.asarray(more[..., -1]), sharing, rtol=1e-6)
-
-
-def test_duration_coupling_averages_to_the_excerpts_correlation_of_velocity_and_length():
-    rng = np.random.default_rng(0)
-    velocity = jnp.asarray(rng.integers(20, 110, (2, 9)) / 127, jnp.float32)
-    context = jnp.asarray(rng.uniform(0, 1, (2, 9, 5)), jnp.float32)
-    mask = jnp.asarray([[1] * 9, [1] * 6 + [0] * 3], bool)
-    coupling = np.asarray(st.duration_coupling(velocity, context, mask))
-    for row, n in enumerate((9, 6)):
-        expected = np.corrcoef(np.asarray(velocity[row, :n]),
-                               np.asarray(context[row, :n, st.LOG_DURATION_COLUMN]))[0, 1]
-        assert coupling[row, :n].mean() == pytest.approx(expected, abs=1e-3)
-    assert not coupling[1, 6:].any()  # padding
-    flat = jnp.full((1, 4), 64 / 127)  # one velocity, one length: no correlation, no NaN
-    still = st.duration_coupling(flat, jnp.zeros((1, 4, 5)), jnp.ones((1, 4), bool))
-    grad = jax.grad(lambda v: st.duration_coupling(v, context[:1, :4], mask[:1, :4]).sum())(flat)
-    assert not np.asarray(still).any() and np.isfinite(np.asarray(grad)).all()
-    both = st.classifier_features(velocity, context, jnp.zeros((2, 9), jnp.int32), mask,
-                                  columns=("duration_coupling", "velocity_sharing"))
-    assert both.shape == (2, 9, hc.NUM_FEATURES + 2)
-    np.testing.assert_allclose(np.asarray(both[..., -2]), coupling, rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(both[..., -1]),
-                               np.asarray(st.velocity_sharing(velocity, mask)), rtol=1e-6)
-    with pytest.raises(ValueError, match="scorer columns"):
-        st.check_columns(["duration_coupling", "duration_coupling"])
-    with pytest.raises(ValueError, match="scorer columns"):
-        st.check_columns(["loudness"])
 
 
 def test_excerpts_carry_style_system_human_and_groups_from_zero():
@@ -307,6 +262,22 @@ def test_a_game_whose_scorers_see_more_columns_trains_the_same_network():
 
 
 @pytest.mark.slow
+def test_the_statistics_charge_adds_its_weight_times_the_gap_and_leaves_the_scorers_alone():
+    """Three small games, three compiles: slow (CI runs it). At the first round the network
+    and scorers are the same whatever the weight, so the charge is linear in it."""
+    data, settings = _small_game()
+    scale = np.asarray(st.statistics_scale(data))
+    assert scale.shape == (len(es.MATCHED_STATISTICS),) and (scale >= 1e-3).all()
+    off, one, two = (st.train(data, steps=2, seed=4,
+                              settings=settings._replace(statistics_weight=w))[1]
+                     for w in (0.0, 1.0, 2.0))
+    assert one[0, 1] > off[0, 1]  # a flat system is far from the pianists' statistics
+    np.testing.assert_allclose(two[0, 1] - off[0, 1], 2 * (one[0, 1] - off[0, 1]), rtol=1e-4)
+    np.testing.assert_array_equal(one[0, 0], off[0, 0])  # the scorers never see the charge
+    assert not np.allclose(one[1], off[1])  # and the network it trains plays on differently
+
+
+@pytest.mark.slow
 def test_a_network_with_a_view_of_the_passage_trains_its_view_too():
     """One more compile of a small game: slow (CI runs it)."""
     data, settings = _small_game()
@@ -371,12 +342,13 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     run("experiments.tree_prior", f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2")
     done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
                "--steps=3", "--width=8", "--scorer_width=6", f"--out={out}", "--noprogress",
-               "--duration_coupling")
+               "--duration_coupling", "--statistics_weight=0.5")
     assert done.stdout.startswith(f"wrote {os.path.relpath(out, ROOT)}: 3 steps on ")
     scatter = ls.load(out)
     assert scatter.styles == ("classical", "jazz") and scatter.about["steps"] == 3
     assert scatter.about["scorer_width"] == 6  # the game's scorer: recorded, not stored
     assert scatter.about["scorer_columns"] == ["duration_coupling"]
+    assert scatter.about["statistics_weight"] == 0.5
     assert scatter.about["width"] == 8  # --width, read back from the file's own shapes:
     assert scatter.params["params"]["Dense_0"]["kernel"].shape[-1] == 8
     source = sorted((tmp_path / "midi" / "jazz").iterdir())[0]
