@@ -322,8 +322,8 @@ def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
-    """A built synthetic corpus, its tree priors, a few training steps, then the file in use:
-    six processes, about 45 s on 2 cores, hence slow (CI runs it)."""
+    """A built synthetic corpus, its tree priors, a few training steps, then the file in use,
+    then a scatter around a model's velocities: eight processes, hence slow (CI runs it)."""
     from data_prep import build, synthetic
 
     midi_dir, data_dir = str(tmp_path / "midi"), str(tmp_path / "data")
@@ -364,3 +364,30 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
         "--noprogress", "--noclassifier", "--resamples=20")
     text = open(report).read()
     assert "`model_learned`: model plus 1 × a learned scatter" in text
+    # around a model's velocities instead: the ones the evaluation's model system plays
+    from experiments import evaluate, train_scatter
+    from performer_factory import export_tiny_model
+    from stylenet_jax import evaluation, performer, tree_prior
+
+    tiny, around = export_tiny_model(str(tmp_path / "tiny.npz")), str(tmp_path / "model.npz")
+    done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
+               "--steps=2", "--width=8", "--scorer_width=6", f"--out={around}",
+               "--system=model", f"--model={tiny}")
+    assert "the model played" in done.stderr
+    assert ls.load(around).about["system"].startswith(f"the model `{tiny}` reading the tree")
+    performed, _ = evaluate.read_performances(data_dir, None, split="train")
+    by_model = train_scatter.system_velocities(performed, priors, "model", tiny, print)
+    by_tree = train_scatter.system_velocities(performed, priors, "tree", None, print)
+    plays = evaluation.ModelSystem(performer.Stylizer(tiny))
+    for p, model_says, tree_says in zip(performed, by_model, by_tree):
+        np.testing.assert_array_equal(model_says,
+                                      plays.perform(evaluation.flatten(p)).velocities)
+        np.testing.assert_array_equal(tree_says,
+                                      tree_prior.note_priors(priors, p))
+    assert any((m != t).any() for m, t in zip(by_model, by_tree))
+    missing = subprocess.run([sys.executable, "-m", "experiments.train_scatter",
+                              f"--data_dir={data_dir}", f"--prior_dir={priors}",
+                              "--system=model", f"--model={tmp_path / 'none.npz'}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: ") and "none.npz" in missing.stderr
