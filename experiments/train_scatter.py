@@ -11,9 +11,9 @@ them, and unlike the model's own they are honest on the pieces it trained on, wh
 the data. ``--system=model`` scatters a StyleNet model's velocities instead (the shipped one
 reading the same out-of-fold grids, as its training read them): what ``stylize`` plays the
 scatter around. Train on the training split; the reports score the test split. One compile,
-then about 0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style`` also plays it
-against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a step). Bad
-input: one line on stderr, exit status 2.
+then about 0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style``
+also plays it against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a
+step). Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ def kit(tmp_path_factory):
     songs = write_songs(str(root / "songs"))
     out = str(root / "kit")
     done = kit_command(f"--midi_dir={songs}", f"--out={out}", f"--model=tiny={model}",
-                       "--baselines=random", "--humanize=tiny_h=tiny:0.75", "--palette=tiny_p=tiny_h",
-                       "--excerpts=4",
+                       "--baselines=random", "--humanize=tiny_h=tiny:0.75",
+                       "--palette=tiny_p=tiny_h", "--excerpts=4",
                        f"--excerpt_seconds={EXCERPT_S}",
                        "--min_notes=4", "--sample_rate=16000", "--seed=1")
     assert done.returncode == 0, done.stderr
