@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 
 from stylenet_jax import learned_scatter as ls
+from stylenet_jax.statistics_judge import PHRASE_NOTES  # the phrase level's moving average
 
 SHARED_VELOCITY_WIDTH = 0.5  # velocity units: the kernel of ``velocity_sharing``'s soft count
 PITCH_COLUMN, INTER_ONSET_COLUMN, LOG_DURATION_COLUMN, IN_CHORD_COLUMN, CHORD_RANK_COLUMN = range(5)
 STANDARD_SCORE_FLOOR = 1e-3  # added in quadrature to an excerpt's sd (/127 units, log steps)
-PHRASE_NOTES = 8  # the moving average that stands for the phrase level (statistics_judge's)
 
 
 def excerpt_mean(values: jax.Array, keep: jax.Array) -> jax.Array:

@@ -95,7 +95,7 @@ def classifier_features(velocity: jax.Array, context: jax.Array, groups: jax.Arr
     ``context``: float (B, L, 5), ``ls.note_inputs``'s of the whole performance. Then one
     column for each of ``columns``, ``es.SCORER_COLUMNS`` names (the training scorers' alone)."""
     keep = mask.astype(jnp.float32)
-    context = context.at[:, 0, 1].set(0.0)  # an excerpt's first note: no time since the last
+    context = context.at[:, 0, es.INTER_ONSET_COLUMN].set(0.0)  # a first note: none since
     mean = es.excerpt_mean(velocity, keep)
     previous = jnp.concatenate([velocity[:, :1], velocity[:, :-1]], axis=1)
     chord = velocity - ls.segment_mean(velocity, groups, mask)
