@@ -13,7 +13,8 @@ reading the same out-of-fold grids, as its training read them): what ``stylize``
 scatter around. Train on the training split; the reports score the test split. One compile,
 then about 0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style``
 also plays it against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a
-step). Bad input: one line on stderr, exit status 2.
+step). ``--palette=shipped`` plays every draw on its style's velocity palette during training,
+as ``stylize --humanize --palette`` writes it. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from absl import app, flags
 
 from experiments import evaluate
 from stylenet_jax import (excerpt_statistics, human_classifier, learned_scatter, performer,
-                          scatter_training, tree_prior)
+                          scatter_training, straight_through_palette, tree_prior,
+                          velocity_palette)
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
@@ -105,6 +107,10 @@ def _define_flags() -> None:
                        "squared and summed, in the trees' excerpt statistics it can match "
                        "(stylenet_jax.excerpt_statistics.MATCHED_STATISTICS). 0: the shipped "
                        "game.", lower_bound=0.0)
+    flags.DEFINE_string("palette", None, "A velocity palette file (experiments.fit_palette; "
+                        "'shipped': stylize's): play every draw on its style's palette, as "
+                        "stylize --humanize --palette writes it, so the network learns against "
+                        "what is written (straight through). Unset: the shipped game.")
     flags.DEFINE_integer("scorer_width", scatter_training.Settings().scorer_width,
                          "Channels of the scorer the network plays against (the evaluation's "
                          f"classifier has {human_classifier.WIDTH}; the file records it).",
@@ -171,6 +177,9 @@ def main(argv: Sequence[str]) -> None:
         scorers = scatter_training.check_scorers(FLAGS.scorers, FLAGS.balance_styles,
                                                  scorer_weights)
         columns = tuple(name for name in excerpt_statistics.SCORER_COLUMNS if FLAGS[name].value)
+        palette_path = (velocity_palette.DEFAULT_PATH if FLAGS.palette == "shipped"
+                        else FLAGS.palette)
+        palettes = velocity_palette.load(palette_path) if palette_path else None
         performed, data = evaluate.read_performances(FLAGS.data_dir, None, split=FLAGS.split,
                                                      midi_root=FLAGS.midi_root)
         if not performed:
@@ -181,7 +190,9 @@ def main(argv: Sequence[str]) -> None:
         excerpts = scatter_training.excerpt_arrays(performed, system, styles, FLAGS.max_notes)
         by_style = named_weights(FLAGS.style_accuracy_weight, styles, FLAGS.accuracy_weight,
                                  "style_accuracy_weight")
-    except evaluate.BAD_INPUT as e:
+        palette = (straight_through_palette.tables(palettes.styles, styles) if palettes
+                   else None)
+    except evaluate.BAD_INPUT as e:  # a velocity_palette.PaletteError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log = evaluate.progress_printer(FLAGS.progress)
@@ -198,9 +209,10 @@ def main(argv: Sequence[str]) -> None:
                                          scorers=scorers, scorer_weights=scorer_weights,
                                          scorer_columns=columns,
                                          context_notes=FLAGS.context_notes,
-                                         statistics_weight=FLAGS.statistics_weight)
+                                         statistics_weight=FLAGS.statistics_weight,
+                                         palette=palette is not None)
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
-                                            settings=settings, progress=log)
+                                            settings=settings, progress=log, palette=palette)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
              "system": (f"the tree's out-of-fold velocities, `{FLAGS.prior_dir}`"
                         if FLAGS.system == TREE else
@@ -218,6 +230,7 @@ def main(argv: Sequence[str]) -> None:
              **({"context_notes": FLAGS.context_notes} if FLAGS.context_notes else {}),
              **({"statistics_weight": FLAGS.statistics_weight} if FLAGS.statistics_weight
                 else {}),
+             **({"palette": palette_path} if palette_path else {}),
              "final_losses": [round(float(x), 4) for x in losses[-250:].mean(axis=0)],
              "seconds": round(time.perf_counter() - began, 1)}
     command = "python -m experiments.train_scatter " + " ".join(sys.argv[1:])

@@ -37,6 +37,7 @@ import optax
 from stylenet_jax import excerpt_statistics as es
 from stylenet_jax import human_classifier as hc
 from stylenet_jax import learned_scatter as ls
+from stylenet_jax import straight_through_palette as stp
 from stylenet_jax.performances import Performed
 
 
@@ -154,6 +155,7 @@ class Settings(NamedTuple):
     scorer_columns: tuple[str, ...] = ()  # ``es.SCORER_COLUMNS`` the scorers also see
     statistics_weight: float = 0.0  # > 0: × ``es.statistics_gap`` on the network's loss
     context_notes: int = 0  # > 0: the network's view of the passage (``ScatterNet``)
+    palette: bool = False  # play each draw on its style's palette (``straight_through_palette``)
 
 
 def check_scorers(scorers: Sequence[str], balance_styles: bool = True,
@@ -233,10 +235,11 @@ class GameState(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("settings",))
 def _step(state: GameState, key, data: Excerpts, draws: Draws, statistics_scale: jax.Array,
-          settings: Settings):
+          palette: stp.PaletteTables | None, settings: Settings):
     """One round on a batch picked by ``draws``:
     ``settings.scorer_steps`` scorer steps, then one network step (``statistics_scale``: float
-    (K,), ``es.statistics_gap``'s). Returns the new state and (scorer loss, network loss)."""
+    (K,), ``es.statistics_gap``'s; ``palette``: the styles' tables where ``settings.palette``).
+    Returns the new state and (scorer loss, network loss)."""
     net_params, net_opt, scorer_params, scorer_opt, average = state
     scorer = hc.HumannessScorer(settings.scorer_width)
     net = ls.ScatterNet(settings.width, context_notes=settings.context_notes)
@@ -251,7 +254,10 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, statistics_scale:
     def drawn(params):
         residual = net.apply(params, batch.context, style, batch.system, batch.groups,
                              batch.mask, noise)
-        return _rounded(jnp.clip(batch.system + residual, 1 / 127, 1.0))
+        whole = _rounded(jnp.clip(batch.system + residual, 1 / 127, 1.0))
+        if settings.palette:  # static: off, the keys and the game are as they were
+            return stp.play(whole, batch.style, palette, jax.random.fold_in(noise_key, 1))
+        return whole
 
     def played(velocity):
         return classifier_features(velocity, batch.context, batch.groups, batch.mask,
@@ -305,13 +311,17 @@ def _step(state: GameState, key, data: Excerpts, draws: Draws, statistics_scale:
 
 
 def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Settings(),
-          progress: Callable[[str], None] = lambda line: None, report_every: int = 250):
+          progress: Callable[[str], None] = lambda line: None, report_every: int = 250,
+          palette: stp.PaletteTables | None = None):
     """Trains a scatter network on ``data`` for ``steps`` rounds; returns its params (their
     moving average where ``settings.ema_decay`` > 0) and the per-round (scorer loss, network
     loss) as float64 (steps, 2); with several scorers the scorer loss is their sum. One
-    compile; every draw comes from ``seed``'s PRNG key."""
+    compile; every draw comes from ``seed``'s PRNG key. ``palette``: the styles' tables
+    (``stp.tables``), needed where ``settings.palette``."""
     check_scorers(settings.scorers, settings.balance_styles, settings.scorer_weights)
     es.check_columns(settings.scorer_columns)
+    if settings.palette and (palette is None or palette.below.shape[0] != data.style.shape[-1]):
+        raise ValueError("a game on the palette needs one palette per style")
     if settings.accuracy_by_style and len(settings.accuracy_by_style) != data.style.shape[-1]:
         raise ValueError(f"{len(settings.accuracy_by_style)} accuracy weights for "
                          f"{data.style.shape[-1]} styles")
@@ -348,7 +358,8 @@ def train(data: Excerpts, *, steps: int, seed: int = 0, settings: Settings = Set
         if settings.scorer_reset_every and step % settings.scorer_reset_every == 0:
             scorer, scorer_opt = fresh_scorer(jax.random.fold_in(scorer_key, step))
             state = state._replace(scorer=scorer, scorer_opt=scorer_opt)
-        state, loss = _step(state, step_key, device_data, picks, scale, settings)
+        state, loss = _step(state, step_key, device_data, picks, scale,
+                            palette if settings.palette else None, settings)
         losses.append(loss)
         if step % report_every == 0 or step == steps:
             recent = np.asarray(jax.device_get(losses[-report_every:]), np.float64)

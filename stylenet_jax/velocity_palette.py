@@ -64,19 +64,27 @@ class Palette:
                                "and at least one other above 0")
         object.__setattr__(self, "counts", counts)
 
-    def play(self, velocities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """int64 (n,) in 1..127: ``velocities`` (integer (n,), 1..127) played on this palette.
-        Each velocity k becomes a point drawn uniformly in (k - 1/2, k + 1/2), whose place in
-        the smoothed palette's distribution is read off the palette's own (a quantile map).
-        Draws n uniforms from ``rng``."""
-        velocities = np.clip(np.asarray(velocities, np.int64), 1, VELOCITIES - 1)
+    def quantile_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``play``'s map as float64 tables: ``below`` (129,), the smoothed palette's mass under
+        each velocity k - 1/2 (k = 0..128); ``smoothed`` (128,), its mass at each velocity; and
+        ``cumulative`` (128,), the palette's own mass at or under each velocity. A velocity k
+        at uniform u is written as the first velocity whose ``cumulative`` reaches
+        ``below[k] + u * smoothed[k]``."""
         shares = self.counts / self.counts.sum()
         smoothed = _smoothing_matrix() @ shares  # each velocity: its neighbours' mean share
         smoothed /= smoothed.sum()
-        below = np.concatenate([[0.0], np.cumsum(smoothed)])  # mass under velocity k - 1/2
+        return np.concatenate([[0.0], np.cumsum(smoothed)]), smoothed, np.cumsum(shares)
+
+    def play(self, velocities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """int64 (n,) in 1..127: ``velocities`` (integer (n,), 1..127) played on this palette.
+        Each velocity k becomes a point drawn uniformly in (k - 1/2, k + 1/2), whose place in
+        the smoothed palette's distribution is read off the palette's own (a quantile map,
+        ``quantile_tables``). Draws n uniforms from ``rng``."""
+        velocities = np.clip(np.asarray(velocities, np.int64), 1, VELOCITIES - 1)
+        below, smoothed, cumulative = self.quantile_tables()
         within = rng.uniform(0.0, 1.0, velocities.shape)
         quantile = below[velocities] + within * smoothed[velocities]
-        played = np.searchsorted(np.cumsum(shares), np.clip(quantile, 1e-12, 1.0 - 1e-12))
+        played = np.searchsorted(cumulative, np.clip(quantile, 1e-12, 1.0 - 1e-12))
         return np.clip(played, 1, VELOCITIES - 1).astype(np.int64)
 
 

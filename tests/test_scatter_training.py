@@ -314,6 +314,8 @@ def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
              (["--data_dir=x", "--prior_dir=y", "--out=a.json"], "an .npz file"),
              (["--data_dir=x", "--prior_dir=y", "--scorers=judge"], "one or both"),
              (["--data_dir=x", "--prior_dir=y", "--scorer_weight=judge:1"], "at most once"),
+             (["--data_dir=x", "--prior_dir=y", "--palette=none.json"],
+              "none.json: not a readable velocity palette"),
              ([f"--data_dir={tmp_path}", "--prior_dir=y"], str(tmp_path))]
     for (args, words), done in zip(cases, run_side_by_side(run, [a for a, _ in cases])):
         assert done.returncode == 2 and done.stderr.startswith("error: "), (args, done.stderr)
@@ -323,7 +325,8 @@ def test_command_refuses_what_it_cannot_train_on_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     """A built synthetic corpus, its tree priors, a few training steps, then the file in use,
-    then a scatter around a model's velocities: eight processes, hence slow (CI runs it)."""
+    then a scatter around a model's velocities, played on the palette: eight processes, hence
+    slow (CI runs it)."""
     from data_prep import build, synthetic
 
     midi_dir, data_dir = str(tmp_path / "midi"), str(tmp_path / "data")
@@ -367,14 +370,15 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     # around a model's velocities instead: the ones the evaluation's model system plays
     from experiments import evaluate, train_scatter
     from performer_factory import export_tiny_model
-    from stylenet_jax import evaluation, performer, tree_prior
+    from stylenet_jax import evaluation, performer, tree_prior, velocity_palette
 
     tiny, around = export_tiny_model(str(tmp_path / "tiny.npz")), str(tmp_path / "model.npz")
     done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
                "--steps=2", "--width=8", "--scorer_width=6", f"--out={around}",
-               "--system=model", f"--model={tiny}")
+               "--system=model", f"--model={tiny}", "--palette=shipped")
     assert "the model played" in done.stderr
     assert ls.load(around).about["system"].startswith(f"the model `{tiny}` reading the tree")
+    assert ls.load(around).about["palette"] == velocity_palette.DEFAULT_PATH  # its draws on it
     performed, _ = evaluate.read_performances(data_dir, None, split="train")
     by_model = train_scatter.system_velocities(performed, priors, "model", tiny, print)
     by_tree = train_scatter.system_velocities(performed, priors, "tree", None, print)
