@@ -174,10 +174,13 @@ def _run(inputs: Sequence[str], flags_) -> int:
     scatter = palette = None
     if amount:
         try:
-            scatter = humanize.for_blend(humanize.load(flags_.humanize_scatter),
-                                         blend or {features[1]: 1.0})
+            loaded = humanize.load(flags_.humanize_scatter)
+            scatter = humanize.for_blend(loaded, blend or {features[1]: 1.0})
         except humanize.HumanizeError as e:
             raise StylizeError(f"--humanize: {e}") from None
+        if getattr(loaded, "about", {}).get("palette") and not flags_.palette:
+            _warn("this scatter learned to play on the velocity palette (train_scatter "
+                  "--palette): add --palette to play it as it was trained")
     if amount and flags_.palette:
         try:
             palette = velocity_palette.load().for_blend(blend or {features[1]: 1.0})

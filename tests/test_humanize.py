@@ -218,6 +218,25 @@ def test_stylize_warns_that_a_scatter_or_palette_without_humanize_does_nothing(t
     assert (tmp_path / "alone.mid").read_bytes() == (tmp_path / "in.jazz.mid").read_bytes()
 
 
+def test_stylize_asks_for_the_palette_a_scatter_learned_on(tmp_path, model_path):
+    from stylenet_jax import learned_scatter
+
+    shipped = learned_scatter.load()
+    trained_on = str(tmp_path / "on_palette.npz")
+    learned_scatter.save(trained_on, shipped.params, shipped.styles, "a test",
+                         {**shipped.about, "palette": "velocity_palette.json"})
+    source = rich_file(str(tmp_path / "in.mid"), bars=2)
+    runs = {palette: cli(source, "--style=jazz", f"--checkpoint={model_path}", "--humanize=1",
+                         f"--humanize_scatter={trained_on}", *palette, "-o",
+                         str(tmp_path / f"out{len(palette)}.mid"))
+            for palette in ((), ("--palette",))}
+    assert all(done.returncode == 0 for done in runs.values()), runs
+    assert runs[()].stderr.strip().splitlines() == [
+        "warning: this scatter learned to play on the velocity palette (train_scatter "
+        "--palette): add --palette to play it as it was trained"]
+    assert "warning" not in runs[("--palette",)].stderr
+
+
 def test_stylize_humanize_refusals_are_one_line_and_write_nothing(tmp_path, model_path):
     source = rich_file(str(tmp_path / "in.mid"), bars=2)
     out = str(tmp_path / "out.mid")
