@@ -64,7 +64,9 @@ def test_a_style_without_a_palette_is_one_line():
         stp.tables(_palettes(), ["classical", "jazz"])
 
 
+@pytest.mark.slow
 def test_a_game_on_the_palette_plays_on_and_needs_its_tables():
+    """Three small games, three compiles: slow (CI runs it), as the other games' tests."""
     data, settings = _small_game()  # styles jazz and pop, a system at a flat 64
     on = settings._replace(palette=True)
     with pytest.raises(ValueError, match="one palette per style"):
