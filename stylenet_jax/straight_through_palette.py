@@ -32,10 +32,7 @@ def tables(palettes: Mapping[str, velocity_palette.Palette],
            styles: Sequence[str]) -> PaletteTables:
     """The tables of ``palettes`` ({style: Palette}, e.g. ``velocity_palette.load().styles``)
     for ``styles`` in order. Raises ``velocity_palette.PaletteError`` for a style with none."""
-    missing = [s for s in styles if s not in palettes]
-    if missing:
-        raise velocity_palette.PaletteError(
-            f"no velocity palette for {', '.join(missing)} (it has {', '.join(palettes)})")
+    velocity_palette.check_styles(palettes, styles)
     rows = [palettes[s].quantile_tables() for s in styles]
     return PaletteTables(*(jnp.asarray(np.stack(column), jnp.float32) for column in zip(*rows)))
 

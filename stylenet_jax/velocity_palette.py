@@ -98,13 +98,18 @@ class Palettes:
     def for_blend(self, blend: Mapping[str, float]) -> Palette:
         """The palette of a blend of styles ({style: weight}): each style's shares, weighted.
         PaletteError for a style with no palette."""
-        missing = sorted(s for s, w in blend.items() if w and s not in self.styles)
-        if missing:
-            raise PaletteError(f"no velocity palette for {', '.join(missing)} (it has "
-                               f"{', '.join(sorted(self.styles))})")
+        check_styles(self.styles, [s for s, w in blend.items() if w])
         mixed = sum(w * self.styles[s].counts / self.styles[s].counts.sum()
                     for s, w in blend.items() if w)
         return Palette(mixed)
+
+
+def check_styles(palettes: Mapping[str, Palette], styles: Iterable[str]) -> None:
+    """PaletteError (one line) naming each of ``styles`` that ``palettes`` has no palette for."""
+    missing = sorted(s for s in styles if s not in palettes)
+    if missing:
+        raise PaletteError(f"no velocity palette for {', '.join(missing)} (it has "
+                           f"{', '.join(sorted(palettes))})")
 
 
 def count(styles_and_velocities: Iterable[tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
