@@ -10,7 +10,7 @@ made them from trees that never saw the piece): the shipped model reads them and
 them, and unlike the model's own they are honest on the pieces it trained on, which are most of
 the data. ``--system=model`` scatters a StyleNet model's velocities instead (the shipped one
 reading the same out-of-fold grids, as its training read them): what ``stylize`` plays the
-scatter around. Train on the training split; the reports score the test split. One compile,
+scatter around; ``--system=both`` learns around both, every excerpt twice. Train on the training split; the reports score the test split. One compile,
 then about 0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style``
 also plays it against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a
 step). ``--palette=shipped`` plays every draw on its style's velocity palette during training,
@@ -34,7 +34,7 @@ from stylenet_jax import (excerpt_statistics, human_classifier, learned_scatter,
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
-TREE, MODEL = "tree", "model"  # --system: what the scatter plays around
+TREE, MODEL, BOTH = "tree", "model", "both"  # --system: what the scatter plays around
 
 
 COLUMN_HELP = {  # the flag of each of excerpt_statistics.SCORER_COLUMNS
@@ -57,12 +57,13 @@ def _define_flags() -> None:
                         "folder recorded when it was built).")
     flags.DEFINE_string("prior_dir", None, "The tree priors of --data_dir "
                         "(python -m experiments.tree_prior): the system that is scattered.")
-    flags.DEFINE_enum("system", TREE, [TREE, MODEL], "The velocities the scatter learns to "
-                      "play around: the tree's out-of-fold ones in --prior_dir, or those of the "
+    flags.DEFINE_enum("system", TREE, [TREE, MODEL, BOTH], "The velocities the scatter learns "
+                      "to play around: the tree's out-of-fold ones in --prior_dir, those of the "
                       "StyleNet model --model reading them (on the training split a hybrid's "
                       "out-of-fold velocities play about as close to the pianists as on "
-                      "pieces it never saw; one pass, about 5 min for 770 performances).")
-    flags.DEFINE_string("model", None, "With --system=model: the model (default: the shipped "
+                      "pieces it never saw; one pass, about 5 min for 770 performances), or "
+                      "both: every excerpt twice, once around each.")
+    flags.DEFINE_string("model", None, "With --system=model or both: the model (default: the shipped "
                         "one, stylize's).")
     flags.DEFINE_integer("steps", scatter_training.DEFAULT_STEPS, "Training rounds (two "
                          "scorer steps and one network step each).", lower_bound=1)
@@ -142,6 +143,15 @@ def system_velocities(performed: Sequence, prior_dir: str, system: str,
     return velocities
 
 
+def system_description(system: str, prior_dir: str, model_path: str | None) -> str:
+    """The ``about`` line of what the scatter learned to play around (``--system``)."""
+    tree = f"the tree's out-of-fold velocities, `{prior_dir}`"
+    model = (f"the model `{model_path or performer.DEFAULT_MODEL}` reading the tree's "
+             f"out-of-fold velocities, `{prior_dir}`")
+    return {TREE: tree, MODEL: model,
+            BOTH: f"each excerpt twice: around {tree}, and around {model}"}[system]
+
+
 def named_weights(given: Sequence[str], names: Sequence[str], default: float,
                   flag: str) -> dict:
     """{name: weight} for every name of ``names`` in order: ``default``, or the WEIGHT of a
@@ -184,10 +194,13 @@ def main(argv: Sequence[str]) -> None:
                                                      midi_root=FLAGS.midi_root)
         if not performed:
             raise ValueError(f"{FLAGS.data_dir}: the {FLAGS.split} split has no performances")
-        system = system_velocities(performed, FLAGS.prior_dir, FLAGS.system, FLAGS.model,
-                                   evaluate.progress_printer(FLAGS.progress))
+        kinds = (TREE, MODEL) if FLAGS.system == BOTH else (FLAGS.system,)
+        system = [v for kind in kinds  # with both: each performance around the tree, then model
+                  for v in system_velocities(performed, FLAGS.prior_dir, kind, FLAGS.model,
+                                             evaluate.progress_printer(FLAGS.progress))]
         styles = sorted({p.style for p in performed})
-        excerpts = scatter_training.excerpt_arrays(performed, system, styles, FLAGS.max_notes)
+        excerpts = scatter_training.excerpt_arrays(list(performed) * len(kinds), system, styles,
+                                                   FLAGS.max_notes)
         by_style = named_weights(FLAGS.style_accuracy_weight, styles, FLAGS.accuracy_weight,
                                  "style_accuracy_weight")
         palette = (straight_through_palette.tables(palettes.styles, styles) if palettes
@@ -214,10 +227,7 @@ def main(argv: Sequence[str]) -> None:
     params, losses = scatter_training.train(excerpts, steps=FLAGS.steps, seed=FLAGS.seed,
                                             settings=settings, progress=log, palette=palette)
     about = {"data": data.removesuffix(", pieces never trained on"),  # the model trained on them
-             "system": (f"the tree's out-of-fold velocities, `{FLAGS.prior_dir}`"
-                        if FLAGS.system == TREE else
-                        f"the model `{FLAGS.model or performer.DEFAULT_MODEL}` reading the tree's "
-                        f"out-of-fold velocities, `{FLAGS.prior_dir}`"),
+             "system": system_description(FLAGS.system, FLAGS.prior_dir, FLAGS.model),
              "performances": len(performed), "excerpts": int(excerpts.mask.shape[0]),
              "steps": FLAGS.steps, "seed": FLAGS.seed,
              "accuracy_weight": FLAGS.accuracy_weight, "balance_styles": FLAGS.balance_styles,

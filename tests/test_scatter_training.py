@@ -367,7 +367,7 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
         "--noprogress", "--noclassifier", "--resamples=20")
     text = open(report).read()
     assert "`model_learned`: model plus 1 × a learned scatter" in text
-    # around a model's velocities instead: the ones the evaluation's model system plays
+    # around the tree's and a model's velocities: the ones the evaluation's model system plays
     from experiments import evaluate, train_scatter
     from performer_factory import export_tiny_model
     from stylenet_jax import evaluation, performer, tree_prior, velocity_palette
@@ -375,9 +375,12 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     tiny, around = export_tiny_model(str(tmp_path / "tiny.npz")), str(tmp_path / "model.npz")
     done = run("experiments.train_scatter", f"--data_dir={data_dir}", f"--prior_dir={priors}",
                "--steps=2", "--width=8", "--scorer_width=6", f"--out={around}",
-               "--system=model", f"--model={tiny}", "--palette=shipped")
+               "--system=both", f"--model={tiny}", "--palette=shipped")
     assert "the model played" in done.stderr
-    assert ls.load(around).about["system"].startswith(f"the model `{tiny}` reading the tree")
+    about = ls.load(around).about  # every excerpt twice: around the tree, then the model
+    assert about["system"].startswith("each excerpt twice: around the tree's out-of-fold")
+    assert f"around the model `{tiny}` reading the tree" in about["system"]
+    assert about["excerpts"] == 2 * scatter.about["excerpts"]
     assert ls.load(around).about["palette"] == velocity_palette.DEFAULT_PATH  # its draws on it
     performed, _ = evaluate.read_performances(data_dir, None, split="train")
     by_model = train_scatter.system_velocities(performed, priors, "model", tiny, print)
