@@ -10,11 +10,12 @@ made them from trees that never saw the piece): the shipped model reads them and
 them, and unlike the model's own they are honest on the pieces it trained on, which are most of
 the data. ``--system=model`` scatters a StyleNet model's velocities instead (the shipped one
 reading the same out-of-fold grids, as its training read them): what ``stylize`` plays the
-scatter around; ``--system=both`` learns around both, every excerpt twice. Train on the training split; the reports score the test split. One compile,
-then about 0.06 s a step on a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style``
-also plays it against a scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a
-step). ``--palette=shipped`` plays every draw on its style's velocity palette during training,
-as ``stylize --humanize --palette`` writes it. Bad input: one line on stderr, exit status 2.
+scatter around; ``--system=both`` learns around both, every excerpt twice. Train on the
+training split; the reports score the test split. One compile, then about 0.06 s a step on
+a 2-core CPU (5000 steps: 320 s). ``--scorers=pooled,per_style`` also plays it against a
+scorer per style (the shipped ``both_judges`` scatter; about 0.15 s a step).
+``--palette=shipped`` plays every draw on its style's velocity palette during training, as
+``stylize --humanize --palette`` writes it. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def _define_flags() -> None:
                       "out-of-fold velocities play about as close to the pianists as on "
                       "pieces it never saw; one pass, about 5 min for 770 performances), or "
                       "both: every excerpt twice, once around each.")
-    flags.DEFINE_string("model", None, "With --system=model or both: the model (default: the shipped "
-                        "one, stylize's).")
+    flags.DEFINE_string("model", None, "With --system=model or both: the model (default: "
+                        "the shipped one, stylize's).")
     flags.DEFINE_integer("steps", scatter_training.DEFAULT_STEPS, "Training rounds (two "
                          "scorer steps and one network step each).", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "PRNG seed of the initial weights, batches and noise.",
