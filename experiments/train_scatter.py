@@ -176,6 +176,7 @@ def named_weights(given: Sequence[str], names: Sequence[str], default: float,
 
 def main(argv: Sequence[str]) -> None:
     began = evaluate.start_app(argv)
+    log = evaluate.progress_printer(FLAGS.progress)
     try:
         if not FLAGS.data_dir or not FLAGS.prior_dir:
             raise ValueError("give --data_dir and --prior_dir (see --help)")
@@ -197,8 +198,7 @@ def main(argv: Sequence[str]) -> None:
             raise ValueError(f"{FLAGS.data_dir}: the {FLAGS.split} split has no performances")
         kinds = (TREE, MODEL) if FLAGS.system == BOTH else (FLAGS.system,)
         system = [v for kind in kinds  # with both: each performance around the tree, then model
-                  for v in system_velocities(performed, FLAGS.prior_dir, kind, FLAGS.model,
-                                             evaluate.progress_printer(FLAGS.progress))]
+                  for v in system_velocities(performed, FLAGS.prior_dir, kind, FLAGS.model, log)]
         styles = sorted({p.style for p in performed})
         excerpts = scatter_training.excerpt_arrays(list(performed) * len(kinds), system, styles,
                                                    FLAGS.max_notes)
@@ -209,7 +209,6 @@ def main(argv: Sequence[str]) -> None:
     except evaluate.BAD_INPUT as e:  # a velocity_palette.PaletteError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    log = evaluate.progress_printer(FLAGS.progress)
     log(f"{len(performed)} performances, {excerpts.mask.shape[0]} excerpts of up to "
         f"{FLAGS.max_notes} notes; styles {', '.join(styles)}")
     settings = scatter_training.Settings(accuracy_weight=FLAGS.accuracy_weight,

@@ -381,7 +381,7 @@ def test_command_trains_a_scatter_that_stylize_and_evaluate_draw_from(tmp_path):
     assert about["system"].startswith("each excerpt twice: around the tree's out-of-fold")
     assert f"around the model `{tiny}` reading the tree" in about["system"]
     assert about["excerpts"] == 2 * scatter.about["excerpts"]
-    assert ls.load(around).about["palette"] == velocity_palette.DEFAULT_PATH  # its draws on it
+    assert about["palette"] == velocity_palette.DEFAULT_PATH  # its draws on it
     performed, _ = evaluate.read_performances(data_dir, None, split="train")
     by_model = train_scatter.system_velocities(performed, priors, "model", tiny, print)
     by_tree = train_scatter.system_velocities(performed, priors, "tree", None, print)
