@@ -20,6 +20,7 @@ RECURRENCES = ("custom_vjp", "autodiff")
 MATMUL_DTYPES = ("float32", "bfloat16")
 LOSSES = ("full", "active", "onset")
 ERRORS = ("squared", "absolute")
+SPREAD_LEVELS = ("notes", "steps")
 CLIPS = ("per_tensor", "global", "none")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -165,11 +166,16 @@ class OptimConfig:
                                    "velocities)^2 over the loss's cells (velocity / 127), "
                                    "against the MSE's compression of dynamics "
                                    "(loss.spread_gap); 0: off (the paper).")
+    spread_of: str = setting("notes", "What --spread_weight's standard deviations are taken "
+                             "over: every counted note (cell), or each time step's mean "
+                             "velocity over its counted notes (the level of each chord), which "
+                             "voicing a chord wider cannot raise.", choices=SPREAD_LEVELS)
 
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)
         _check_choice(self, "loss", LOSSES)
         _check_choice(self, "error", ERRORS)
+        _check_choice(self, "spread_of", SPREAD_LEVELS)
         _check_choice(self, "lr_schedule", LR_SCHEDULES)
         if self.warmup_steps < 0 or self.lr_decay_steps < 0:
             raise ValueError("warmup_steps and lr_decay_steps must be >= 0")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from stylenet_jax.config import ERRORS, LOSSES
+from stylenet_jax.config import ERRORS, LOSSES, SPREAD_LEVELS
 from stylenet_jax.encoding import held_channels, onset_channels
 
 Array = jax.Array
@@ -67,17 +67,28 @@ SPREAD_EPSILON = 1e-6  # keeps the gradient of a standard deviation finite at 0
 
 
 def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,
-               inputs: Array, mode: str = "onset") -> Array:
+               inputs: Array, mode: str = "onset", level: str = "notes") -> Array:
     """How far each window's dynamic spread is from the pianist's: float32 (), the mean over
-    rows with at least two counted cells of (sd of the row's predictions - sd of its targets)
-    squared, both over the cells ``mode`` counts (arguments as ``masked_mse``).
+    rows with at least two counted values of (sd of the row's predictions - sd of its
+    targets) squared (arguments as ``masked_mse``).
+
+    ``level="notes"``: the values are the cells ``mode`` counts, one per note. ``"steps"``:
+    each time step with a counted cell gives one value, the mean velocity of its counted
+    cells (the level of a chord), so a chord voiced wider about the same mean does not count.
 
     An MSE-trained regressor shrinks its predictions toward their mean (its spread tends to
     its correlation with the target, about half here), which a listener hears as flat
     dynamics; this term pays for every window whose range is narrower (or wider) than the
     pianist's, whatever the notes' individual errors.
     """
+    if level not in SPREAD_LEVELS:
+        raise ValueError(f"spread level must be one of {SPREAD_LEVELS}, got {level!r}")
     pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
+    if level == "steps":  # (N, T, 1): each step's mean over its counted cells
+        per_step = weight.sum(2, keepdims=True)
+        pred = (pred * weight).sum(2, keepdims=True) / jnp.maximum(per_step, 1.0)
+        targets = (targets * weight).sum(2, keepdims=True) / jnp.maximum(per_step, 1.0)
+        weight = (per_step > 0).astype(jnp.float32)
     cells = weight.sum((1, 2))
     count = jnp.maximum(cells, 1.0)[:, None, None]
 

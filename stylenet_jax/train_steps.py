@@ -147,10 +147,11 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
     takes its own head's output (``masked_error``'s per-row heads), so each head's gradient is
     that of its own rows. ``carry``: None (independent windows) or the one-head carry of the
     batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
-    gradient flows into it. ``optim.spread_weight`` > 0 adds that times ``spread_gap`` to the
-    loss the gradient follows (the metrics stay the MSE); ``optim.error="absolute"`` makes the
-    loss and the training metrics absolute errors. ``debug_nan_step`` >= 0 poisons that
-    step's loss with NaN (for tests). Returns (state, metrics, new carry or None)."""
+    gradient flows into it. ``optim.spread_weight`` > 0 adds that times ``spread_gap`` (over
+    ``optim.spread_of``) to the loss the gradient follows (the metrics stay the MSE);
+    ``optim.error="absolute"`` makes the loss and the training metrics absolute errors.
+    ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for tests). Returns (state,
+    metrics, new carry or None)."""
     TRACES[_train_key(model_config, optim, debug_nan_step, mixed_styles)] += 1
     tx = make_optimizer(optim)
     if carry is not None:
@@ -172,7 +173,8 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
                                         batch.inputs, optim.loss, optim.error)
         if optim.spread_weight:  # static: off, the step is the paper's
             value = value + optim.spread_weight * spread_gap(
-                vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss)
+                vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss,
+                optim.spread_of)
         return value, (se, cells, new_carry)
 
     (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

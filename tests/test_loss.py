@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import pytest
 
 from stylenet_jax.loss import SPREAD_EPSILON, masked_error, masked_mse, spread_gap
@@ -153,3 +152,29 @@ def test_spread_gap_pushes_a_compressed_prediction_apart():
     assert grad[0, loud[0], loud[1]] < 0 < grad[0, quiet[0], quiet[1]]  # loud up, quiet down
     moved = compressed - 0.5 * grad
     assert float(gap(jnp.asarray(moved))) < float(gap(jnp.asarray(compressed)))
+
+
+def test_spread_gap_over_steps_takes_each_steps_mean_and_ignores_voicing():
+    """--spread_of=steps: one value per step with an onset, the mean of its onsets; a chord
+    voiced wider about the same mean changes the notes' spread, not the steps'."""
+    keys = [(0, 10), (0, 20), (1, 30), (2, 40), (2, 50), (2, 60)]
+    inputs = _onsets(1, 4, keys)
+    targets = np.zeros((1, 4, 88), np.float32)
+    for (step, key), v in zip(keys, [0.3, 0.5, 0.2, 0.6, 0.7, 0.8]):
+        targets[0, step, key] = v
+    flat = np.full((1, 1, 4, 88), 0.5, np.float32)
+    lengths, heads = np.array([4], np.int32), np.zeros(1, np.int32)
+    gap = float(spread_gap(flat, targets, lengths, heads, inputs, "onset", "steps"))
+    sd, eps = np.std([0.4, 0.2, 0.7]), SPREAD_EPSILON  # the three steps' means
+    np.testing.assert_allclose(gap, (np.sqrt(sd ** 2 + eps) - np.sqrt(eps)) ** 2, rtol=1e-4)
+
+    voiced = targets[None].copy()  # step 0's chord split wider: 0.3, 0.5 -> 0.1, 0.7
+    voiced[0, 0, 0, 10], voiced[0, 0, 0, 20] = 0.1, 0.7
+    by_steps = float(spread_gap(voiced, targets, lengths, heads, inputs, "onset", "steps"))
+    by_notes = float(spread_gap(voiced, targets, lengths, heads, inputs, "onset", "notes"))
+    assert by_steps < 1e-9 < by_notes
+    # A step past the length is not counted, and a row of one counted step has no spread.
+    assert float(spread_gap(flat, targets, np.array([1], np.int32), heads, inputs, "onset",
+                            "steps")) < 1e-9
+    with pytest.raises(ValueError, match="spread level"):
+        spread_gap(flat, targets, lengths, heads, inputs, "onset", "chords")

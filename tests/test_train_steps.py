@@ -179,6 +179,20 @@ def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(da
     assert sd(widened.params) > sd(same_lr.params) and sd(widened.params) > sd(state.params)
     assert np.isfinite(jax.device_get(metrics)["se"]).all()
 
+    # --spread_of=steps: the term on each step's mean over its onsets widens those means.
+    by_steps, _, _ = _step(state, batch, cfg, dataclasses.replace(
+        plain, spread_weight=50.0, spread_of="steps"), False)
+    counts = onsets.sum(-1)
+
+    def step_sd(params):
+        vel = np.asarray(model.predict(params, jnp.asarray(batch.inputs),
+                                       jnp.asarray(batch.lengths), config=cfg))
+        means = (vel[int(batch.styles[0])] * onsets).sum(-1) / np.maximum(counts, 1)
+        return float(means[counts > 0].std())
+
+    assert step_sd(by_steps.params) > step_sd(same_lr.params)
+    assert not np.allclose(step_sd(by_steps.params), step_sd(widened.params))
+
 
 def test_absolute_error_step_scores_and_follows_the_absolute_error(data_dir):
     """--error=absolute: the step's per-style "se" sums |prediction - target| over the onset
