@@ -20,7 +20,7 @@ RECURRENCES = ("custom_vjp", "autodiff")
 MATMUL_DTYPES = ("float32", "bfloat16")
 LOSSES = ("full", "active", "onset")
 ERRORS = ("squared", "absolute")
-SPREAD_LEVELS = ("notes", "steps")
+SPREAD_LEVELS = ("notes", "steps", "bars")
 CLIPS = ("per_tensor", "global", "none")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -167,9 +167,10 @@ class OptimConfig:
                                    "against the MSE's compression of dynamics "
                                    "(loss.spread_gap); 0: off (the paper).")
     spread_of: str = setting("notes", "What --spread_weight's standard deviations are taken "
-                             "over: every counted note (cell), or each time step's mean "
-                             "velocity over its counted notes (the level of each chord), which "
-                             "voicing a chord wider cannot raise.", choices=SPREAD_LEVELS)
+                             "over: every counted note (cell); each time step's mean velocity "
+                             "over its counted notes (the level of each chord), which voicing "
+                             "a chord wider cannot raise; or each run of 16 steps' mean from "
+                             "the window's start (a 4/4 bar's level).", choices=SPREAD_LEVELS)
 
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)

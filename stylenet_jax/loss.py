@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from stylenet_jax.config import ERRORS, LOSSES, SPREAD_LEVELS
-from stylenet_jax.encoding import held_channels, onset_channels
+from stylenet_jax.encoding import STEPS_PER_BEAT, held_channels, onset_channels
 
 Array = jax.Array
 
@@ -64,6 +64,7 @@ def masked_error(velocities: Array, targets: Array, lengths: Array, heads: Array
 
 
 SPREAD_EPSILON = 1e-6  # keeps the gradient of a standard deviation finite at 0
+BAR_STEPS = 4 * STEPS_PER_BEAT  # --spread_of=bars: runs of a 4/4 bar's length
 
 
 def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,
@@ -75,6 +76,8 @@ def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,
     ``level="notes"``: the values are the cells ``mode`` counts, one per note. ``"steps"``:
     each time step with a counted cell gives one value, the mean velocity of its counted
     cells (the level of a chord), so a chord voiced wider about the same mean does not count.
+    ``"bars"``: the same over each run of ``BAR_STEPS`` steps from the window's start (a 4/4
+    bar's length), so neither voicing nor melody against bass within a bar counts.
 
     An MSE-trained regressor shrinks its predictions toward their mean (its spread tends to
     its correlation with the target, about half here), which a listener hears as flat
@@ -84,11 +87,18 @@ def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,
     if level not in SPREAD_LEVELS:
         raise ValueError(f"spread level must be one of {SPREAD_LEVELS}, got {level!r}")
     pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
-    if level == "steps":  # (N, T, 1): each step's mean over its counted cells
-        per_step = weight.sum(2, keepdims=True)
-        pred = (pred * weight).sum(2, keepdims=True) / jnp.maximum(per_step, 1.0)
-        targets = (targets * weight).sum(2, keepdims=True) / jnp.maximum(per_step, 1.0)
-        weight = (per_step > 0).astype(jnp.float32)
+    if level != "notes":  # (N, R, 1): each run of steps' mean over its counted cells
+        run = 1 if level == "steps" else BAR_STEPS
+        n, t = weight.shape[:2]
+
+        def per_run(x: Array) -> Array:
+            summed = jnp.pad(x.sum(2), ((0, 0), (0, -t % run)))
+            return summed.reshape(n, -1, run).sum(2)[..., None]
+
+        counts = per_run(weight)
+        pred = per_run(pred * weight) / jnp.maximum(counts, 1.0)
+        targets = per_run(targets * weight) / jnp.maximum(counts, 1.0)
+        weight = (counts > 0).astype(jnp.float32)
     cells = weight.sum((1, 2))
     count = jnp.maximum(cells, 1.0)[:, None, None]
 

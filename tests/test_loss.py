@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylenet_jax.loss import SPREAD_EPSILON, masked_error, masked_mse, spread_gap
+from stylenet_jax.loss import BAR_STEPS, SPREAD_EPSILON, masked_error, masked_mse, spread_gap
 
 
 def test_masked_mse_ignores_padding_and_other_heads():
@@ -178,3 +178,26 @@ def test_spread_gap_over_steps_takes_each_steps_mean_and_ignores_voicing():
                             "steps")) < 1e-9
     with pytest.raises(ValueError, match="spread level"):
         spread_gap(flat, targets, lengths, heads, inputs, "onset", "chords")
+
+
+def test_spread_gap_over_bars_takes_each_runs_mean_and_ignores_what_moves_within_it():
+    """--spread_of=bars: one value per run of BAR_STEPS steps from the window's start, the
+    mean of its onsets (the last run may be short); melody against bass inside a bar does
+    not count, a bar's level does."""
+    t = 2 * BAR_STEPS + 3  # two whole bars and a short one
+    keys = [(0, 60), (5, 30), (BAR_STEPS, 62), (BAR_STEPS + 2, 35), (2 * BAR_STEPS + 1, 50)]
+    inputs = _onsets(1, t, keys)
+    targets = np.zeros((1, t, 88), np.float32)
+    for (step, key), v in zip(keys, [0.6, 0.4, 0.9, 0.7, 0.2]):
+        targets[0, step, key] = v
+    flat = np.full((1, 1, t, 88), 0.5, np.float32)
+    lengths, heads = np.array([t], np.int32), np.zeros(1, np.int32)
+    gap = float(spread_gap(flat, targets, lengths, heads, inputs, "onset", "bars"))
+    sd, eps = np.std([0.5, 0.8, 0.2]), SPREAD_EPSILON  # the three runs' means
+    np.testing.assert_allclose(gap, (np.sqrt(sd ** 2 + eps) - np.sqrt(eps)) ** 2, rtol=1e-4)
+
+    apart = targets[None].copy()  # the first bar's melody louder, its bass softer
+    apart[0, 0, 0, 60], apart[0, 0, 5, 30] = 0.8, 0.2
+    by_bars = float(spread_gap(apart, targets, lengths, heads, inputs, "onset", "bars"))
+    by_steps = float(spread_gap(apart, targets, lengths, heads, inputs, "onset", "steps"))
+    assert by_bars < 1e-9 < by_steps
