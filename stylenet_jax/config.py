@@ -163,7 +163,8 @@ class OptimConfig:
                          choices=ERRORS)
     spread_weight: float = setting(0.0, "Beyond the paper: add this weight times each "
                                    "window's (sd of predicted - sd of the pianist's "
-                                   "velocities)^2 over the loss's cells (velocity / 127), "
+                                   "velocities)^2 over the loss's cells, or over their "
+                                   "levels with --spread_of (velocity / 127), "
                                    "against the MSE's compression of dynamics "
                                    "(loss.spread_gap); 0: off (the paper).")
     spread_of: str = setting("notes", "What --spread_weight's standard deviations are taken "
