@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS
+from stylenet_jax.encoding import INPUT_SIZE, NUM_KEYS, STEPS_PER_BEAT
 
 PRECISIONS = ("default", "high", "highest")
 RECURRENCES = ("custom_vjp", "autodiff")
@@ -21,6 +21,7 @@ MATMUL_DTYPES = ("float32", "bfloat16")
 LOSSES = ("full", "active", "onset")
 ERRORS = ("squared", "absolute")
 SPREAD_LEVELS = ("notes", "steps", "bars")
+BAR_STEPS = 4 * STEPS_PER_BEAT  # --spread_of=bars: runs of a 4/4 bar's length
 CLIPS = ("per_tensor", "global", "none")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -170,8 +171,9 @@ class OptimConfig:
     spread_of: str = setting("notes", "What --spread_weight's standard deviations are taken "
                              "over: every counted note (cell); each time step's mean velocity "
                              "over its counted notes (the level of each chord), which voicing "
-                             "a chord wider cannot raise; or each run of 16 steps' mean from "
-                             "the window's start (a 4/4 bar's level).", choices=SPREAD_LEVELS)
+                             f"a chord wider cannot raise; or each run of {BAR_STEPS} steps' "
+                             "mean from the window's start (a 4/4 bar's level).",
+                             choices=SPREAD_LEVELS)
 
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from stylenet_jax.config import ERRORS, LOSSES, SPREAD_LEVELS
-from stylenet_jax.encoding import STEPS_PER_BEAT, held_channels, onset_channels
+from stylenet_jax.config import BAR_STEPS, ERRORS, LOSSES, SPREAD_LEVELS
+from stylenet_jax.encoding import held_channels, onset_channels
 
 Array = jax.Array
 
@@ -64,7 +64,6 @@ def masked_error(velocities: Array, targets: Array, lengths: Array, heads: Array
 
 
 SPREAD_EPSILON = 1e-6  # keeps the gradient of a standard deviation finite at 0
-BAR_STEPS = 4 * STEPS_PER_BEAT  # --spread_of=bars: runs of a 4/4 bar's length
 
 
 def spread_gap(velocities: Array, targets: Array, lengths: Array, heads: Array,

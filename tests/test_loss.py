@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylenet_jax.loss import BAR_STEPS, SPREAD_EPSILON, masked_error, masked_mse, spread_gap
+from stylenet_jax.config import BAR_STEPS
+from stylenet_jax.loss import SPREAD_EPSILON, masked_error, masked_mse, spread_gap
 
 
 def test_masked_mse_ignores_padding_and_other_heads():
