@@ -174,6 +174,11 @@ class OptimConfig:
                              f"a chord wider cannot raise; or each run of {BAR_STEPS} steps' "
                              "mean from the window's start (a 4/4 bar's level).",
                              choices=SPREAD_LEVELS)
+    level_weight: float = setting(0.0, "Beyond the paper: add this weight times the error "
+                                  "(--error) between each predicted and played bar level, "
+                                  f"the mean velocity of a run of {BAR_STEPS} steps' counted "
+                                  "cells, so each bar counts once more whatever its notes "
+                                  "(loss.level_error); 0: off (the paper).")
 
     def __post_init__(self) -> None:
         _check_choice(self, "clip", CLIPS)
@@ -193,6 +198,8 @@ class OptimConfig:
             raise ValueError(f"clip_norm must be > 0, got {self.clip_norm}")
         if not self.spread_weight >= 0:
             raise ValueError(f"spread_weight must be >= 0, got {self.spread_weight}")
+        if not self.level_weight >= 0:
+            raise ValueError(f"level_weight must be >= 0, got {self.level_weight}")
 
 
 WINDOW, SONGS_PER_BATCH, WINDOWS_PER_BATCH = 200, 4, 32  # the paper's batching

@@ -31,7 +31,7 @@ import optax
 from stylenet_jax import batching
 from stylenet_jax.config import ModelConfig, OptimConfig
 from stylenet_jax.encoding import onset_channels
-from stylenet_jax.loss import masked_error, masked_mse, spread_gap
+from stylenet_jax.loss import level_error, masked_error, masked_mse, spread_gap
 from stylenet_jax.model import (StyleNet, dummy_priors, head_config, is_head_param, reset_carry,
                                 select_heads)
 from stylenet_jax.optim import make_optimizer
@@ -148,7 +148,8 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
     that of its own rows. ``carry``: None (independent windows) or the one-head carry of the
     batch's style (``initial_carry(head_config(c), N)``), reset on ``batch.reset`` rows; no
     gradient flows into it. ``optim.spread_weight`` > 0 adds that times ``spread_gap`` (over
-    ``optim.spread_of``) to the loss the gradient follows (the metrics stay the MSE);
+    ``optim.spread_of``) to the loss the gradient follows, and ``optim.level_weight`` > 0
+    that times ``level_error`` (the metrics stay the MSE);
     ``optim.error="absolute"`` makes the loss and the training metrics absolute errors.
     ``debug_nan_step`` >= 0 poisons that step's loss with NaN (for tests). Returns (state,
     metrics, new carry or None)."""
@@ -175,6 +176,10 @@ def train_step(state: TrainState, metrics: dict[str, Array], batch: batching.Bat
             value = value + optim.spread_weight * spread_gap(
                 vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss,
                 optim.spread_of)
+        if optim.level_weight:  # static: off, the step is the paper's
+            value = value + optim.level_weight * level_error(
+                vel, batch.targets, batch.lengths, heads, batch.inputs, optim.loss,
+                optim.error)
         return value, (se, cells, new_carry)
 
     (value, (se, cells, new_carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

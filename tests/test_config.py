@@ -21,6 +21,7 @@ from stylenet_jax.config import Config, DataConfig, ModelConfig, OptimConfig, Sc
     (dict(synthetic_steps=0), "synthetic_steps must be >= 1"),
     (dict(log_every_steps=0), "log_every_steps must be >= 1"),
     (dict(spread_of="chords"), "spread_of must be one of"),
+    (dict(level_weight=-1.0), "level_weight must be >= 0"),
     (dict(shared_heads=True, tree_prior=True), "shared_heads and a tree prior"),
     (dict(shared_heads=True, tree_prior_dir="runs/priors"), "shared_heads and a tree prior"),
 ])

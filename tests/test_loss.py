@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from stylenet_jax.config import BAR_STEPS
-from stylenet_jax.loss import SPREAD_EPSILON, masked_error, masked_mse, spread_gap
+from stylenet_jax.loss import (SPREAD_EPSILON, level_error, masked_error, masked_mse,
+                               spread_gap)
 
 
 def test_masked_mse_ignores_padding_and_other_heads():
@@ -202,3 +203,34 @@ def test_spread_gap_over_bars_takes_each_runs_mean_and_ignores_what_moves_within
     by_bars = float(spread_gap(apart, targets, lengths, heads, inputs, "onset", "bars"))
     by_steps = float(spread_gap(apart, targets, lengths, heads, inputs, "onset", "steps"))
     assert by_bars < 1e-9 < by_steps
+
+
+def test_level_error_is_each_bars_mean_error_and_ignores_what_moves_within_it():
+    """--level_weight's term: one error per run of BAR_STEPS steps with an onset (the last run
+    may be short), between the runs' mean prediction and mean target; a bar voiced apart about
+    its own level costs the notes' error, not this one."""
+    t = 2 * BAR_STEPS + 3  # two whole bars and a short one
+    keys = [(0, 60), (5, 30), (BAR_STEPS, 62), (BAR_STEPS + 2, 35), (2 * BAR_STEPS + 1, 50)]
+    inputs = _onsets(1, t, keys)
+    targets = np.zeros((1, t, 88), np.float32)
+    for (step, key), v in zip(keys, [0.6, 0.4, 0.9, 0.7, 0.2]):
+        targets[0, step, key] = v
+    flat = np.full((1, 1, t, 88), 0.5, np.float32)
+    lengths, heads = np.array([t], np.int32), np.zeros(1, np.int32)
+    gaps = np.array([0.0, 0.3, 0.3])  # the runs' means 0.5, 0.8, 0.2 against 0.5
+    np.testing.assert_allclose(
+        float(level_error(flat, targets, lengths, heads, inputs, "onset", "squared")),
+        np.mean(gaps ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(level_error(flat, targets, lengths, heads, inputs, "onset", "absolute")),
+        np.mean(gaps), rtol=1e-5)
+    # A run past the row's length is not counted: only the first bar, at its level.
+    assert float(level_error(flat, targets, np.array([BAR_STEPS], np.int32), heads, inputs,
+                             "onset", "absolute")) < 1e-7
+
+    apart = targets[None].copy()  # the first bar's melody louder, its bass softer
+    apart[0, 0, 0, 60], apart[0, 0, 5, 30] = 0.8, 0.2
+    assert float(level_error(apart, targets, lengths, heads, inputs, "onset")) < 1e-9
+    assert float(masked_error(apart, targets, lengths, heads, inputs, "onset")[0]) > 1e-3
+    with pytest.raises(ValueError, match="error must be one of"):
+        level_error(flat, targets, lengths, heads, inputs, "onset", "cubed")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from dataset_factory import write_dataset
-from stylenet_jax import batching, dataset, encoding, input_pipeline, model, train_steps
+from stylenet_jax import (batching, dataset, encoding, input_pipeline, loss, model,
+                          train_steps)
 from stylenet_jax.config import Config
 
 
@@ -192,6 +193,35 @@ def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(da
 
     assert step_sd(by_steps.params) > step_sd(same_lr.params)
     assert not np.allclose(step_sd(by_steps.params), step_sd(widened.params))
+
+
+def test_level_weight_zero_is_the_papers_step_and_positive_follows_the_bar_levels(data_dir):
+    """--level_weight: 0 leaves the step the paper's; a large weight moves the parameters so
+    that the bars' mean onset velocities come closer to the pianist's than the same step
+    without it brings them."""
+    config, cfg, state, songs = _three_style_setup(data_dir, loss="onset")
+    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
+    paper, _, _ = _step(state, batch, cfg, config.optim, False)
+    off, _, _ = _step(state, batch, cfg, dataclasses.replace(config.optim, level_weight=0.0),
+                      False)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(off.params),
+                 jax.device_get(paper.params))
+
+    plain = dataclasses.replace(config.optim, learning_rate=3e-3)
+    same_lr, _, _ = _step(state, batch, cfg, plain, False)
+    levelled, metrics, _ = _step(state, batch, cfg,
+                                 dataclasses.replace(plain, level_weight=50.0), False)
+    inputs, lengths = jnp.asarray(batch.inputs), jnp.asarray(batch.lengths)
+    heads = jnp.zeros_like(jnp.asarray(batch.styles))
+
+    def bar_error(params):
+        vel = model.predict(params, inputs, lengths, config=cfg)
+        own = vel[int(batch.styles[0])][None]
+        return float(loss.level_error(own, jnp.asarray(batch.targets), lengths, heads, inputs,
+                                      "onset"))
+
+    assert bar_error(levelled.params) < bar_error(same_lr.params) < bar_error(state.params)
+    assert np.isfinite(jax.device_get(metrics)["se"]).all()
 
 
 def test_absolute_error_step_scores_and_follows_the_absolute_error(data_dir):
