@@ -5,7 +5,8 @@ Each field carries its doc line (and, where the command line spells it different
 name) in ``dataclasses.field(metadata=...)``; ``config_flags`` derives the absl flags of
 ``experiments.train`` and ``experiments.bench`` from these fields, so a new setting is one new
 field. Defaults are the paper's final setup (Malik & Ek 2017). Pure Python: importing this
-module imports neither JAX nor Flax (only numpy, through ``encoding``) (checkpoint metadata is read with it).
+module imports neither JAX nor Flax (only numpy, through ``encoding``), so checkpoint metadata
+can be read without them.
 """
 
 from __future__ import annotations
