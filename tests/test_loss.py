@@ -182,18 +182,25 @@ def test_spread_gap_over_steps_takes_each_steps_mean_and_ignores_voicing():
         spread_gap(flat, targets, lengths, heads, inputs, "onset", "chords")
 
 
-def test_spread_gap_over_bars_takes_each_runs_mean_and_ignores_what_moves_within_it():
-    """--spread_of=bars: one value per run of BAR_STEPS steps from the window's start, the
-    mean of its onsets (the last run may be short); melody against bass inside a bar does
-    not count, a bar's level does."""
-    t = 2 * BAR_STEPS + 3  # two whole bars and a short one
+def _three_bars():
+    """One row of two whole bars and a short one (2 BAR_STEPS + 3 steps) with two onsets in
+    each whole bar and one in the last: its inputs, targets (the runs' means 0.5, 0.8, 0.2),
+    a flat prediction of 0.5 (1, 1, T, 88), and the row's length and head."""
+    t = 2 * BAR_STEPS + 3
     keys = [(0, 60), (5, 30), (BAR_STEPS, 62), (BAR_STEPS + 2, 35), (2 * BAR_STEPS + 1, 50)]
     inputs = _onsets(1, t, keys)
     targets = np.zeros((1, t, 88), np.float32)
     for (step, key), v in zip(keys, [0.6, 0.4, 0.9, 0.7, 0.2]):
         targets[0, step, key] = v
     flat = np.full((1, 1, t, 88), 0.5, np.float32)
-    lengths, heads = np.array([t], np.int32), np.zeros(1, np.int32)
+    return inputs, targets, flat, np.array([t], np.int32), np.zeros(1, np.int32)
+
+
+def test_spread_gap_over_bars_takes_each_runs_mean_and_ignores_what_moves_within_it():
+    """--spread_of=bars: one value per run of BAR_STEPS steps from the window's start, the
+    mean of its onsets (the last run may be short); melody against bass inside a bar does
+    not count, a bar's level does."""
+    inputs, targets, flat, lengths, heads = _three_bars()
     gap = float(spread_gap(flat, targets, lengths, heads, inputs, "onset", "bars"))
     sd, eps = np.std([0.5, 0.8, 0.2]), SPREAD_EPSILON  # the three runs' means
     np.testing.assert_allclose(gap, (np.sqrt(sd ** 2 + eps) - np.sqrt(eps)) ** 2, rtol=1e-4)
@@ -209,14 +216,7 @@ def test_level_error_is_each_bars_mean_error_and_ignores_what_moves_within_it():
     """--level_weight's term: one error per run of BAR_STEPS steps with an onset (the last run
     may be short), between the runs' mean prediction and mean target; a bar voiced apart about
     its own level costs the notes' error, not this one."""
-    t = 2 * BAR_STEPS + 3  # two whole bars and a short one
-    keys = [(0, 60), (5, 30), (BAR_STEPS, 62), (BAR_STEPS + 2, 35), (2 * BAR_STEPS + 1, 50)]
-    inputs = _onsets(1, t, keys)
-    targets = np.zeros((1, t, 88), np.float32)
-    for (step, key), v in zip(keys, [0.6, 0.4, 0.9, 0.7, 0.2]):
-        targets[0, step, key] = v
-    flat = np.full((1, 1, t, 88), 0.5, np.float32)
-    lengths, heads = np.array([t], np.int32), np.zeros(1, np.int32)
+    inputs, targets, flat, lengths, heads = _three_bars()
     gaps = np.array([0.0, 0.3, 0.3])  # the runs' means 0.5, 0.8, 0.2 against 0.5
     np.testing.assert_allclose(
         float(level_error(flat, targets, lengths, heads, inputs, "onset", "squared")),

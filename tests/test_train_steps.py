@@ -157,17 +157,25 @@ def test_a_shared_head_export_performs_every_style_and_blend_alike(data_dir, tmp
                                rtol=1e-6)
 
 
-def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(data_dir):
+def _term_off_is_the_papers_step(data_dir, weight_field):
+    """Asserts that a loss term's weight (an ``OptimConfig`` field) at 0 leaves one step the
+    paper's, bit for bit. Returns (model config, state, batch, the optimizer settings at a
+    learning rate of 3e-3 without the term, and the state after a step with those)."""
     config, cfg, state, songs = _three_style_setup(data_dir, loss="onset")
     batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
     paper, _, _ = _step(state, batch, cfg, config.optim, False)
-    off, _, _ = _step(state, batch, cfg, dataclasses.replace(config.optim, spread_weight=0.0),
-                      False)
+    off, _, _ = _step(state, batch, cfg,
+                      dataclasses.replace(config.optim, **{weight_field: 0.0}), False)
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(off.params),
                  jax.device_get(paper.params))
-
     plain = dataclasses.replace(config.optim, learning_rate=3e-3)
     same_lr, _, _ = _step(state, batch, cfg, plain, False)
+    return cfg, state, batch, plain, same_lr
+
+
+def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(data_dir):
+    cfg, state, batch, plain, same_lr = _term_off_is_the_papers_step(
+        data_dir, "spread_weight")
     widened, metrics, _ = _step(state, batch, cfg,
                                 dataclasses.replace(plain, spread_weight=50.0), False)
     onsets = np.asarray(encoding.onset_channels(np.asarray(batch.inputs))) > 0
@@ -199,16 +207,8 @@ def test_level_weight_zero_is_the_papers_step_and_positive_follows_the_bar_level
     """--level_weight: 0 leaves the step the paper's; a large weight moves the parameters so
     that the bars' mean onset velocities come closer to the pianist's than the same step
     without it brings them."""
-    config, cfg, state, songs = _three_style_setup(data_dir, loss="onset")
-    batch = next(batching.epoch_batches(songs, songs_per_batch=2, windows_per_batch=8))
-    paper, _, _ = _step(state, batch, cfg, config.optim, False)
-    off, _, _ = _step(state, batch, cfg, dataclasses.replace(config.optim, level_weight=0.0),
-                      False)
-    jax.tree.map(np.testing.assert_array_equal, jax.device_get(off.params),
-                 jax.device_get(paper.params))
-
-    plain = dataclasses.replace(config.optim, learning_rate=3e-3)
-    same_lr, _, _ = _step(state, batch, cfg, plain, False)
+    cfg, state, batch, plain, same_lr = _term_off_is_the_papers_step(
+        data_dir, "level_weight")
     levelled, metrics, _ = _step(state, batch, cfg,
                                  dataclasses.replace(plain, level_weight=50.0), False)
     inputs, lengths = jnp.asarray(batch.inputs), jnp.asarray(batch.lengths)
