@@ -130,6 +130,8 @@ def level_error(velocities: Array, targets: Array, lengths: Array, heads: Array,
     term counts each bar once more, whatever its notes, so the network is paid for getting
     louder and softer where the pianist does (pianists agree on 16-note levels at r
     0.78-0.79, the model follows them at 0.59-0.62) rather than for voicing within a bar.
+    In the shipped recipe it did not move that r (README, "Phrase levels, by loss or by
+    context").
     """
     if error not in ERRORS:
         raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
