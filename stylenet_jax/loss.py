@@ -28,6 +28,14 @@ def _own_cells(velocities: Array, targets: Array, lengths: Array, heads: Array,
     return pred, jnp.broadcast_to(weight, pred.shape)
 
 
+def _error_of(diff: Array, error: str) -> Array:
+    """Each value's error, ``error`` one of ``ERRORS``: ``diff`` squared or its absolute
+    value, same shape and dtype."""
+    if error not in ERRORS:
+        raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
+    return jnp.square(diff) if error == "squared" else jnp.abs(diff)
+
+
 def masked_mse(velocities: Array, targets: Array, lengths: Array, heads: Array,
                inputs: Array, mode: str = "full") -> tuple[Array, Array, Array]:
     """MSE of each row's own head, on real steps only: ``masked_error`` with squared errors
@@ -53,12 +61,8 @@ def masked_error(velocities: Array, targets: Array, lengths: Array, heads: Array
       loss: float32 () summed error / counted cells (0 if none);
       se: float32 (N,) summed error per row; cells: float32 (N,) counted cells per row.
     """
-    if error not in ERRORS:
-        raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
-    diff = pred - targets
-    per_cell = jnp.square(diff) if error == "squared" else jnp.abs(diff)
-    se = (per_cell * weight).sum((1, 2))
+    se = (_error_of(pred - targets, error) * weight).sum((1, 2))
     cells = weight.sum((1, 2))
     return se.sum() / jnp.maximum(cells.sum(), 1.0), se, cells
 
@@ -133,10 +137,6 @@ def level_error(velocities: Array, targets: Array, lengths: Array, heads: Array,
     In the shipped recipe it did not move that r (README, "Phrase levels, by loss or by
     context").
     """
-    if error not in ERRORS:
-        raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     pred, weight = _own_cells(velocities, targets, lengths, heads, inputs, mode)
     pred, targets, weight = _run_levels(pred, targets, weight, BAR_STEPS)
-    diff = pred - targets
-    per_run = jnp.square(diff) if error == "squared" else jnp.abs(diff)
-    return (per_run * weight).sum() / jnp.maximum(weight.sum(), 1.0)
+    return (_error_of(pred - targets, error) * weight).sum() / jnp.maximum(weight.sum(), 1.0)
