@@ -12,7 +12,7 @@ import pytest
 from performer_factory import (ROOT, assert_only_piano_velocities_changed, cli,
                                export_tiny_model, piano_velocities, rich_file)
 from stylenet_jax import derived_systems, encoding, evaluation, humanize, midi, performances
-from test_evaluation import RISING_CLASSICAL, performance_file, performance_folder
+from performance_factory import RISING_CLASSICAL, performance_file, performance_folder
 
 
 def _groups(sizes):

@@ -10,7 +10,7 @@ import pytest
 
 from performer_factory import ROOT
 from stylenet_jax import derived_systems, evaluation, performances, velocity_palette
-from test_evaluation import RISING_CLASSICAL, performance_folder
+from performance_factory import RISING_CLASSICAL, performance_folder
 
 VP = velocity_palette
 
