@@ -230,8 +230,8 @@ def _remove_stale_arrays(out_dir: str, keep: Iterable[str]) -> None:
 
 def _define_flags() -> None:
     """The command's flags, defined only when run as a program (importers keep theirs)."""
-    flags.DEFINE_string("midi_dir", None, "Folder of MIDI files (.mid/.midi), searched recursively. "
-                        "Style = first sub-folder, or manifest.csv's style column.")
+    flags.DEFINE_string("midi_dir", None, "Folder of MIDI files (.mid/.midi), searched "
+                        "recursively. Style = first sub-folder, or manifest.csv's style column.")
     flags.DEFINE_string("out_dir", None, "Where to write manifest.json and songs/*.npz. Re-running "
                         "into the same folder reuses the files already examined.")
     flags.DEFINE_string("time_signatures", "4/4", "Allowed meters: comma-separated N/D values (the "

@@ -1,6 +1,6 @@
 r"""Benchmark: stylenet-jax's training step and inference beside the same network in PyTorch.
 
-    python -m experiments.bench                          # auto device, writes results/performance.md
+    python -m experiments.bench                    # auto device, writes results/performance.md
     python -m experiments.bench --device=cpu --batch_sizes=8,32 --repeats=5
     python -m experiments.bench --skip_torch --out=/tmp/perf.md
     python -m experiments.bench --matmul_dtype=bfloat16 --recurrence=autodiff --unroll=2

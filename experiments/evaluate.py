@@ -1,8 +1,9 @@
 r"""Score StyleNet models and the baselines on human performances, note by note.
 
-    python -m experiments.evaluate --data_dir=DATASET                 # its test (else validation) split
-    python -m experiments.evaluate --midi_dir=FOLDER                  # any folder of performances
-    python -m experiments.evaluate --data_dir=DATASET --model=a=runs/a/inference.npz --model=b=runs/b
+    python -m experiments.evaluate --data_dir=DATASET     # its test (else validation) split
+    python -m experiments.evaluate --midi_dir=FOLDER      # any folder of performances
+    python -m experiments.evaluate --data_dir=DATASET \
+        --model=a=runs/a/inference.npz --model=b=runs/b
 
 Each performance's velocities are flattened (``--flat_velocity``), performed by every system,
 and compared with the pianist's. Writes ``--out`` (Markdown, with 95% bootstrap intervals over

@@ -35,7 +35,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("midi_dir", None, "The folder the dataset was built from (default: the "
                         "path recorded in its manifest).")
     flags.DEFINE_string("out", DEFAULT_PATH, "Where to save the fitted model (written "
-                        "atomically; default: the shipped stylenet_jax/assets/feature_baseline.pkl).")
+                        "atomically; default: the shipped "
+                        "stylenet_jax/assets/feature_baseline.pkl).")
     flags.DEFINE_integer("seed", 0, "Seed of the trees and of the songs held out for early "
                          "stopping.")
     flags.DEFINE_integer("max_iter", DEFAULT_SETTINGS["max_iter"], "Most boosting rounds (trees) "

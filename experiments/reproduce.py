@@ -44,7 +44,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "The run's folder (resumed if it exists).")
     flags.DEFINE_bool("train", True, "Train (or resume) to --num_epochs first; --notrain "
                       "reports on the run as it is.")
-    flags.DEFINE_integer("num_epochs", ScheduleConfig().num_epochs, "Epochs to train (the paper: 160).")
+    flags.DEFINE_integer("num_epochs", ScheduleConfig().num_epochs,
+                         "Epochs to train (the paper: 160).")
     flags.DEFINE_multi_string("train_flag", [], "Extra flags for experiments.train, e.g. "
                               "--train_flag=--unroll=4.")
     flags.DEFINE_string("midi_root", None, "Where the dataset's MIDI files are now (default: "

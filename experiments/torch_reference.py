@@ -230,7 +230,8 @@ def _set(p: torch.Tensor, value: np.ndarray) -> None:
 
 
 def _load_layer(lstm: nn.LSTM, index: int, layer: Mapping[str, Any], directions: int) -> None:
-    w_ih, w_hh, b = _np(layer["w_ih"]), _np(layer["w_hh"]), _np(layer["b"])  # (D,F,4H),(D,H,4H),(D,4H)
+    # (D, F, 4H), (D, H, 4H), (D, 4H)
+    w_ih, w_hh, b = _np(layer["w_ih"]), _np(layer["w_hh"]), _np(layer["b"])
     if w_ih.shape[0] != directions:
         raise ValueError(f"expected {directions} directions, JAX layer has {w_ih.shape[0]}")
     for d in range(directions):

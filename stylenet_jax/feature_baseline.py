@@ -178,7 +178,8 @@ class FeatureBaseline:
                 if header.get("sklearn") != _sklearn_version():
                     raise FeatureBaselineError(
                         f"{path}: made with scikit-learn {header.get('sklearn')}, this is "
-                        f"{_sklearn_version()}; retrain it (python -m experiments.feature_baseline)")
+                        f"{_sklearn_version()}; retrain it "
+                        "(python -m experiments.feature_baseline)")
                 names = tuple(header.get("feature_names", ()))
                 if names not in (feature_names(False), feature_names(True)):
                     raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
@@ -188,7 +189,8 @@ class FeatureBaseline:
             raise
         except Exception as e:  # unpickling a damaged file can raise almost anything
             reason = " ".join(f"{type(e).__name__}: {e}".split())[:120]
-            raise FeatureBaselineError(f"{path}: corrupt feature baseline file ({reason})") from None
+            raise FeatureBaselineError(
+                f"{path}: corrupt feature baseline file ({reason})") from None
         if not isinstance(models, dict) or sorted(models) != header.get("styles"):
             raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
                                        "match the header)")

@@ -15,7 +15,7 @@ from performer_factory import (ROOT, STYLES, assert_only_piano_velocities_change
                                assert_plays_as_recorded, broken_exports, cli, export_tiny_model,
                                piano_velocities, rich_file, shipped_reference)
 from side_by_side import run_side_by_side
-from stylenet_jax import dynamics, encoding, midi, performances, performer, smf, style_choice
+from stylenet_jax import dynamics, encoding, midi, performances, smf, style_choice
 from stylenet_jax.feature_baseline import FeatureBaseline
 
 
