@@ -65,7 +65,8 @@ def _track_notes(track: mido.MidiTrack, track_number: int, rows: list,
             key = (msg.channel, msg.note)
             opened = held.pop(key, None)
             if opened is not None:
-                rows.append((msg.note, opened[0], tick, opened[1], msg.channel, track_number, opened[2]))
+                rows.append((msg.note, opened[0], tick, opened[1], msg.channel, track_number,
+                             opened[2]))
             if kind == "note_on" and msg.velocity > 0:
                 held[key] = (tick, msg.velocity, index)
         elif kind == "time_signature":
@@ -113,7 +114,8 @@ def tick_seconds(midi: mido.MidiFile, ticks: np.ndarray) -> np.ndarray:
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo":
-                changes[tick] = msg.tempo  # a later track's change at one tick wins, as mido's merge
+                # a later track's change at one tick wins, as in mido's merge
+                changes[tick] = msg.tempo
     at = np.array(sorted(changes), np.int64)
     tempo = np.array([changes[t] for t in at], np.float64)
     seconds_per_tick = tempo / 1e6 / midi.ticks_per_beat

@@ -64,7 +64,8 @@ def count_params(params: Any) -> int:
 
 
 def _uniform(limit: float) -> Any:
-    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -limit, limit)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -limit,
+                                                                    limit)
 
 
 def _lstm_bias(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
@@ -87,7 +88,8 @@ class LSTMLayer(nn.Module):
     matmul_dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, x: Array, lengths: Array, initial: LSTMState | None = None) -> tuple[Array, LSTMState]:
+    def __call__(self, x: Array, lengths: Array,
+                 initial: LSTMState | None = None) -> tuple[Array, LSTMState]:
         """x: (T, N, F) float32; lengths: (N,) int32; see ``fused_lstm``."""
         d, f, h = 2 if self.bidirectional else 1, x.shape[-1], self.hidden_size
         init = _uniform((6.0 / (f + 5 * h)) ** 0.5)
@@ -161,8 +163,9 @@ class StyleNet(nn.Module):
 
     @nn.compact
     def __call__(
-        self, inputs: Array, lengths: Array, *, train: bool, carry: dict[str, LSTMState] | None = None,
-        seconds_per_beat: Array | None = None, priors: Array | None = None,
+        self, inputs: Array, lengths: Array, *, train: bool,
+        carry: dict[str, LSTMState] | None = None, seconds_per_beat: Array | None = None,
+        priors: Array | None = None,
     ) -> tuple[Array, dict[str, LSTMState]]:
         """Predict velocities for every style.
 
