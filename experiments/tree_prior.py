@@ -7,7 +7,8 @@ Reads the MIDI files behind the dataset's training and validation splits (``--mi
 they have moved since the build), fits one gradient-boosted baseline per fold of the training
 pieces, and writes each song's prior grid: a training song's from the trees that did not see
 its piece, a validation song's from the mean of every fold's trees. Checks that each grid
-lines up with the song's arrays in the dataset. Bad input prints one line on stderr and exits
+lines up with the song's arrays in the dataset, and prints (and keeps in ``priors.json``) the
+validation songs' priors' onset MSE by style: the validation loss a hybrid must beat. Bad input prints one line on stderr and exits
 with status 2. The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
 """
 
@@ -23,7 +24,8 @@ from absl import app, flags
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaselineError
 from stylenet_jax.flag_parsing import parse_flags
-from stylenet_jax.tree_prior import TreePriorError, out_of_fold_priors, save_priors
+from stylenet_jax.tree_prior import (TreePriorError, onset_mse, out_of_fold_priors,
+                                     save_priors)
 
 
 def _define_flags() -> None:
@@ -37,11 +39,11 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the folds and of the trees.")
 
 
-def check_alignment(data_dir: str, priors: dict[str, np.ndarray]) -> int:
+def check_alignment(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray]) -> int:
     """Raises TreePriorError unless every song of the dataset with a prior has one of its
     length; returns how many songs were checked."""
     checked = 0
-    for song in dataset.load_songs(data_dir):
+    for song in songs:
         grid = priors.get(song.id)
         if grid is None:
             continue
@@ -62,8 +64,15 @@ def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int
           f"{time.perf_counter() - began:.1f} s", flush=True)
     priors = out_of_fold_priors(train, check, folds=folds, seed=seed,
                                 log=lambda line: print(line, flush=True))
-    print(f"checked {check_alignment(data_dir, priors)} songs against {data_dir}", flush=True)
-    save_priors(out_dir, priors, {"data_dir": data_dir, "folds": folds, "seed": seed})
+    songs = dataset.load_songs(data_dir)
+    print(f"checked {check_alignment(songs, priors)} songs against {data_dir}", flush=True)
+    validation = {p.id for p in check}
+    scores = onset_mse([s for s in songs if s.id in validation], priors)
+    if scores:
+        print("validation onset MSE of the priors (a hybrid's --loss=onset val_loss to beat): "
+              + ", ".join(f"{style} {mse:.5f}" for style, mse in scores.items()), flush=True)
+    save_priors(out_dir, priors, {"data_dir": data_dir, "folds": folds, "seed": seed,
+                                  "validation_onset_mse": scores})
     print(f"wrote {len(priors)} priors to {out_dir} in {time.perf_counter() - began:.1f} s")
 
 

@@ -129,6 +129,29 @@ def _predict(baseline: "FeatureBaseline", p: "Performed") -> np.ndarray:
     return baseline.predict(p.notes, p.ticks_per_beat, p.style, p.seconds)
 
 
+def onset_mse(songs: Sequence["Song"], priors: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The priors' mean squared error on the songs' onset cells, in the network's units
+    (velocity / 127), pooled over cells as a run's onset validation loss is (``--loss=onset``,
+    the shipped recipe's): ``{style: mse, ..., "all": mse}``. ``songs``: dataset songs (inputs
+    uint8 (T, 176), velocities uint8 (T, 88)); ``priors``: uint8 (T, 88) grids by song id.
+    Songs without a prior are left out; an empty result when none has one. A hybrid's
+    validation loss below its priors' is what the network adds to the trees."""
+    sums: dict[str, np.ndarray] = {}
+    for song in songs:
+        grid = priors.get(song.id)
+        if grid is None:
+            continue
+        onset = encoding.onset_channels(song.inputs) > 0
+        error = (encoding.velocities_to_target(grid[onset])
+                 - encoding.velocities_to_target(song.velocities[onset]))
+        sums[song.style] = sums.get(song.style, np.zeros(2)) + [np.sum(error ** 2), error.size]
+    if not sums:
+        return {}
+    total = sum(sums.values())
+    return {**{style: float(e / n) for style, (e, n) in sorted(sums.items())},
+            "all": float(total[0] / total[1])}
+
+
 def save_priors(prior_dir: str, priors: Mapping[str, np.ndarray], info: Mapping) -> None:
     """Writes every grid to ``prior_dir/songs/<n>.npz`` and the index last (atomically), so a
     folder without ``priors.json`` is an unfinished one."""

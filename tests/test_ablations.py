@@ -1,5 +1,6 @@
 """experiments.ablations: a sweep of two tiny variants, scored, reported and resumed."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from data_prep import build, synthetic
 from experiments import ablations, ablations_report
-from stylenet_jax import metrics
+from stylenet_jax import dataset, metrics, tree_prior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,6 +102,14 @@ def test_a_tiny_sweep_runs_reports_and_resumes(tmp_path):
                            f"--data_dir={data_dir}", f"--out_dir={priors}", "--folds=2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stderr[-2000:]
+    # The priors' validation onset MSE: printed, kept in the index, and the library's own.
+    kept = json.loads((tmp_path / "priors" / tree_prior.INDEX).read_text())
+    scores = kept["validation_onset_mse"]
+    songs = dataset.load_songs(data_dir, "validation")
+    assert scores == pytest.approx(tree_prior.onset_mse(
+        songs, {s.id: tree_prior.load_prior(priors, s.id, len(s.velocities)) for s in songs}))
+    assert set(scores) == {"classical", "jazz", "all"} and 0 < scores["all"] < 1
+    assert f"all {scores['all']:.5f}" in made.stdout
     out = tmp_path / "ablations.md"
 
     def sweep(epochs):

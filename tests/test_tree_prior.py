@@ -114,6 +114,35 @@ def test_priors_round_trip_through_their_folder_and_refuse_what_does_not_fit(tmp
         tree_prior.read_index(folder)
 
 
+def test_onset_mse_pools_the_priors_squared_error_over_onset_cells_by_style():
+    def song(song_id, style, onsets, held, velocity):
+        """Onset cells ``onsets`` and held-only cells ``held`` ((step, key) pairs), every
+        sounding cell played at ``velocity``."""
+        inputs, velocities = np.zeros((4, 176), np.uint8), np.zeros((4, 88), np.uint8)
+        for step, key in onsets:
+            inputs[step, 2 * key] = inputs[step, 2 * key + 1] = 1
+        for step, key in held:
+            inputs[step, 2 * key + 1] = 1
+        for step, key in [*onsets, *held]:
+            velocities[step, key] = velocity
+        return dataset.Song(song_id, style, inputs, velocities)
+
+    songs = [song("a", "classical", [(0, 10), (2, 20)], [(1, 10)], 127),
+             song("b", "classical", [(0, 5)], [], 127),
+             song("c", "jazz", [(3, 40)], [], 64),
+             song("d", "jazz", [(1, 1)], [], 100)]  # no prior: left out
+    priors = {"a": np.zeros((4, 88), np.uint8), "b": np.full((4, 88), 127, np.uint8),
+              "c": np.full((4, 88), 0, np.uint8)}
+    scores = tree_prior.onset_mse(songs, priors)
+    # classical: a's two onsets 1.0 off each (its held cell, also off, does not count), b's
+    # one exact: 2 / 3 pooled over cells, not the mean of the songs' (0.5).
+    assert scores["classical"] == pytest.approx(2 / 3)
+    assert scores["jazz"] == pytest.approx((64 / 127) ** 2)
+    assert scores["all"] == pytest.approx((2 + (64 / 127) ** 2) / 4)
+    assert list(scores) == ["classical", "jazz", "all"]
+    assert tree_prior.onset_mse(songs, {}) == {}
+
+
 def test_note_priors_read_each_notes_velocity_back_from_its_onset_cell(tmp_path):
     perf = performance("jazz/a", "jazz", "a", seed=4)
     tree_velocities = np.arange(30, 30 + 5 * len(perf.notes), 5)
