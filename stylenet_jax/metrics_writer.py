@@ -61,7 +61,8 @@ class MetricsWriter:
 
 def read_epoch_curves(metrics_path: str) -> dict[int, dict[str, float]]:
     """Per epoch of a run's metrics.jsonl (sorted): ``train_loss`` (the mean over the epoch's
-    logged steps, weighted by their real time steps) and, on evaluated epochs, ``val_loss``."""
+    logged steps, weighted by their real time steps) and, on evaluated epochs, ``val_loss``
+    and each style's ``val_loss/<style>``."""
     curves: dict[int, dict[str, float]] = {}
     weighted: dict[int, list[float]] = {}
     with open(metrics_path, encoding="utf-8") as f:
@@ -75,7 +76,8 @@ def read_epoch_curves(metrics_path: str) -> dict[int, dict[str, float]]:
                 w[0] += r["train_loss"] * r["train_steps"]
                 w[1] += r["train_steps"]
             elif r["kind"] == "eval":
-                curves.setdefault(e, {})["val_loss"] = float(r["val_loss"])
+                curves.setdefault(e, {}).update(
+                    {k: float(v) for k, v in r.items() if k.split("/")[0] == "val_loss"})
     for e, (total, steps) in weighted.items():
         curves.setdefault(e, {})["train_loss"] = total / max(steps, 1.0)
     return dict(sorted(curves.items()))
