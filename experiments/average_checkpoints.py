@@ -107,10 +107,10 @@ def main(argv: Sequence[str]) -> None:
             if FLAGS.best_for:
                 curves = read_epoch_curves(os.path.join(FLAGS.workdir, METRICS_FILE))
                 epoch_of = {step: kept.meta(step).get("epoch") for step in available}
-                steps = [best_step_for(curves, epoch_of, FLAGS.best_for)]
-                print(f"{FLAGS.best_for}'s lowest validation loss: epoch {epoch_of[steps[0]]} "
-                      f"(step {steps[0]}), "
-                      f"{curves[epoch_of[steps[0]]]['val_loss/' + FLAGS.best_for]:.5f}")
+                best = best_step_for(curves, epoch_of, FLAGS.best_for)
+                epoch, steps = epoch_of[best], [best]
+                print(f"{FLAGS.best_for}'s lowest validation loss: epoch {epoch} (step {best}), "
+                      f"{curves[epoch][f'val_loss/{FLAGS.best_for}']:.5f}")
             steps = steps or available
             missing = sorted(set(steps) - set(available))
             if missing:

@@ -8,8 +8,9 @@ they have moved since the build), fits one gradient-boosted baseline per fold of
 pieces, and writes each song's prior grid: a training song's from the trees that did not see
 its piece, a validation song's from the mean of every fold's trees. Checks that each grid
 lines up with the song's arrays in the dataset, and prints (and keeps in ``priors.json``) the
-validation songs' priors' onset MSE by style: the validation loss a hybrid must beat. Bad input prints one line on stderr and exits
-with status 2. The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
+validation songs' priors' onset MSE by style: the validation loss a hybrid must beat. Bad input
+prints one line on stderr and exits with status 2. The trees use every core; on a shared
+machine set ``OMP_NUM_THREADS=1``.
 """
 
 from __future__ import annotations
