@@ -44,7 +44,8 @@ def export_tiny_model(path: str) -> str:
 def rich_file(path, bars=16):
     """Format 1: conductor (tempo changes, meters), two piano tracks, drums, pedal, program."""
     conductor = track([tempo(96), time_signature(4, 4), tempo(132, 960 * 4),
-                       time_signature(3, 4, 960 * 8), (960 * 9, mido.MetaMessage("marker", text="B"))])
+                       time_signature(3, 4, 960 * 8),
+                       (960 * 9, mido.MetaMessage("marker", text="B"))])
     rng = np.random.default_rng(0)
     rh = [(i * 240, i * 240 + 200, int(rng.integers(60, 90)), int(rng.integers(30, 100)))
           for i in range(bars * 16)]

@@ -34,7 +34,8 @@ def reference_lstm(
 
     def step(state: LSTMState, inp: tuple[Array, Array]) -> tuple[LSTMState, Array]:
         x_t, m = inp
-        z = jnp.dot(x_t, w_ih, precision=precision) + jnp.dot(state.h, w_hh, precision=precision) + b
+        z = (jnp.dot(x_t, w_ih, precision=precision)
+             + jnp.dot(state.h, w_hh, precision=precision) + b)
         h, c = lstm_cell(z, state.c)
         return LSTMState(jnp.where(m, h, state.h), jnp.where(m, c, state.c)), jnp.where(m, h, 0.0)
 

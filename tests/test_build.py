@@ -143,7 +143,8 @@ def test_hostile_files_are_rejected_with_reasons_and_the_build_goes_on(tmp_path,
     root = tmp_path / "midi" / "jazz"
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    lively = [(0, 60 + i % 12, int(v), 50) for i, v in enumerate(rng.permutation(np.arange(30, 60)))]
+    velocities = rng.permutation(np.arange(30, 60))
+    lively = [(0, 60 + i % 12, int(v), 50) for i, v in enumerate(velocities)]
     good = note_events(lively) + END_OF_TRACK
     files = {
         "good.mid": smf_bytes(good),

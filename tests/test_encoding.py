@@ -67,7 +67,8 @@ def test_quantisation_rounds_to_nearest_sixteenth_and_lasts_one_step(tmp_path):
 
 
 def test_grid_follows_ticks_per_beat_not_tempo_or_meter(tmp_path):
-    conductor = track([tempo(60), time_signature(3, 4), tempo(180, 3 * 96), time_signature(7, 8, 6 * 96)])
+    conductor = track([tempo(60), time_signature(3, 4), tempo(180, 3 * 96),
+                       time_signature(7, 8, 6 * 96)])
     notes = notes_track([(96, 192, 60, 40), (6 * 96, 8 * 96, 62, 41)])
     perf, _, enc = perform(tmp_path, conductor, notes, tpb=96)
     # 96 ticks a beat -> 24 ticks a step, whatever the tempo or time signature
@@ -107,8 +108,8 @@ def test_out_of_range_pitches_are_left_out_and_kept_in_the_file(tmp_path):
 
 
 def test_empty_notes_encode_to_zero_steps():
-    perf_notes = midi.Notes(*(np.zeros(0, dt) for dt in
-                              (np.int16, np.int64, np.int64, np.uint8, np.uint8, np.int32, np.int32)))
+    dtypes = (np.int16, np.int64, np.int64, np.uint8, np.uint8, np.int32, np.int32)
+    perf_notes = midi.Notes(*(np.zeros(0, dt) for dt in dtypes))
     enc = encoding.encode(perf_notes, TPB)
     assert enc.inputs.shape == (0, 176) and enc.velocities.shape == (0, 88)
 
@@ -158,7 +159,8 @@ def _corpus_file_round_trip(path):
 
 @pytest.mark.slow  # in CI (--runslow); keeps the default suite near 10 min
 def test_round_trip_is_exact_on_every_corpus_file(corpus_dir):
-    """Every in-range note alone in its onset cell gets its velocity back; shared cells the loudest."""
+    """Every in-range note alone in its onset cell gets its velocity back; shared cells the
+    loudest."""
     paths = sorted(str(p) for p in corpus_dir.glob("*/*.mid"))
     assert len(paths) == 935
     with multiprocessing.get_context("spawn").Pool() as pool:

@@ -14,7 +14,8 @@ def test_prefetch_to_device_keeps_order_and_runs_ahead():
     def source():
         for k in range(5):
             pulled.append(k)
-            yield batching.Batch(np.full((2, 3, 176), k, np.uint8), np.zeros((2, 3, 88), np.float32),
+            yield batching.Batch(np.full((2, 3, 176), k, np.uint8),
+                                 np.zeros((2, 3, 88), np.float32),
                                  np.array([3, k % 4], np.int32), np.full((2,), k % 2, np.int32),
                                  np.ones((2,), bool))
 

@@ -18,7 +18,8 @@ def _close(a, b, atol):
 
 def _reference_layer(p, x, lengths, init, bidirectional):
     """Plain reference of one fused layer: one reference_lstm per direction, batch-major."""
-    fwd, final = reference_lstm(p["w_ih"][0], p["w_hh"][0], p["b"][0], x, lengths, init, precision="highest")
+    fwd, final = reference_lstm(p["w_ih"][0], p["w_hh"][0], p["b"][0], x, lengths, init,
+                                precision="highest")
     outs = [fwd]
     if bidirectional:
         outs.append(reference_lstm(p["w_ih"][1], p["w_hh"][1], p["b"][1], x, lengths, reverse=True,
@@ -56,7 +57,8 @@ def test_fused_layer_equals_reference(bidirectional, unroll):
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("recurrence,unroll", [("custom_vjp", 1), ("custom_vjp", 4), ("autodiff", 1)])
+@pytest.mark.parametrize("recurrence,unroll",
+                         [("custom_vjp", 1), ("custom_vjp", 4), ("autodiff", 1)])
 def test_fused_layer_gradients_equal_reference(bidirectional, recurrence, unroll):
     """Gradients of the optimised layer (custom backward pass) = autodiff of the plain LSTM:
     for every weight, the inputs and the initial state, through outputs AND the final state."""

@@ -63,7 +63,8 @@ def test_config_roundtrip_and_validation():
     [(True, True, 1, 1), (False, True, 3, 3), (True, False, 3, 1), (False, False, 1, 3)],
 )
 def test_output_shapes(bidirectional, interp, layers, styles):
-    cfg = _cfg(bidirectional=bidirectional, use_interpretation_layer=interp, num_layers=layers, num_styles=styles)
+    cfg = _cfg(bidirectional=bidirectional, use_interpretation_layer=interp, num_layers=layers,
+               num_styles=styles)
     x, lengths = _notes(0, 3, 10), jnp.array([10, 4, 0])
     variables = _init(cfg, x, lengths)
     y, carry = _apply(cfg, variables, x, lengths)
@@ -125,7 +126,8 @@ def test_vmapped_heads_equal_single_heads():
     y, _ = _apply(cfg, variables, x, lengths)
     one = dataclasses.replace(cfg, num_styles=1)
     for s in range(3):
-        params = dict(variables["params"], heads=jax.tree.map(lambda a: a[s : s + 1], variables["params"]["heads"]))
+        heads = jax.tree.map(lambda a: a[s : s + 1], variables["params"]["heads"])
+        params = dict(variables["params"], heads=heads)
         y_s, _ = _apply(one, {"params": params}, x, lengths)
         _close(y_s[0], y[s], 1e-6)
     assert float(jnp.abs(y[0] - y[1]).max()) > 1e-3  # heads are initialised independently
@@ -138,9 +140,13 @@ def _reference_model(cfg: ModelConfig, params, x, lengths):
     """StyleNet eval forward pass from reference_lstm, one head and one direction at a time."""
 
     def layer(p, inp, reverse_too):
-        out = [_ref_lstm(p["w_ih"][0], p["w_hh"][0], p["b"][0], inp, lengths, precision="highest")[0]]
+        def run(d, reverse=False):
+            return _ref_lstm(p["w_ih"][d], p["w_hh"][d], p["b"][d], inp, lengths,
+                             reverse=reverse, precision="highest")[0]
+
+        out = [run(0)]
         if reverse_too:
-            out.append(_ref_lstm(p["w_ih"][1], p["w_hh"][1], p["b"][1], inp, lengths, reverse=True, precision="highest")[0])
+            out.append(run(1, reverse=True))
         return jnp.concatenate(out, -1)
 
     if cfg.use_interpretation_layer:
@@ -151,7 +157,8 @@ def _reference_model(cfg: ModelConfig, params, x, lengths):
         h = x
         for l in range(cfg.num_layers):
             h = layer(head[f"layer_{l}"], h, cfg.bidirectional)
-        ys.append(jax.nn.sigmoid(jnp.dot(h, head["out"]["kernel"], precision="highest") + head["out"]["bias"]))
+        logits = jnp.dot(h, head["out"]["kernel"], precision="highest") + head["out"]["bias"]
+        ys.append(jax.nn.sigmoid(logits))
     mask = (jnp.arange(x.shape[1]) < lengths[:, None])[..., None]
     return jnp.where(mask, jnp.stack(ys), 0.0)
 
@@ -214,7 +221,8 @@ def test_reset_carry():
     out = reset_carry(carry, jnp.array([True, False, True]))
     assert float(jnp.abs(out["interpretation"].h[jnp.array([0, 2])]).max()) == 0.0
     assert float(jnp.abs(out["heads"].c[:, :, jnp.array([0, 2])]).max()) == 0.0
-    assert bool(jnp.all(out["heads"].h[:, :, 1] == 1.0)) and bool(jnp.all(out["interpretation"].c[1] == 1.0))
+    assert bool(jnp.all(out["heads"].h[:, :, 1] == 1.0))
+    assert bool(jnp.all(out["interpretation"].c[1] == 1.0))
 
 
 # ----------------------------------------------------------------------------- jit / grads
@@ -234,7 +242,8 @@ def test_jit_compiles_once_and_grads_finite():
         traces.append(1)
 
         def loss(params):
-            y, _ = StyleNet(cfg).apply({"params": params}, x, lengths, train=True, rngs={"dropout": key})
+            y, _ = StyleNet(cfg).apply({"params": params}, x, lengths, train=True,
+                                       rngs={"dropout": key})
             return jnp.sum(jnp.where(real, (y - target) ** 2, 0.0)) / jnp.sum(real)
 
         return jax.value_and_grad(loss)(params)
@@ -243,7 +252,8 @@ def test_jit_compiles_once_and_grads_finite():
     garbage = jnp.where(real, x, jnp.nan)  # even NaN padding must not leak into loss or grads
     l2, g2 = loss_and_grad(variables["params"], garbage, lengths, jax.random.key(16))
     assert len(traces) == 1
-    assert bool(jnp.isfinite(l1)) and all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(g1))
+    assert bool(jnp.isfinite(l1))
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(g1))
     _close(l2, l1, 1e-6)
     jax.tree.map(lambda a, b: _close(a, b, 1e-6), g2, g1)
     assert float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(g1))) > 0

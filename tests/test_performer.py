@@ -188,7 +188,8 @@ def test_an_hour_of_notes_completes_with_bounded_memory(tmp_path, model_path):
         path = rich_file(str(tmp_path / f"{bars}.mid"), bars=bars)
         code = ("import resource,sys; from stylenet_jax import performer as p; "
                 f"st=p.Stylizer({model_path!r}); "
-                f"r=p.perform_file({path!r}, {path!r}+'.out.mid', stylizer=st, blend={{'jazz':1.0}}); "
+                f"r=p.perform_file({path!r}, {path!r}+'.out.mid', stylizer=st, "
+                "blend={'jazz':1.0}); "
                 "print(r.notes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                               text=True, timeout=600)

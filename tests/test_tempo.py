@@ -101,10 +101,11 @@ def test_off_the_tempo_is_ignored_and_on_it_is_one_more_input_channel():
     lengths = np.array([30, 20], np.int32)
     slow, fast = np.array([1.0, 1.0], np.float32), np.array([0.3, 0.3], np.float32)
     p_off = _params(off, x, lengths)
-    np.testing.assert_array_equal(model.predict(p_off, x, lengths, config=off, seconds_per_beat=slow),
-                                  model.predict(p_off, x, lengths, config=off, seconds_per_beat=fast))
-    np.testing.assert_array_equal(model.predict(p_off, x, lengths, config=off),
-                                  model.predict(p_off, x, lengths, config=off, seconds_per_beat=fast))
+    def off_at(seconds_per_beat=None):
+        return model.predict(p_off, x, lengths, config=off, seconds_per_beat=seconds_per_beat)
+
+    np.testing.assert_array_equal(off_at(slow), off_at(fast))
+    np.testing.assert_array_equal(off_at(), off_at(fast))
     p_on = _params(on, x, lengths)
     a = model.predict(p_on, x, lengths, config=on, seconds_per_beat=slow)
     b = model.predict(p_on, x, lengths, config=on, seconds_per_beat=fast)
