@@ -42,6 +42,9 @@ DEFAULT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"
                             "feature_baseline.pkl")
 DEFAULT_SETTINGS = {"max_iter": 400, "learning_rate": 0.08, "max_leaf_nodes": 63,
                     "min_samples_leaf": 40, "l2_regularization": 1.0, "n_iter_no_change": 20}
+# Each training error (config.ERRORS) as scikit-learn names it: the absolute error fits each
+# note's median velocity given its features (the evaluation's best guess), the squared its mean.
+TREE_LOSSES = {"squared": "squared_error", "absolute": "absolute_error"}
 EARLY_STOPPING_SONGS = 0.1  # fraction of each style's training songs held out
 MIN_SONGS_FOR_EARLY_STOPPING = 5
 

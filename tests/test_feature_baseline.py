@@ -12,7 +12,9 @@ from data_prep.build import build_dataset
 from data_prep.synthetic import write_synthetic_corpus
 from side_by_side import run_side_by_side
 from stylenet_jax import performances
-from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError, evaluate
+from stylenet_jax.feature_baseline import (TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
+                                           evaluate)
+from stylenet_jax.notes import Notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLES = ("jazz", "pop")  # jazz: loud off-beat eighths, soft downbeats; pop: loud top voice
@@ -108,6 +110,32 @@ def test_bad_files_raise_one_line_errors(trained, tmp_path):
             FeatureBaseline.load(str(tmp_path / name))
 
 
+def test_absolute_error_fits_the_median_and_squared_the_mean():
+    """Twelve performances of one score, nine played at 40 throughout and three at 100: every
+    note has the same features in all twelve, so the best guess is 40 for the absolute error
+    (the median) and the mean, 55 (50.9 or 56.4 once one song is held out for early stopping),
+    for the squared."""
+    n = 48
+    ticks = np.arange(n, dtype=np.int64) * 120  # 1/16 notes at 480 ticks a beat
+    pitch = (60 + np.arange(n) % 7).astype(np.int16)
+
+    def performance(k, velocity):
+        notes = Notes(pitch, ticks, ticks + 120, np.full(n, velocity, np.uint8),
+                      np.zeros(n, np.uint8), np.zeros(n, np.int32), np.arange(n, dtype=np.int32))
+        return performances.Performed(f"pop/p{k}", "pop", "p", f"p{k}.mid", notes, 480,
+                                      ticks / 960.0)
+
+    songs = [performance(k, 100 if k % 4 == 0 else 40) for k in range(12)]
+    fitted = {error: FeatureBaseline.fit(songs, seed=0, log=lambda _: None, loss=loss,
+                                         max_iter=30, min_samples_leaf=5)
+              for error, loss in TREE_LOSSES.items()}
+    score = songs[1]
+    median = fitted["absolute"].predict(score.notes, 480, "pop", score.seconds)
+    mean = fitted["squared"].predict(score.notes, 480, "pop", score.seconds)
+    assert np.abs(median - 40).max() <= 1, median
+    assert np.all((mean >= 49) & (mean <= 58)), mean
+
+
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "experiments.feature_baseline", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -124,12 +152,17 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
     table = [line for line in done.stdout.splitlines() if line.startswith(("| jazz", "| pop"))]
     assert len(table) == 2 and "Pearson r" in done.stdout and "wall time" in done.stdout
     assert "--data_dir" in cli("--help").stdout
+    done = cli(f"--data_dir={tmp_path / 'data'}", f"--out={out}", "--max_iter=5",
+               "--error=absolute")
+    assert done.returncode == 0, done.stderr
+    assert FeatureBaseline.load(out).models["pop"].loss == "absolute_error"
 
     cases = [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
              ([f"--out={out}"], "--data_dir is required"),
              ([f"--data_dir={tmp_path / 'data'}", f"--midi_dir={tmp_path}", f"--out={out}"],
               "not found"),
-             ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter")]
+             ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter"),
+             ([f"--data_dir={tmp_path / 'data'}", "--error=cubic"], "--error")]
     for (args, expected), bad in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
