@@ -51,26 +51,32 @@ LOCAL_PITCH_WINDOW = 31  # notes, centred
 TEMPO_SPAN = 16  # steps either side for the local tempo
 MISSING = -1.0
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "pitch", "pitch_class",
-    "onset_mod_4", "onset_mod_8", "onset_mod_12", "onset_mod_16",
-    "duration_steps", "legato_ratio",
-    "seconds_since_prev_onset", "seconds_to_next_onset", "local_seconds_per_beat",
-    "piece_seconds_per_beat",
-    "chord_size", "chord_rank_from_bottom", "chord_rank_from_top", "is_chord_lowest",
-    "is_chord_highest", "chord_span", "above_chord_lowest", "below_chord_highest",
-    "sounding_keys", "sounding_above", "sounding_below", "is_top_voice", "is_bottom_voice",
-    "steps_since_prev_onset", "steps_to_next_onset", "interval_from_prev_top",
-    "interval_to_next_top", "steps_since_same_pitch",
-    *(f"density_{where}_{span}" for span in DENSITY_SPANS
-      for where in ("before", "after", "centred")),
-    *(f"{direction}{k}_{stat}_{name}" for k in ROLLING_WINDOWS for direction in ("prev", "next")
-      for name in ROLLED for stat in ("mean", "std")),
-    "pitch_minus_local_mean", "local_pitch_min", "local_pitch_max", "local_pitch_place",
-    "pitch_minus_piece_mean",
-    "piece_fraction", "notes_from_start", "notes_to_end", "steps_from_start", "steps_to_end",
-    "piece_mean_pitch", "piece_notes_per_step", "piece_steps",
-)
+# The columns in their groups (the docstring's), in column order.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "pitch": ("pitch", "pitch_class"),
+    "metre": ("onset_mod_4", "onset_mod_8", "onset_mod_12", "onset_mod_16"),
+    "duration": ("duration_steps", "legato_ratio"),
+    "tempo": ("seconds_since_prev_onset", "seconds_to_next_onset", "local_seconds_per_beat",
+              "piece_seconds_per_beat"),
+    "chord": ("chord_size", "chord_rank_from_bottom", "chord_rank_from_top", "is_chord_lowest",
+              "is_chord_highest", "chord_span", "above_chord_lowest", "below_chord_highest"),
+    "voices": ("sounding_keys", "sounding_above", "sounding_below", "is_top_voice",
+               "is_bottom_voice"),
+    "neighbours": ("steps_since_prev_onset", "steps_to_next_onset", "interval_from_prev_top",
+                   "interval_to_next_top", "steps_since_same_pitch"),
+    "density": tuple(f"density_{where}_{span}" for span in DENSITY_SPANS
+                     for where in ("before", "after", "centred")),
+    "rolling": tuple(f"{direction}{k}_{stat}_{name}" for k in ROLLING_WINDOWS
+                     for direction in ("prev", "next") for name in ROLLED
+                     for stat in ("mean", "std")),
+    "relative pitch": ("pitch_minus_local_mean", "local_pitch_min", "local_pitch_max",
+                       "local_pitch_place", "pitch_minus_piece_mean"),
+    "position": ("piece_fraction", "notes_from_start", "notes_to_end", "steps_from_start",
+                 "steps_to_end"),
+    "piece": ("piece_mean_pitch", "piece_notes_per_step", "piece_steps"),
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(name for group in FEATURE_GROUPS.values()
+                                       for name in group)
 
 
 def _count_in(sorted_values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
