@@ -10,8 +10,9 @@ rolling statistics...: ``note_features.FEATURE_GROUPS``) shuffled among the note
 columns as they were (``stylenet_jax.feature_importance``). A group whose shuffling costs
 the most MAE and r is what the tree leans on most; a group that costs nothing tells it
 nothing the others do not. ``--shuffle_within=performance`` shuffles each performance's notes
-among themselves, so what a group says about the piece as a whole no longer counts. Writes the Markdown table, its JSON and a bar chart; bad input
-prints one line on stderr and exits with status 2.
+among themselves, so what a group says about the piece as a whole no longer counts. Writes the
+Markdown table, its JSON and a bar chart; bad input prints one line on stderr and exits with
+status 2.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def render(results: list[dict], *, command: str, seconds: float, picture: str, d
         f"Data: {data}. The tree: `{model}`.", "",
         "Each group of the tree's note features shuffled together among "
         + ("a style's notes" if scope == SCOPES[0] else "each performance's own notes")
-        + ", the other columns as they were: how much higher its MAE (velocity units) and lower "
-        "its Pearson r come out than with every column in place, the mean ± sd over "
-        f"{repeats} shuffles. Larger: the tree leans on the "
-        "group more; near 0: the group tells it nothing the other groups do not.", "",
+        + ", the other columns as they were: how much higher its MAE (velocity units) and "
+        "lower its Pearson r come out than with every column in place, the mean ± sd over "
+        f"{repeats} shuffles. Larger: the tree leans on the group more; near 0: the group "
+        "tells it nothing the other groups do not.", "",
         "| style | songs | notes | MAE | r |", "|---|---|---|---|---|",
         *[f"| {r['style']} | {r['songs']} | {r['notes']:,} | {r['mae']:.2f} | {r['r']:.3f} |"
           for r in results], "",

@@ -148,9 +148,13 @@ class FeatureBaseline:
                                        f"{', '.join(self.styles)}")
         if not len(notes):
             return np.zeros(0, np.int64)
-        raw = self.models[style].predict(
-            feature_rows(notes, ticks_per_beat, seconds, self.with_phrase_context))
-        return np.clip(np.rint(raw), 1, 127).astype(np.int64)
+        return self.predict_rows(
+            feature_rows(notes, ticks_per_beat, seconds, self.with_phrase_context), style)
+
+    def predict_rows(self, rows: np.ndarray, style: str) -> np.ndarray:
+        """int64 (n,) velocities 1..127 of float32 (n, columns) ``feature_rows`` in a style
+        this baseline plays (``predict`` without the features' computation)."""
+        return np.clip(np.rint(self.models[style].predict(rows)), 1, 127).astype(np.int64)
 
     def save(self, path: str) -> None:
         """Writes the header and models to ``path`` atomically (temporary file + rename)."""
@@ -200,6 +204,15 @@ class FeatureBaseline:
         return cls(models, with_phrase_context=names == feature_names(True))
 
 
+def mae_and_r(predicted: np.ndarray, human: np.ndarray) -> tuple[float, float]:
+    """Mean |predicted - human| and their Pearson r (0 when either is constant), of two
+    (n,) arrays of velocities, any numeric dtype."""
+    predicted, human = np.asarray(predicted, np.float64), np.asarray(human, np.float64)
+    r = (float(np.corrcoef(predicted, human)[0, 1])
+         if predicted.std() > 0 and human.std() > 0 else 0.0)
+    return float(np.abs(predicted - human).mean()), r
+
+
 def evaluate(baseline: FeatureBaseline, performed: Sequence["Performed"]) -> list[dict]:
     """Per style of ``performed`` that the baseline knows: {style, songs, notes, mae, r}.
 
@@ -210,10 +223,9 @@ def evaluate(baseline: FeatureBaseline, performed: Sequence["Performed"]) -> lis
     for style in sorted({p.style for p in performed} & set(baseline.styles)):
         songs = [p for p in performed if p.style == style]
         predicted = np.concatenate([baseline.predict(p.notes, p.ticks_per_beat, style, p.seconds)
-                                    for p in songs]).astype(np.float64)
+                                    for p in songs])
         human = np.concatenate([velocity_targets(p.notes.velocity) for p in songs])
-        r = (float(np.corrcoef(predicted, human)[0, 1])
-             if predicted.std() > 0 and human.std() > 0 else 0.0)
-        out.append({"style": style, "songs": len(songs), "notes": len(human),
-                    "mae": float(np.abs(predicted - human).mean()), "r": r})
+        mae, r = mae_and_r(predicted, human)
+        out.append({"style": style, "songs": len(songs), "notes": len(human), "mae": mae,
+                    "r": r})
     return out

@@ -7,9 +7,10 @@ and the fall in Pearson r is what the tree loses when that group no longer says 
 about each note. Shuffled among all the style's notes (``SCOPES[0]``), a column that is
 constant within a performance (the piece's mean tempo) still tells one piece from another;
 shuffled within each performance (``SCOPES[1]``) it tells nothing, and what is left is what
-the group says about one note against the others of its piece. A group's columns move together, since one column alone is mostly stood in
-for by its neighbours (the three rolling windows, the four density spans): scikit-learn's
-``permutation_importance`` shuffles one column at a time. Pure numpy around the fitted trees.
+the group says about one note against the others of its piece. A group's columns move
+together, since one column alone is mostly stood in for by its neighbours (the three rolling
+windows, the four density spans): scikit-learn's ``permutation_importance`` shuffles one
+column at a time. Pure numpy around the fitted trees.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from stylenet_jax.feature_baseline import (FeatureBaseline, feature_names, feature_rows,
-                                           velocity_targets)
+                                           mae_and_r, velocity_targets)
 from stylenet_jax.note_features import FEATURE_GROUPS
 from stylenet_jax.performances import Performed
 
@@ -37,19 +38,6 @@ def group_columns(with_phrase_context: bool) -> dict[str, np.ndarray]:
     if with_phrase_context:
         groups[PHRASE_CONTEXT_GROUP] = np.arange(len(feature_names(False)), len(names))
     return groups
-
-
-def _velocities(model, rows: np.ndarray) -> np.ndarray:
-    """The tree's velocities as ``FeatureBaseline.predict`` gives them, float64 (n,)."""
-    return np.clip(np.rint(model.predict(rows)), 1, 127).astype(np.float64)
-
-
-def _scores(predicted: np.ndarray, human: np.ndarray) -> tuple[float, float]:
-    """(MAE, Pearson r; 0 when either is constant) of float (n,) velocities."""
-    mae = float(np.abs(predicted - human).mean())
-    if predicted.std() == 0 or human.std() == 0:
-        return mae, 0.0
-    return mae, float(np.corrcoef(predicted, human)[0, 1])
 
 
 def _shuffled_order(sizes: Sequence[int], within_each: bool,
@@ -88,18 +76,17 @@ def group_importance(baseline: FeatureBaseline, performed: Sequence[Performed],
         rows = np.concatenate([feature_rows(p.notes, p.ticks_per_beat, p.seconds,
                                             baseline.with_phrase_context) for p in songs])
         human = np.concatenate([velocity_targets(p.notes.velocity) for p in songs])
-        model = baseline.models[style]
-        mae, r = _scores(_velocities(model, rows), human)
+        sizes = [len(p.notes) for p in songs]
+        mae, r = mae_and_r(baseline.predict_rows(rows, style), human)
         found = []
         for g, (group, columns) in enumerate(groups.items()):
             rises, drops = [], []
             for k in range(repeats):
-                order = _shuffled_order([len(p.notes) for p in songs],
-                                        scope == "performance",
+                order = _shuffled_order(sizes, scope == SCOPES[1],
                                         np.random.default_rng([seed, k, g]))
                 shuffled = rows.copy()
                 shuffled[:, columns] = rows[order][:, columns]
-                mae_k, r_k = _scores(_velocities(model, shuffled), human)
+                mae_k, r_k = mae_and_r(baseline.predict_rows(shuffled, style), human)
                 rises.append(mae_k - mae)
                 drops.append(r - r_k)
             found.append({"group": group, "columns": len(columns),
