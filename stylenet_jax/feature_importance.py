@@ -85,7 +85,7 @@ def group_importance(baseline: FeatureBaseline, performed: Sequence[Performed],
                 order = _shuffled_order(sizes, scope == SCOPES[1],
                                         np.random.default_rng([seed, k, g]))
                 shuffled = rows.copy()
-                shuffled[:, columns] = rows[order][:, columns]
+                shuffled[:, columns] = rows[np.ix_(order, columns)]
                 mae_k, r_k = mae_and_r(baseline.predict_rows(shuffled, style), human)
                 rises.append(mae_k - mae)
                 drops.append(r - r_k)
