@@ -8,8 +8,9 @@ Reads the MIDI files behind the dataset's training split (a dataset built by
 one regressor per style on ``note_features`` rows, saves the model, and prints per style the
 training notes, the wall time, and on the validation split the mean absolute velocity error
 (MIDI units) and Pearson r, beside the MAE of a constant (the style's mean training velocity).
-``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context`` and ``--error=absolute``
-fits each note's median velocity instead of its mean (experiments, not the shipped tree).
+``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context``, ``--melody_line`` those
+of ``stylenet_jax.melody_line``, and ``--error=absolute`` fits each note's median velocity
+instead of its mean (experiments, not the shipped tree).
 Bad input prints one line on stderr and exits with status 2.
 
 The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
@@ -26,8 +27,9 @@ from absl import app, flags
 
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.config import ERRORS
-from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, TREE_LOSSES,
-                                           FeatureBaseline, FeatureBaselineError, evaluate)
+from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, EXTRA_COLUMNS,
+                                           TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
+                                           evaluate)
 from stylenet_jax.flag_parsing import parse_flags
 
 
@@ -46,14 +48,34 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_leaf_nodes", DEFAULT_SETTINGS["max_leaf_nodes"], "Leaves per tree.")
     flags.DEFINE_float("learning_rate", DEFAULT_SETTINGS["learning_rate"], "Shrinkage of each "
                        "tree's contribution.")
-    flags.DEFINE_bool("phrase_context", False, "Also give the trees the phrase-context columns "
-                      "(the music over 2 to 32 beats around each note, relative to the piece: "
-                      "stylenet_jax/phrase_context.py). An experiment, not the shipped tree; "
-                      "score it with experiments.evaluate --model NAME=PATH.")
+    define_extra_column_flags()
     flags.DEFINE_enum("error", "squared", list(ERRORS), "The error each tree minimises: "
                       "squared fits each note's mean velocity given its features (the shipped "
                       "tree), absolute its median (the evaluation's MAE is lowest at the median). "
                       "An experiment; score it with experiments.evaluate --model NAME=PATH.")
+
+
+# What each optional column set (feature_baseline.EXTRA_COLUMNS) gives the trees; its flag
+# has its name.
+EXTRA_COLUMN_HELP = {
+    "phrase_context": "the music over 2 to 32 beats around each note, relative to the piece: "
+                      "stylenet_jax/phrase_context.py",
+    "melody_line": "the tune's contour, peaks and runs around each note: "
+                   "stylenet_jax/melody_line.py",
+}
+
+
+def define_extra_column_flags() -> None:
+    """One bool flag per optional column set, for every app that fits trees."""
+    for name in EXTRA_COLUMNS:
+        flags.DEFINE_bool(name, False, f"Also give the trees these columns "
+                          f"({EXTRA_COLUMN_HELP[name]}). An experiment, not the shipped tree; "
+                          "score it with experiments.evaluate --model NAME=PATH.")
+
+
+def extras_from_flags() -> tuple[str, ...]:
+    """The optional column sets whose flags (``define_extra_column_flags``) are on."""
+    return tuple(name for name in EXTRA_COLUMNS if flags.FLAGS[name].value)
 
 
 def constant_mae(train: Sequence[performances.Performed],
@@ -68,7 +90,7 @@ def constant_mae(train: Sequence[performances.Performed],
 
 
 def run(data_dir: str, midi_dir: str | None, out: str, seed: int,
-        with_phrase_context: bool = False, **settings) -> FeatureBaseline:
+        extras: Sequence[str] = (), **settings) -> FeatureBaseline:
     """Fits, saves and reports (stdout); raises the library errors on bad input."""
     began = time.perf_counter()
     train = performances.from_dataset(data_dir, "train", midi_root=midi_dir)
@@ -77,7 +99,7 @@ def run(data_dir: str, midi_dir: str | None, out: str, seed: int,
           f"{time.perf_counter() - began:.1f} s", flush=True)
     fit_began = time.perf_counter()
     baseline = FeatureBaseline.fit(train, seed=seed, log=lambda line: print(line, flush=True),
-                                   with_phrase_context=with_phrase_context, **settings)
+                                   extras=extras, **settings)
     fit_seconds = time.perf_counter() - fit_began
     baseline.save(out)
     print(f"fitted in {fit_seconds:.1f} s; saved {out}")
@@ -108,7 +130,7 @@ def main(argv: Sequence[str]) -> None:
               file=sys.stderr)
         sys.exit(2)
     try:
-        run(f.data_dir, f.midi_dir, f.out, f.seed, with_phrase_context=f.phrase_context,
+        run(f.data_dir, f.midi_dir, f.out, f.seed, extras=extras_from_flags(),
             max_iter=f.max_iter, max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate,
             loss=TREE_LOSSES[f.error])
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,

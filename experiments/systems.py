@@ -27,7 +27,8 @@ def _load_tree(path: str):
 
 def _tree_description(path: str, tree) -> str:
     """The report's line for a tree baseline read from ``path``."""
-    context = " and their phrase context" if tree.with_phrase_context else ""
+    extras = [name.replace("_", " ") for name in tree.extras]
+    context = f" and their {' and '.join(extras)}" if extras else ""
     return f"gradient-boosted trees on per-note features{context} (`{os.path.relpath(path)}`)"
 
 

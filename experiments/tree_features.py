@@ -130,7 +130,7 @@ def main(argv: Sequence[str]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log = progress_printer(FLAGS.progress)
-    log(f"{len(performed)} performances; {len(group_columns(tree.with_phrase_context))} "
+    log(f"{len(performed)} performances; {len(group_columns(tree.extras))} "
         f"groups x {FLAGS.repeats} shuffles per style")
     results = group_importance(tree, performed, repeats=FLAGS.repeats, seed=FLAGS.seed,
                                scope=FLAGS.shuffle_within, log=log)

@@ -2,13 +2,17 @@ r"""Make the tree baseline's velocities for every song of a dataset, for a hybri
 (``--tree_prior``; ``stylenet_jax.tree_prior``).
 
     python -m experiments.tree_prior --data_dir=DATASET --out_dir=PRIORS [--folds=3]
+        [--melody_line] [--phrase_context]
 
 Reads the MIDI files behind the dataset's training and validation splits (``--midi_dir`` if
 they have moved since the build), fits one gradient-boosted baseline per fold of the training
 pieces, and writes each song's prior grid: a training song's from the trees that did not see
 its piece, a validation song's from the mean of every fold's trees. Checks that each grid
 lines up with the song's arrays in the dataset, and prints (and keeps in ``priors.json``) the
-validation songs' priors' onset MSE by style: the validation loss a hybrid must beat. Bad input
+validation songs' priors' onset MSE by style: the validation loss a hybrid must beat.
+``--melody_line`` / ``--phrase_context`` give the trees those optional columns (as
+``experiments.feature_baseline`` does; a hybrid trained on such priors is then played with
+such a tree, ``--features_model``). Bad input
 prints one line on stderr and exits with status 2. The trees use every core; on a shared
 machine set ``OMP_NUM_THREADS=1``.
 """
@@ -22,6 +26,7 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
+from experiments.feature_baseline import define_extra_column_flags, extras_from_flags
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaselineError
 from stylenet_jax.flag_parsing import parse_flags
@@ -38,6 +43,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("folds", 3, "Folds of the training pieces (one baseline fitted per "
                          "fold; at least 2).")
     flags.DEFINE_integer("seed", 0, "Seed of the folds and of the trees.")
+    define_extra_column_flags()
 
 
 def check_alignment(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray]) -> int:
@@ -56,14 +62,15 @@ def check_alignment(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray]
     return checked
 
 
-def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int) -> None:
+def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int,
+        extras: Sequence[str] = ()) -> None:
     """Fits, predicts, checks and writes (progress on stdout); raises the library errors."""
     began = time.perf_counter()
     train = performances.from_dataset(data_dir, "train", midi_root=midi_dir)
     check = performances.from_dataset(data_dir, "validation", midi_root=midi_dir)
     print(f"read {len(train)} training and {len(check)} validation files in "
           f"{time.perf_counter() - began:.1f} s", flush=True)
-    priors = out_of_fold_priors(train, check, folds=folds, seed=seed,
+    priors = out_of_fold_priors(train, check, folds=folds, seed=seed, extras=extras,
                                 log=lambda line: print(line, flush=True))
     songs = dataset.load_songs(data_dir)
     print(f"checked {check_alignment(songs, priors)} songs against {data_dir}", flush=True)
@@ -73,7 +80,7 @@ def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int
         print("validation onset MSE of the priors (a hybrid's --loss=onset val_loss to beat): "
               + ", ".join(f"{style} {mse:.5f}" for style, mse in scores.items()), flush=True)
     save_priors(out_dir, priors, {"data_dir": data_dir, "folds": folds, "seed": seed,
-                                  "validation_onset_mse": scores})
+                                  "extras": list(extras), "validation_onset_mse": scores})
     print(f"wrote {len(priors)} priors to {out_dir} in {time.perf_counter() - began:.1f} s")
 
 
@@ -86,7 +93,7 @@ def main(argv: Sequence[str]) -> None:
         print("error: --data_dir and --out_dir are required", file=sys.stderr)
         sys.exit(2)
     try:
-        run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed)
+        run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags())
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, TreePriorError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -8,9 +8,11 @@ performances, another performance of a held-out song's piece may be in training 
 whole pieces instead stopped classical at 48 trees, not 400, and scored lower on the held-out
 test pieces: r 0.529 against 0.564, so the stronger baseline was kept).
 
-With ``phrase_context`` the rows also carry ``phrase_context.PHRASE_CONTEXT_NAMES`` (the music
-over 2 to 32 beats around each note, relative to the piece), an experiment on whether phrase
-levels can be read from the notes; the file's header names its columns.
+A baseline may also read optional column sets (``EXTRA_COLUMNS``), appended in that table's
+order: ``phrase_context`` (the music over 2 to 32 beats around each note, relative to the
+piece: whether phrase levels can be read from the notes) and ``melody_line`` (the tune's
+contour, peaks and runs around each note). Both are experiments; the file's header names its
+columns.
 
 Saved models are pickles: load only files you trust. A file holds two pickles in a row, a
 header (format, version, scikit-learn version, feature names, styles) and then the models,
@@ -19,6 +21,7 @@ so that a file of another version is refused before its models are unpickled.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import time
@@ -29,6 +32,7 @@ import numpy as np
 from stylenet_jax import midi
 from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
+from stylenet_jax.melody_line import MELODY_LINE_NAMES, melody_line
 from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES, phrase_context
 
 if TYPE_CHECKING:
@@ -45,6 +49,12 @@ DEFAULT_SETTINGS = {"max_iter": 400, "learning_rate": 0.08, "max_leaf_nodes": 63
 # Each training error (config.ERRORS) as scikit-learn names it: the absolute error fits each
 # note's median velocity given its features (the evaluation's best guess), the squared its mean.
 TREE_LOSSES = {"squared": "squared_error", "absolute": "absolute_error"}
+# The optional column sets, in the order they are appended: name -> (column names, a function
+# (notes, ticks_per_beat, seconds) -> float32 (n, len(column names))).
+EXTRA_COLUMNS: dict[str, tuple[tuple[str, ...], Callable]] = {
+    "phrase_context": (PHRASE_CONTEXT_NAMES, phrase_context),
+    "melody_line": (MELODY_LINE_NAMES, melody_line),
+}
 EARLY_STOPPING_SONGS = 0.1  # fraction of each style's training songs held out
 MIN_SONGS_FOR_EARLY_STOPPING = 5
 
@@ -64,27 +74,38 @@ def velocity_targets(velocity: np.ndarray) -> np.ndarray:
     return np.asarray(velocity, np.float64)
 
 
-def feature_names(with_phrase_context: bool) -> tuple[str, ...]:
-    """The columns a baseline reads: ``note_features``' and, if asked, the phrase context's."""
-    return FEATURE_NAMES + (PHRASE_CONTEXT_NAMES if with_phrase_context else ())
+def ordered_extras(extras: Sequence[str]) -> tuple[str, ...]:
+    """``extras`` (names of ``EXTRA_COLUMNS``, any order, repeats allowed) in table order;
+    raises FeatureBaselineError naming an unknown one."""
+    unknown = sorted(set(extras) - set(EXTRA_COLUMNS))
+    if unknown:
+        raise FeatureBaselineError(f"unknown extra columns {', '.join(unknown)}; known: "
+                                   f"{', '.join(EXTRA_COLUMNS)}")
+    return tuple(name for name in EXTRA_COLUMNS if name in extras)
+
+
+def feature_names(extras: Sequence[str] = ()) -> tuple[str, ...]:
+    """The columns a baseline reads: ``note_features``' and those of each of ``extras``."""
+    return FEATURE_NAMES + tuple(column for name in ordered_extras(extras)
+                                 for column in EXTRA_COLUMNS[name][0])
 
 
 def feature_rows(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray | None,
-                 with_phrase_context: bool) -> np.ndarray:
-    """float32 (n, len(feature_names(with_phrase_context))) rows for ``notes`` (n may be 0)."""
+                 extras: Sequence[str] = ()) -> np.ndarray:
+    """float32 (n, len(feature_names(extras))) rows for ``notes`` (n may be 0)."""
     rows = note_features(notes, ticks_per_beat, seconds)
-    if not with_phrase_context:
-        return rows
-    return np.hstack([rows, phrase_context(notes, ticks_per_beat, seconds)])
+    more = [EXTRA_COLUMNS[name][1](notes, ticks_per_beat, seconds)
+            for name in ordered_extras(extras)]
+    return np.hstack([rows, *more]) if more else rows
 
 
 class FeatureBaseline:
     """One gradient-boosted regressor per style, mapping feature rows to velocities."""
 
     def __init__(self, models: Mapping[str, "HistGradientBoostingRegressor"],
-                 with_phrase_context: bool = False):
+                 extras: Sequence[str] = ()):
         self.models = dict(models)
-        self.with_phrase_context = with_phrase_context
+        self.extras = ordered_extras(extras)  # the optional column sets it reads
 
     @property
     def styles(self) -> list[str]:
@@ -93,26 +114,27 @@ class FeatureBaseline:
 
     @classmethod
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
-            log: Callable[[str], None] = print, with_phrase_context: bool = False,
+            log: Callable[[str], None] = print, extras: Sequence[str] = (),
             **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
         ``settings`` override DEFAULT_SETTINGS (HistGradientBoostingRegressor arguments).
         Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one) for early
         stopping when it has MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains
-        all ``max_iter`` rounds. ``log`` gets one line per style. ``with_phrase_context``
-        adds the phrase-context columns (see the module).
+        all ``max_iter`` rounds. ``log`` gets one line per style. ``extras`` names optional
+        column sets to read as well (``EXTRA_COLUMNS``).
         """
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         if not performed:
             raise FeatureBaselineError("no performances to train on")
+        extras = ordered_extras(extras)
         options = {**DEFAULT_SETTINGS, **settings}
         models = {}
         for style in sorted({p.style for p in performed}):
             songs = [p for p in performed if p.style == style]
             began = time.perf_counter()
-            features = [feature_rows(p.notes, p.ticks_per_beat, p.seconds, with_phrase_context)
+            features = [feature_rows(p.notes, p.ticks_per_beat, p.seconds, extras)
                         for p in songs]
             targets = [velocity_targets(p.notes.velocity) for p in songs]
             held_out = np.zeros(len(songs), bool)
@@ -135,7 +157,7 @@ class FeatureBaseline:
             log(f"{style}: {len(train)} songs, {len(x):,} training notes, {len(check)} songs "
                 f"for early stopping; {model.n_iter_} trees; "
                 f"{time.perf_counter() - began:.1f} s")
-        return cls(models, with_phrase_context)
+        return cls(models, extras)
 
     def predict(self, notes: midi.Notes, ticks_per_beat: int, style: str,
                 seconds: np.ndarray | None = None) -> np.ndarray:
@@ -149,7 +171,7 @@ class FeatureBaseline:
         if not len(notes):
             return np.zeros(0, np.int64)
         return self.predict_rows(
-            feature_rows(notes, ticks_per_beat, seconds, self.with_phrase_context), style)
+            feature_rows(notes, ticks_per_beat, seconds, self.extras), style)
 
     def predict_rows(self, rows: np.ndarray, style: str) -> np.ndarray:
         """int64 (n,) velocities 1..127 of float32 (n, columns) ``feature_rows`` in a style
@@ -159,7 +181,7 @@ class FeatureBaseline:
     def save(self, path: str) -> None:
         """Writes the header and models to ``path`` atomically (temporary file + rename)."""
         header = {"format": FORMAT, "version": VERSION, "sklearn": _sklearn_version(),
-                  "feature_names": list(feature_names(self.with_phrase_context)),
+                  "feature_names": list(feature_names(self.extras)),
                   "styles": self.styles}
 
         def dump(f) -> None:
@@ -188,7 +210,8 @@ class FeatureBaseline:
                         f"{_sklearn_version()}; retrain it "
                         "(python -m experiments.feature_baseline)")
                 names = tuple(header.get("feature_names", ()))
-                if names not in (feature_names(False), feature_names(True)):
+                extras = _extras_of(names)
+                if extras is None:
                     raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
                                                "(python -m experiments.feature_baseline)")
                 models = pickle.load(f)
@@ -201,7 +224,16 @@ class FeatureBaseline:
         if not isinstance(models, dict) or sorted(models) != header.get("styles"):
             raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
                                        "match the header)")
-        return cls(models, with_phrase_context=names == feature_names(True))
+        return cls(models, extras)
+
+
+def _extras_of(names: Sequence[str]) -> tuple[str, ...] | None:
+    """The optional column sets whose ``feature_names`` are ``names``, or None if none are."""
+    for count in range(len(EXTRA_COLUMNS) + 1):
+        for extras in itertools.combinations(EXTRA_COLUMNS, count):
+            if tuple(names) == feature_names(extras):
+                return extras
+    return None
 
 
 def mae_and_r(predicted: np.ndarray, human: np.ndarray) -> tuple[float, float]:

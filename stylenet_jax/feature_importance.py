@@ -1,16 +1,16 @@
 """Where the tree baseline's skill comes from: permutation importance by feature group.
 
 For one style's notes, ``group_importance`` scores the tree as it is, then again with the
-columns of one group (``note_features.FEATURE_GROUPS``, plus the phrase context where the tree
-reads it) shuffled together among the notes, the other columns as they were: the rise in MAE
-and the fall in Pearson r is what the tree loses when that group no longer says anything
-about each note. Shuffled among all the style's notes (``SCOPES[0]``), a column that is
+columns of one group (``note_features.FEATURE_GROUPS``, plus each optional column set the tree
+reads, ``EXTRA_GROUPS``) shuffled together among the notes, the other columns as they were: the
+rise in MAE and the fall in Pearson r is what the tree loses when that group no longer says
+anything about each note. Shuffled among all the style's notes (``SCOPES[0]``), a column that is
 constant within a performance (the piece's mean tempo) still tells one piece from another;
-shuffled within each performance (``SCOPES[1]``) it tells nothing, and what is left is what
-the group says about one note against the others of its piece. A group's columns move
-together, since one column alone is mostly stood in for by its neighbours (the three rolling
-windows, the four density spans): scikit-learn's ``permutation_importance`` shuffles one
-column at a time. Pure numpy around the fitted trees.
+shuffled within each performance (``SCOPES[1]``) it tells nothing, and what is left is what the
+group says about one note against the others of its piece. A group's columns move together,
+since one column alone is mostly stood in for by its neighbours (the three rolling windows, the
+four density spans): scikit-learn's ``permutation_importance`` shuffles one column at a time.
+Pure numpy around the fitted trees.
 """
 
 from __future__ import annotations
@@ -19,24 +19,26 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from stylenet_jax.feature_baseline import (FeatureBaseline, feature_names, feature_rows,
-                                           mae_and_r, velocity_targets)
+from stylenet_jax.feature_baseline import (EXTRA_COLUMNS, FeatureBaseline, feature_names,
+                                           feature_rows, mae_and_r, ordered_extras,
+                                           velocity_targets)
 from stylenet_jax.note_features import FEATURE_GROUPS
 from stylenet_jax.performances import Performed
 
-PHRASE_CONTEXT_GROUP = "phrase context"
+# Each optional column set (feature_baseline.EXTRA_COLUMNS) is one group, named so.
+EXTRA_GROUPS = {"phrase_context": "phrase context", "melody_line": "melody line"}
 SCOPES = ("style", "performance")  # among whose notes a group is shuffled
 
 
-def group_columns(with_phrase_context: bool) -> dict[str, np.ndarray]:
-    """{group: int64 column indices} over the tree's columns, in column order; every column
-    in exactly one group."""
-    names = feature_names(with_phrase_context)
-    index = {name: i for i, name in enumerate(names)}
+def group_columns(extras: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """{group: int64 column indices} over the columns of a tree reading ``extras``, in column
+    order; every column in exactly one group."""
+    index = {name: i for i, name in enumerate(feature_names(extras))}
     groups = {group: np.array([index[n] for n in members], np.int64)
               for group, members in FEATURE_GROUPS.items()}
-    if with_phrase_context:
-        groups[PHRASE_CONTEXT_GROUP] = np.arange(len(feature_names(False)), len(names))
+    for extra in ordered_extras(extras):
+        groups[EXTRA_GROUPS[extra]] = np.array([index[n] for n in EXTRA_COLUMNS[extra][0]],
+                                               np.int64)
     return groups
 
 
@@ -67,14 +69,14 @@ def group_importance(baseline: FeatureBaseline, performed: Sequence[Performed],
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    groups = group_columns(baseline.with_phrase_context)
+    groups = group_columns(baseline.extras)
     out = []
     for style in sorted({p.style for p in performed} & set(baseline.styles)):
         songs = [p for p in performed if p.style == style and len(p.notes)]
         if not songs:
             continue
         rows = np.concatenate([feature_rows(p.notes, p.ticks_per_beat, p.seconds,
-                                            baseline.with_phrase_context) for p in songs])
+                                            baseline.extras) for p in songs])
         human = np.concatenate([velocity_targets(p.notes.velocity) for p in songs])
         sizes = [len(p.notes) for p in songs]
         mae, r = mae_and_r(baseline.predict_rows(rows, style), human)

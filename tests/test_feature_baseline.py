@@ -13,7 +13,7 @@ from data_prep.synthetic import write_synthetic_corpus
 from side_by_side import run_side_by_side
 from stylenet_jax import performances
 from stylenet_jax.feature_baseline import (TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
-                                           evaluate)
+                                           evaluate, feature_rows)
 from stylenet_jax.notes import Notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,9 +153,10 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
     assert len(table) == 2 and "Pearson r" in done.stdout and "wall time" in done.stdout
     assert "--data_dir" in cli("--help").stdout
     done = cli(f"--data_dir={tmp_path / 'data'}", f"--out={out}", "--max_iter=5",
-               "--error=absolute")
+               "--error=absolute", "--melody_line")
     assert done.returncode == 0, done.stderr
-    assert FeatureBaseline.load(out).models["pop"].loss == "absolute_error"
+    refitted = FeatureBaseline.load(out)
+    assert refitted.models["pop"].loss == "absolute_error" and refitted.extras == ("melody_line",)
 
     cases = [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
              ([f"--out={out}"], "--data_dir is required"),
@@ -168,37 +169,46 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
 
 
-def test_phrase_context_adds_its_columns_and_survives_a_round_trip(tmp_path):
+@pytest.mark.parametrize("extras", [("phrase_context",), ("melody_line",),
+                                    ("melody_line", "phrase_context")])
+def test_extra_columns_are_appended_in_order_and_survive_a_round_trip(tmp_path, extras):
     from experiments import evaluate as evaluate_app
-    from stylenet_jax.feature_baseline import feature_names
-    from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES
+    from stylenet_jax.feature_baseline import EXTRA_COLUMNS, feature_names
 
     write_synthetic_corpus(str(tmp_path / "midi"), styles=STYLES, songs_per_style=3, steps=128)
     train = performances.from_folder(str(tmp_path / "midi"))
     tiny = {"max_iter": 5, "max_leaf_nodes": 7, "min_samples_leaf": 10}
     plain = FeatureBaseline.fit(train, seed=0, log=lambda _: None, **tiny)
-    wide = FeatureBaseline.fit(train, seed=0, log=lambda _: None, with_phrase_context=True,
-                               **tiny)
-    assert not plain.with_phrase_context and wide.with_phrase_context
-    assert plain.models["jazz"].n_features_in_ == len(feature_names(False))
-    assert wide.models["jazz"].n_features_in_ == len(feature_names(False)) + len(
-        PHRASE_CONTEXT_NAMES)
+    wide = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=extras, **tiny)
+    in_order = tuple(name for name in EXTRA_COLUMNS if name in extras)
+    assert plain.extras == () and wide.extras == in_order
+    assert plain.models["jazz"].n_features_in_ == len(feature_names())
+    added = [column for name in in_order for column in EXTRA_COLUMNS[name][0]]
+    assert feature_names(extras) == feature_names() + tuple(added)
+    assert wide.models["jazz"].n_features_in_ == len(feature_names()) + len(added)
+    song = train[0]
+    rows = feature_rows(song.notes, song.ticks_per_beat, song.seconds, extras)
+    np.testing.assert_array_equal(
+        rows[:, len(feature_names()):],
+        np.hstack([EXTRA_COLUMNS[name][1](song.notes, song.ticks_per_beat, song.seconds)
+                   for name in in_order]))
     path = str(tmp_path / "wide.pkl")
     wide.save(path)
     with open(path, "rb") as f:
-        assert tuple(pickle.load(f)["feature_names"]) == feature_names(True)
+        assert tuple(pickle.load(f)["feature_names"]) == feature_names(extras)
     loaded = FeatureBaseline.load(path)
-    assert loaded.with_phrase_context
-    song = train[0]
+    assert loaded.extras == in_order
     np.testing.assert_array_equal(
         loaded.predict(song.notes, song.ticks_per_beat, "jazz", song.seconds),
         wide.predict(song.notes, song.ticks_per_beat, "jazz", song.seconds))
     # experiments.evaluate scores a saved tree given as --model NAME=PATH.pkl, named NAME.
     systems, described = evaluate_app.build_systems([f"wide={path}"], [])
-    assert [s.name for s in systems] == ["wide"] and systems[0].model.with_phrase_context
-    assert "phrase context" in described["wide"]
+    assert [s.name for s in systems] == ["wide"] and systems[0].model.extras == in_order
+    assert all(name.replace("_", " ") in described["wide"] for name in extras)
     np.testing.assert_array_equal(systems[0].perform(song).velocities,
                                   wide.predict(song.notes, song.ticks_per_beat, "jazz",
                                                song.seconds))
+    with pytest.raises(FeatureBaselineError, match="unknown extra columns tempo_map"):
+        FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("tempo_map",), **tiny)
     with pytest.raises(FeatureBaselineError, match="no such feature baseline file"):
         evaluate_app.build_systems([f"gone={tmp_path / 'gone.pkl'}"], [])

@@ -13,7 +13,7 @@ from data_prep.synthetic import write_synthetic_corpus
 from side_by_side import run_side_by_side
 from stylenet_jax import performances
 from stylenet_jax.feature_baseline import FeatureBaseline, feature_names
-from stylenet_jax.feature_importance import (PHRASE_CONTEXT_GROUP, SCOPES, _shuffled_order,
+from stylenet_jax.feature_importance import (EXTRA_GROUPS, SCOPES, _shuffled_order,
                                              group_columns, group_importance)
 from stylenet_jax.note_features import FEATURE_GROUPS, FEATURE_NAMES
 from stylenet_jax.notes import Notes
@@ -22,15 +22,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PITCH = FEATURE_NAMES.index("pitch")
 
 
-@pytest.mark.parametrize("with_phrase_context", [False, True])
-def test_groups_partition_the_columns_in_order(with_phrase_context):
-    groups = group_columns(with_phrase_context)
+@pytest.mark.parametrize("extras", [(), ("phrase_context",), ("melody_line",),
+                                    ("phrase_context", "melody_line")])
+def test_groups_partition_the_columns_in_order(extras):
+    groups = group_columns(extras)
     every = np.concatenate(list(groups.values()))
-    np.testing.assert_array_equal(every, np.arange(len(feature_names(with_phrase_context))))
-    assert list(groups)[:len(FEATURE_GROUPS)] == list(FEATURE_GROUPS)
-    assert (PHRASE_CONTEXT_GROUP in groups) == with_phrase_context
-    names = feature_names(with_phrase_context)
+    np.testing.assert_array_equal(every, np.arange(len(feature_names(extras))))
+    assert list(groups) == list(FEATURE_GROUPS) + [EXTRA_GROUPS[name] for name in extras]
+    names = feature_names(extras)
     assert [names[i] for i in groups["tempo"]] == list(FEATURE_GROUPS["tempo"])
+    if "melody_line" in extras:
+        assert names[groups["melody line"][0]] == "melody_minus_local_4"
 
 
 class PlaysThePitch:

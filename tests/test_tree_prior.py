@@ -92,6 +92,22 @@ def test_out_of_fold_priors_never_come_from_trees_that_saw_the_piece():
         tree_prior.out_of_fold_priors(train, others, folds=5, fit=fit, log=lambda line: None)
 
 
+def test_the_default_fit_gives_the_trees_the_extra_columns_asked_for(monkeypatch):
+    from stylenet_jax.feature_baseline import FeatureBaseline
+
+    train = [performance(f"t{i}", "jazz", f"tune{i % 4}", seed=i) for i in range(4)]
+    asked = []
+
+    def fit(songs, seed, log, extras):
+        asked.append((seed, extras))
+        return RecordingTree(songs, 0)
+
+    monkeypatch.setattr(FeatureBaseline, "fit", staticmethod(fit))
+    tree_prior.out_of_fold_priors(train, [], folds=2, seed=3, extras=("melody_line",),
+                                  log=lambda line: None)
+    assert asked == [(3, ("melody_line",))] * 2
+
+
 def test_priors_round_trip_through_their_folder_and_refuse_what_does_not_fit(tmp_path):
     grids = {"jazz/a b": np.arange(12 * 88, dtype=np.uint8).reshape(12, 88) % 128,
              "pop_1": np.zeros((3, 88), np.uint8)}
