@@ -27,7 +27,9 @@ def _load_tree(path: str):
 
 def _tree_description(path: str, tree) -> str:
     """The report's line for a tree baseline read from ``path``."""
-    extras = [name.replace("_", " ") for name in tree.extras]
+    from stylenet_jax.feature_baseline import extra_label
+
+    extras = [extra_label(name) for name in tree.extras]
     context = f" and their {' and '.join(extras)}" if extras else ""
     return f"gradient-boosted trees on per-note features{context} (`{os.path.relpath(path)}`)"
 

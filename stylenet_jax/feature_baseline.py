@@ -84,6 +84,11 @@ def ordered_extras(extras: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in EXTRA_COLUMNS if name in extras)
 
 
+def extra_label(name: str) -> str:
+    """An optional column set's name as reports write it ("melody_line": "melody line")."""
+    return name.replace("_", " ")
+
+
 def feature_names(extras: Sequence[str] = ()) -> tuple[str, ...]:
     """The columns a baseline reads: ``note_features``' and those of each of ``extras``."""
     return FEATURE_NAMES + tuple(column for name in ordered_extras(extras)

@@ -2,15 +2,15 @@
 
 For one style's notes, ``group_importance`` scores the tree as it is, then again with the
 columns of one group (``note_features.FEATURE_GROUPS``, plus each optional column set the tree
-reads, ``EXTRA_GROUPS``) shuffled together among the notes, the other columns as they were: the
-rise in MAE and the fall in Pearson r is what the tree loses when that group no longer says
-anything about each note. Shuffled among all the style's notes (``SCOPES[0]``), a column that is
-constant within a performance (the piece's mean tempo) still tells one piece from another;
-shuffled within each performance (``SCOPES[1]``) it tells nothing, and what is left is what the
-group says about one note against the others of its piece. A group's columns move together,
-since one column alone is mostly stood in for by its neighbours (the three rolling windows, the
-four density spans): scikit-learn's ``permutation_importance`` shuffles one column at a time.
-Pure numpy around the fitted trees.
+reads, named by ``extra_label``) shuffled together among the notes, the other columns as they
+were: the rise in MAE and the fall in Pearson r is what the tree loses when that group no longer
+says anything about each note. Shuffled among all the style's notes (``SCOPES[0]``), a column
+that is constant within a performance (the piece's mean tempo) still tells one piece from
+another; shuffled within each performance (``SCOPES[1]``) it tells nothing, and what is left is
+what the group says about one note against the others of its piece. A group's columns move
+together, since one column alone is mostly stood in for by its neighbours (the three rolling
+windows, the four density spans): scikit-learn's ``permutation_importance`` shuffles one column
+at a time. Pure numpy around the fitted trees.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from stylenet_jax.feature_baseline import (EXTRA_COLUMNS, FeatureBaseline, feature_names,
-                                           feature_rows, mae_and_r, ordered_extras,
-                                           velocity_targets)
+from stylenet_jax.feature_baseline import (EXTRA_COLUMNS, FeatureBaseline, extra_label,
+                                           feature_names, feature_rows, mae_and_r,
+                                           ordered_extras, velocity_targets)
 from stylenet_jax.note_features import FEATURE_GROUPS
 from stylenet_jax.performances import Performed
 
-# Each optional column set (feature_baseline.EXTRA_COLUMNS) is one group, named so.
-EXTRA_GROUPS = {"phrase_context": "phrase context", "melody_line": "melody line"}
 SCOPES = ("style", "performance")  # among whose notes a group is shuffled
 
 
@@ -37,7 +35,7 @@ def group_columns(extras: Sequence[str] = ()) -> dict[str, np.ndarray]:
     groups = {group: np.array([index[n] for n in members], np.int64)
               for group, members in FEATURE_GROUPS.items()}
     for extra in ordered_extras(extras):
-        groups[EXTRA_GROUPS[extra]] = np.array([index[n] for n in EXTRA_COLUMNS[extra][0]],
+        groups[extra_label(extra)] = np.array([index[n] for n in EXTRA_COLUMNS[extra][0]],
                                                np.int64)
     return groups
 

@@ -13,8 +13,8 @@ from data_prep.synthetic import write_synthetic_corpus
 from side_by_side import run_side_by_side
 from stylenet_jax import performances
 from stylenet_jax.feature_baseline import FeatureBaseline, feature_names
-from stylenet_jax.feature_importance import (EXTRA_GROUPS, SCOPES, _shuffled_order,
-                                             group_columns, group_importance)
+from stylenet_jax.feature_importance import (SCOPES, _shuffled_order, group_columns,
+                                             group_importance)
 from stylenet_jax.note_features import FEATURE_GROUPS, FEATURE_NAMES
 from stylenet_jax.notes import Notes
 
@@ -28,7 +28,8 @@ def test_groups_partition_the_columns_in_order(extras):
     groups = group_columns(extras)
     every = np.concatenate(list(groups.values()))
     np.testing.assert_array_equal(every, np.arange(len(feature_names(extras))))
-    assert list(groups) == list(FEATURE_GROUPS) + [EXTRA_GROUPS[name] for name in extras]
+    labels = {"phrase_context": "phrase context", "melody_line": "melody line"}
+    assert list(groups) == list(FEATURE_GROUPS) + [labels[name] for name in extras]
     names = feature_names(extras)
     assert [names[i] for i in groups["tempo"]] == list(FEATURE_GROUPS["tempo"])
     if "melody_line" in extras:
