@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from stylenet_jax import encoding, midi
+from stylenet_jax.note_features import onset_groups
 
 MELODY_SPANS = (4, 16)  # onset groups either side of the note's
 RISE_GROUPS = 4
@@ -75,9 +76,7 @@ def melody_line(notes: midi.Notes, ticks_per_beat: int,
     onset, _ = encoding.quantize(notes, ticks_per_beat)
     order = np.lexsort((np.arange(n), notes.pitch, onset))  # by onset, then pitch
     onset, pitch = onset[order], notes.pitch[order].astype(np.float64)
-    starts_group = np.diff(onset, prepend=onset[0] - 1) != 0
-    first = np.flatnonzero(starts_group)
-    group = np.cumsum(starts_group) - 1
+    first, group = onset_groups(onset)
     melody = pitch[np.append(first[1:], n) - 1]  # each group's highest (sorted by pitch)
     bass = pitch[first]
     count = len(first)

@@ -85,6 +85,14 @@ def _count_in(sorted_values: np.ndarray, low: np.ndarray, high: np.ndarray) -> n
             - np.searchsorted(sorted_values, low, side="left"))
 
 
+def onset_groups(onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The chords of notes in note order: for int (n,) onset steps sorted ascending (n > 0),
+    int64 (G,) the index of each group's first note and int64 (n,) each note's group
+    (0..G-1), a group being the notes that share an onset step."""
+    starts = np.diff(onset, prepend=onset[0] - 1) != 0
+    return np.flatnonzero(starts), np.cumsum(starts) - 1
+
+
 def _window_stats(values: np.ndarray, low: np.ndarray, high: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of values[low[i]:high[i]] for each i (windows non-empty),
@@ -148,8 +156,7 @@ def note_features(notes: midi.Notes, ticks_per_beat: int,
         columns[f"onset_mod_{modulus}"] = onset % modulus
 
     # Chords: groups of notes sharing an onset step (consecutive in note order).
-    first_of_group = np.flatnonzero(np.diff(onset, prepend=onset[0] - 1) != 0)
-    group = np.cumsum(np.diff(onset, prepend=onset[0] - 1) != 0) - 1
+    first_of_group, group = onset_groups(onset)
     group_size = np.diff(np.append(first_of_group, n))
     group_onset = onset[first_of_group]
     group_low, group_high = pitch[first_of_group], pitch[first_of_group + group_size - 1]
