@@ -28,6 +28,7 @@ from absl import app, flags
 from experiments import excerpt_judging
 from experiments.evaluate import progress_printer, start_app
 from stylenet_jax import evaluation, human_classifier, judges, statistics_judge
+from stylenet_jax.evaluation_plots import plot_grouped_bars
 from stylenet_jax.flag_parsing import parse_flags
 
 FLAGS = flags.FLAGS
@@ -171,28 +172,16 @@ def render(results: dict[str, dict[str, dict]], *, command: str, data: str,
 
 def plot(path: str, results: dict[str, dict[str, dict]]) -> str:
     """A horizontal bar per condition and system, with its interval; writes ``path``."""
-    from matplotlib.figure import Figure
-
-    conditions, names = list(CONDITIONS), list(results)
-    fig = Figure(figsize=(8, 0.45 * len(conditions) * max(len(names), 1) ** 0.5 + 1.2), dpi=110)
-    ax = fig.subplots()
-    height = 0.8 / len(names)
-    for k, name in enumerate(names):
-        rows = [results[name][c] for c in conditions]
-        y = np.arange(len(conditions)) + k * height
-        acc = np.array([r["accuracy"] for r in rows])
-        err = np.array([[a - r["lo"] for a, r in zip(acc, rows)],
-                        [r["hi"] - a for a, r in zip(acc, rows)]])
-        ax.barh(y, acc, height, xerr=err, label=name, color=f"C{k}", capsize=2)
-    ax.axvline(0.5, color="k", lw=0.8, ls=":")
-    ax.set_yticks(np.arange(len(conditions)) + 0.4 - height / 2, conditions, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0.4, 1.0)
-    ax.set_xlabel("pianist picked (0.5 = chance)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    conditions = list(CONDITIONS)
+    series = {}
+    for name, by_condition in results.items():
+        rows = [by_condition[c] for c in conditions]
+        accuracy = np.array([r["accuracy"] for r in rows])
+        series[name] = (accuracy, np.array([accuracy - [r["lo"] for r in rows],
+                                            [r["hi"] for r in rows] - accuracy]))
+    return plot_grouped_bars(path, conditions, series, xlabel="pianist picked (0.5 = chance)",
+                             reference=0.5, reference_style=":", xlim=(0.4, 1.0), width=8.0,
+                             row_height=0.45, fontsize=7)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -28,6 +28,7 @@ from absl import app, flags
 from experiments import excerpt_judging
 from experiments.evaluate import (BAD_INPUT, define_features_model_flag, progress_printer,
                                   read_performances, start_app)
+from stylenet_jax.evaluation_plots import plot_grouped_bars
 from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError
 from stylenet_jax.feature_importance import SCOPES, group_columns, group_importance
 from stylenet_jax.flag_parsing import parse_flags
@@ -92,25 +93,12 @@ def render(results: list[dict], *, command: str, seconds: float, picture: str, d
 
 def plot(path: str, results: list[dict]) -> str:
     """A horizontal bar per group and style (MAE rise, sd as error bar); writes ``path``."""
-    from matplotlib.figure import Figure
-
     groups = [g["group"] for g in results[0]["groups"]] if results else []
-    fig = Figure(figsize=(7, 0.35 * len(groups) * max(len(results), 1) ** 0.5 + 1.2), dpi=110)
-    ax = fig.subplots()
-    height = 0.8 / max(len(results), 1)
-    for k, r in enumerate(results):
-        y = np.arange(len(groups)) + k * height
-        ax.barh(y, [g["mae_increase"] for g in r["groups"]], height,
-                xerr=[g["mae_increase_sd"] for g in r["groups"]], label=r["style"],
-                color=f"C{k}", capsize=2)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(np.arange(len(groups)) + 0.4 - height / 2, groups, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("MAE rise when the group is shuffled (velocity units)")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    series = {r["style"]: ([g["mae_increase"] for g in r["groups"]],
+                           np.array([g["mae_increase_sd"] for g in r["groups"]]))
+              for r in results}
+    return plot_grouped_bars(path, groups, series,
+                             xlabel="MAE rise when the group is shuffled (velocity units)")
 
 
 def main(argv: Sequence[str]) -> None:

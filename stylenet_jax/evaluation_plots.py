@@ -4,7 +4,9 @@
   pianist's beside each system's, with a moving average that shows the dynamic shape;
 * ``plot_scatter``: the system's velocity against the pianist's, note by note, per style;
 * ``plot_distributions``: how often each velocity is played, pianist and systems, per style;
-* ``plot_realism``: each system's note error against how often the classifier catches it.
+* ``plot_realism``: each system's note error against how often the classifier catches it;
+* ``plot_grouped_bars``: a horizontal bar per label and series, with error bars (what each
+  feature group is worth: ``experiments.tree_features``, ``experiments.classifier_features``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,40 @@ def plot_realism(path: str, points: Mapping[str, tuple[float, float, float, floa
     ax.set_ylim(min(0.45, ax.get_ylim()[0]), max(1.0, ax.get_ylim()[1]))
     ax.set_xlabel("MAE against the pianist, all notes (velocity units)")
     ax.set_ylabel("classifier picks the pianist (share)")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_grouped_bars(path: str, labels: Sequence[str],
+                      series: Mapping[str, tuple[Sequence[float], np.ndarray]], *,
+                      xlabel: str, reference: float = 0.0, reference_style: str = "-",
+                      xlim: tuple[float, float] | None = None, width: float = 7.0,
+                      row_height: float = 0.35, fontsize: int = 8) -> str:
+    """One group of horizontal bars per label (top to bottom in order), one bar per series
+    in it (``series[name] = (values, errors)``: values float (L,), errors float (L,) for
+    symmetric bars or (2, L) for below and above), a vertical line at ``reference`` (drawn
+    ``reference_style``), each label's group ``row_height`` inches tall for one series
+    (growing with the square root of their number). Writes ``path``; raises ValueError when a series has not one value
+    per label."""
+    for name, (values, errors) in series.items():
+        if len(values) != len(labels) or np.shape(errors)[-1] != len(labels):
+            raise ValueError(f"series {name!r}: {len(values)} values and "
+                             f"{np.shape(errors)[-1]} errors for {len(labels)} labels")
+    count = max(len(series), 1)
+    fig = _figure(width, row_height * len(labels) * count ** 0.5 + 1.2)
+    ax = fig.subplots()
+    height = 0.8 / count
+    for k, (name, (values, errors)) in enumerate(series.items()):
+        ax.barh(np.arange(len(labels)) + k * height, values, height, xerr=errors, label=name,
+                color=f"C{k}", capsize=2)
+    ax.axvline(reference, color="k", lw=0.8, ls=reference_style)
+    ax.set_yticks(np.arange(len(labels)) + 0.4 - height / 2, labels, fontsize=fontsize)
+    ax.invert_yaxis()
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=fontsize, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     return path
