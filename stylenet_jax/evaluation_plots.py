@@ -161,8 +161,8 @@ def plot_grouped_bars(path: str, labels: Sequence[str],
     in it (``series[name] = (values, errors)``: values float (L,), errors float (L,) for
     symmetric bars or (2, L) for below and above), a vertical line at ``reference`` (drawn
     ``reference_style``), each label's group ``row_height`` inches tall for one series
-    (growing with the square root of their number). Writes ``path``; raises ValueError when a series has not one value
-    per label."""
+    (growing with the square root of their number). Writes ``path``; raises ValueError
+    when a series has not one value per label."""
     for name, (values, errors) in series.items():
         if len(values) != len(labels) or np.shape(errors)[-1] != len(labels):
             raise ValueError(f"series {name!r}: {len(values)} values and "
