@@ -9,7 +9,10 @@ they have moved since the build), fits one gradient-boosted baseline per fold of
 pieces, and writes each song's prior grid: a training song's from the trees that did not see
 its piece, a validation song's from the mean of every fold's trees. Checks that each grid
 lines up with the song's arrays in the dataset, and prints (and keeps in ``priors.json``) the
-validation songs' priors' onset MSE by style: the validation loss a hybrid must beat.
+validation songs' priors' onset MSE by style: the validation loss a hybrid must beat; and
+the training songs' out-of-fold MAE and r by style (each from trees that never saw its piece),
+a comparison of trees over every training piece instead of the few validation ones.
+``--score_only`` prints both for the priors already in ``--out_dir`` and writes nothing.
 ``--melody_line`` / ``--phrase_context`` give the trees those optional columns (as
 ``experiments.feature_baseline`` does; a hybrid trained on such priors is then played with
 such a tree, ``--features_model``). Bad input
@@ -30,8 +33,8 @@ from experiments.feature_baseline import define_extra_column_flags, extras_from_
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaselineError
 from stylenet_jax.flag_parsing import parse_flags
-from stylenet_jax.tree_prior import (TreePriorError, onset_mse, out_of_fold_priors,
-                                     save_priors)
+from stylenet_jax.tree_prior import (TreePriorError, attach_priors, onset_mse, onset_scores,
+                                     out_of_fold_priors, read_index, save_priors)
 
 
 def _define_flags() -> None:
@@ -43,6 +46,8 @@ def _define_flags() -> None:
     flags.DEFINE_integer("folds", 3, "Folds of the training pieces (one baseline fitted per "
                          "fold; at least 2).")
     flags.DEFINE_integer("seed", 0, "Seed of the folds and of the trees.")
+    flags.DEFINE_bool("score_only", False, "Fit nothing: print the scores of the priors "
+                      "already in --out_dir (made for --data_dir) and exit.")
     define_extra_column_flags()
 
 
@@ -62,6 +67,23 @@ def check_alignment(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray]
     return checked
 
 
+def scores_of(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray],
+              validation: set[str]) -> dict:
+    """Prints and returns the priors' scores: ``validation_onset_mse`` (``onset_mse`` of the
+    ``validation`` song ids) and ``out_of_fold`` (``onset_scores`` of the others, the
+    training songs)."""
+    mse = onset_mse([s for s in songs if s.id in validation], priors)
+    if mse:
+        print("validation onset MSE of the priors (a hybrid's --loss=onset val_loss to beat): "
+              + ", ".join(f"{style} {value:.5f}" for style, value in mse.items()), flush=True)
+    out_of_fold = onset_scores([s for s in songs if s.id not in validation], priors)
+    if out_of_fold:
+        print("out-of-fold MAE / r on the training songs' onset cells: " + ", ".join(
+            f"{style} {v['mae']:.2f} / {v['r']:.3f}" for style, v in out_of_fold.items()),
+            flush=True)
+    return {"validation_onset_mse": mse, "out_of_fold": out_of_fold}
+
+
 def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int,
         extras: Sequence[str] = ()) -> None:
     """Fits, predicts, checks and writes (progress on stdout); raises the library errors."""
@@ -74,14 +96,25 @@ def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int
                                 log=lambda line: print(line, flush=True))
     songs = dataset.load_songs(data_dir)
     print(f"checked {check_alignment(songs, priors)} songs against {data_dir}", flush=True)
-    validation = {p.id for p in check}
-    scores = onset_mse([s for s in songs if s.id in validation], priors)
-    if scores:
-        print("validation onset MSE of the priors (a hybrid's --loss=onset val_loss to beat): "
-              + ", ".join(f"{style} {mse:.5f}" for style, mse in scores.items()), flush=True)
+    scores = scores_of(songs, priors, {p.id for p in check})
     save_priors(out_dir, priors, {"data_dir": data_dir, "folds": folds, "seed": seed,
-                                  "extras": list(extras), "validation_onset_mse": scores})
+                                  "extras": list(extras), **scores})
     print(f"wrote {len(priors)} priors to {out_dir} in {time.perf_counter() - began:.1f} s")
+
+
+def score_only(data_dir: str, out_dir: str) -> None:
+    """Prints ``scores_of`` the priors in ``out_dir`` for the training and validation songs
+    of ``data_dir``; raises the library errors (TreePriorError for a song without one)."""
+    index = read_index(out_dir)
+    songs = [s for s in dataset.load_songs(data_dir) if s.id in index["songs"]]
+    if not songs:
+        raise TreePriorError(f"{out_dir}: no priors for the songs of {data_dir}; were they "
+                             f"made for another build?")
+    songs = attach_priors(songs, out_dir)
+    print(f"{out_dir} (extras: {', '.join(index.get('extras', [])) or 'none'}), "
+          f"{len(songs)} songs of {data_dir}", flush=True)
+    validation = {s.id for s in dataset.load_songs(data_dir, "validation")}
+    scores_of(songs, {s.id: s.prior for s in songs}, validation)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -93,7 +126,10 @@ def main(argv: Sequence[str]) -> None:
         print("error: --data_dir and --out_dir are required", file=sys.stderr)
         sys.exit(2)
     try:
-        run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags())
+        if f.score_only:
+            score_only(f.data_dir, f.out_dir)
+        else:
+            run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags())
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, TreePriorError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

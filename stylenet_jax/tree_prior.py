@@ -130,6 +130,21 @@ def _predict(baseline: "FeatureBaseline", p: "Performed") -> np.ndarray:
     return baseline.predict(p.notes, p.ticks_per_beat, p.style, p.seconds)
 
 
+def _onset_cells(songs: Sequence["Song"], priors: Mapping[str, np.ndarray]
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{style: (the priors' velocities, the pianists'), both uint8 (cells,)} over the onset
+    cells of the songs that have a prior, in song order; styles sorted."""
+    cells: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for song in songs:
+        grid = priors.get(song.id)
+        if grid is None:
+            continue
+        onset = encoding.onset_channels(song.inputs) > 0
+        cells.setdefault(song.style, []).append((grid[onset], song.velocities[onset]))
+    return {style: (np.concatenate([g for g, _ in pairs]), np.concatenate([v for _, v in pairs]))
+            for style, pairs in sorted(cells.items())}
+
+
 def onset_mse(songs: Sequence["Song"], priors: Mapping[str, np.ndarray]) -> dict[str, float]:
     """The priors' mean squared error on the songs' onset cells, in the network's units
     (velocity / 127), pooled over cells as a run's onset validation loss is (``--loss=onset``,
@@ -137,20 +152,34 @@ def onset_mse(songs: Sequence["Song"], priors: Mapping[str, np.ndarray]) -> dict
     uint8 (T, 176), velocities uint8 (T, 88)); ``priors``: uint8 (T, 88) grids by song id.
     Songs without a prior are left out; an empty result when none has one. A hybrid's
     validation loss below its priors' is what the network adds to the trees."""
-    sums: dict[str, np.ndarray] = {}
-    for song in songs:
-        grid = priors.get(song.id)
-        if grid is None:
-            continue
-        onset = encoding.onset_channels(song.inputs) > 0
-        error = (encoding.velocities_to_target(grid[onset])
-                 - encoding.velocities_to_target(song.velocities[onset]))
-        sums[song.style] = sums.get(song.style, np.zeros(2)) + [np.sum(error ** 2), error.size]
+    sums = {style: (np.sum((encoding.velocities_to_target(grid)
+                            - encoding.velocities_to_target(human)) ** 2), grid.size)
+            for style, (grid, human) in _onset_cells(songs, priors).items()}
     if not sums:
         return {}
-    total = sum(sums.values())
-    return {**{style: float(e / n) for style, (e, n) in sorted(sums.items())},
+    total = np.sum(list(sums.values()), axis=0)
+    return {**{style: float(e / n) for style, (e, n) in sums.items()},
             "all": float(total[0] / total[1])}
+
+
+def onset_scores(songs: Sequence["Song"], priors: Mapping[str, np.ndarray]
+                 ) -> dict[str, dict[str, float]]:
+    """The priors against the pianists on the songs' onset cells, in velocity units, by style
+    and over all: ``{style: {"mae": float, "r": Pearson r, "cells": int}, ..., "all": ...}``
+    (empty when no song has a prior; r is nan for a constant side). On the training songs
+    these are out of fold, each song's velocities from trees that never saw its piece: a
+    check of a tree's columns on every training piece, not only the few validation ones."""
+    cells = _onset_cells(songs, priors)
+    if cells:
+        cells["all"] = tuple(np.concatenate(side) for side in zip(*cells.values()))
+    scores = {}
+    for style, (grid, human) in cells.items():
+        grid, human = grid.astype(np.float64), human.astype(np.float64)
+        varied = grid.std() > 0 and human.std() > 0
+        scores[style] = {"mae": float(np.mean(np.abs(grid - human))),
+                         "r": float(np.corrcoef(grid, human)[0, 1]) if varied else float("nan"),
+                         "cells": int(grid.size)}
+    return scores
 
 
 def save_priors(prior_dir: str, priors: Mapping[str, np.ndarray], info: Mapping) -> None:
