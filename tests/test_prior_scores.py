@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dataset_factory import write_dataset
-from stylenet_jax import dataset, tree_prior
+from stylenet_jax import dataset, encoding, tree_prior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,8 +67,9 @@ def test_score_only_prints_the_saved_priors_scores_and_writes_nothing(tmp_path):
     songs = dataset.load_songs(data)
     # every training cell 10 too loud, the validation songs exact
     validation = {s.id for s in dataset.load_songs(data, "validation")}
-    priors = {s.id: s.velocities if s.id in validation
-              else np.where(s.inputs[:, 1::2] > 0, s.velocities + 10, 0).astype(np.uint8)
+    louder = {s.id: np.where(encoding.held_channels(s.inputs) > 0, s.velocities + 10, 0)
+              for s in songs}
+    priors = {s.id: s.velocities if s.id in validation else louder[s.id].astype(np.uint8)
               for s in songs}
     out = tmp_path / "priors"
     tree_prior.save_priors(str(out), priors, {"extras": ["melody_line"]})
