@@ -106,15 +106,16 @@ def score_only(data_dir: str, out_dir: str) -> None:
     """Prints ``scores_of`` the priors in ``out_dir`` for the training and validation songs
     of ``data_dir``; raises the library errors (TreePriorError for a song without one)."""
     index = read_index(out_dir)
-    songs = [s for s in dataset.load_songs(data_dir) if s.id in index["songs"]]
+    validation = [s for s in dataset.load_songs(data_dir, "validation") if s.id in index["songs"]]
+    songs = [s for s in dataset.load_songs(data_dir, "train") if s.id in index["songs"]]
+    songs += validation
     if not songs:
         raise TreePriorError(f"{out_dir}: no priors for the songs of {data_dir}; were they "
                              f"made for another build?")
     songs = attach_priors(songs, out_dir)
     print(f"{out_dir} (extras: {', '.join(index.get('extras', [])) or 'none'}), "
           f"{len(songs)} songs of {data_dir}", flush=True)
-    validation = {s.id for s in dataset.load_songs(data_dir, "validation")}
-    scores_of(songs, {s.id: s.prior for s in songs}, validation)
+    scores_of(songs, {s.id: s.prior for s in songs}, {s.id for s in validation})
 
 
 def main(argv: Sequence[str]) -> None:
