@@ -43,16 +43,7 @@ def _define_flags() -> None:
                         "stylenet_jax/assets/feature_baseline.pkl).")
     flags.DEFINE_integer("seed", 0, "Seed of the trees and of the songs held out for early "
                          "stopping.")
-    flags.DEFINE_integer("max_iter", DEFAULT_SETTINGS["max_iter"], "Most boosting rounds (trees) "
-                         "per style; early stopping may end sooner.")
-    flags.DEFINE_integer("max_leaf_nodes", DEFAULT_SETTINGS["max_leaf_nodes"], "Leaves per tree.")
-    flags.DEFINE_float("learning_rate", DEFAULT_SETTINGS["learning_rate"], "Shrinkage of each "
-                       "tree's contribution.")
-    define_extra_column_flags()
-    flags.DEFINE_enum("error", "squared", list(ERRORS), "The error each tree minimises: "
-                      "squared fits each note's mean velocity given its features (the shipped "
-                      "tree), absolute its median (the evaluation's MAE is lowest at the median). "
-                      "An experiment; score it with experiments.evaluate --model NAME=PATH.")
+    define_tree_flags()
 
 
 # What each optional column set (feature_baseline.EXTRA_COLUMNS) gives the trees; its flag
@@ -65,16 +56,41 @@ EXTRA_COLUMN_HELP = {
 }
 
 
-def define_extra_column_flags() -> None:
-    """One bool flag per optional column set, for every app that fits trees."""
+def define_tree_flags() -> None:
+    """The flags of the trees' settings and optional column sets, for every app that fits
+    trees (read back by ``tree_settings_from_flags`` and ``extras_from_flags``)."""
+    flags.DEFINE_integer("max_iter", DEFAULT_SETTINGS["max_iter"], "Most boosting rounds (trees) "
+                         "per style; early stopping may end sooner.")
+    flags.DEFINE_integer("max_leaf_nodes", DEFAULT_SETTINGS["max_leaf_nodes"], "Leaves per tree.")
+    flags.DEFINE_integer("min_samples_leaf", DEFAULT_SETTINGS["min_samples_leaf"], "Fewest "
+                         "training notes in a leaf.")
+    flags.DEFINE_float("learning_rate", DEFAULT_SETTINGS["learning_rate"], "Shrinkage of each "
+                       "tree's contribution.")
+    flags.DEFINE_enum("error", "squared", list(ERRORS), "The error each tree minimises: "
+                      "squared fits each note's mean velocity given its features (the shipped "
+                      "tree), absolute its median (the evaluation's MAE is lowest at the median). "
+                      "An experiment; score it with experiments.evaluate --model NAME=PATH.")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
                           f"({EXTRA_COLUMN_HELP[name]}). An experiment, not the shipped tree; "
                           "score it with experiments.evaluate --model NAME=PATH.")
 
 
+def tree_settings_from_flags() -> dict:
+    """The ``FeatureBaseline.fit`` settings of the flags of ``define_tree_flags``; raises
+    FeatureBaselineError (one line) for a value the trees cannot take."""
+    f = flags.FLAGS
+    if (f.max_iter < 1 or f.max_leaf_nodes < 2 or f.min_samples_leaf < 1
+            or not f.learning_rate > 0):
+        raise FeatureBaselineError("need --max_iter >= 1, --max_leaf_nodes >= 2, "
+                                   "--min_samples_leaf >= 1 and --learning_rate > 0")
+    return {"max_iter": f.max_iter, "max_leaf_nodes": f.max_leaf_nodes,
+            "min_samples_leaf": f.min_samples_leaf, "learning_rate": f.learning_rate,
+            "loss": TREE_LOSSES[f.error]}
+
+
 def extras_from_flags() -> tuple[str, ...]:
-    """The optional column sets whose flags (``define_extra_column_flags``) are on."""
+    """The optional column sets whose flags (``define_tree_flags``) are on."""
     return tuple(name for name in EXTRA_COLUMNS if flags.FLAGS[name].value)
 
 
@@ -125,14 +141,9 @@ def main(argv: Sequence[str]) -> None:
         print("error: --data_dir is required (a dataset built by data_prep.build)",
               file=sys.stderr)
         sys.exit(2)
-    if f.max_iter < 1 or f.max_leaf_nodes < 2 or not f.learning_rate > 0:
-        print("error: need --max_iter >= 1, --max_leaf_nodes >= 2 and --learning_rate > 0",
-              file=sys.stderr)
-        sys.exit(2)
     try:
         run(f.data_dir, f.midi_dir, f.out, f.seed, extras=extras_from_flags(),
-            max_iter=f.max_iter, max_leaf_nodes=f.max_leaf_nodes, learning_rate=f.learning_rate,
-            loss=TREE_LOSSES[f.error])
+            **tree_settings_from_flags())
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,9 +13,10 @@ validation songs' priors' onset MSE by style: the validation loss a hybrid must 
 the training songs' out-of-fold MAE and r by style (each from trees that never saw its piece),
 a comparison of trees over every training piece instead of the few validation ones.
 ``--score_only`` prints both for the priors already in ``--out_dir`` and writes nothing.
-``--melody_line`` / ``--phrase_context`` give the trees those optional columns (as
-``experiments.feature_baseline`` does; a hybrid trained on such priors is then played with
-such a tree, ``--features_model``). Bad input
+``--melody_line`` / ``--phrase_context`` give the trees those optional columns, and
+``--max_iter``, ``--learning_rate``, ``--max_leaf_nodes``, ``--min_samples_leaf`` and
+``--error`` set them (as ``experiments.feature_baseline`` does; priors.json keeps them, and a
+hybrid trained on such priors is then played with such a tree, ``--features_model``). Bad input
 prints one line on stderr and exits with status 2. The trees use every core; on a shared
 machine set ``OMP_NUM_THREADS=1``.
 """
@@ -29,7 +30,9 @@ from typing import Sequence
 import numpy as np
 from absl import app, flags
 
-from experiments.feature_baseline import define_extra_column_flags, extras_from_flags
+import experiments.feature_baseline
+from experiments.feature_baseline import (define_tree_flags, extras_from_flags,
+                                          tree_settings_from_flags)
 from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaselineError
 from stylenet_jax.flag_parsing import parse_flags
@@ -48,7 +51,8 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the folds and of the trees.")
     flags.DEFINE_bool("score_only", False, "Fit nothing: print the scores of the priors "
                       "already in --out_dir (made for --data_dir) and exit.")
-    define_extra_column_flags()
+    define_tree_flags()
+    flags.adopt_module_key_flags(experiments.feature_baseline)  # listed by --help
 
 
 def check_alignment(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray]) -> int:
@@ -85,20 +89,22 @@ def scores_of(songs: Sequence[dataset.Song], priors: dict[str, np.ndarray],
 
 
 def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int,
-        extras: Sequence[str] = ()) -> None:
-    """Fits, predicts, checks and writes (progress on stdout); raises the library errors."""
+        extras: Sequence[str] = (), settings: dict | None = None) -> None:
+    """Fits, predicts, checks and writes (progress on stdout); raises the library errors.
+    ``settings`` override the trees' (``FeatureBaseline.fit``); priors.json keeps them."""
     began = time.perf_counter()
     train = performances.from_dataset(data_dir, "train", midi_root=midi_dir)
     check = performances.from_dataset(data_dir, "validation", midi_root=midi_dir)
     print(f"read {len(train)} training and {len(check)} validation files in "
           f"{time.perf_counter() - began:.1f} s", flush=True)
     priors = out_of_fold_priors(train, check, folds=folds, seed=seed, extras=extras,
-                                log=lambda line: print(line, flush=True))
+                                settings=settings, log=lambda line: print(line, flush=True))
     songs = dataset.load_songs(data_dir)
     print(f"checked {check_alignment(songs, priors)} songs against {data_dir}", flush=True)
     scores = scores_of(songs, priors, {p.id for p in check})
     save_priors(out_dir, priors, {"data_dir": data_dir, "folds": folds, "seed": seed,
-                                  "extras": list(extras), **scores})
+                                  "extras": list(extras), "tree_settings": settings or {},
+                                  **scores})
     print(f"wrote {len(priors)} priors to {out_dir} in {time.perf_counter() - began:.1f} s")
 
 
@@ -130,7 +136,8 @@ def main(argv: Sequence[str]) -> None:
         if f.score_only:
             score_only(f.data_dir, f.out_dir)
         else:
-            run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags())
+            run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags(),
+                tree_settings_from_flags())
     except (dataset.DatasetError, performances.PerformancesError, smf.MidiError,
             FeatureBaselineError, TreePriorError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -91,6 +91,7 @@ def piece_folds(performed: Sequence["Performed"], folds: int, seed: int) -> np.n
 
 def out_of_fold_priors(train: Sequence["Performed"], others: Sequence["Performed"], *,
                        folds: int = 3, seed: int = 0, extras: Sequence[str] = (),
+                       settings: Mapping[str, Any] | None = None,
                        fit: Callable[[Sequence["Performed"]], "FeatureBaseline"] | None = None,
                        log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
     """Prior grids {song id: uint8 (T, 88)} of every song of ``train`` and ``others``.
@@ -98,8 +99,9 @@ def out_of_fold_priors(train: Sequence["Performed"], others: Sequence["Performed
     A ``train`` song's grid comes from the baseline fitted on the other folds' pieces
     (``piece_folds``); an ``others`` song's from the mean of the ``folds`` baselines' velocities
     (rounded). ``fit`` trains a baseline on performances (default:
-    ``FeatureBaseline.fit(performed, seed=seed, log=log, extras=extras)``: ``extras`` names
-    optional column sets, ``feature_baseline.EXTRA_COLUMNS``).
+    ``FeatureBaseline.fit(performed, seed=seed, log=log, extras=extras, **settings)``:
+    ``extras`` names optional column sets, ``feature_baseline.EXTRA_COLUMNS``; ``settings``
+    override the trees' ``DEFAULT_SETTINGS``).
     """
     from stylenet_jax.feature_baseline import FeatureBaseline
 
@@ -109,7 +111,8 @@ def out_of_fold_priors(train: Sequence["Performed"], others: Sequence["Performed
     if len(set(fold.tolist())) < folds:
         raise TreePriorError(f"{len({(p.style, p.piece) for p in train})} training pieces "
                              f"cannot fill {folds} folds")
-    fit = fit or (lambda songs: FeatureBaseline.fit(songs, seed=seed, log=log, extras=extras))
+    fit = fit or (lambda songs: FeatureBaseline.fit(songs, seed=seed, log=log, extras=extras,
+                                                    **(settings or {})))
     priors: dict[str, np.ndarray] = {}
     summed = {p.id: np.zeros(len(p.notes), np.float64) for p in others}
     for k in range(folds):

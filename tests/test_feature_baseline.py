@@ -153,16 +153,18 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
     assert len(table) == 2 and "Pearson r" in done.stdout and "wall time" in done.stdout
     assert "--data_dir" in cli("--help").stdout
     done = cli(f"--data_dir={tmp_path / 'data'}", f"--out={out}", "--max_iter=5",
-               "--error=absolute", "--melody_line")
+               "--error=absolute", "--melody_line", "--min_samples_leaf=7")
     assert done.returncode == 0, done.stderr
     refitted = FeatureBaseline.load(out)
     assert refitted.models["pop"].loss == "absolute_error" and refitted.extras == ("melody_line",)
+    assert refitted.models["pop"].min_samples_leaf == 7
 
     cases = [([f"--data_dir={tmp_path / 'none'}", f"--out={out}"], "none"),
              ([f"--out={out}"], "--data_dir is required"),
              ([f"--data_dir={tmp_path / 'data'}", f"--midi_dir={tmp_path}", f"--out={out}"],
               "not found"),
              ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter"),
+             ([f"--data_dir={tmp_path / 'data'}", "--min_samples_leaf=0"], "--min_samples_leaf"),
              ([f"--data_dir={tmp_path / 'data'}", "--error=cubic"], "--error")]
     for (args, expected), bad in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = bad.stderr.strip().splitlines()

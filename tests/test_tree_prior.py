@@ -98,14 +98,18 @@ def test_the_default_fit_gives_the_trees_the_extra_columns_asked_for(monkeypatch
     train = [performance(f"t{i}", "jazz", f"tune{i % 4}", seed=i) for i in range(4)]
     asked = []
 
-    def fit(songs, seed, log, extras):
-        asked.append((seed, extras))
+    def fit(songs, seed, log, extras, **settings):
+        asked.append((seed, extras, settings))
         return RecordingTree(songs, 0)
 
     monkeypatch.setattr(FeatureBaseline, "fit", staticmethod(fit))
     tree_prior.out_of_fold_priors(train, [], folds=2, seed=3, extras=("melody_line",),
                                   log=lambda line: None)
-    assert asked == [(3, ("melody_line",))] * 2
+    assert asked == [(3, ("melody_line",), {})] * 2
+    asked.clear()
+    tree_prior.out_of_fold_priors(train, [], folds=2, seed=3, settings={"max_iter": 7},
+                                  log=lambda line: None)
+    assert asked == [(3, (), {"max_iter": 7})] * 2
 
 
 def test_priors_round_trip_through_their_folder_and_refuse_what_does_not_fit(tmp_path):
@@ -258,11 +262,17 @@ def test_a_hybrid_run_trains_on_its_priors_and_refuses_songs_without_one(data_di
                                     str(tmp_path / "run2"))
 
 
-def test_command_needs_its_folders():
-    done = subprocess.run([sys.executable, "-m", "experiments.tree_prior", "--out_dir=x"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_command_needs_its_folders_and_trees_it_can_fit():
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "experiments.tree_prior", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    done = cli("--out_dir=x")
     assert done.returncode == 2 and done.stderr.strip() == (
         "error: --data_dir and --out_dir are required")
+    done = cli("--data_dir=x", "--out_dir=y", "--min_samples_leaf=0")
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: need --max_iter")
+    assert "--max_leaf_nodes" in cli("--help").stdout  # the trees' settings are listed
 
 
 # ----------------------------------------------------------------------------- stylize
