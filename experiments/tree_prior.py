@@ -12,7 +12,9 @@ lines up with the song's arrays in the dataset, and prints (and keeps in ``prior
 validation songs' priors' onset MSE by style: the validation loss a hybrid must beat; and
 the training songs' out-of-fold MAE and r by style (each from trees that never saw its piece),
 a comparison of trees over every training piece instead of the few validation ones.
-``--score_only`` prints both for the priors already in ``--out_dir`` and writes nothing.
+``--score_only`` prints both for the priors already in ``--out_dir`` and writes nothing;
+``--against=OTHER`` adds the out-of-fold difference from another folder's priors by style, with
+95% intervals over the training pieces (a piece's performances resampled together).
 ``--melody_line`` / ``--phrase_context`` give the trees those optional columns, and
 ``--max_iter``, ``--learning_rate``, ``--max_leaf_nodes``, ``--min_samples_leaf`` and
 ``--error`` set them (as ``experiments.feature_baseline`` does; priors.json keeps them, and a
@@ -37,7 +39,8 @@ from stylenet_jax import dataset, performances, smf
 from stylenet_jax.feature_baseline import FeatureBaselineError
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.tree_prior import (TreePriorError, attach_priors, onset_mse, onset_scores,
-                                     out_of_fold_priors, read_index, save_priors)
+                                     out_of_fold_priors, paired_onset_scores, read_index,
+                                     save_priors)
 
 
 def _define_flags() -> None:
@@ -51,6 +54,9 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Seed of the folds and of the trees.")
     flags.DEFINE_bool("score_only", False, "Fit nothing: print the scores of the priors "
                       "already in --out_dir (made for --data_dir) and exit.")
+    flags.DEFINE_string("against", None, "With --score_only: another priors folder of the same "
+                        "build; also print --out_dir's out-of-fold MAE and r minus its, by "
+                        "style, with 95% intervals over the training pieces.")
     define_tree_flags()
     flags.adopt_module_key_flags(experiments.feature_baseline)  # listed by --help
 
@@ -108,9 +114,9 @@ def run(data_dir: str, midi_dir: str | None, out_dir: str, folds: int, seed: int
     print(f"wrote {len(priors)} priors to {out_dir} in {time.perf_counter() - began:.1f} s")
 
 
-def score_only(data_dir: str, out_dir: str) -> None:
-    """Prints ``scores_of`` the priors in ``out_dir`` for the training and validation songs
-    of ``data_dir``; raises the library errors (TreePriorError for a song without one)."""
+def _read_priors(data_dir: str, out_dir: str) -> tuple[list[dataset.Song], set[str]]:
+    """The training and validation songs of ``data_dir`` with ``out_dir``'s priors attached,
+    and the validation ids; raises TreePriorError when none has a prior there."""
     index = read_index(out_dir)
     validation = [s for s in dataset.load_songs(data_dir, "validation") if s.id in index["songs"]]
     songs = [s for s in dataset.load_songs(data_dir, "train") if s.id in index["songs"]]
@@ -118,10 +124,34 @@ def score_only(data_dir: str, out_dir: str) -> None:
     if not songs:
         raise TreePriorError(f"{out_dir}: no priors for the songs of {data_dir}; were they "
                              f"made for another build?")
-    songs = attach_priors(songs, out_dir)
-    print(f"{out_dir} (extras: {', '.join(index.get('extras', [])) or 'none'}), "
-          f"{len(songs)} songs of {data_dir}", flush=True)
-    scores_of(songs, {s.id: s.prior for s in songs}, {s.id for s in validation})
+    print(f"{out_dir} (extras: {', '.join(index.get('extras', [])) or 'none'}; trees: "
+          f"{_settings_label(index.get('tree_settings'))}), {len(songs)} songs of {data_dir}",
+          flush=True)
+    return attach_priors(songs, out_dir), {s.id for s in validation}
+
+
+def _settings_label(settings: dict | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(settings.items())) if settings else "default"
+
+
+def score_only(data_dir: str, out_dir: str, against: str | None = None) -> None:
+    """Prints ``scores_of`` the priors in ``out_dir`` for the training and validation songs
+    of ``data_dir``, and with ``against`` (another priors folder) the training songs'
+    ``paired_onset_scores``, ``out_dir`` minus ``against``; raises the library errors
+    (TreePriorError for a song without one)."""
+    songs, validation = _read_priors(data_dir, out_dir)
+    scores_of(songs, {s.id: s.prior for s in songs}, validation)
+    if against is None:
+        return
+    others, _ = _read_priors(data_dir, against)
+    train = [s for s in songs if s.id not in validation]
+    paired = paired_onset_scores(train, {s.id: s.prior for s in others},
+                                 {s.id: s.prior for s in train})
+    print(f"out of fold, {out_dir} minus {against} (95% intervals over training pieces):")
+    for style, d in paired.items():
+        print(f"  {style}: MAE {d['mae']:+.3f} [{d['mae_lo']:+.3f}, {d['mae_hi']:+.3f}], "
+              f"r {d['pearson_r']:+.4f} [{d['pearson_r_lo']:+.4f}, {d['pearson_r_hi']:+.4f}], "
+              f"{d['pieces']} pieces", flush=True)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -133,8 +163,10 @@ def main(argv: Sequence[str]) -> None:
         print("error: --data_dir and --out_dir are required", file=sys.stderr)
         sys.exit(2)
     try:
+        if f.against and not f.score_only:
+            raise TreePriorError("--against compares priors already made; add --score_only")
         if f.score_only:
-            score_only(f.data_dir, f.out_dir)
+            score_only(f.data_dir, f.out_dir, f.against)
         else:
             run(f.data_dir, f.midi_dir, f.out_dir, f.folds, f.seed, extras_from_flags(),
                 tree_settings_from_flags())

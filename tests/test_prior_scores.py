@@ -73,15 +73,45 @@ def test_score_only_prints_the_saved_priors_scores_and_writes_nothing(tmp_path):
               for s in songs}
     out = tmp_path / "priors"
     tree_prior.save_priors(str(out), priors, {"extras": ["melody_line"]})
+    exact = tmp_path / "exact"
+    tree_prior.save_priors(str(exact), {s.id: s.velocities for s in songs},
+                           {"tree_settings": {"max_iter": 9}})
     before = sorted(os.listdir(out))
     done = score_only(f"--data_dir={data}", f"--out_dir={out}")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0] == f"{out} (extras: melody_line), {len(songs)} songs of {data}"
+    assert lines[0] == (f"{out} (extras: melody_line; trees: default), {len(songs)} songs of "
+                        f"{data}")
     assert lines[1].endswith("classical 0.00000, jazz 0.00000, all 0.00000")
     assert lines[2].startswith("out-of-fold MAE / r on the training songs' onset cells: "
                                "classical 10.00 / 1.000, jazz 10.00 / 1.000, all 10.00 /")
     assert sorted(os.listdir(out)) == before
+    done = score_only(f"--data_dir={data}", f"--out_dir={out}", f"--against={exact}")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[3].startswith(f"{exact} (extras: none; trees: max_iter 9)")
+    assert lines[4] == f"out of fold, {out} minus {exact} (95% intervals over training pieces):"
+    assert [line.split(", r ")[0] for line in lines[5:]] == [
+        f"  {style}: MAE +10.000 [+10.000, +10.000]" for style in ("classical", "jazz")]
+    assert sorted(os.listdir(out)) == before
+    done = subprocess.run([sys.executable, "-m", "experiments.tree_prior", f"--data_dir={data}",
+                           f"--out_dir={out}", f"--against={exact}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: --against compares priors already made; add --score_only")
+
+
+def test_paired_scores_resample_pieces_and_skip_songs_without_both_priors():
+    songs = [song(f"s{i}", "jazz", {(0, 1): 60 + i, (2, 3): 90 - i})._replace(piece=piece)
+             for i, piece in enumerate(["p", "p", "q", "r"])]  # two performances of p
+    human = {s.id: grid({(0, 1): 60 + i, (2, 3): 90 - i}) for i, s in enumerate(songs)}
+    worse = {k: np.where(g > 0, g + 4, 0).astype(np.uint8) for k, g in human.items()}
+    del human["s3"]  # only songs with both priors count
+    paired = tree_prior.paired_onset_scores(songs, worse, human, resamples=50)
+    assert list(paired) == ["jazz"] and paired["jazz"]["pieces"] == 2
+    jazz = paired["jazz"]
+    assert jazz["mae"] == jazz["mae_lo"] == jazz["mae_hi"] == pytest.approx(-4.0)
+    assert jazz["pearson_r"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_score_only_refuses_priors_of_another_build_in_one_line(tmp_path):
