@@ -124,14 +124,16 @@ def _read_priors(data_dir: str, out_dir: str) -> tuple[list[dataset.Song], set[s
     if not songs:
         raise TreePriorError(f"{out_dir}: no priors for the songs of {data_dir}; were they "
                              f"made for another build?")
-    print(f"{out_dir} (extras: {', '.join(index.get('extras', [])) or 'none'}; trees: "
-          f"{_settings_label(index.get('tree_settings'))}), {len(songs)} songs of {data_dir}",
-          flush=True)
+    print(f"{out_dir} ({_made_with(index)}), {len(songs)} songs of {data_dir}", flush=True)
     return attach_priors(songs, out_dir), {s.id for s in validation}
 
 
-def _settings_label(settings: dict | None) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(settings.items())) if settings else "default"
+def _made_with(index: dict) -> str:
+    """A priors folder's optional columns and tree settings, from its ``priors.json``."""
+    settings = index.get("tree_settings")
+    return (f"extras: {', '.join(index.get('extras', [])) or 'none'}; trees: " +
+            (", ".join(f"{k} {v}" for k, v in sorted(settings.items())) if settings
+             else "default"))
 
 
 def score_only(data_dir: str, out_dir: str, against: str | None = None) -> None:
@@ -143,8 +145,9 @@ def score_only(data_dir: str, out_dir: str, against: str | None = None) -> None:
     scores_of(songs, {s.id: s.prior for s in songs}, validation)
     if against is None:
         return
-    others, _ = _read_priors(data_dir, against)
+    print(f"{against} ({_made_with(read_index(against))})", flush=True)
     train = [s for s in songs if s.id not in validation]
+    others = attach_priors(train, against)  # the same songs, the other folder's priors
     paired = paired_onset_scores(train, {s.id: s.prior for s in others},
                                  {s.id: s.prior for s in train})
     print(f"out of fold, {out_dir} minus {against} (95% intervals over training pieces):")
