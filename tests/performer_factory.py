@@ -109,16 +109,18 @@ def piano_velocities(path: str) -> list[int]:
 
 def shipped_reference() -> dict:
     """The recorded velocities of the shipped model on the README example
-    (tests/data/minuet_shipped_velocities.json), after checking that the model and the example
-    are the files they were recorded with."""
+    (tests/data/minuet_shipped_velocities.json), after checking that the model, its tree and
+    the example are the files they were recorded with (tests/record_shipped_reference.py
+    re-records it)."""
     with open(SHIPPED_REFERENCE, encoding="utf-8") as f:
         reference = json.load(f)
-    for what in ("model", "input"):
+    for what in ("model", "tree", "input"):
         with open(os.path.join(ROOT, reference[what]), "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         assert digest == reference[f"{what}_sha256"], (
             f"{reference[what]} is not the file the reference velocities were recorded with; "
-            f"if it changed on purpose, re-record {SHIPPED_REFERENCE}")
+            f"if it changed on purpose, re-record {SHIPPED_REFERENCE} "
+            "(python3 tests/record_shipped_reference.py)")
     velocities = reference["velocities"]
     original = piano_velocities(os.path.join(ROOT, reference["input"]))
     for style, recorded in velocities.items():  # the reference is a real performance
