@@ -107,6 +107,12 @@ def piano_velocities(path: str) -> list[int]:
     return notes.select(encoding.in_piano_range(notes)).velocity.astype(int).tolist()
 
 
+def file_sha256(path: str) -> str:
+    """The hex sha256 of a file, ``path`` relative to the repository root."""
+    with open(os.path.join(ROOT, path), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def shipped_reference() -> dict:
     """The recorded velocities of the shipped model on the README example
     (tests/data/minuet_shipped_velocities.json), after checking that the model, its tree and
@@ -115,9 +121,7 @@ def shipped_reference() -> dict:
     with open(SHIPPED_REFERENCE, encoding="utf-8") as f:
         reference = json.load(f)
     for what in ("model", "tree", "input"):
-        with open(os.path.join(ROOT, reference[what]), "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        assert digest == reference[f"{what}_sha256"], (
+        assert file_sha256(reference[what]) == reference[f"{what}_sha256"], (
             f"{reference[what]} is not the file the reference velocities were recorded with; "
             f"if it changed on purpose, re-record {SHIPPED_REFERENCE} "
             "(python3 tests/record_shipped_reference.py)")

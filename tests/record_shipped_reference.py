@@ -10,7 +10,6 @@ are recorded beside them). Not a test; pytest does not collect it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,7 +17,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from performer_factory import ROOT, SHIPPED_REFERENCE, cli, piano_velocities  # noqa: E402
+from performer_factory import (ROOT, SHIPPED_REFERENCE, cli, file_sha256,  # noqa: E402
+                               piano_velocities)
 
 INPUT = "examples/minuet_in_g.mid"
 FILES = {"input": INPUT, "model": "stylenet_jax/assets/stylenet.npz",
@@ -31,12 +31,6 @@ ABOUT = ("Velocities, one per piano note in file order, that the shipped model w
          "unit on a note or two: bfloat16 matmuls round differently on CPUs with and without "
          "AMX); re-record only when the model, its tree or the example changes on purpose "
          "(their sha256 are below).")
-
-
-def sha256(path: str) -> str:
-    """The hex sha256 of a file under the repository root."""
-    with open(os.path.join(ROOT, path), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def as_text(reference: dict) -> str:
@@ -52,7 +46,7 @@ def as_text(reference: dict) -> str:
 def main() -> None:
     reference = {"about": ABOUT}
     for what, path in FILES.items():
-        reference[what], reference[f"{what}_sha256"] = path, sha256(path)
+        reference[what], reference[f"{what}_sha256"] = path, file_sha256(path)
     velocities = {}
     with tempfile.TemporaryDirectory() as tmp:
         for style in STYLES:
