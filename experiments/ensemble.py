@@ -17,6 +17,11 @@ classical and pop beside squared-error ones for jazz:
 
     python -m experiments.ensemble --model=classical,pop=runs/abs0 --model=classical,pop=runs/abs1 \
         --model=jazz=runs/sq0 --model=jazz=runs/sq1 --out=E.npz
+
+Hybrid models (trained with ``--tree_prior_dir``) play with a tree baseline: ``--tree=T.pkl``
+records which in the ensemble (``experiments.attach_tree``), so that playing it with another
+tree is warned of. Members that already record a tree pass it on; two different trees are
+refused.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def _define_flags() -> None:
                               "training run directory, optionally after STYLE,STYLE= to have it "
                               "play only those styles. Two or more.")
     flags.DEFINE_string("out", None, "Where to write the ensemble (.npz).")
+    flags.DEFINE_string("tree", "", "For hybrid models (--tree_prior_dir): the tree baseline "
+                        "they play with (.pkl), recorded in the ensemble so that stylize and "
+                        "experiments.evaluate warn when it is played with another "
+                        "(experiments.attach_tree). Empty: the tree its models record, if "
+                        "they agree.")
 
 
 def main(argv: Sequence[str]) -> None:
@@ -43,13 +53,14 @@ def main(argv: Sequence[str]) -> None:
     FLAGS = flags.FLAGS
     if len(FLAGS.model) < 2:
         usage_error(f"give two --model or more (got {len(FLAGS.model)})")
-    from stylenet_jax import checkpoints, ensemble_plays
+    from stylenet_jax import checkpoints, ensemble_plays, tree_pairing
 
     try:
-        members, plays = [], []
+        members, plays, records = [], [], {}
         for spec in FLAGS.model:  # an ensemble given as a model adds each of its members
             asked, path = ensemble_plays.split_member_spec(spec)
             models = checkpoints.load_models_at(path)
+            records[path] = tree_pairing.recorded_tree(path)
             recorded = ensemble_plays.member_plays(path, len(models), models[0][2])
             if asked is not None:  # checked against the model's own styles (all members')
                 ensemble_plays.check_plays([asked], models[0][2], every_style=False)
@@ -63,11 +74,39 @@ def main(argv: Sequence[str]) -> None:
                       + ("" if chosen == list(styles) else f"; plays {', '.join(chosen)}"))
                 members.append(member)
                 plays.append(None if chosen == list(styles) else chosen)
+        record = _tree_of(records, FLAGS.tree)
+        if record is not None and not any(config.tree_prior for _, config, _ in members):
+            raise ValueError("--tree: none of the models reads a tree (no --tree_prior_dir)")
         path = checkpoints.export_ensemble(FLAGS.out, members, plays)
+        if record is not None:
+            tree_pairing.attach_tree(path, record)
     except (checkpoints.CheckpointError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote {path}: the mean of {len(members)} models "
-          f"({os.path.getsize(path) / 1e6:.1f} MB)")
+          f"({os.path.getsize(path) / 1e6:.1f} MB)"
+          + (f"; it plays with {record['file']}" if record else ""))
+
+
+def _tree_of(records: dict[str, dict | None], tree_path: str) -> dict | None:
+    """The tree to record: ``tree_path``'s, else the one the members record (None if none
+    does). Raises ValueError (one line; PairingError and FeatureBaselineError are
+    ValueErrors) when members record different trees, or another tree than ``tree_path``."""
+    from stylenet_jax import feature_baseline, tree_pairing
+
+    chosen = None
+    if tree_path:
+        tree = feature_baseline.FeatureBaseline.load(tree_path)
+        chosen = tree_pairing.tree_record(tree, tree_path)
+    for path, record in records.items():
+        if record is None:
+            continue
+        if chosen is not None and record["sha256"] != chosen["sha256"]:
+            source = "--tree" if tree_path else "another model"
+            raise ValueError(f"{path} records the tree {record.get('file') or ''} (sha256 "
+                             f"{record['sha256'][:12]}), {source} another: join models "
+                             "made for one tree")
+        chosen = chosen or record
+    return chosen
 
 
 if __name__ == "__main__":

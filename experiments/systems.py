@@ -8,6 +8,7 @@ as it does call ``build_systems``.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 from stylenet_jax import derived_systems, evaluation, humanize
@@ -76,6 +77,9 @@ def build_systems(model_specs: Sequence[str] | None, baseline_names: Sequence[st
                 else f"an ensemble of {len(stylizer.members)} StyleNets")
         if stylizer.tree is not None:
             kind += " reading the tree baseline's velocities (hybrid)"
+        if stylizer.tree_problem:
+            print(f"warning: {name}: {stylizer.tree_problem}", file=sys.stderr)
+            kind += f" (warning: {stylizer.tree_problem})"
         described[name] = (f"{kind} `{os.path.relpath(path)}` ("
                            f"{'blend ' + blend_spec if blend else 'each style its own head'})")
     baselines = [b for b in baseline_names if b]

@@ -21,6 +21,8 @@ so that a file of another version is refused before its models are unpickled.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import os
 import pickle
@@ -111,6 +113,7 @@ class FeatureBaseline:
                  extras: Sequence[str] = ()):
         self.models = dict(models)
         self.extras = ordered_extras(extras)  # the optional column sets it reads
+        self.sha256: str | None = None  # of the file it was loaded from (None: fitted here)
 
     @property
     def styles(self) -> list[str]:
@@ -203,23 +206,25 @@ class FeatureBaseline:
             raise FeatureBaselineError(f"{path}: no such feature baseline file")
         try:
             with open(path, "rb") as f:
-                header = pickle.load(f)
-                if not isinstance(header, dict) or header.get("format") != FORMAT:
-                    raise FeatureBaselineError(f"{path}: not a feature baseline file")
-                if header.get("version") != VERSION:
-                    raise FeatureBaselineError(f"{path}: feature baseline format version "
-                                               f"{header.get('version')}, need {VERSION}")
-                if header.get("sklearn") != _sklearn_version():
-                    raise FeatureBaselineError(
-                        f"{path}: made with scikit-learn {header.get('sklearn')}, this is "
-                        f"{_sklearn_version()}; retrain it "
-                        "(python -m experiments.feature_baseline)")
-                names = tuple(header.get("feature_names", ()))
-                extras = _extras_of(names)
-                if extras is None:
-                    raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
-                                               "(python -m experiments.feature_baseline)")
-                models = pickle.load(f)
+                data = f.read()
+            stream = io.BytesIO(data)
+            header = pickle.load(stream)
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise FeatureBaselineError(f"{path}: not a feature baseline file")
+            if header.get("version") != VERSION:
+                raise FeatureBaselineError(f"{path}: feature baseline format version "
+                                           f"{header.get('version')}, need {VERSION}")
+            if header.get("sklearn") != _sklearn_version():
+                raise FeatureBaselineError(
+                    f"{path}: made with scikit-learn {header.get('sklearn')}, this is "
+                    f"{_sklearn_version()}; retrain it "
+                    "(python -m experiments.feature_baseline)")
+            names = tuple(header.get("feature_names", ()))
+            extras = _extras_of(names)
+            if extras is None:
+                raise FeatureBaselineError(f"{path}: made for another feature set; retrain it "
+                                           "(python -m experiments.feature_baseline)")
+            models = pickle.load(stream)
         except FeatureBaselineError:
             raise
         except Exception as e:  # unpickling a damaged file can raise almost anything
@@ -229,7 +234,9 @@ class FeatureBaseline:
         if not isinstance(models, dict) or sorted(models) != header.get("styles"):
             raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
                                        "match the header)")
-        return cls(models, extras)
+        model = cls(models, extras)
+        model.sha256 = hashlib.sha256(data).hexdigest()
+        return model
 
 
 def _extras_of(names: Sequence[str]) -> tuple[str, ...] | None:

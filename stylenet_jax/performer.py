@@ -82,9 +82,10 @@ class Stylizer:
         ``export_ensemble``; default: the shipped model) or, for a folder, a training run's
         best (else newest) checkpoint. A hybrid model (``tree_prior``) also loads the tree
         baseline at ``tree`` (a path, default: the shipped one; or an already loaded
-        ``FeatureBaseline``, shared as it is) into ``self.tree`` (else None).
-        Raises StylizeError (one line naming the file) for anything that is not a usable
-        model."""
+        ``FeatureBaseline``, shared as it is) into ``self.tree`` (else None);
+        ``self.tree_problem`` is one line when the export records another tree
+        (``tree_pairing``), else None. Raises StylizeError (one line naming the file) for
+        anything that is not a usable model."""
         # imported here so that `--help` and argument errors stay instant
         from stylenet_jax import checkpoints
         from stylenet_jax.model import param_problem
@@ -112,8 +113,10 @@ class Stylizer:
         except ValueError as e:
             raise StylizeError(smf.one_line(e)) from None
         self.tree = None
+        self.tree_problem: str | None = None  # set when the tree is not the model's own
         if any(config.tree_prior for _, config in self.members):
             self.tree = load_tree(tree, self.styles)
+            self.tree_problem = _tree_problem(self.path, self.tree, tree)
         # (member, heads) -> that member's params of those heads, on device
         self._selected: dict[tuple[int, tuple[int, ...]], Any] = {}
 
@@ -265,6 +268,20 @@ def load_tree(path: Any, styles: Sequence[str] = ()) -> Any:
         raise StylizeError(f"{path}: the tree baseline has no {', '.join(missing)}, which the "
                            f"hybrid model's heads read")
     return model
+
+
+def _tree_problem(model_path: str, tree: Any, given: Any) -> str | None:
+    """``tree_pairing.pairing_problem`` of the model at ``model_path`` played with ``tree``,
+    loaded from ``given`` (a path, None for the shipped tree, or the tree itself)."""
+    from stylenet_jax import feature_baseline, tree_pairing
+
+    try:
+        record = tree_pairing.recorded_tree(model_path)
+    except tree_pairing.PairingError as e:
+        raise StylizeError(smf.one_line(e)) from None
+    name = (f"the shipped {os.path.relpath(feature_baseline.DEFAULT_PATH)}" if given is None
+            else given if isinstance(given, str) else "")
+    return tree_pairing.pairing_problem(record, tree, name)
 
 
 def load_features(path: str | None, style: str | None) -> tuple[Any, str]:

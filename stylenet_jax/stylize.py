@@ -160,6 +160,8 @@ def _run(inputs: Sequence[str], flags_) -> int:
             if warning:
                 _warn(warning)
         stylizer = Stylizer(flags_.checkpoint, tree=flags_.features_model)
+        if stylizer.tree_problem:
+            _warn(stylizer.tree_problem)
     if flags_.list_styles:
         print("\n".join(stylizer.styles))
         return 0
@@ -293,7 +295,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("features_model", None, "The model of --baseline=features (from "
                         "`python -m experiments.feature_baseline`), and the tree a hybrid "
                         "model (--tree_prior_dir in training) reads; default: the shipped "
-                        "stylenet_jax/assets/feature_baseline.pkl.")
+                        "stylenet_jax/assets/feature_baseline.pkl. A warning is printed when "
+                        "the model records another tree (experiments.attach_tree).")
     flags.DEFINE_integer("seed", 0, "Seed of --baseline=random and of --humanize's draw (0 "
                          "or more): another seed, another performance.")
     flags.DEFINE_float("humanize", 0.0, "0..2: add this much of a pianist's scatter around "
