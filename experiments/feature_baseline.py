@@ -10,7 +10,8 @@ training notes, the wall time, and on the validation split the mean absolute vel
 (MIDI units) and Pearson r, beside the MAE of a constant (the style's mean training velocity).
 ``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context``, ``--melody_line`` those
 of ``stylenet_jax.melody_line``, and ``--error=absolute`` fits each note's median velocity
-instead of its mean (experiments, not the shipped tree).
+instead of its mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
+(``stylenet_jax.tree_borrowing``). All experiments, not the shipped tree.
 Bad input prints one line on stderr and exits with status 2.
 
 The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
@@ -31,6 +32,7 @@ from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, EXTRA
                                            TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
                                            evaluate)
 from stylenet_jax.flag_parsing import parse_flags
+from stylenet_jax.tree_borrowing import BorrowError, parse_borrow
 
 
 def _define_flags() -> None:
@@ -70,6 +72,10 @@ def define_tree_flags() -> None:
                       "squared fits each note's mean velocity given its features (the shipped "
                       "tree), absolute its median (the evaluation's MAE is lowest at the median). "
                       "An experiment; score it with experiments.evaluate --model NAME=PATH.")
+    flags.DEFINE_multi_string("borrow", [], "STYLE:LENDER[+LENDER...]: STYLE's trees also "
+                              "learn from the lenders' notes, marked as theirs, and weighted to "
+                              "weigh as much as STYLE's own (stylenet_jax/tree_borrowing.py), "
+                              "e.g. jazz:pop. Repeatable. An experiment, off by default.")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
                           f"({EXTRA_COLUMN_HELP[name]}). An experiment, not the shipped tree; "
@@ -84,9 +90,16 @@ def tree_settings_from_flags() -> dict:
             or not f.learning_rate > 0):
         raise FeatureBaselineError("need --max_iter >= 1, --max_leaf_nodes >= 2, "
                                    "--min_samples_leaf >= 1 and --learning_rate > 0")
-    return {"max_iter": f.max_iter, "max_leaf_nodes": f.max_leaf_nodes,
-            "min_samples_leaf": f.min_samples_leaf, "learning_rate": f.learning_rate,
-            "loss": TREE_LOSSES[f.error]}
+    settings = {"max_iter": f.max_iter, "max_leaf_nodes": f.max_leaf_nodes,
+                "min_samples_leaf": f.min_samples_leaf, "learning_rate": f.learning_rate,
+                "loss": TREE_LOSSES[f.error]}
+    try:
+        borrow = parse_borrow(f.borrow)
+    except BorrowError as e:
+        raise FeatureBaselineError(str(e)) from None
+    if borrow:  # recorded only when used, so the default settings read as before
+        settings["borrow"] = {style: list(lenders) for style, lenders in borrow.items()}
+    return settings
 
 
 def extras_from_flags() -> tuple[str, ...]:

@@ -36,6 +36,8 @@ from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
 from stylenet_jax.melody_line import MELODY_LINE_NAMES, melody_line
 from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES, phrase_context
+from stylenet_jax.tree_borrowing import (BorrowError, balanced_weights, check_borrow,
+                                         with_lender_columns)
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -106,13 +108,38 @@ def feature_rows(notes: midi.Notes, ticks_per_beat: int, seconds: np.ndarray | N
     return np.hstack([rows, *more]) if more else rows
 
 
+def _own_rows(rows: Sequence[np.ndarray], lenders: Sequence[str]) -> np.ndarray:
+    """The rows of a style's own songs, with its lenders' columns (all 0) when it borrows."""
+    x = np.concatenate(rows)
+    return with_lender_columns(x, None, lenders) if lenders else x
+
+
+def _training_rows(train: Sequence["Performed"], performed: Sequence["Performed"],
+                   lenders: Sequence[str], rows_of: Callable[["Performed"], np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(x, y, sample weights or None)`` a style's trees fit: its ``train`` songs' rows,
+    then, when it borrows, every song of its ``lenders`` with their columns, weighted so
+    that the style's notes and the lent ones weigh the same in total."""
+    x = _own_rows([rows_of(p) for p in train], lenders)
+    y = np.concatenate([velocity_targets(p.notes.velocity) for p in train])
+    lent = [p for p in performed if p.style in lenders]
+    if not lent:
+        return x, y, None
+    lent_x = np.concatenate([with_lender_columns(rows_of(p), p.style, lenders) for p in lent])
+    lent_y = np.concatenate([velocity_targets(p.notes.velocity) for p in lent])
+    return (np.concatenate([x, lent_x]), np.concatenate([y, lent_y]),
+            balanced_weights(len(x), len(lent_x)))
+
+
 class FeatureBaseline:
     """One gradient-boosted regressor per style, mapping feature rows to velocities."""
 
     def __init__(self, models: Mapping[str, "HistGradientBoostingRegressor"],
-                 extras: Sequence[str] = ()):
+                 extras: Sequence[str] = (), borrow: Mapping[str, Sequence[str]] | None = None):
         self.models = dict(models)
         self.extras = ordered_extras(extras)  # the optional column sets it reads
+        # style -> the styles whose notes its trees also learned from (``tree_borrowing``)
+        self.borrow = {style: tuple(lenders) for style, lenders in (borrow or {}).items()}
         self.sha256: str | None = None  # of the file it was loaded from (None: fitted here)
 
     @property
@@ -123,6 +150,7 @@ class FeatureBaseline:
     @classmethod
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
             log: Callable[[str], None] = print, extras: Sequence[str] = (),
+            borrow: Mapping[str, Sequence[str]] | None = None,
             **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
@@ -130,7 +158,9 @@ class FeatureBaseline:
         Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one) for early
         stopping when it has MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains
         all ``max_iter`` rounds. ``log`` gets one line per style. ``extras`` names optional
-        column sets to read as well (``EXTRA_COLUMNS``).
+        column sets to read as well (``EXTRA_COLUMNS``). ``borrow`` maps a style to others
+        whose notes its trees also learn from (``tree_borrowing``); raises
+        FeatureBaselineError when it names a style without songs.
         """
         from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -138,13 +168,26 @@ class FeatureBaseline:
             raise FeatureBaselineError("no performances to train on")
         extras = ordered_extras(extras)
         options = {**DEFAULT_SETTINGS, **settings}
+        borrow = dict(borrow or {})
+        try:
+            check_borrow(borrow, sorted({p.style for p in performed}))
+        except BorrowError as e:
+            raise FeatureBaselineError(str(e)) from None
+        lending = {lender for lenders in borrow.values() for lender in lenders}
+        kept: dict[int, np.ndarray] = {}  # the rows of lenders' songs, computed once
+
+        def rows_of(p: "Performed") -> np.ndarray:
+            if id(p) in kept:
+                return kept[id(p)]
+            rows = feature_rows(p.notes, p.ticks_per_beat, p.seconds, extras)
+            if p.style in lending:
+                kept[id(p)] = rows
+            return rows
+
         models = {}
         for style in sorted({p.style for p in performed}):
             songs = [p for p in performed if p.style == style]
             began = time.perf_counter()
-            features = [feature_rows(p.notes, p.ticks_per_beat, p.seconds, extras)
-                        for p in songs]
-            targets = [velocity_targets(p.notes.velocity) for p in songs]
             held_out = np.zeros(len(songs), bool)
             if len(songs) >= MIN_SONGS_FOR_EARLY_STOPPING:
                 rng = np.random.default_rng([seed, len(songs)])
@@ -152,20 +195,22 @@ class FeatureBaseline:
                 held_out[rng.choice(len(songs), count, replace=False)] = True
             model = HistGradientBoostingRegressor(
                 random_state=seed, early_stopping=bool(held_out.any()), **options)
-            train = [i for i in range(len(songs)) if not held_out[i]]
-            check = [i for i in range(len(songs)) if held_out[i]]
-            x = np.concatenate([features[i] for i in train])
-            y = np.concatenate([targets[i] for i in train])
+            train = [p for p, out in zip(songs, held_out) if not out]
+            check = [p for p, out in zip(songs, held_out) if out]
+            lenders = tuple(borrow.get(style, ()))
+            x, y, weights = _training_rows(train, performed, lenders, rows_of)
             validation = {}
             if check:
-                validation = {"X_val": np.concatenate([features[i] for i in check]),
-                              "y_val": np.concatenate([targets[i] for i in check])}
-            model.fit(x, y, **validation)
+                validation = {"X_val": _own_rows([rows_of(p) for p in check], lenders),
+                              "y_val": np.concatenate([velocity_targets(p.notes.velocity)
+                                                       for p in check])}
+            model.fit(x, y, sample_weight=weights, **validation)
             models[style] = model
-            log(f"{style}: {len(train)} songs, {len(x):,} training notes, {len(check)} songs "
-                f"for early stopping; {model.n_iter_} trees; "
+            lent = f" (with {'+'.join(lenders)}'s)" if lenders else ""
+            log(f"{style}: {len(train)} songs, {len(x):,} training notes{lent}, {len(check)} "
+                f"songs for early stopping; {model.n_iter_} trees; "
                 f"{time.perf_counter() - began:.1f} s")
-        return cls(models, extras)
+        return cls(models, extras, borrow)
 
     def predict(self, notes: midi.Notes, ticks_per_beat: int, style: str,
                 seconds: np.ndarray | None = None) -> np.ndarray:
@@ -184,13 +229,16 @@ class FeatureBaseline:
     def predict_rows(self, rows: np.ndarray, style: str) -> np.ndarray:
         """int64 (n,) velocities 1..127 of float32 (n, columns) ``feature_rows`` in a style
         this baseline plays (``predict`` without the features' computation)."""
+        if style in self.borrow:  # its own notes: the lenders' columns are 0
+            rows = with_lender_columns(rows, None, self.borrow[style])
         return np.clip(np.rint(self.models[style].predict(rows)), 1, 127).astype(np.int64)
 
     def save(self, path: str) -> None:
         """Writes the header and models to ``path`` atomically (temporary file + rename)."""
         header = {"format": FORMAT, "version": VERSION, "sklearn": _sklearn_version(),
                   "feature_names": list(feature_names(self.extras)),
-                  "styles": self.styles}
+                  "styles": self.styles,
+                  "borrow": {style: list(lenders) for style, lenders in self.borrow.items()}}
 
         def dump(f) -> None:
             pickle.dump(header, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -234,7 +282,13 @@ class FeatureBaseline:
         if not isinstance(models, dict) or sorted(models) != header.get("styles"):
             raise FeatureBaselineError(f"{path}: corrupt feature baseline file (models do not "
                                        "match the header)")
-        model = cls(models, extras)
+        borrow = header.get("borrow") or {}
+        try:
+            check_borrow(borrow, sorted(models))
+        except (BorrowError, AttributeError, TypeError):
+            raise FeatureBaselineError(f"{path}: corrupt feature baseline file (bad "
+                                       "borrow)") from None
+        model = cls(models, extras, borrow)
         model.sha256 = hashlib.sha256(data).hexdigest()
         return model
 
