@@ -59,15 +59,28 @@ def member_plays(path: str, members: int, styles: Sequence[str]) -> list[list[st
     for a recorded choice that ``check_plays`` refuses."""
     if os.path.isdir(path) or members == 1:
         return [list(styles)] * members
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z[META_KEY]))
-    described = meta.get("members", [])
+    described = read_metadata(path).get("members", [])
     recorded = [m.get("plays") if isinstance(m, dict) else None for m in described]
     if len(recorded) != members or not all(
             r is None or (isinstance(r, list) and all(isinstance(n, str) for n in r))
             for r in recorded):
         raise ValueError(f"{path}: bad 'plays' in the ensemble metadata")
     return check_plays(recorded, styles)
+
+
+def read_metadata(path: str) -> dict:
+    """The JSON metadata of the export file at ``path``; raises ValueError (one line) for a
+    missing file or one that is not an export."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z[META_KEY]))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except Exception as e:  # noqa: BLE001 - zipfile, numpy and json raise many types
+        raise ValueError(f"{path}: not a stylenet-jax export ({type(e).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a stylenet-jax export (bad metadata)")
+    return meta
 
 
 def member_weights(plays: Sequence[Sequence[str]], blend: dict[str, float]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from stylenet_jax import ensemble_plays
 from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.ensemble_plays import META_KEY
 
@@ -51,18 +52,11 @@ def tree_record(tree: "FeatureBaseline", file: str = "") -> dict[str, Any]:
 
 
 def read_metadata(path: str) -> dict:
-    """The JSON metadata of an export file at ``path``; raises PairingError (one line) for a
-    file that is not an export."""
+    """``ensemble_plays.read_metadata``, raising PairingError (one line)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z[META_KEY]))
-    except FileNotFoundError:
-        raise PairingError(f"{path}: no such file") from None
-    except Exception as e:  # noqa: BLE001 - zipfile, numpy and json raise many types
-        raise PairingError(f"{path}: not a stylenet-jax export ({type(e).__name__})") from None
-    if not isinstance(meta, dict):
-        raise PairingError(f"{path}: not a stylenet-jax export (bad metadata)")
-    return meta
+        return ensemble_plays.read_metadata(path)
+    except ValueError as e:
+        raise PairingError(str(e)) from None
 
 
 def recorded_tree(path: str) -> dict | None:
