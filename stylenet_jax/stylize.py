@@ -4,7 +4,7 @@ r"""Perform MIDI files: give the piano notes velocities from a StyleNet style he
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style classical=0.7,jazz=0.3
     python -m stylenet_jax.stylize IN_FOLDER -o OUT_FOLDER --style jazz
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --baseline features --style jazz
-    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --contrast 1.5
+    python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --contrast 1.4
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --humanize 1 --seed 2
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --strength 0.5
     python -m stylenet_jax.stylize INPUT.mid -o OUTPUT.mid --style jazz --keep_level
@@ -327,7 +327,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "
-                       "plays narrower dynamics than a pianist (0.59 and 0.63 of the spread in "
+                       "plays narrower dynamics than a pianist (0.58 and 0.66 of the spread in "
                        "classical and jazz); 1.4 gives about a pianist's range at some cost in "
                        "note accuracy (README, Wider dynamics). Applied first.")
     flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "
