@@ -9,8 +9,9 @@ one regressor per style on ``note_features`` rows, saves the model, and prints p
 training notes, the wall time, and on the validation split the mean absolute velocity error
 (MIDI units) and Pearson r, beside the MAE of a constant (the style's mean training velocity).
 ``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context``, ``--melody_line`` those
-of ``stylenet_jax.melody_line``, and ``--error=absolute`` fits each note's median velocity
-instead of its mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
+of ``stylenet_jax.melody_line``, ``--pedals`` those of ``stylenet_jax.pedal_columns`` (the
+pianist's pedals), and ``--error=absolute`` fits each note's median velocity instead of its
+mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
 (``stylenet_jax.tree_borrowing``). All experiments, not the shipped tree.
 Bad input prints one line on stderr and exits with status 2.
 
@@ -55,6 +56,9 @@ EXTRA_COLUMN_HELP = {
                       "stylenet_jax/phrase_context.py",
     "melody_line": "the tune's contour, peaks and runs around each note: "
                    "stylenet_jax/melody_line.py",
+    "pedals": "the sustain and soft pedals under each note, as the file holds them: a "
+              "performance's, which a sheet-music file rarely has: "
+              "stylenet_jax/pedal_columns.py",
 }
 
 

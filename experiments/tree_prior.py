@@ -2,7 +2,7 @@ r"""Make the tree baseline's velocities for every song of a dataset, for a hybri
 (``--tree_prior``; ``stylenet_jax.tree_prior``).
 
     python -m experiments.tree_prior --data_dir=DATASET --out_dir=PRIORS [--folds=3]
-        [--melody_line] [--phrase_context]
+        [--melody_line] [--phrase_context] [--pedals]
 
 Reads the MIDI files behind the dataset's training and validation splits (``--midi_dir`` if
 they have moved since the build), fits one gradient-boosted baseline per fold of the training
@@ -15,7 +15,7 @@ a comparison of trees over every training piece instead of the few validation on
 ``--score_only`` prints both for the priors already in ``--out_dir`` and writes nothing;
 ``--against=OTHER`` adds the out-of-fold difference from another folder's priors by style, with
 95% intervals over the training pieces (a piece's performances resampled together).
-``--melody_line`` / ``--phrase_context`` give the trees those optional columns, and
+``--melody_line`` / ``--phrase_context`` / ``--pedals`` give the trees those optional columns, and
 ``--max_iter``, ``--learning_rate``, ``--max_leaf_nodes``, ``--min_samples_leaf`` and
 ``--error`` set them (as ``experiments.feature_baseline`` does; priors.json keeps them, and a
 hybrid trained on such priors is then played with such a tree, ``--features_model``). Bad input

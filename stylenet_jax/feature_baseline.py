@@ -11,8 +11,9 @@ test pieces: r 0.529 against 0.564, so the stronger baseline was kept).
 A baseline may also read optional column sets (``EXTRA_COLUMNS``), appended in that table's
 order: ``phrase_context`` (the music over 2 to 32 beats around each note, relative to the
 piece: whether phrase levels can be read from the notes) and ``melody_line`` (the tune's
-contour, peaks and runs around each note). Both are experiments; the file's header names its
-columns.
+contour, peaks and runs around each note) and ``pedals`` (the pianist's sustain and soft
+pedals under each note: a performance's, not a score's). All are experiments; the file's
+header names its columns.
 
 Saved models are pickles: load only files you trust. A file holds two pickles in a row, a
 header (format, version, scikit-learn version, feature names, styles) and then the models,
@@ -35,6 +36,7 @@ from stylenet_jax import midi
 from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
 from stylenet_jax.melody_line import MELODY_LINE_NAMES, melody_line
+from stylenet_jax.pedal_columns import PEDAL_COLUMN_NAMES, pedal_columns
 from stylenet_jax.phrase_context import PHRASE_CONTEXT_NAMES, phrase_context
 from stylenet_jax.tree_borrowing import (BorrowError, balanced_weights, check_borrow,
                                          with_lender_columns)
@@ -58,6 +60,7 @@ TREE_LOSSES = {"squared": "squared_error", "absolute": "absolute_error"}
 EXTRA_COLUMNS: dict[str, tuple[tuple[str, ...], Callable]] = {
     "phrase_context": (PHRASE_CONTEXT_NAMES, phrase_context),
     "melody_line": (MELODY_LINE_NAMES, melody_line),
+    "pedals": (PEDAL_COLUMN_NAMES, pedal_columns),
 }
 EARLY_STOPPING_SONGS = 0.1  # fraction of each style's training songs held out
 MIN_SONGS_FOR_EARLY_STOPPING = 5

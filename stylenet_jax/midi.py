@@ -10,6 +10,8 @@ Note rules (the paper merged all hands/tracks into one piano part):
 - A re-struck key (note-on while the same (track, channel, pitch) is still held) ends the held
   note at the new note-on's tick and starts a new note.
 - A note still held at the end of the file ends at the file's last tick.
+- Each note records the sustain and soft pedals' values on its channel at its onset (the last
+  control change of that pedal at or before the onset's tick, from any track; 0 before any).
 
 Each note keeps (track, index): where its note-on message is, so a velocity can be written back
 into a copy of the ORIGINAL file with every other message untouched.
@@ -25,7 +27,7 @@ import dataclasses
 import mido
 import numpy as np
 
-from stylenet_jax.notes import Notes
+from stylenet_jax.notes import PEDAL_CONTROLS, Notes
 from stylenet_jax.smf import MidiError, one_line, read_file, shown
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0.
@@ -49,8 +51,9 @@ class Performance:
 
 
 def _track_notes(track: mido.MidiTrack, track_number: int, rows: list,
-                 signatures: list) -> tuple[int, dict]:
-    """Appends closed notes' (pitch, start, end, velocity, channel, track, index) rows.
+                 signatures: list, pedal_moves: list) -> tuple[int, dict]:
+    """Appends closed notes' (pitch, start, end, velocity, channel, track, index) rows, and
+    each move of a pedal of PEDAL_CONTROLS as (tick, channel, pedal's place there, value).
 
     Returns the track's last tick and its still-held notes {(channel, pitch): (start, vel, idx)}.
     """
@@ -71,17 +74,38 @@ def _track_notes(track: mido.MidiTrack, track_number: int, rows: list,
                 held[key] = (tick, msg.velocity, index)
         elif kind == "time_signature":
             signatures.append((msg.numerator, msg.denominator))
+        elif kind == "control_change" and msg.control in PEDAL_CONTROLS:
+            pedal_moves.append((tick, msg.channel, PEDAL_CONTROLS.index(msg.control), msg.value))
     return tick, held
 
 
+def _pedals_at_onsets(start: np.ndarray, channel: np.ndarray, moves: list) -> np.ndarray:
+    """uint8 (n, len(PEDAL_CONTROLS)): each pedal's last value on each note's channel at or
+    before its onset tick (0 before the first move); ``moves`` as ``_track_notes`` gives them,
+    tracks in file order, so a stable sort by tick keeps each track's own order."""
+    pedals = np.zeros((len(start), len(PEDAL_CONTROLS)), np.uint8)
+    if not moves:
+        return pedals
+    table = np.array(moves, dtype=np.int64)
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    for ch, place in {(int(c), int(k)) for _, c, k, _ in moves}:
+        mine = table[(table[:, 1] == ch) & (table[:, 2] == place)]
+        on_channel = channel == ch
+        last = np.searchsorted(mine[:, 0], start[on_channel], side="right") - 1
+        pedals[on_channel, place] = np.where(last >= 0, mine[np.maximum(last, 0), 3], 0)
+    return pedals
+
+
 def extract_notes(midi: mido.MidiFile) -> tuple[Notes, tuple[tuple[int, int], ...], int]:
-    """All piano notes of all tracks (see module rules), distinct time signatures, last tick."""
+    """All piano notes of all tracks (see module rules), with the pedals under each onset,
+    distinct time signatures, last tick."""
     rows: list = []
     signatures: list = []
+    pedal_moves: list = []
     open_notes = []
     end_tick = 0
     for number, track in enumerate(midi.tracks):
-        last, held = _track_notes(track, number, rows, signatures)
+        last, held = _track_notes(track, number, rows, signatures, pedal_moves)
         end_tick = max(end_tick, last)
         open_notes += [(pitch, start, None, vel, ch, number, idx)
                        for (ch, pitch), (start, vel, idx) in held.items()]
@@ -90,7 +114,8 @@ def extract_notes(midi: mido.MidiFile) -> tuple[Notes, tuple[tuple[int, int], ..
     table = np.array(rows, dtype=np.int64).reshape(-1, 7)
     notes = Notes(pitch=table[:, 0].astype(np.int16), start=table[:, 1], end=table[:, 2],
                   velocity=table[:, 3].astype(np.uint8), channel=table[:, 4].astype(np.uint8),
-                  track=table[:, 5].astype(np.int32), index=table[:, 6].astype(np.int32))
+                  track=table[:, 5].astype(np.int32), index=table[:, 6].astype(np.int32),
+                  pedals=_pedals_at_onsets(table[:, 1], table[:, 4], pedal_moves))
     return notes, tuple(dict.fromkeys(signatures)), end_tick
 
 

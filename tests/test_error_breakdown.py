@@ -1,7 +1,5 @@
 """stylenet_jax.error_breakdown: level against shape, and errors by musical role."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -61,9 +59,7 @@ def test_styles_are_kept_apart_and_a_flat_level_has_no_r():
 def test_roles_follow_the_file_order_of_the_notes():
     p = performed("a", np.tile([30, 60, 90], 6))
     order = np.random.default_rng(0).permutation(18)
-    shuffled = p._replace(notes=midi.Notes(*(getattr(p.notes, f.name)[order]
-                                             for f in dataclasses.fields(p.notes))),
-                          seconds=p.seconds[order])
+    shuffled = p._replace(notes=p.notes.select(order), seconds=p.seconds[order])
     roles = error_breakdown.note_roles(shuffled)
     np.testing.assert_array_equal(roles["top voice"], shuffled.notes.pitch == 55)
     np.testing.assert_array_equal(roles["bottom voice"], shuffled.notes.pitch == 48)
@@ -95,9 +91,7 @@ def test_phrases_tell_the_runs_levels_from_the_notes_within_them():
 def test_runs_follow_the_onsets_not_the_file_order():
     p = performed("a", np.full(48, 60), chords=16)
     order = np.random.default_rng(0).permutation(48)
-    shuffled = p._replace(notes=midi.Notes(*(getattr(p.notes, f.name)[order]
-                                             for f in dataclasses.fields(p.notes))),
-                          seconds=p.seconds[order])
+    shuffled = p._replace(notes=p.notes.select(order), seconds=p.seconds[order])
     np.testing.assert_array_equal(error_breakdown.phrase_runs(p), np.arange(48) // 16)
     np.testing.assert_array_equal(error_breakdown.phrase_runs(shuffled),
                                   (np.arange(48) // 16)[order])

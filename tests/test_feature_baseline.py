@@ -172,7 +172,7 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
 
 
 @pytest.mark.parametrize("extras", [("phrase_context",), ("melody_line",),
-                                    ("melody_line", "phrase_context")])
+                                    ("melody_line", "phrase_context"), ("pedals", "melody_line")])
 def test_extra_columns_are_appended_in_order_and_survive_a_round_trip(tmp_path, extras):
     from experiments import evaluate as evaluate_app
     from stylenet_jax.feature_baseline import EXTRA_COLUMNS, feature_names

@@ -1,0 +1,93 @@
+"""The pianist's pedals: read under each note by stylenet_jax.midi, and as tree columns
+(stylenet_jax.pedal_columns, the ``pedals`` column set of the feature baseline)."""
+
+import mido
+import numpy as np
+
+from midi_factory import midi_file, notes_track, track
+from stylenet_jax import midi, performances
+from stylenet_jax.feature_baseline import FeatureBaseline
+from stylenet_jax.notes import PEDAL_CONTROLS, Notes
+from stylenet_jax.pedal_columns import PEDAL_COLUMN_NAMES, pedal_columns
+
+SUSTAIN, SOFT = PEDAL_CONTROLS.index(64), PEDAL_CONTROLS.index(67)
+
+
+def pedal(tick, control, value, channel=0):
+    return (tick, mido.Message("control_change", control=control, value=value, channel=channel))
+
+
+def test_each_note_records_the_pedals_on_its_channel_at_its_onset_from_any_track():
+    # The pedals live on another track than the notes, as in many format 1 files.
+    pedals = track([pedal(100, 64, 127), pedal(300, 64, 0), pedal(200, 67, 90),
+                    pedal(50, 64, 100, channel=1)])
+    melody = notes_track([(0, 90, 60, 70), (100, 190, 62, 70), (250, 290, 64, 70),
+                          (400, 480, 65, 70)])
+    other = notes_track([(0, 40, 40, 50), (250, 290, 41, 50)], channel=2)
+    notes, _, _ = midi.extract_notes(midi_file(pedals, melody, other))
+    got = {(int(c), int(s)): tuple(int(v) for v in p)
+           for c, s, p in zip(notes.channel, notes.start, notes.pedals)}
+    assert got[(0, 0)] == (0, 0)        # before any pedal
+    assert got[(0, 100)] == (127, 0)    # a pedal moved at the onset's own tick counts
+    assert got[(0, 250)] == (127, 90)
+    assert got[(0, 400)] == (0, 90)     # sustain lifted at 300, soft still down
+    assert got[(2, 0)] == (0, 0) and got[(2, 250)] == (0, 0)  # channel 1's pedal is not its
+    assert notes.pedals.dtype == np.uint8 and notes.pedals.shape == (len(notes), 2)
+
+
+def test_a_file_without_pedals_reads_zeros_and_selection_keeps_them():
+    notes, _, _ = midi.extract_notes(midi_file(notes_track([(0, 60, 60, 70), (60, 120, 62, 80)])))
+    np.testing.assert_array_equal(notes.pedals, np.zeros((2, 2), np.uint8))
+    moved = midi_file(notes_track([(0, 60, 60, 70), (60, 120, 62, 80)],
+                                  extra=[pedal(30, 67, 127)]))
+    kept = midi.extract_notes(moved)[0].select(np.array([False, True]))
+    assert kept.pedals.tolist() == [[0, 127]] and kept.pitch.tolist() == [62]
+
+
+def hand_notes(n, pedals=None):
+    ticks = np.arange(n, dtype=np.int64) * 120
+    return Notes(np.full(n, 60, np.int16), ticks, ticks + 120, np.full(n, 64, np.uint8),
+                 np.zeros(n, np.uint8), np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                 pedals)
+
+
+def test_pedal_columns_give_each_value_and_the_performance_s_use_of_the_soft_pedal():
+    values = np.array([[0, 0], [127, 0], [127, 100], [20, 63]], np.uint8)
+    columns = pedal_columns(hand_notes(4, values), 480)
+    assert columns.shape == (4, len(PEDAL_COLUMN_NAMES)) and columns.dtype == np.float32
+    np.testing.assert_array_equal(columns[:, 0], [0, 127, 127, 20])
+    np.testing.assert_array_equal(columns[:, 1], [0, 0, 100, 63])
+    np.testing.assert_array_equal(columns[:, 2], 1.0)   # down (>= 64) under one note
+    np.testing.assert_allclose(columns[:, 3], 0.25)
+    unknown = pedal_columns(hand_notes(3).select(np.array([True, False, True])), 480)
+    np.testing.assert_array_equal(unknown, np.zeros((2, len(PEDAL_COLUMN_NAMES)), np.float32))
+    assert pedal_columns(hand_notes(0, np.zeros((0, 2), np.uint8)), 480).shape == (0, 4)
+
+
+def test_trees_with_the_pedal_columns_hear_a_soft_pedal_that_plain_trees_cannot():
+    """Every performance plays one score; notes under the soft pedal at 40, the rest at 90.
+    Where the pedal goes down differs from one performance to the next, so only the pedal
+    columns can tell which notes are soft."""
+    n = 64
+    rng = np.random.default_rng(0)
+
+    def performance(k):
+        soft = rng.random(n) < 0.4
+        pedals = np.stack([np.zeros(n), np.where(soft, 127, 0)], 1).astype(np.uint8)
+        notes = hand_notes(n, pedals)
+        notes = Notes(**{**notes.__dict__, "velocity": np.where(soft, 40, 90).astype(np.uint8),
+                         "pitch": (60 + np.arange(n) % 12).astype(np.int16)})
+        return performances.Performed(f"pop/p{k}", "pop", "p", f"p{k}.mid", notes, 480,
+                                      notes.start / 960.0), soft
+
+    songs = [performance(k) for k in range(12)]
+    tiny = {"max_iter": 40, "max_leaf_nodes": 7, "min_samples_leaf": 5}
+    train = [p for p, _ in songs[:10]]
+    plain = FeatureBaseline.fit(train, seed=0, log=lambda _: None, **tiny)
+    heard = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("pedals",), **tiny)
+    for p, soft in songs[10:]:
+        with_pedals = heard.predict(p.notes, 480, "pop", p.seconds)
+        without = plain.predict(p.notes, 480, "pop", p.seconds)
+        assert np.abs(with_pedals - p.notes.velocity).mean() < 5
+        assert np.abs(without - p.notes.velocity).mean() > 15
+        assert with_pedals[soft].max() < with_pedals[~soft].min()
