@@ -101,6 +101,10 @@ def _define_flags() -> None:
                       "to a system are played: as the pianist played them (performed), or on "
                       "the grid at one steady tempo, as a score gives them (score: no rubato, "
                       "no note early or late; what a musician's sheet-music file holds).")
+    flags.DEFINE_bool("pedals", True, "Tell the systems the pianist's sustain and soft pedals "
+                      "under each note, as the file holds them (only a tree fitted with "
+                      "--pedals reads them); --nopedals hides them, as a sheet-music file "
+                      "rarely holds them.")
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the random baseline and the bootstrap.")
     flags.DEFINE_string("out", "results/evaluation.md", "Markdown report to write.")
@@ -220,7 +224,7 @@ def main(argv: Sequence[str]) -> None:
         sys.exit(2)
     log = progress_printer(FLAGS.progress)
     result = evaluation.evaluate(performed, systems, flat_velocity=FLAGS.flat_velocity,
-                                 timing=FLAGS.timing, progress=log)
+                                 timing=FLAGS.timing, pedals=FLAGS.pedals, progress=log)
     result = shuffled_deviations.add(result, performed, oracles, seed=FLAGS.seed)
     scores = evaluation.scores(result, resamples=FLAGS.resamples, seed=FLAGS.seed)
     paired = (evaluation.paired_differences(result, PAIRED_REFERENCE, resamples=FLAGS.resamples,
@@ -252,7 +256,7 @@ def main(argv: Sequence[str]) -> None:
                                     systems_described=described, pictures=pictures,
                                     seconds=time.perf_counter() - began, notes=FLAGS.note,
                                     resamples=FLAGS.resamples, identified=identified,
-                                    timing=FLAGS.timing, paired=paired,
+                                    timing=FLAGS.timing, pedals=FLAGS.pedals, paired=paired,
                                     paired_reference=PAIRED_REFERENCE,
                                     breakdown=breakdown,
                                     both_halves=FLAGS.classifier_both_halves)

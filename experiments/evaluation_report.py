@@ -106,6 +106,9 @@ TIMING_SENTENCES = {
              "or late, as in a musician's sheet-music file.",
 }
 
+NO_PEDALS_SENTENCE = ("The pianist's pedals were hidden from the systems (`--nopedals`), as in "
+                      "a sheet-music file: a tree fitted with `--pedals` read none.")
+
 
 def classifier_split(both_halves: bool) -> str:
     """How the identify-the-human classifier was trained and scored, for a report."""
@@ -212,7 +215,7 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            pictures: Sequence[tuple[str, str]], seconds: float, notes: Sequence[str] = (),
            resamples: int = 2000,
            identified: Mapping[str, Mapping[str, float]] | None = None,
-           timing: str = "performed",
+           timing: str = "performed", pedals: bool = True,
            paired: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
            paired_reference: str = "features",
            breakdown: Mapping[str, Mapping[str, Mapping]] | None = None,
@@ -235,7 +238,8 @@ def render(results: Mapping[str, Mapping[str, Mapping[str, float]]], *, title: s
            "over the pianist's (below 1: compressed dynamics). W1: Wasserstein distance "
            "between the two velocity distributions. MSE (T,88): the paper's figure, "
            "(velocity/127)^2 over the whole piano-roll matrix; MSE sounding: over the cells "
-           "where a note sounds.", "", TIMING_SENTENCES[timing], "",
+           "where a note sounds.", "", TIMING_SENTENCES[timing]
+           + ("" if pedals else " " + NO_PEDALS_SENTENCE), "",
            "Systems:", ""]
     out += [f"- `{name}`: {text}" for name, text in systems_described.items()]
     out += [""] + [f"- {line}" for line in notes] + ([""] if notes else [])

@@ -270,7 +270,7 @@ def perform_piece(given: Performed, systems: Sequence[System]) -> dict[str, Perf
 
 
 def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
-             flat_velocity: int = 64, timing: str = "performed",
+             flat_velocity: int = 64, timing: str = "performed", pedals: bool = True,
              progress: Callable[[str], None] = lambda line: None) -> Evaluation:
     """Every system performs every (flattened) performance; returns the comparisons. A
     ``DerivedSystem`` (``derived_systems``: a mix, a widened system) combines the performances
@@ -278,12 +278,14 @@ def evaluate(performed: Sequence[Performed], systems: Sequence[System], *,
 
     timing: what the systems are told of when each note is played: "performed", the
     pianist's own seconds, or "score", a steady tempo on the grid (``performances.as_score``:
-    what a musician's sheet-music file gives).
+    what a musician's sheet-music file gives). pedals: False hides the pianist's pedals from
+    the systems (``performances.without_pedals``); only a tree fitted with them reads them.
     """
     comparisons: dict[str, dict[str, list]] = {s.name: {} for s in systems}
     velocities: dict[str, list] = {s.name: [] for s in systems}
     for i, human in enumerate(performed, 1):
         given = performances.with_timing(flatten(human, flat_velocity), timing)
+        given = given if pedals else performances.without_pedals(given)
         for name, performance in perform_piece(given, systems).items():
             comparisons[name].setdefault(human.style, []).append(compare(human, performance))
             velocities[name].append(np.asarray(performance.velocities, np.int64))

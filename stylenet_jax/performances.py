@@ -9,6 +9,7 @@ reads any folder of human-performed MIDI (style from the first sub-folder, or gi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from typing import NamedTuple
 
@@ -59,6 +60,12 @@ def with_timing(performed: Performed, timing: str) -> Performed:
     if timing not in TIMINGS:
         raise ValueError(f"timing must be one of {TIMINGS}, got {timing!r}")
     return as_score(performed) if timing == "score" else performed
+
+
+def without_pedals(performed: Performed) -> Performed:
+    """``performed`` with its notes' pedals unknown (``Notes.pedals`` None, read as no
+    pedal): what a sheet-music file, which rarely holds a pianist's pedals, tells a system."""
+    return performed._replace(notes=dataclasses.replace(performed.notes, pedals=None))
 
 
 class PerformancesError(ValueError):

@@ -91,3 +91,29 @@ def test_trees_with_the_pedal_columns_hear_a_soft_pedal_that_plain_trees_cannot(
         assert np.abs(with_pedals - p.notes.velocity).mean() < 5
         assert np.abs(without - p.notes.velocity).mean() > 15
         assert with_pedals[soft].max() < with_pedals[~soft].min()
+
+
+class SoftPedalListener:
+    """A system that plays 30 under the soft pedal and 90 elsewhere, as it was told."""
+
+    name = "listener"
+
+    def perform(self, performed):
+        from stylenet_jax.evaluation import Performance
+        soft = pedal_columns(performed.notes, performed.ticks_per_beat)[:, 1] >= 64
+        return Performance(np.where(soft, 30, 90).astype(np.int64))
+
+
+def test_the_evaluation_tells_the_pedals_unless_asked_to_hide_them(tmp_path):
+    from stylenet_jax import evaluation
+
+    path = str(tmp_path / "soft.mid")
+    midi_file(notes_track([(0, 60, 60, 30), (60, 120, 62, 90)],
+                          extra=[pedal(0, 67, 127), pedal(50, 67, 0)])).save(path)
+    human = performances.load_performed(path, "pop", "p")
+    assert performances.without_pedals(human).notes.pedals is None
+    assert human.notes.pedals is not None  # the original is left as it was
+    told = evaluation.evaluate([human], [SoftPedalListener()])
+    hidden = evaluation.evaluate([human], [SoftPedalListener()], pedals=False)
+    assert told.velocities["listener"][0].tolist() == [30, 90]
+    assert hidden.velocities["listener"][0].tolist() == [90, 90]
