@@ -19,7 +19,7 @@ import numpy as np
 from stylenet_jax.notes import PEDAL_CONTROLS, PEDAL_DOWN, Notes
 
 PEDAL_COLUMN_NAMES = ("sustain_pedal", "soft_pedal", "soft_pedal_used", "soft_pedal_share")
-_SOFT = PEDAL_CONTROLS.index(67)
+_SUSTAIN, _SOFT = PEDAL_CONTROLS.index(64), PEDAL_CONTROLS.index(67)
 
 
 def pedal_columns(notes: Notes, ticks_per_beat: int,
@@ -33,7 +33,7 @@ def pedal_columns(notes: Notes, ticks_per_beat: int,
     soft_down = values[:, _SOFT] >= PEDAL_DOWN
     share = float(soft_down.mean()) if n else 0.0
     out = np.zeros((n, len(PEDAL_COLUMN_NAMES)), np.float32)
-    out[:, 0] = values[:, PEDAL_CONTROLS.index(64)]
+    out[:, 0] = values[:, _SUSTAIN]
     out[:, 1] = values[:, _SOFT]
     out[:, 2] = float(soft_down.any())
     out[:, 3] = share

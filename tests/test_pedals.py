@@ -7,10 +7,8 @@ import numpy as np
 from midi_factory import midi_file, notes_track, track
 from stylenet_jax import midi, performances
 from stylenet_jax.feature_baseline import FeatureBaseline
-from stylenet_jax.notes import PEDAL_CONTROLS, Notes
+from stylenet_jax.notes import Notes
 from stylenet_jax.pedal_columns import PEDAL_COLUMN_NAMES, pedal_columns
-
-SUSTAIN, SOFT = PEDAL_CONTROLS.index(64), PEDAL_CONTROLS.index(67)
 
 
 def pedal(tick, control, value, channel=0):
