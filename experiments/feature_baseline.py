@@ -10,8 +10,8 @@ training notes, the wall time, and on the validation split the mean absolute vel
 (MIDI units) and Pearson r, beside the MAE of a constant (the style's mean training velocity).
 ``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context``, ``--melody_line`` those
 of ``stylenet_jax.melody_line``, ``--pedals`` those of ``stylenet_jax.pedal_columns`` (the
-pianist's pedals), and ``--error=absolute`` fits each note's median velocity instead of its
-mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
+pianist's pedals; ``--hide_pedals=0.5`` hides them from half the training performances), and
+``--error=absolute`` fits each note's median velocity instead of its mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
 (``stylenet_jax.tree_borrowing``). All experiments, not the shipped tree.
 Bad input prints one line on stderr and exits with status 2.
 
@@ -80,6 +80,10 @@ def define_tree_flags() -> None:
                               "learn from the lenders' notes, marked as theirs, and weighted to "
                               "weigh as much as STYLE's own (stylenet_jax/tree_borrowing.py), "
                               "e.g. jazz:pop. Repeatable. An experiment, off by default.")
+    flags.DEFINE_float("hide_pedals", 0.0, "With --pedals: the share (0..1) of training "
+                       "performances whose pedals the trees never see, drawn with --seed, so "
+                       "that one tree plays files with and without a pianist's pedals. An "
+                       "experiment, off by default.")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
                           f"({EXTRA_COLUMN_HELP[name]}). An experiment, not the shipped tree; "
@@ -103,6 +107,10 @@ def tree_settings_from_flags() -> dict:
         raise FeatureBaselineError(str(e)) from None
     if borrow:  # recorded only when used, so the default settings read as before
         settings["borrow"] = {style: list(lenders) for style, lenders in borrow.items()}
+    if not 0.0 <= f.hide_pedals <= 1.0 or (f.hide_pedals and not f.pedals):
+        raise FeatureBaselineError("--hide_pedals takes a share in 0..1, with --pedals")
+    if f.hide_pedals:  # likewise
+        settings["hide_pedals"] = f.hide_pedals
     return settings
 
 

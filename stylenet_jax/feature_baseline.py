@@ -22,6 +22,7 @@ so that a file of another version is refused before its models are unpickled.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -134,6 +135,21 @@ def _training_rows(train: Sequence["Performed"], performed: Sequence["Performed"
             balanced_weights(len(x), len(lent_x)))
 
 
+def _pedals_hidden(count: int, share: float, extras: Sequence[str], seed: int) -> np.ndarray:
+    """bool (count,): which of ``count`` training performances ``FeatureBaseline.fit`` shows
+    without their pedals: round(share * count) of them, drawn with ``seed``; raises
+    FeatureBaselineError for a share outside 0..1 or one above 0 without the ``pedals``
+    columns."""
+    if not 0.0 <= share <= 1.0:
+        raise FeatureBaselineError(f"the share of performances with hidden pedals must be in "
+                                   f"0..1, got {share}")
+    if share and "pedals" not in extras:
+        raise FeatureBaselineError("hiding the pedals needs the pedals columns (--pedals)")
+    hidden = np.zeros(count, bool)
+    hidden[np.random.default_rng([seed, 67]).permutation(count)[:round(share * count)]] = True
+    return hidden
+
+
 class FeatureBaseline:
     """One gradient-boosted regressor per style, mapping feature rows to velocities."""
 
@@ -153,7 +169,7 @@ class FeatureBaseline:
     @classmethod
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
             log: Callable[[str], None] = print, extras: Sequence[str] = (),
-            borrow: Mapping[str, Sequence[str]] | None = None,
+            borrow: Mapping[str, Sequence[str]] | None = None, hide_pedals: float = 0.0,
             **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
@@ -163,7 +179,10 @@ class FeatureBaseline:
         all ``max_iter`` rounds. ``log`` gets one line per style. ``extras`` names optional
         column sets to read as well (``EXTRA_COLUMNS``). ``borrow`` maps a style to others
         whose notes its trees also learn from (``tree_borrowing``); raises
-        FeatureBaselineError when it names a style without songs.
+        FeatureBaselineError when it names a style without songs. ``hide_pedals`` (0..1, with
+        the ``pedals`` columns) is the share of ``performed``, drawn with ``seed``, whose
+        pedals the trees never see (``Notes.pedals`` None), so that one tree learns to play
+        files with and without a pianist's pedals.
         """
         from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -176,13 +195,17 @@ class FeatureBaseline:
             check_borrow(borrow, sorted({p.style for p in performed}))
         except BorrowError as e:
             raise FeatureBaselineError(str(e)) from None
+        hidden = _pedals_hidden(len(performed), hide_pedals, extras, seed)
+        hidden_ids = {id(p) for p, hide in zip(performed, hidden) if hide}
         lending = {lender for lenders in borrow.values() for lender in lenders}
         kept: dict[int, np.ndarray] = {}  # the rows of lenders' songs, computed once
 
         def rows_of(p: "Performed") -> np.ndarray:
             if id(p) in kept:
                 return kept[id(p)]
-            rows = feature_rows(p.notes, p.ticks_per_beat, p.seconds, extras)
+            notes = (dataclasses.replace(p.notes, pedals=None) if id(p) in hidden_ids
+                     else p.notes)
+            rows = feature_rows(notes, p.ticks_per_beat, p.seconds, extras)
             if p.style in lending:
                 kept[id(p)] = rows
             return rows
@@ -210,8 +233,10 @@ class FeatureBaseline:
             model.fit(x, y, sample_weight=weights, **validation)
             models[style] = model
             lent = f" (with {'+'.join(lenders)}'s)" if lenders else ""
+            unseen = sum(id(p) in hidden_ids for p in songs)
+            pedals = f", pedals hidden in {unseen} of them" if hide_pedals else ""
             log(f"{style}: {len(train)} songs, {len(x):,} training notes{lent}, {len(check)} "
-                f"songs for early stopping; {model.n_iter_} trees; "
+                f"songs for early stopping{pedals}; {model.n_iter_} trees; "
                 f"{time.perf_counter() - began:.1f} s")
         return cls(models, extras, borrow)
 

@@ -165,7 +165,10 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
               "not found"),
              ([f"--data_dir={tmp_path / 'data'}", "--max_iter=0"], "--max_iter"),
              ([f"--data_dir={tmp_path / 'data'}", "--min_samples_leaf=0"], "--min_samples_leaf"),
-             ([f"--data_dir={tmp_path / 'data'}", "--error=cubic"], "--error")]
+             ([f"--data_dir={tmp_path / 'data'}", "--error=cubic"], "--error"),
+             ([f"--data_dir={tmp_path / 'data'}", "--hide_pedals=0.5"], "--hide_pedals"),
+             ([f"--data_dir={tmp_path / 'data'}", "--pedals", "--hide_pedals=2"],
+              "--hide_pedals")]
     for (args, expected), bad in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr

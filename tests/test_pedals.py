@@ -3,10 +3,11 @@
 
 import mido
 import numpy as np
+import pytest
 
 from midi_factory import midi_file, notes_track, track
 from stylenet_jax import midi, performances
-from stylenet_jax.feature_baseline import FeatureBaseline
+from stylenet_jax.feature_baseline import FeatureBaseline, FeatureBaselineError
 from stylenet_jax.notes import Notes
 from stylenet_jax.pedal_columns import PEDAL_COLUMN_NAMES, pedal_columns
 
@@ -62,11 +63,10 @@ def test_pedal_columns_give_each_value_and_the_performance_s_use_of_the_soft_ped
     assert pedal_columns(hand_notes(0, np.zeros((0, 2), np.uint8)), 480).shape == (0, 4)
 
 
-def test_trees_with_the_pedal_columns_hear_a_soft_pedal_that_plain_trees_cannot():
-    """Every performance plays one score; notes under the soft pedal at 40, the rest at 90.
-    Where the pedal goes down differs from one performance to the next, so only the pedal
-    columns can tell which notes are soft."""
-    n = 64
+def soft_pedal_songs(count, n=64):
+    """``count`` (performance, bool (n,) soft) pairs of one score: notes under the soft pedal
+    at 40, the rest at 90. Where the pedal goes down differs from one performance to the
+    next, so only the pedal columns can tell which notes are soft."""
     rng = np.random.default_rng(0)
 
     def performance(k):
@@ -78,17 +78,53 @@ def test_trees_with_the_pedal_columns_hear_a_soft_pedal_that_plain_trees_cannot(
         return performances.Performed(f"pop/p{k}", "pop", "p", f"p{k}.mid", notes, 480,
                                       notes.start / 960.0), soft
 
-    songs = [performance(k) for k in range(12)]
-    tiny = {"max_iter": 40, "max_leaf_nodes": 7, "min_samples_leaf": 5}
+    return [performance(k) for k in range(count)]
+
+
+TINY_TREES = {"max_iter": 40, "max_leaf_nodes": 7, "min_samples_leaf": 5}
+
+
+def test_trees_with_the_pedal_columns_hear_a_soft_pedal_that_plain_trees_cannot():
+    songs = soft_pedal_songs(12)
     train = [p for p, _ in songs[:10]]
-    plain = FeatureBaseline.fit(train, seed=0, log=lambda _: None, **tiny)
-    heard = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("pedals",), **tiny)
+    plain = FeatureBaseline.fit(train, seed=0, log=lambda _: None, **TINY_TREES)
+    heard = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("pedals",),
+                                **TINY_TREES)
     for p, soft in songs[10:]:
         with_pedals = heard.predict(p.notes, 480, "pop", p.seconds)
         without = plain.predict(p.notes, 480, "pop", p.seconds)
         assert np.abs(with_pedals - p.notes.velocity).mean() < 5
         assert np.abs(without - p.notes.velocity).mean() > 15
         assert with_pedals[soft].max() < with_pedals[~soft].min()
+
+
+def test_trees_that_saw_half_the_performances_without_pedals_play_both_kinds_of_file():
+    songs = soft_pedal_songs(24)
+    train = [p for p, _ in songs[:20]]
+    lines = []
+    both = FeatureBaseline.fit(train, seed=0, log=lines.append, extras=("pedals",),
+                               hide_pedals=0.5, **TINY_TREES)
+    never = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("pedals",),
+                                hide_pedals=1.0, **TINY_TREES)
+    always = FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("pedals",),
+                                 **TINY_TREES)
+    assert "pedals hidden in 10 of them" in lines[0]
+    mean = np.concatenate([p.notes.velocity for p in train]).mean()  # 40 * 0.4 + 90 * 0.6
+    for p, soft in songs[20:]:
+        score = performances.without_pedals(p).notes  # the same notes, pedals unknown
+        heard = both.predict(p.notes, 480, "pop", p.seconds)
+        assert heard[soft].max() < heard[~soft].min()  # it still hears the pedal...
+        # ...and without one it plays near the mean, as the pedal-blind trees do, where
+        # trees that always saw a pedal take "no pedal" for "not soft" and play loud.
+        assert np.abs(both.predict(score, 480, "pop", p.seconds) - mean).mean() < 4
+        assert np.abs(always.predict(score, 480, "pop", p.seconds) - 90).mean() < 4
+        # Trees that never saw a pedal do not read one.
+        np.testing.assert_array_equal(never.predict(p.notes, 480, "pop", p.seconds),
+                                      never.predict(score, 480, "pop", p.seconds))
+    for share, extras in ((1.5, ("pedals",)), (0.5, ())):
+        with pytest.raises(FeatureBaselineError, match="pedals"):
+            FeatureBaseline.fit(train, log=lambda _: None, extras=extras, hide_pedals=share,
+                                **TINY_TREES)
 
 
 class SoftPedalListener:
