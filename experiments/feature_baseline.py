@@ -11,8 +11,9 @@ training notes, the wall time, and on the validation split the mean absolute vel
 ``--phrase_context`` adds the columns of ``stylenet_jax.phrase_context``, ``--melody_line`` those
 of ``stylenet_jax.melody_line``, ``--pedals`` those of ``stylenet_jax.pedal_columns`` (the
 pianist's pedals; ``--hide_pedals=0.5`` hides them from half the training performances), and
-``--error=absolute`` fits each note's median velocity instead of its mean; ``--borrow=jazz:pop`` lets jazz's trees also learn from pop's notes
-(``stylenet_jax.tree_borrowing``). All experiments, not the shipped tree.
+``--error=absolute`` fits each note's median velocity instead of its mean; ``--borrow=jazz:pop``
+lets jazz's trees also learn from pop's notes (``stylenet_jax.tree_borrowing``). All are off by
+default; ``SHIPPED_RECIPE`` names the shipped tree's flags.
 Bad input prints one line on stderr and exits with status 2.
 
 The trees use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
@@ -43,11 +44,17 @@ def _define_flags() -> None:
                         "path recorded in its manifest).")
     flags.DEFINE_string("out", DEFAULT_PATH, "Where to save the fitted model (written "
                         "atomically; default: the shipped "
-                        "stylenet_jax/assets/feature_baseline.pkl).")
+                        "stylenet_jax/assets/feature_baseline.pkl, fitted with "
+                        f"{SHIPPED_RECIPE}).")
     flags.DEFINE_integer("seed", 0, "Seed of the trees and of the songs held out for early "
                          "stopping.")
     define_tree_flags()
 
+
+# The flags that fitted the shipped tree (stylenet_jax/assets/feature_baseline.pkl) on the
+# quarter-beat build of README "The shipped model".
+SHIPPED_RECIPE = ("--melody_line --phrase_context --borrow=jazz:pop+classical --pedals "
+                  "--hide_pedals=0.5")
 
 # What each optional column set (feature_baseline.EXTRA_COLUMNS) gives the trees; its flag
 # has its name.
@@ -79,15 +86,15 @@ def define_tree_flags() -> None:
     flags.DEFINE_multi_string("borrow", [], "STYLE:LENDER[+LENDER...]: STYLE's trees also "
                               "learn from the lenders' notes, marked as theirs, and weighted to "
                               "weigh as much as STYLE's own (stylenet_jax/tree_borrowing.py), "
-                              "e.g. jazz:pop. Repeatable. An experiment, off by default.")
+                              "e.g. jazz:pop. Repeatable. Off by default.")
     flags.DEFINE_float("hide_pedals", 0.0, "With --pedals: the share (0..1) of training "
                        "performances whose pedals the trees never see, drawn with --seed, so "
-                       "that one tree plays files with and without a pianist's pedals. An "
-                       "experiment, off by default.")
+                       "that one tree plays files with and without a pianist's pedals. Off by "
+                       "default.")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
-                          f"({EXTRA_COLUMN_HELP[name]}). An experiment, not the shipped tree; "
-                          "score it with experiments.evaluate --model NAME=PATH.")
+                          f"({EXTRA_COLUMN_HELP[name]}). Off by default; score a tree with "
+                          "experiments.evaluate --model NAME=PATH.")
 
 
 def tree_settings_from_flags() -> dict:

@@ -12,8 +12,8 @@ A baseline may also read optional column sets (``EXTRA_COLUMNS``), appended in t
 order: ``phrase_context`` (the music over 2 to 32 beats around each note, relative to the
 piece: whether phrase levels can be read from the notes) and ``melody_line`` (the tune's
 contour, peaks and runs around each note) and ``pedals`` (the pianist's sustain and soft
-pedals under each note: a performance's, not a score's). All are experiments; the file's
-header names its columns.
+pedals under each note: a performance's, not a score's). The shipped tree reads all three;
+a file's header names its columns.
 
 Saved models are pickles: load only files you trust. A file holds two pickles in a row, a
 header (format, version, scikit-learn version, feature names, styles) and then the models,

@@ -1,4 +1,4 @@
-"""Tree columns from the pianist's pedals (pure numpy): an experiment, off by default.
+"""Tree columns from the pianist's pedals (pure numpy): off by default, read by the shipped tree.
 
 ``pedal_columns(notes, ticks_per_beat, seconds)`` gives float32 (n, len(PEDAL_COLUMN_NAMES))
 rows in the notes' order, from ``Notes.pedals`` (the pedals under each onset, as the file
@@ -9,7 +9,9 @@ holds them; None reads as no pedal):
 - soft_pedal_share: the share of the performance's notes played with the soft pedal down.
 
 A pianist's pedals are part of the performance, like its timing: a sheet-music file rarely
-holds the soft pedal. These columns ask how much they say about the dynamics.
+holds the soft pedal. The shipped tree reads them, trained with them hidden from half its
+performances (``FeatureBaseline.fit(hide_pedals=0.5)``) so that it plays a file without them
+as a tree without these columns does.
 """
 
 from __future__ import annotations

@@ -151,3 +151,18 @@ def test_the_evaluation_tells_the_pedals_unless_asked_to_hide_them(tmp_path):
     hidden = evaluation.evaluate([human], [SoftPedalListener()], pedals=False)
     assert told.velocities["listener"][0].tolist() == [30, 90]
     assert hidden.velocities["listener"][0].tolist() == [90, 90]
+
+
+def test_the_shipped_tree_reads_the_columns_its_recorded_recipe_names():
+    """experiments.feature_baseline's SHIPPED_RECIPE (its --out help, README's command) against
+    the columns and borrowing the shipped pickle's header holds."""
+    from experiments.feature_baseline import SHIPPED_RECIPE
+    from stylenet_jax.feature_baseline import DEFAULT_PATH, EXTRA_COLUMNS, ordered_extras
+    from stylenet_jax.tree_borrowing import parse_borrow
+
+    recipe = SHIPPED_RECIPE.split()
+    shipped = FeatureBaseline.load(DEFAULT_PATH)
+    assert shipped.extras == ordered_extras([f[2:] for f in recipe if f[2:] in EXTRA_COLUMNS])
+    assert "pedals" in shipped.extras and "--hide_pedals=0.5" in recipe
+    assert shipped.borrow == parse_borrow([f.split("=", 1)[1] for f in recipe
+                                           if f.startswith("--borrow=")])
