@@ -32,7 +32,7 @@ from stylenet_jax import dataset, performances, smf
 from stylenet_jax.config import ERRORS
 from stylenet_jax.feature_baseline import (DEFAULT_PATH, DEFAULT_SETTINGS, EXTRA_COLUMNS,
                                            TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
-                                           evaluate)
+                                           check_hide_pedals, evaluate)
 from stylenet_jax.flag_parsing import parse_flags
 from stylenet_jax.tree_borrowing import BorrowError, parse_borrow
 
@@ -114,8 +114,7 @@ def tree_settings_from_flags() -> dict:
         raise FeatureBaselineError(str(e)) from None
     if borrow:  # recorded only when used, so the default settings read as before
         settings["borrow"] = {style: list(lenders) for style, lenders in borrow.items()}
-    if not 0.0 <= f.hide_pedals <= 1.0 or (f.hide_pedals and not f.pedals):
-        raise FeatureBaselineError("--hide_pedals takes a share in 0..1, with --pedals")
+    check_hide_pedals(f.hide_pedals, extras_from_flags())  # before any file is read
     if f.hide_pedals:  # likewise
         settings["hide_pedals"] = f.hide_pedals
     return settings

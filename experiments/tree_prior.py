@@ -17,10 +17,10 @@ a comparison of trees over every training piece instead of the few validation on
 95% intervals over the training pieces (a piece's performances resampled together).
 ``--melody_line`` / ``--phrase_context`` / ``--pedals`` give the trees those optional columns, and
 ``--max_iter``, ``--learning_rate``, ``--max_leaf_nodes``, ``--min_samples_leaf``,
-``--hide_pedals`` and ``--error`` set them (as ``experiments.feature_baseline`` does; priors.json keeps them, and a
-hybrid trained on such priors is then played with such a tree, ``--features_model``). Bad input
-prints one line on stderr and exits with status 2. The trees use every core; on a shared
-machine set ``OMP_NUM_THREADS=1``.
+``--hide_pedals`` and ``--error`` set them (as ``experiments.feature_baseline`` does;
+priors.json keeps them, and a hybrid trained on such priors is then played with such a tree,
+``--features_model``). Bad input prints one line on stderr and exits with status 2. The trees
+use every core; on a shared machine set ``OMP_NUM_THREADS=1``.
 """
 
 from __future__ import annotations

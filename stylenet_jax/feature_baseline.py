@@ -135,16 +135,21 @@ def _training_rows(train: Sequence["Performed"], performed: Sequence["Performed"
             balanced_weights(len(x), len(lent_x)))
 
 
+def check_hide_pedals(share: float, extras: Sequence[str]) -> None:
+    """Raises FeatureBaselineError (one line) unless ``share``, of the training performances
+    whose pedals ``FeatureBaseline.fit`` hides, is in 0..1, and 0 without the ``pedals``
+    columns among ``extras``."""
+    if not 0.0 <= share <= 1.0 or (share and "pedals" not in extras):
+        raise FeatureBaselineError(f"the share of performances with hidden pedals "
+                                   f"(--hide_pedals) must be in 0..1, with the pedals columns "
+                                   f"(--pedals); got {share}")
+
+
 def _pedals_hidden(count: int, share: float, extras: Sequence[str], seed: int) -> np.ndarray:
     """bool (count,): which of ``count`` training performances ``FeatureBaseline.fit`` shows
-    without their pedals: round(share * count) of them, drawn with ``seed``; raises
-    FeatureBaselineError for a share outside 0..1 or one above 0 without the ``pedals``
-    columns."""
-    if not 0.0 <= share <= 1.0:
-        raise FeatureBaselineError(f"the share of performances with hidden pedals must be in "
-                                   f"0..1, got {share}")
-    if share and "pedals" not in extras:
-        raise FeatureBaselineError("hiding the pedals needs the pedals columns (--pedals)")
+    without their pedals: round(share * count) of them, drawn with ``seed``; raises as
+    ``check_hide_pedals``."""
+    check_hide_pedals(share, extras)
     hidden = np.zeros(count, bool)
     hidden[np.random.default_rng([seed, 67]).permutation(count)[:round(share * count)]] = True
     return hidden
