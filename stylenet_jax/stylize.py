@@ -327,9 +327,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("velocity", 64, "The velocity of --baseline=constant.")
     flags.DEFINE_float("contrast", 1.0, "0..4: multiply every note's distance from the "
                        "performance's mean velocity by C (clipped to 1..127). The shipped model "
-                       "plays narrower dynamics than a pianist (0.58 and 0.66 of the spread in "
-                       "classical and jazz); 1.4 gives about a pianist's range at some cost in "
-                       "note accuracy (README, Wider dynamics). Applied first.")
+                       "plays narrower dynamics than a pianist (0.57 and 0.66 of the spread in "
+                       "classical and jazz, files without pedals); 1.4 gives about a "
+                       "pianist's range at some cost in note accuracy (README, Wider "
+                       "dynamics). Applied first.")
     flags.DEFINE_float("strength", 1.0, "0..1: how much of the new velocities to use, the "
                        "rest being the file's own: round((1-S)*own + S*new); 1 is the model "
                        "alone, 0 leaves the file as it was. Applied after --contrast.")
