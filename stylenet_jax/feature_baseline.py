@@ -22,7 +22,6 @@ so that a file of another version is refused before its models are unpickled.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import itertools
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
-from stylenet_jax import midi
+from stylenet_jax import midi, performances
 from stylenet_jax.atomic_write import write_atomically
 from stylenet_jax.note_features import FEATURE_NAMES, note_features
 from stylenet_jax.melody_line import MELODY_LINE_NAMES, melody_line
@@ -208,9 +207,8 @@ class FeatureBaseline:
         def rows_of(p: "Performed") -> np.ndarray:
             if id(p) in kept:
                 return kept[id(p)]
-            notes = (dataclasses.replace(p.notes, pedals=None) if id(p) in hidden_ids
-                     else p.notes)
-            rows = feature_rows(notes, p.ticks_per_beat, p.seconds, extras)
+            shown = performances.without_pedals(p) if id(p) in hidden_ids else p
+            rows = feature_rows(shown.notes, p.ticks_per_beat, p.seconds, extras)
             if p.style in lending:
                 kept[id(p)] = rows
             return rows
