@@ -97,6 +97,7 @@ def test_a_bad_spec_is_one_line(spec, words):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.slow  # runs the evaluation command twice (15 s on 2 cores); CI runs it
 def test_the_command_scores_the_oracle_beside_the_systems_and_refuses_a_bad_one(performed,
                                                                               tmp_path):
     out = tmp_path / "report.md"

@@ -122,6 +122,7 @@ def test_the_channel_is_log_tempo_clipped():
     np.testing.assert_allclose(got, [0.0, -1.0, 1.0, 3.0, 0.0, 0.0])
 
 
+@pytest.mark.slow  # trains a one-epoch run (15 s on 2 cores); CI runs it
 def test_training_with_tempo_needs_a_build_that_has_tempos(tmp_path):
     config = Config().replace(hidden_size=8, num_layers=1, num_epochs=1, tempo_input=True,
                               progress=False, snapshot_every_epochs=0, window=50,

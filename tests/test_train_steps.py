@@ -173,6 +173,7 @@ def _term_off_is_the_papers_step(data_dir, weight_field):
     return cfg, state, batch, plain, same_lr
 
 
+@pytest.mark.slow  # compiles four train steps (21 s on 2 cores); CI runs it
 def test_spread_weight_zero_is_the_papers_step_and_positive_widens_the_spread(data_dir):
     cfg, state, batch, plain, same_lr = _term_off_is_the_papers_step(
         data_dir, "spread_weight")
