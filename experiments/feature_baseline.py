@@ -91,6 +91,10 @@ def define_tree_flags() -> None:
                        "performances whose pedals the trees never see, drawn with --seed, so "
                        "that one tree plays files with and without a pianist's pedals. Off by "
                        "default.")
+    flags.DEFINE_bool("stop_on_pieces", False, "Hold out whole pieces, not songs, for early "
+                      "stopping, so the trees stop where they play unseen pieces best (drawn by "
+                      "song, the held-out songs are mostly other performances of pieces the "
+                      "trees train on). Off by default, as the shipped tree was fitted.")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
                           f"({EXTRA_COLUMN_HELP[name]}). Off by default; score a tree with "
@@ -117,6 +121,8 @@ def tree_settings_from_flags() -> dict:
     check_hide_pedals(f.hide_pedals, extras_from_flags())  # before any file is read
     if f.hide_pedals:  # likewise
         settings["hide_pedals"] = f.hide_pedals
+    if f.stop_on_pieces:  # likewise
+        settings["stop_on_pieces"] = True
     return settings
 
 

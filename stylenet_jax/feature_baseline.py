@@ -154,6 +154,33 @@ def _pedals_hidden(count: int, share: float, extras: Sequence[str], seed: int) -
     return hidden
 
 
+def stopping_songs(songs: Sequence["Performed"], seed: int,
+                   by_piece: bool = False) -> np.ndarray:
+    """bool (len(songs),): which of one style's ``songs`` its trees hold out for early stopping.
+
+    None below MIN_SONGS_FOR_EARLY_STOPPING songs; else EARLY_STOPPING_SONGS of them, at least
+    one, drawn with ``seed``. ``by_piece``: whole pieces instead (``Performed.piece``), in a
+    seeded order until that many songs are out, never every piece, so the trees stop where they
+    play pieces they never trained on best, as the evaluation scores them; drawn by song, most
+    held-out songs of a corpus with several performances a piece are pieces the trees train on.
+    """
+    held_out = np.zeros(len(songs), bool)
+    if len(songs) < MIN_SONGS_FOR_EARLY_STOPPING:
+        return held_out
+    rng = np.random.default_rng([seed, len(songs)])
+    count = max(1, round(EARLY_STOPPING_SONGS * len(songs)))
+    if not by_piece:
+        held_out[rng.choice(len(songs), count, replace=False)] = True
+        return held_out
+    piece_of = np.array([p.piece for p in songs])
+    pieces = sorted(set(piece_of.tolist()))
+    for j in rng.permutation(len(pieces))[:len(pieces) - 1]:
+        if held_out.sum() >= count:
+            break
+        held_out |= piece_of == pieces[j]
+    return held_out
+
+
 class FeatureBaseline:
     """One gradient-boosted regressor per style, mapping feature rows to velocities."""
 
@@ -174,13 +201,14 @@ class FeatureBaseline:
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
             log: Callable[[str], None] = print, extras: Sequence[str] = (),
             borrow: Mapping[str, Sequence[str]] | None = None, hide_pedals: float = 0.0,
-            **settings) -> "FeatureBaseline":
+            stop_on_pieces: bool = False, **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
         ``settings`` override DEFAULT_SETTINGS (HistGradientBoostingRegressor arguments).
-        Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one) for early
-        stopping when it has MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains
-        all ``max_iter`` rounds. ``log`` gets one line per style. ``extras`` names optional
+        Each style holds out EARLY_STOPPING_SONGS of its songs (seeded, at least one; whole
+        pieces with ``stop_on_pieces``: ``stopping_songs``) for early stopping when it has
+        MIN_SONGS_FOR_EARLY_STOPPING songs or more; otherwise it trains all ``max_iter``
+        rounds. ``log`` gets one line per style. ``extras`` names optional
         column sets to read as well (``EXTRA_COLUMNS``). ``borrow`` maps a style to others
         whose notes its trees also learn from (``tree_borrowing``); raises
         FeatureBaselineError when it names a style without songs. ``hide_pedals`` (0..1, with
@@ -217,11 +245,7 @@ class FeatureBaseline:
         for style in sorted({p.style for p in performed}):
             songs = [p for p in performed if p.style == style]
             began = time.perf_counter()
-            held_out = np.zeros(len(songs), bool)
-            if len(songs) >= MIN_SONGS_FOR_EARLY_STOPPING:
-                rng = np.random.default_rng([seed, len(songs)])
-                count = max(1, round(EARLY_STOPPING_SONGS * len(songs)))
-                held_out[rng.choice(len(songs), count, replace=False)] = True
+            held_out = stopping_songs(songs, seed, stop_on_pieces)
             model = HistGradientBoostingRegressor(
                 random_state=seed, early_stopping=bool(held_out.any()), **options)
             train = [p for p, out in zip(songs, held_out) if not out]
@@ -238,8 +262,9 @@ class FeatureBaseline:
             lent = f" (with {'+'.join(lenders)}'s)" if lenders else ""
             unseen = sum(id(p) in hidden_ids for p in songs)
             pedals = f", pedals hidden in {unseen} of them" if hide_pedals else ""
+            whole = f" (whole pieces: {len({p.piece for p in check})})" if stop_on_pieces else ""
             log(f"{style}: {len(train)} songs, {len(x):,} training notes{lent}, {len(check)} "
-                f"songs for early stopping{pedals}; {model.n_iter_} trees; "
+                f"songs{whole} for early stopping{pedals}; {model.n_iter_} trees; "
                 f"{time.perf_counter() - began:.1f} s")
         return cls(models, extras, borrow)
 

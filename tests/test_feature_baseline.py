@@ -13,7 +13,7 @@ from data_prep.synthetic import write_synthetic_corpus
 from side_by_side import run_side_by_side
 from stylenet_jax import performances
 from stylenet_jax.feature_baseline import (TREE_LOSSES, FeatureBaseline, FeatureBaselineError,
-                                           evaluate, feature_rows)
+                                           evaluate, feature_rows, stopping_songs)
 from stylenet_jax.notes import Notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,3 +217,40 @@ def test_extra_columns_are_appended_in_order_and_survive_a_round_trip(tmp_path, 
         FeatureBaseline.fit(train, seed=0, log=lambda _: None, extras=("tempo_map",), **tiny)
     with pytest.raises(FeatureBaselineError, match="no such feature baseline file"):
         evaluate_app.build_systems([f"gone={tmp_path / 'gone.pkl'}"], [])
+
+
+def _songs_of_pieces(counts):
+    """Performances (no notes) of pieces p0, p1, ... with ``counts`` performances each."""
+    return [performances.Performed(f"classical/p{k}_{j}", "classical", f"p{k}", "x.mid", None,
+                                   480, None) for k, n in enumerate(counts) for j in range(n)]
+
+
+def test_stopping_songs_hold_out_whole_pieces_only_when_asked():
+    songs = _songs_of_pieces([6, 5, 5, 4, 4, 3, 2, 1])  # 30 songs of 8 pieces
+    pieces = np.array([p.piece for p in songs])
+    for seed in range(4):
+        by_song = stopping_songs(songs, seed)
+        assert by_song.sum() == 3  # a tenth of the songs, as the shipped tree was fitted
+        by_piece = stopping_songs(songs, seed, by_piece=True)
+        assert by_piece.sum() >= 3
+        for piece in set(pieces.tolist()):  # a piece is held out whole or not at all
+            assert len(set(by_piece[pieces == piece].tolist())) == 1
+        assert not set(pieces[by_piece]) & set(pieces[~by_piece])
+    # drawn by song, held-out songs are other performances of pieces the trees train on
+    assert any(set(pieces[stopping_songs(songs, s)]) & set(pieces[~stopping_songs(songs, s)])
+               for s in range(4))
+    assert len({tuple(stopping_songs(songs, s, by_piece=True)) for s in range(4)}) > 1
+    assert not stopping_songs(_songs_of_pieces([9]), 0, by_piece=True).any()  # never every piece
+    assert not stopping_songs(_songs_of_pieces([1, 1, 1, 1]), 0, by_piece=True).any()  # too few
+
+
+def test_a_fit_stopping_on_pieces_holds_them_out_and_says_so(tmp_path):
+    songs = corpus(tmp_path, seed=2)
+    # the synthetic corpus has one performance a piece: give jazz's pairs of songs one piece
+    songs = [p._replace(piece=f"pair{k // 2}") if p.style == "jazz" else p
+             for k, p in enumerate(songs)]
+    lines = []
+    fitted = FeatureBaseline.fit(songs, seed=0, log=lines.append, stop_on_pieces=True, **FAST)
+    jazz = next(line for line in lines if line.startswith("jazz:"))
+    assert "6 songs, " in jazz and "2 songs (whole pieces: 1) for early stopping" in jazz, jazz
+    assert fitted.models["jazz"].early_stopping and fitted.styles == list(STYLES)
