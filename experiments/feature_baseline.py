@@ -92,9 +92,10 @@ def define_tree_flags() -> None:
                        "that one tree plays files with and without a pianist's pedals. Off by "
                        "default.")
     flags.DEFINE_bool("stop_on_pieces", False, "Hold out whole pieces, not songs, for early "
-                      "stopping, so the trees stop where they play unseen pieces best (drawn by "
-                      "song, the held-out songs are mostly other performances of pieces the "
-                      "trees train on). Off by default, as the shipped tree was fitted.")
+                      "stopping (drawn by song, the held-out songs are mostly other "
+                      "performances of pieces the trees train on). Off by default, as the "
+                      "shipped tree was fitted; on one classical fold it stopped too soon "
+                      "(README, 'A hybrid').")
     for name in EXTRA_COLUMNS:
         flags.DEFINE_bool(name, False, f"Also give the trees these columns "
                           f"({EXTRA_COLUMN_HELP[name]}). Off by default; score a tree with "

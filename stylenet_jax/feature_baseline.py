@@ -160,9 +160,9 @@ def stopping_songs(songs: Sequence["Performed"], seed: int,
 
     None below MIN_SONGS_FOR_EARLY_STOPPING songs; else EARLY_STOPPING_SONGS of them, at least
     one, drawn with ``seed``. ``by_piece``: whole pieces instead (``Performed.piece``), in a
-    seeded order until that many songs are out, never every piece, so the trees stop where they
-    play pieces they never trained on best, as the evaluation scores them; drawn by song, most
-    held-out songs of a corpus with several performances a piece are pieces the trees train on.
+    seeded order until that many songs are out, never every piece, so that stopping scores the
+    trees on pieces they never trained on, as the evaluation does; drawn by song, most held-out
+    songs of a corpus with several performances a piece are of pieces the trees train on.
     """
     held_out = np.zeros(len(songs), bool)
     if len(songs) < MIN_SONGS_FOR_EARLY_STOPPING:

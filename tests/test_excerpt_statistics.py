@@ -38,6 +38,7 @@ def chords_of_many_lengths(seed: int) -> Performed:
     return Performed("a", "jazz", "a", "a.mid", notes, TPB, start * 0.125)
 
 
+@pytest.mark.slow  # 11 s on 2 cores; in CI (--runslow), outside the default suite
 def test_matched_statistics_are_the_trees_statistics_of_each_excerpt():
     perf = chords_of_many_lengths(0)
     flat = np.full(len(perf.notes), 64)

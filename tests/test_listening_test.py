@@ -59,6 +59,7 @@ def test_rendering_follows_the_velocities():
     assert levels[1] > 2 * levels[0] > 0
 
 
+@pytest.mark.slow  # renders the kit (28 s on 2 cores); in CI (--runslow), outside the default suite
 def test_kit_pairs_each_excerpt_with_every_system_and_keeps_the_key_apart(kit):
     out, key = kit
     assert sorted(os.listdir(out)) == ["answer_key.csv", "kit.json", "page"]
@@ -94,6 +95,7 @@ def test_kit_pairs_each_excerpt_with_every_system_and_keeps_the_key_apart(kit):
     np.testing.assert_allclose(humans[0], humans[1] * scale, atol=2e-3)
 
 
+@pytest.mark.slow  # needs the rendered kit; in CI (--runslow), outside the default suite
 def test_kit_refuses_an_existing_kit_and_missing_fluidsynth_in_one_line(kit, tmp_path):
     out, _ = kit
     songs = write_songs(str(tmp_path / "songs"))
@@ -106,6 +108,7 @@ def test_kit_refuses_an_existing_kit_and_missing_fluidsynth_in_one_line(kit, tmp
     assert not glob.glob(str(tmp_path / ".new.partial-*"))
 
 
+@pytest.mark.slow  # needs the rendered kit; in CI (--runslow), outside the default suite
 def test_page_plays_records_answers_and_exports_a_csv_that_scores(kit, tmp_path):
     require_browser()
     from selenium.webdriver.common.by import By

@@ -94,6 +94,7 @@ def _small_game():
                              scorer_reset_every=0)
 
 
+@pytest.mark.slow  # 13 s on 2 cores; in CI (--runslow), outside the default suite
 def test_training_moves_the_network_reproducibly():
     data, settings = _small_game()
     lines = []
@@ -168,6 +169,7 @@ def test_against_per_style_scorers_a_batch_is_an_equal_run_of_each_style():
     assert pooled.shape == (8,)
 
 
+@pytest.mark.slow  # 12 s on 2 cores; in CI (--runslow), outside the default suite
 def test_each_per_style_scorer_scores_and_learns_from_its_own_style_alone():
     scorer = hc.HumannessScorer(6)
     features = jax.random.normal(jax.random.PRNGKey(0), (6, 10, hc.NUM_FEATURES))

@@ -91,6 +91,7 @@ def _params(cfg, x, lengths):
                                     train=False)["params"]
 
 
+@pytest.mark.slow  # 13 s on 2 cores; in CI (--runslow), outside the default suite
 def test_off_the_tempo_is_ignored_and_on_it_is_one_more_input_channel():
     off = ModelConfig(num_styles=2, hidden_size=8, num_layers=1, keep_prob=1.0)
     on = dataclasses.replace(off, tempo_input=True)
