@@ -74,6 +74,10 @@ def define_tree_flags() -> None:
     trees (read back by ``tree_settings_from_flags`` and ``extras_from_flags``)."""
     flags.DEFINE_integer("max_iter", DEFAULT_SETTINGS["max_iter"], "Most boosting rounds (trees) "
                          "per style; early stopping may end sooner.")
+    flags.DEFINE_multi_string("rounds", [], "STYLE:N: STYLE's trees stop at N rounds at "
+                              "most instead of --max_iter, e.g. classical:200 (tried for the "
+                              "shipped tree and not kept: README, 'A hybrid'). Repeatable. "
+                              "Off by default.")
     flags.DEFINE_integer("max_leaf_nodes", DEFAULT_SETTINGS["max_leaf_nodes"], "Leaves per tree.")
     flags.DEFINE_integer("min_samples_leaf", DEFAULT_SETTINGS["min_samples_leaf"], "Fewest "
                          "training notes in a leaf.")
@@ -124,7 +128,22 @@ def tree_settings_from_flags() -> dict:
         settings["hide_pedals"] = f.hide_pedals
     if f.stop_on_pieces:  # likewise
         settings["stop_on_pieces"] = True
+    if f.rounds:  # likewise
+        settings["rounds"] = parse_rounds(f.rounds)
     return settings
+
+
+def parse_rounds(specs: Sequence[str]) -> dict[str, int]:
+    """``["classical:200"]`` -> ``{"classical": 200}``; raises FeatureBaselineError (one
+    line) for a spec that is not STYLE:N with N >= 1, or a style named twice."""
+    rounds: dict[str, int] = {}
+    for spec in specs:
+        style, _, count = (part.strip() for part in spec.partition(":"))
+        if not style or not count.isdigit() or int(count) < 1 or style in rounds:
+            raise FeatureBaselineError(f"--rounds {spec!r}: expected STYLE:N with N >= 1, "
+                                       "each style once, e.g. classical:200")
+        rounds[style] = int(count)
+    return rounds
 
 
 def extras_from_flags() -> tuple[str, ...]:

@@ -201,7 +201,8 @@ class FeatureBaseline:
     def fit(cls, performed: Sequence["Performed"], seed: int = 0,
             log: Callable[[str], None] = print, extras: Sequence[str] = (),
             borrow: Mapping[str, Sequence[str]] | None = None, hide_pedals: float = 0.0,
-            stop_on_pieces: bool = False, **settings) -> "FeatureBaseline":
+            stop_on_pieces: bool = False, rounds: Mapping[str, int] | None = None,
+            **settings) -> "FeatureBaseline":
         """Trains one regressor per style of ``performed`` (human performances).
 
         ``settings`` override DEFAULT_SETTINGS (HistGradientBoostingRegressor arguments).
@@ -214,7 +215,9 @@ class FeatureBaseline:
         FeatureBaselineError when it names a style without songs. ``hide_pedals`` (0..1, with
         the ``pedals`` columns) is the share of ``performed``, drawn with ``seed``, whose
         pedals the trees never see (``Notes.pedals`` None), so that one tree learns to play
-        files with and without a pianist's pedals.
+        files with and without a pianist's pedals. ``rounds`` maps a style to its own
+        ``max_iter`` (the others keep the settings'); raises FeatureBaselineError for a style
+        without songs.
         """
         from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -222,11 +225,15 @@ class FeatureBaseline:
             raise FeatureBaselineError("no performances to train on")
         extras = ordered_extras(extras)
         options = {**DEFAULT_SETTINGS, **settings}
-        borrow = dict(borrow or {})
+        borrow, rounds = dict(borrow or {}), dict(rounds or {})
+        styles = sorted({p.style for p in performed})
         try:
-            check_borrow(borrow, sorted({p.style for p in performed}))
+            check_borrow(borrow, styles)
         except BorrowError as e:
             raise FeatureBaselineError(str(e)) from None
+        if set(rounds) - set(styles):
+            raise FeatureBaselineError(f"--rounds names {', '.join(sorted(rounds))}; the "
+                                       f"styles with training songs: {', '.join(styles)}")
         hidden = _pedals_hidden(len(performed), hide_pedals, extras, seed)
         hidden_ids = {id(p) for p, hide in zip(performed, hidden) if hide}
         lending = {lender for lenders in borrow.values() for lender in lenders}
@@ -242,12 +249,13 @@ class FeatureBaseline:
             return rows
 
         models = {}
-        for style in sorted({p.style for p in performed}):
+        for style in styles:
             songs = [p for p in performed if p.style == style]
             began = time.perf_counter()
             held_out = stopping_songs(songs, seed, stop_on_pieces)
             model = HistGradientBoostingRegressor(
-                random_state=seed, early_stopping=bool(held_out.any()), **options)
+                random_state=seed, early_stopping=bool(held_out.any()),
+                **{**options, "max_iter": rounds.get(style, options["max_iter"])})
             train = [p for p, out in zip(songs, held_out) if not out]
             check = [p for p, out in zip(songs, held_out) if out]
             lenders = tuple(borrow.get(style, ()))

@@ -168,7 +168,12 @@ def test_command_fits_saves_and_reports_validation_scores(tmp_path):
              ([f"--data_dir={tmp_path / 'data'}", "--error=cubic"], "--error"),
              ([f"--data_dir={tmp_path / 'data'}", "--hide_pedals=0.5"], "--hide_pedals"),
              ([f"--data_dir={tmp_path / 'data'}", "--pedals", "--hide_pedals=2"],
-              "--hide_pedals")]
+              "--hide_pedals"),
+             ([f"--data_dir={tmp_path / 'data'}", "--rounds=jazz"], "--rounds 'jazz'"),
+             ([f"--data_dir={tmp_path / 'data'}", "--rounds=jazz:5", "--rounds=jazz:6"],
+              "each style once"),
+             ([f"--data_dir={tmp_path / 'data'}", f"--out={out}", "--rounds=classical:200"],
+              "--rounds names classical")]
     for (args, expected), bad in zip(cases, run_side_by_side(cli, [a for a, _ in cases])):
         lines = bad.stderr.strip().splitlines()
         assert bad.returncode == 2 and len(lines) == 1 and expected in lines[0], bad.stderr
@@ -254,3 +259,18 @@ def test_a_fit_stopping_on_pieces_holds_them_out_and_says_so(tmp_path):
     jazz = next(line for line in lines if line.startswith("jazz:"))
     assert "6 songs, " in jazz and "2 songs (whole pieces: 1) for early stopping" in jazz, jazz
     assert fitted.models["jazz"].early_stopping and fitted.styles == list(STYLES)
+
+
+def test_rounds_cap_one_styles_trees_and_leave_the_others_as_they_were(tmp_path):
+    songs = corpus(tmp_path, seed=2)
+    plain = FeatureBaseline.fit(songs, seed=0, log=lambda _: None, **FAST)
+    capped = FeatureBaseline.fit(songs, seed=0, log=lambda _: None, rounds={"jazz": 4}, **FAST)
+    assert capped.models["jazz"].n_iter_ == 4 < plain.models["jazz"].n_iter_
+    assert capped.models["pop"].n_iter_ == plain.models["pop"].n_iter_
+    song = songs[0]
+    for style, same in (("pop", True), ("jazz", False)):
+        a, b = (m.predict(song.notes, song.ticks_per_beat, style, song.seconds)
+                for m in (plain, capped))
+        assert np.array_equal(a, b) == same, style
+    with pytest.raises(FeatureBaselineError, match="--rounds names classical"):
+        FeatureBaseline.fit(songs, seed=0, log=lambda _: None, rounds={"classical": 9}, **FAST)
