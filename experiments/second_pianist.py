@@ -54,6 +54,10 @@ def _define_flags() -> None:
     flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
                          "1/16 steps apart (rubato moves notes across the grid); 0: the same "
                          "step only.", lower_bound=0)
+    flags.DEFINE_bool("pedals", True, "Tell the systems pianist A's sustain and soft pedals "
+                      "under each note, as A's file holds them (only a tree fitted with "
+                      "--pedals reads them); --nopedals hides them, as a sheet-music file "
+                      "rarely holds them.")
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
     flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
@@ -77,7 +81,7 @@ def _signed(row: dict, name: str, digits: int) -> str:
 
 def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
            described: dict[str, str], seconds: float, identified: dict | None = None,
-           tolerance: int = 0, both_halves: bool = False,
+           tolerance: int = 0, both_halves: bool = False, pedals: bool = True,
            breakdown: dict | None = None, picture: str | None = None) -> str:
     """The report's Markdown."""
     where = ("on the same 1/16 step" if not tolerance else
@@ -91,7 +95,9 @@ def render(scores: dict, paired: dict, counts: dict, *, command: str, data: str,
         f"scored: the notes A and B both play with the same key {where}, "
         f"{counts['shared_share']:.0%} of A's. On those notes, `{OTHER}` is B's velocities; "
         "each system performs A's notes with their velocities flattened, as in "
-        "`experiments.evaluate`. MIDI velocity units; 95% intervals by bootstrap over pieces "
+        "`experiments.evaluate`, told of "
+        + ("A's pedals where A's file holds them. " if pedals else "no pedal (--nopedals). ")
+        + "MIDI velocity units; 95% intervals by bootstrap over pieces "
         f"(`{OTHER}`'s spread ratio is 1: each pair is scored both ways). "
         "Δ: the system minus another pianist on the same notes (paired), bold where the "
         "interval excludes 0.", "", "Systems:", "",
@@ -158,7 +164,7 @@ def main(argv: Sequence[str]) -> None:
     except evaluate.BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    result = evaluation.evaluate(performed, systems,
+    result = evaluation.evaluate(performed, systems, pedals=FLAGS.pedals,
                                  progress=evaluate.progress_printer(FLAGS.progress))
     pairs = second_pianist.shared_pairs(performed, result.velocities,
                                         tolerance=FLAGS.tolerance)
@@ -192,7 +198,7 @@ def main(argv: Sequence[str]) -> None:
     command = "python -m experiments.second_pianist " + " ".join(sys.argv[1:])
     text = render(scores, paired, counts, command=command, data=data, described=described,
                   seconds=time.perf_counter() - began, identified=identified,
-                  tolerance=FLAGS.tolerance,
+                  tolerance=FLAGS.tolerance, pedals=FLAGS.pedals,
                   both_halves=FLAGS.classifier_both_halves, breakdown=breakdown,
                   picture=picture and os.path.relpath(
                       picture, os.path.dirname(os.path.abspath(FLAGS.out))))

@@ -215,3 +215,28 @@ def test_the_report_scores_another_pianist_and_refuses_what_it_cannot_pair(tmp_p
                             capture_output=True, text=True, timeout=300)
     assert lonely.returncode == 2 and "no piece has two performances" in lonely.stderr
     assert not (tmp_path / "lonely.md").exists()
+
+
+def test_nopedals_hides_pianist_as_pedals_from_the_systems(tmp_path):
+    import mido
+    _pair(tmp_path)
+    pressed = [(0, mido.Message("control_change", control=67, value=127)),  # soft pedal down
+               (0, mido.Message("control_change", control=64, value=127))]  # sustain down
+    midi_file(notes_track([(s * STEP + 7, s * STEP + STEP - 10, p, v) for s, p, v in
+                           [(0, 60, 50), (0, 64, 52), (2, 67, 70), (4, 72, 40), (6, 48, 30)]],
+                          extra=pressed), ticks_per_beat=TPB).save(str(tmp_path / "classical"
+                                                                        / "a.mid"))
+    args = [sys.executable, "-m", "experiments.second_pianist", f"--midi_dir={tmp_path}",
+            "--baselines=features", "--resamples=20", "--noprogress", "--noclassifier",
+            "--plot_systems="]
+    scores = {}
+    for told in ("--pedals", "--nopedals"):
+        out = tmp_path / f"report{told}.md"
+        run = subprocess.run(args + [told, f"--out={out}"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        assert ("told of no pedal" in out.read_text()) == (told == "--nopedals")
+        saved = json.loads(out.with_suffix(".json").read_text())
+        scores[told] = saved["scores"]["features"]["classical"]["mae"]
+    # the shipped tree reads A's pedals (B's file has none): only A's notes can move
+    assert scores["--pedals"] != scores["--nopedals"], scores
