@@ -101,10 +101,7 @@ def _define_flags() -> None:
                       "to a system are played: as the pianist played them (performed), or on "
                       "the grid at one steady tempo, as a score gives them (score: no rubato, "
                       "no note early or late; what a musician's sheet-music file holds).")
-    flags.DEFINE_bool("pedals", True, "Tell the systems the pianist's sustain and soft pedals "
-                      "under each note, as the file holds them (only a tree fitted with "
-                      "--pedals reads them); --nopedals hides them, as a sheet-music file "
-                      "rarely holds them.")
+    define_pedals_flag()
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the random baseline and the bootstrap.")
     flags.DEFINE_string("out", "results/evaluation.md", "Markdown report to write.")
@@ -123,6 +120,14 @@ def define_features_model_flag() -> None:
     """``--features_model``, for every app that runs the tree baseline or a hybrid model."""
     flags.DEFINE_string("features_model", DEFAULT_FEATURES, "The tree baseline's saved model "
                         "(also what a hybrid model, --tree_prior_dir in training, reads).")
+
+
+def define_pedals_flag() -> None:
+    """``--pedals``, for every app whose systems perform the pianists' files."""
+    flags.DEFINE_bool("pedals", True, "Tell the systems the pianist's sustain and soft pedals "
+                      "under each note, as the file holds them (only a tree fitted with "
+                      "--pedals reads them); --nopedals hides them, as a sheet-music file "
+                      "rarely holds them.")
 
 
 def define_per_style_flag() -> None:

@@ -54,10 +54,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("tolerance", 0, "Also match the same key struck up to this many "
                          "1/16 steps apart (rubato moves notes across the grid); 0: the same "
                          "step only.", lower_bound=0)
-    flags.DEFINE_bool("pedals", True, "Tell the systems pianist A's sustain and soft pedals "
-                      "under each note, as A's file holds them (only a tree fitted with "
-                      "--pedals reads them); --nopedals hides them, as a sheet-music file "
-                      "rarely holds them.")
+    evaluate.define_pedals_flag()  # A's pedals, as A's file holds them
     flags.DEFINE_integer("resamples", 2000, "Bootstrap resamples for the 95% intervals.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap, a random baseline and --humanize.")
     flags.DEFINE_string("out", "results/second_pianist.md", "Markdown report to write (JSON "
