@@ -231,9 +231,9 @@ class FeatureBaseline:
             check_borrow(borrow, styles)
         except BorrowError as e:
             raise FeatureBaselineError(str(e)) from None
-        if set(rounds) - set(styles):
-            raise FeatureBaselineError(f"--rounds names {', '.join(sorted(rounds))}; the "
-                                       f"styles with training songs: {', '.join(styles)}")
+        if unknown := sorted(set(rounds) - set(styles)):
+            raise FeatureBaselineError(f"--rounds names {', '.join(unknown)}; the styles "
+                                       f"with training songs: {', '.join(styles)}")
         hidden = _pedals_hidden(len(performed), hide_pedals, extras, seed)
         hidden_ids = {id(p) for p, hide in zip(performed, hidden) if hide}
         lending = {lender for lenders in borrow.values() for lender in lenders}
